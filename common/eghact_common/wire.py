@@ -1,0 +1,86 @@
+"""Wire formats shared by every node: change events and surrogate keys.
+
+The origin writes these, edges and mirrors read them over HTTP; keeping them here (not in
+the origin) is what lets the edge and the mirror stay free of origin imports.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# Event types of the changes feed. Tombstones (unpublish, deprecate) carry their reason.
+PUBLISH = "publish"
+DEPRECATE = "deprecate"
+UNPUBLISH = "unpublish"
+DIST_TAG = "dist-tag"
+ADVISORY = "advisory"
+RESOLUTION = "resolution"
+EVENT_TYPES = frozenset({PUBLISH, DEPRECATE, UNPUBLISH, DIST_TAG, ADVISORY, RESOLUTION})
+
+SEARCH_KEY = "search"
+
+
+def package_key(name: str) -> str:
+    """Packument, version documents and dist-tags of one package."""
+    return f"pkg:{name}"
+
+
+def tarball_key(name: str, version: str) -> str:
+    """One immutable tarball; only an unpublish ever purges it."""
+    return f"tgz:{name}@{version}"
+
+
+def advisory_key(name: str) -> str:
+    return f"adv:{name}"
+
+
+def resolution_key(digest: str) -> str:
+    return f"res:{digest}"
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One state change, as the feed serves it: ``{seq, type, name, version, keys, time, ...}``."""
+
+    seq: int
+    type: str
+    name: str
+    version: str | None
+    keys: tuple[str, ...]
+    time: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "seq": self.seq,
+            "type": self.type,
+            "name": self.name,
+            "version": self.version,
+            "keys": list(self.keys),
+            "time": self.time,
+        }
+        # Extra fields (reason, message, tag) sit beside the fixed ones, CouchDB-style.
+        for key, value in self.data.items():
+            body.setdefault(key, value)
+        return body
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> ChangeEvent:
+        fixed = {"seq", "type", "name", "version", "keys", "time"}
+        missing = fixed - body.keys()
+        if missing:
+            raise ValueError(f"change event lacks {sorted(missing)}")
+        return cls(
+            seq=int(body["seq"]),
+            type=str(body["type"]),
+            name=str(body["name"]),
+            version=body["version"],
+            keys=tuple(body["keys"]),
+            time=str(body["time"]),
+            data={k: v for k, v in body.items() if k not in fixed},
+        )

@@ -1,0 +1,76 @@
+"""``create_app(settings)``: builds the origin's parts and wires them to routes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from .auth import AccessPolicy
+from .feed import ChangeNotifier
+from .http import changes, dist_tags, packages, service
+from .http.keys import ACCESS, CLOSING, NOTIFIER, REGISTRY, REPORTER, SETTINGS, TOKENS
+from .http.middleware import context, errors
+from .metrics import PrometheusReporter, Reporter
+from .registry import Registry
+from .settings import OriginSettings
+from .storage import FileBlobStore, SqliteMetadataStore
+from .tarball import TarballLimits
+from .tokens import TokenResolver
+
+
+def open_registry(settings: OriginSettings, *, on_change=None) -> Registry:  # type: ignore[no-untyped-def]
+    """The store, blobs and domain facade over a data dir (also used by the CLI)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    blobs = FileBlobStore(settings.data_dir / "blobs")
+    blobs.clean_temp()
+    store = SqliteMetadataStore(settings.data_dir)
+    return Registry(
+        store, blobs,
+        access=AccessPolicy(settings.private_scopes),
+        limits=TarballLimits(max_bytes=settings.max_tarball_bytes),
+        cache_bytes=settings.cache_bytes,
+        on_change=on_change,
+    )
+
+
+def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) -> web.Application:
+    app = web.Application(middlewares=[errors, context], client_max_size=settings.max_request_bytes)
+    notifier_box: list[ChangeNotifier] = []
+    registry = open_registry(settings, on_change=lambda events: notifier_box[0].local(events))
+    notifier = ChangeNotifier(registry.store, poll_interval=settings.feed_poll_interval,
+                              on_foreign_events=registry.invalidate)
+    notifier_box.append(notifier)
+    app[SETTINGS] = settings
+    app[REGISTRY] = registry
+    app[ACCESS] = registry.access
+    app[NOTIFIER] = notifier
+    app[REPORTER] = reporter or PrometheusReporter()
+    app[TOKENS] = TokenResolver(registry.store, ttl=settings.token_cache_seconds)
+    app[CLOSING] = asyncio.Event()
+
+    router = app.router
+    router.add_get("/-/v1/changes", changes.changes)
+    router.add_get("/-/v1/search", service.search)
+    router.add_post("/-/npm/v1/security/advisories/bulk", service.advisories_bulk)
+    router.add_get("/-/whoami", service.whoami)
+    router.add_get("/-/ping", service.ping)
+    router.add_get("/-/health", service.health)
+    router.add_get("/-/metrics", service.metrics)
+    router.add_route("*", "/-/package/{tail:.*}", dist_tags.dispatch)
+    router.add_route("*", r"/{name:[^-].*}", packages.dispatch)
+
+    async def start(app: web.Application) -> None:
+        await notifier.start()
+
+    async def shutdown(app: web.Application) -> None:
+        app[CLOSING].set()  # type: ignore[attr-defined]
+        await notifier.stop()
+
+    async def cleanup(app: web.Application) -> None:
+        registry.store.close()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(shutdown)
+    app.on_cleanup.append(cleanup)
+    return app

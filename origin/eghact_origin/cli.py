@@ -1,0 +1,219 @@
+"""``eghact-origin``: serve a registry and administer its data dir.
+
+    eghact-origin serve --data DIR [--host H] [--port N] [--public-url URL]
+                        [--private-scope @S ...] [--read-only] [--max-tarball-bytes N]
+    eghact-origin demo  --data DIR [--plugins N] [--seed S] [--port N]
+    eghact-origin seed  --data DIR --plugins N --seed S [--workers W]
+    eghact-origin token create --data DIR --name NAME --scope SCOPE [--scope ...]
+    eghact-origin token revoke --data DIR (--id N | --name NAME)
+    eghact-origin token list   --data DIR
+    eghact-origin advisory add --data DIR --name PKG --range RANGE --severity S --title T
+                               [--url URL] [--cwe CWE-79 ...] [--cvss 7.5]
+    eghact-origin audit-verify --data DIR
+
+Errors print one line to stderr and exit 2 (usage) or 1 (refused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from eghact_common import semver
+from eghact_common.errors import EghactError
+
+from . import audit
+from .auth import hash_token, new_token, validate_scope
+from .settings import OriginSettings
+
+SEVERITIES = ("low", "moderate", "high", "critical")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eghact-origin", description="Eghact origin registry")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", type=Path, required=True, help="data directory")
+
+    serve = sub.add_parser("serve", help="serve the registry over HTTP")
+    data(serve)
+    _serve_options(serve)
+
+    demo = sub.add_parser("demo", help="seed a demo universe if DIR is empty, make an admin token, serve")
+    data(demo)
+    _serve_options(demo)
+    demo.add_argument("--plugins", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=7)
+
+    seed = sub.add_parser("seed", help="generate a realistic universe into DIR")
+    data(seed)
+    seed.add_argument("--plugins", type=int, required=True)
+    seed.add_argument("--seed", type=int, required=True)
+    seed.add_argument("--workers", type=int, default=2)
+
+    token = sub.add_parser("token", help="manage tokens").add_subparsers(dest="action", required=True)
+    create = token.add_parser("create")
+    data(create)
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", action="append", required=True)
+    revoke = token.add_parser("revoke")
+    data(revoke)
+    who = revoke.add_mutually_exclusive_group(required=True)
+    who.add_argument("--id", type=int)
+    who.add_argument("--name")
+    listing = token.add_parser("list")
+    data(listing)
+
+    advisory = sub.add_parser("advisory", help="manage advisories").add_subparsers(dest="action", required=True)
+    add = advisory.add_parser("add")
+    data(add)
+    add.add_argument("--name", required=True)
+    add.add_argument("--range", required=True, dest="vulnerable", help="vulnerable versions, a semver range")
+    add.add_argument("--severity", required=True, choices=SEVERITIES)
+    add.add_argument("--title", required=True)
+    add.add_argument("--url", default="")
+    add.add_argument("--cwe", action="append", default=[])
+    add.add_argument("--cvss", type=float)
+
+    verify = sub.add_parser("audit-verify", help="check the audit log's hash chain")
+    data(verify)
+    return parser
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=4873)
+    p.add_argument("--public-url")
+    p.add_argument("--private-scope", action="append", default=[])
+    p.add_argument("--read-only", action="store_true")
+    p.add_argument("--max-tarball-bytes", type=int, default=50 * 1024 * 1024)
+    p.add_argument("--quiet", action="store_true", help="no access log")
+
+
+def _settings(args: argparse.Namespace) -> OriginSettings:
+    for scope in args.private_scope:
+        if not scope.startswith("@") or "/" in scope:
+            raise SystemExit(f"eghact-origin: --private-scope takes a scope like @acme, not {scope!r}")
+    return OriginSettings(
+        data_dir=args.data, host=args.host, port=args.port, public_url=args.public_url,
+        private_scopes=tuple(args.private_scope), read_only=args.read_only,
+        max_tarball_bytes=args.max_tarball_bytes, access_log=not args.quiet,
+    )
+
+
+def _serve(settings: OriginSettings) -> int:
+    from .app import create_app
+    from .server import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    asyncio.run(serve(create_app(settings), host=settings.host, port=settings.port, label="eghact-origin"))
+    return 0
+
+
+def _open(data_dir: Path):  # type: ignore[no-untyped-def]
+    from .app import open_registry
+
+    return open_registry(OriginSettings(data_dir=data_dir))
+
+
+def _seed(data_dir: Path, plugins: int, seed: int, workers: int) -> None:
+    from .seed import seed_registry
+
+    registry = _open(data_dir)
+    try:
+        report = seed_registry(registry, plugins=plugins, seed=seed, workers=workers)
+    finally:
+        registry.store.close()
+    print(f"seeded {report.packages} packages, {report.versions} versions, {report.bytes / 1e6:.1f} MB of "
+          f"tarballs, {report.advisories} advisories in {report.seconds:.1f}s", flush=True)
+
+
+def _create_token(data_dir: Path, name: str, scopes: list[str]) -> str:
+    checked = [validate_scope(s) for s in scopes]
+    registry = _open(data_dir)
+    try:
+        token = new_token()
+        registry.store.create_token_sync(name, hash_token(token), checked, actor="cli")
+    finally:
+        registry.store.close()
+    return token
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except EghactError as error:
+        print(f"eghact-origin: {error.message}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "serve":
+        return _serve(_settings(args))
+    if args.command == "demo":
+        if not (args.data / "registry.sqlite3").exists():
+            print(f"seeding a demo universe of {args.plugins} plugins into {args.data} ...", flush=True)
+            _seed(args.data, args.plugins, args.seed, 2)
+        token = _create_token(args.data, "demo-admin", ["admin"])
+        print(f"admin token (for .npmrc: //HOST:PORT/:_authToken=...): {token}", flush=True)
+        return _serve(_settings(args))
+    if args.command == "seed":
+        _seed(args.data, args.plugins, args.seed, args.workers)
+        return 0
+    if args.command == "token":
+        return _token(args)
+    if args.command == "advisory":
+        if semver.valid_range(args.vulnerable) is None:
+            print(f"eghact-origin: --range {args.vulnerable!r} is not a semver range", file=sys.stderr)
+            return 2
+        registry = _open(args.data)
+        try:
+            event = registry.store.add_advisory_sync({
+                "name": args.name, "vulnerable_versions": args.vulnerable, "severity": args.severity,
+                "title": args.title, "url": args.url, "cwe": args.cwe, "cvss": args.cvss,
+            }, actor="cli")
+        finally:
+            registry.store.close()
+        print(json.dumps({"id": event.data["id"], "seq": event.seq}))
+        return 0
+    if args.command == "audit-verify":
+        result = audit.verify(args.data / "audit.jsonl")
+        if result.ok:
+            print(f"audit log intact: {result.records} records")
+            return 0
+        print(f"audit log TAMPERED at line {result.first_bad_line}: {result.reason}")
+        return 1
+    raise AssertionError(args.command)  # argparse's `required=True` makes this unreachable
+
+
+def _token(args: argparse.Namespace) -> int:
+    if args.action == "create":
+        token = _create_token(args.data, args.name, args.scope)
+        print(f"created token {args.name!r} with scopes {', '.join(args.scope)}")
+        print(token)
+        return 0
+    registry = _open(args.data)
+    try:
+        if args.action == "revoke":
+            count = registry.store.revoke_token_sync(args.id, args.name, actor="cli")
+            if not count:
+                print("eghact-origin: no such active token", file=sys.stderr)
+                return 1
+            print(f"revoked {count} token(s)")
+            return 0
+        for record in registry.store.tokens_sync():
+            state = f"revoked {record.revoked}" if record.revoked else "active"
+            print(f"{record.id}\t{record.name}\t{','.join(record.scopes)}\t{record.created}\t{state}")
+        return 0
+    finally:
+        registry.store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Change notification: who is waiting for the feed to move, and when it moved.
+
+The changes table is the truth; this only wakes waiters (long-poll, SSE) and invalidates
+in-memory caches. Local writes ``poke`` it at once. Commits made by another process on
+the same data dir (the CLI adding an advisory or a token while the server runs) are
+found by a cheap poll of the last seq, so nothing depends on being told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from eghact_common import wire
+
+from .storage import MetadataStore
+
+
+class ChangeNotifier:
+    def __init__(self, store: MetadataStore, *, poll_interval: float = 1.0,
+                 on_foreign_events: Callable[[list[wire.ChangeEvent]], None] | None = None):
+        self._store = store
+        self._poll_interval = poll_interval
+        self._on_foreign = on_foreign_events
+        self._seen = 0
+        self._moved = asyncio.Event()
+        self._poke = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def last_seq(self) -> int:
+        return self._seen
+
+    async def start(self) -> None:
+        self._seen = await self._store.last_seq()
+        self._task = asyncio.create_task(self._poll(), name="change-notifier")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._wake()
+
+    def local(self, events: list[wire.ChangeEvent]) -> None:
+        """Called right after a local commit: read the feed now rather than at the next tick."""
+        self._poke.set()
+
+    def _wake(self) -> None:
+        self._moved.set()
+        self._moved = asyncio.Event()
+
+    async def wait_beyond(self, seq: int, timeout: float) -> bool:
+        """Wait until the feed holds something after ``seq``; False on timeout."""
+        if self._seen > seq:
+            return True
+        moved = self._moved
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(moved.wait(), timeout)
+        return self._seen > seq
+
+    async def _poll(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), self._poll_interval)
+            self._poke.clear()
+            try:
+                await self.catch_up()
+            except Exception:  # a transient read error must not kill the notifier
+                continue
+
+    async def catch_up(self) -> None:
+        events = await self._store.changes(self._seen, 10_000)
+        if not events:
+            return
+        if self._on_foreign:
+            self._on_foreign(events)
+        self._seen = events[-1].seq
+        self._wake()

@@ -1,0 +1,101 @@
+"""``GET /-/v1/changes``: the changes feed, paged, long-poll, or Server-Sent Events.
+
+    ?since=N&limit=M             {"results": [event, ...], "last_seq": N}   (CouchDB's shape)
+    &feed=longpoll&timeout=MS    waits until something after `since` exists
+    &feed=sse                    a stream: `id: <seq>`, `event: change`, `data: <event>`;
+                                 resumes from `Last-Event-ID` when the client sends it
+
+Events about private packages are shown only to principals that may read them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from eghact_common import wire
+from eghact_common.errors import BadRequest
+
+from .keys import ACCESS, CLOSING, NOTIFIER, PRINCIPAL, REGISTRY, REPORTER, ROUTE
+from .responses import json_ok
+
+MAX_LIMIT = 10_000
+HEARTBEAT_SECONDS = 15.0
+
+
+def _int_param(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an integer", code="invalid_parameter", detail={name: raw}) from exc
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}", code="invalid_parameter", detail={name: raw})
+    return value
+
+
+def _visible(request: web.Request, events: list[wire.ChangeEvent]) -> list[wire.ChangeEvent]:
+    access, principal = request.app[ACCESS], request[PRINCIPAL]
+    return [e for e in events if not access.is_private(e.name) or (principal and principal.can_read(e.name))]
+
+
+async def changes(request: web.Request) -> web.StreamResponse:
+    request[ROUTE] = "changes"
+    feed = request.query.get("feed", "normal")
+    since = _int_param(request, "since", 0, low=0, high=2**62)
+    limit = _int_param(request, "limit", 1000, low=1, high=MAX_LIMIT)
+    if feed == "sse":
+        last_event = request.headers.get("Last-Event-ID")
+        if last_event:
+            try:
+                since = int(last_event)
+            except ValueError as exc:
+                raise BadRequest("Last-Event-ID must be a seq", code="invalid_parameter") from exc
+        return await _sse(request, since)
+    if feed not in ("normal", "longpoll"):
+        raise BadRequest("feed must be normal, longpoll or sse", code="invalid_parameter")
+    store = request.app[REGISTRY].store
+    events = await store.changes(since, limit)
+    if not events and feed == "longpoll":
+        timeout = _int_param(request, "timeout", 30_000, low=0, high=300_000) / 1000
+        await request.app[NOTIFIER].wait_beyond(since, timeout)
+        events = await store.changes(since, limit)
+    # last_seq is where the reader should resume: past filtered-out events too.
+    last_seq = events[-1].seq if events else max(since, 0)
+    return json_ok({"results": [e.to_json() for e in _visible(request, events)], "last_seq": last_seq})
+
+
+async def _sse(request: web.Request, since: int) -> web.StreamResponse:
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
+    })
+    await response.prepare(request)
+    notifier, store = request.app[NOTIFIER], request.app[REGISTRY].store
+    closing: asyncio.Event = request.app[CLOSING]  # type: ignore[assignment]
+    reporter = request.app[REPORTER]
+    reporter.feed_clients(1)
+    try:
+        await response.write(b"retry: 2000\n\n")
+        while not closing.is_set():
+            events = await store.changes(since, 1000)
+            if events:
+                chunk = b"".join(
+                    b"id: %d\nevent: change\ndata: %s\n\n" % (e.seq, e.to_bytes()) for e in _visible(request, events)
+                )
+                since = events[-1].seq
+                if chunk:
+                    await response.write(chunk)
+                continue
+            if not await notifier.wait_beyond(since, HEARTBEAT_SECONDS) and not closing.is_set():
+                await response.write(b": keep-alive\n\n")
+    except ConnectionResetError:
+        return response
+    finally:
+        reporter.feed_clients(-1)
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response

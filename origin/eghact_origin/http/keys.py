@@ -1,0 +1,25 @@
+"""Every typed application and request key, declared in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..auth import AccessPolicy, Principal
+from ..feed import ChangeNotifier
+from ..metrics import Reporter
+from ..registry import Registry
+from ..settings import OriginSettings
+from ..tokens import TokenResolver
+
+SETTINGS = web.AppKey("settings", OriginSettings)
+REGISTRY = web.AppKey("registry", Registry)
+ACCESS = web.AppKey("access", AccessPolicy)
+NOTIFIER = web.AppKey("notifier", ChangeNotifier)
+REPORTER = web.AppKey("reporter", Reporter)
+TOKENS = web.AppKey("tokens", TokenResolver)
+# Long-lived responses (SSE, long-poll) watch this to end promptly on shutdown.
+CLOSING = web.AppKey("closing", object)
+
+# Per-request values (aiohttp requests are plain mappings).
+PRINCIPAL = web.RequestKey("principal", Principal | None)  # type: ignore[arg-type]
+ROUTE = web.RequestKey("route", str)

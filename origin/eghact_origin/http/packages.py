@@ -1,0 +1,143 @@
+"""Everything under ``/{name}``: packuments, version documents, tarballs, and the npm
+write forms (publish, deprecate, unpublish) that share those paths.
+
+    GET    /{name}                          packument (abbreviated with the corgi Accept)
+    GET    /{name}/{version-or-tag}         one version document
+    GET    /{name}/-/{file}.tgz             tarball (immutable)
+    PUT    /{name}                          publish (with _attachments) or deprecate
+    PUT    /{name}/-rev/{rev}               npm unpublish of some versions (admin)
+    DELETE /{name}/-rev/{rev}               unpublish the whole package (admin)
+    DELETE /{name}/-/{file}/-rev/{rev}      npm unpublish's tarball step (admin)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from aiohttp import web
+
+from eghact_common import wire
+from eghact_common.blocking import run_blocking
+from eghact_common.errors import AuthRequired, BadRequest, MethodNotAllowed, NotFound
+
+from ..packument import ABBREVIATED_TYPE
+from .keys import ACCESS, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
+from .paths import PackagePath, package_path, raw_segments
+from .responses import base_url, cacheable, json_ok
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    path = package_path(raw_segments(request.raw_path))
+    rest = path.rest
+    method = request.method
+    if method in ("GET", "HEAD"):
+        if not rest:
+            return await get_packument(request, path)
+        if len(rest) == 1:
+            return await get_version(request, path, rest[0])
+        if len(rest) == 2 and rest[0] == "-":
+            return await get_tarball(request, path, rest[1])
+    elif method == "PUT":
+        if not rest:
+            return await put_package(request, path, allow_unpublish=False)
+        if len(rest) == 2 and rest[0] == "-rev":
+            return await put_package(request, path, allow_unpublish=True)
+    elif method == "DELETE":
+        if len(rest) == 2 and rest[0] == "-rev":
+            return await delete_package(request, path)
+        if len(rest) == 4 and rest[0] == "-" and rest[2] == "-rev":
+            return await delete_tarball(request, path, rest[1])
+    else:
+        raise MethodNotAllowed(f"{method} is not supported on package paths")
+    raise NotFound(f"no such resource under {path.name}")
+
+
+async def get_packument(request: web.Request, path: PackagePath) -> web.StreamResponse:
+    request[ROUTE] = "packument"
+    access = request.app[ACCESS]
+    access.check_read(request[PRINCIPAL], path.name)
+    abbreviated = ABBREVIATED_TYPE in request.headers.get("Accept", "")
+    registry = request.app[REGISTRY]
+    rendered = await registry.packument(path.name, abbreviated=abbreviated,
+                                        base_url=base_url(request, request.app[SETTINGS].public_url))
+    return cacheable(
+        request, rendered.body, etag=rendered.etag, content_class="packument",
+        content_type=ABBREVIATED_TYPE if abbreviated else "application/json",
+        private=access.is_private(path.name), surrogate_keys=[wire.package_key(path.name)],
+        seq=rendered.seq, vary="Accept",
+    )
+
+
+async def get_version(request: web.Request, path: PackagePath, spec: str) -> web.StreamResponse:
+    request[ROUTE] = "version"
+    access = request.app[ACCESS]
+    access.check_read(request[PRINCIPAL], path.name)
+    rendered = await request.app[REGISTRY].version(
+        path.name, spec, base_url=base_url(request, request.app[SETTINGS].public_url))
+    return cacheable(
+        request, rendered.body, etag=rendered.etag, content_class="version",
+        private=access.is_private(path.name), surrogate_keys=[wire.package_key(path.name)], seq=rendered.seq,
+    )
+
+
+async def get_tarball(request: web.Request, path: PackagePath, filename: str) -> web.StreamResponse:
+    request[ROUTE] = "tarball"
+    access = request.app[ACCESS]
+    access.check_read(request[PRINCIPAL], path.name)
+    registry = request.app[REGISTRY]
+    record = await registry.tarball(path.name, filename)
+    sha512 = base64.b64encode(bytes.fromhex(record.blob_digest)).decode()
+    etag = f'"{record.blob_digest[:40]}"'
+    headers = {"Repr-Digest": f"sha-512=:{sha512}:", "Eghact-Integrity": record.integrity}
+    if request.headers.get("If-None-Match"):
+        # Validators first: a 304 needs no disk read.
+        probe = cacheable(request, b"", etag=etag, content_class="tarball", private=access.is_private(path.name),
+                          surrogate_keys=[wire.tarball_key(path.name, record.version)], extra=headers)
+        if probe.status == 304:
+            return probe
+    body = await run_blocking(registry.blobs.get, record.blob_digest)
+    return cacheable(
+        request, body, etag=etag, content_class="tarball", content_type="application/octet-stream",
+        private=access.is_private(path.name), surrogate_keys=[wire.tarball_key(path.name, record.version)],
+        extra=headers,
+    )
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = await run_blocking(json.loads, raw) if len(raw) > 256 * 1024 else json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("the request body is not valid JSON", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object", code="invalid_json")
+    return body
+
+
+async def put_package(request: web.Request, path: PackagePath, *, allow_unpublish: bool) -> web.StreamResponse:
+    request[ROUTE] = "publish"
+    if request[PRINCIPAL] is None:
+        # Before reading the body: an anonymous client never gets 50 MB parsed for it.
+        raise AuthRequired("publishing needs a token (Authorization: Bearer ...)")
+    body = await _json_body(request)
+    registry = request.app[REGISTRY]
+    is_publish = bool(body.get("_attachments"))
+    result = await registry.put_package(request[PRINCIPAL], path.name, body, allow_unpublish=allow_unpublish)
+    if is_publish:
+        request.app[REPORTER].published(request.content_length or 0)
+    return json_ok(result, status=201 if is_publish else 200)
+
+
+async def delete_package(request: web.Request, path: PackagePath) -> web.StreamResponse:
+    request[ROUTE] = "unpublish"
+    events = await request.app[REGISTRY].unpublish(request[PRINCIPAL], path.name, None,
+                                                   reason="package unpublished")
+    return json_ok({"ok": True, "id": path.name, "unpublished": [e.version for e in events]})
+
+
+async def delete_tarball(request: web.Request, path: PackagePath, filename: str) -> web.StreamResponse:
+    request[ROUTE] = "unpublish"
+    await request.app[REGISTRY].unpublish_tarball(request[PRINCIPAL], path.name, filename)
+    return json_ok({"ok": True})

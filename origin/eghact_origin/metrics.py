@@ -1,0 +1,69 @@
+"""Observability hooks. Core code calls a :class:`Reporter` (no-op by default); the
+Prometheus implementation plugs in there, so nothing else imports a metrics library."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["PROMETHEUS_CONTENT_TYPE", "PrometheusReporter", "Reporter"]
+
+
+class Reporter:
+    """Every hook, doing nothing."""
+
+    def request(self, route: str, method: str, status: int, seconds: float, size: int) -> None: ...
+
+    def published(self, size: int) -> None: ...
+
+    def rendered_cache(self, hit: bool) -> None: ...
+
+    def feed_clients(self, delta: int) -> None: ...
+
+    def set_seq(self, seq: int) -> None: ...
+
+    def exposition(self) -> bytes:
+        return b""
+
+
+class PrometheusReporter(Reporter):
+    """One private registry per app: tests can run many origins in one process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._requests = Counter("eghact_origin_requests", "HTTP requests", ["route", "method", "status"],
+                                 registry=self.registry)
+        self._latency = Histogram("eghact_origin_request_seconds", "Request latency", ["route"],
+                                  registry=self.registry,
+                                  buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        self._bytes = Counter("eghact_origin_response_bytes", "Response body bytes", ["route"],
+                              registry=self.registry)
+        self._published = Counter("eghact_origin_publishes", "Versions published", registry=self.registry)
+        self._published_bytes = Counter("eghact_origin_published_bytes", "Tarball bytes published",
+                                        registry=self.registry)
+        self._cache = Counter("eghact_origin_rendered_cache", "Rendered-bytes cache lookups", ["result"],
+                              registry=self.registry)
+        self._feed_clients = Gauge("eghact_origin_feed_clients", "Open long-poll and SSE feed clients",
+                                   registry=self.registry)
+        self._seq = Gauge("eghact_origin_change_seq", "Last change seq seen", registry=self.registry)
+
+    def request(self, route: str, method: str, status: int, seconds: float, size: int) -> None:
+        self._requests.labels(route, method, str(status)).inc()
+        self._latency.labels(route).observe(seconds)
+        self._bytes.labels(route).inc(size)
+
+    def published(self, size: int) -> None:
+        self._published.inc()
+        self._published_bytes.inc(size)
+
+    def rendered_cache(self, hit: bool) -> None:
+        self._cache.labels("hit" if hit else "miss").inc()
+
+    def feed_clients(self, delta: int) -> None:
+        self._feed_clients.inc(delta)
+
+    def set_seq(self, seq: int) -> None:
+        self._seq.set(seq)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

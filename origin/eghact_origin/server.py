@@ -1,0 +1,34 @@
+"""Running an aiohttp app until SIGTERM/SIGINT, then stopping cleanly.
+
+Prints one line ``eghact-origin listening on URL`` once the socket is bound (with
+``--port 0`` that is how a caller learns the port), and on a signal lets in-flight
+requests finish, closes feed streams, and closes the store before exiting 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from aiohttp import web
+
+
+async def serve(app: web.Application, *, host: str, port: int, label: str,
+                shutdown_timeout: float = 10.0) -> None:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    print(f"{label} listening on http://{shown_host}:{bound_port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        print(f"{label} stopping", file=sys.stderr, flush=True)
+        await runner.cleanup()

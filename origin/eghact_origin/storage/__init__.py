@@ -1,0 +1,109 @@
+"""Storage seams of the origin: metadata and blobs.
+
+The embedded default is :class:`SqliteMetadataStore` + :class:`FileBlobStore`. Another
+backend (PostgreSQL for metadata, S3-compatible storage for blobs) implements these two
+protocols; nothing above this package knows which one it talks to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from eghact_common import wire
+
+from .blobs import FileBlobStore
+from .records import (
+    Advisory,
+    NewVersion,
+    PackageState,
+    SearchHit,
+    SearchQuery,
+    StoredDoc,
+    TarballRecord,
+    TokenRecord,
+    VersionState,
+)
+from .sqlite import SqliteMetadataStore
+
+__all__ = [
+    "Advisory",
+    "BlobStore",
+    "FileBlobStore",
+    "MetadataStore",
+    "NewVersion",
+    "PackageState",
+    "SearchHit",
+    "SearchQuery",
+    "SqliteMetadataStore",
+    "StoredDoc",
+    "TarballRecord",
+    "TokenRecord",
+    "VersionState",
+]
+
+
+class BlobStore(Protocol):
+    """Immutable content-addressed bytes. Blocking; callers run it off the event loop."""
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` durably (fsync before returning); returns its sha512 hex. Idempotent."""
+
+    def get(self, sha512_hex: str) -> bytes:
+        """The whole blob. Raises FileNotFoundError. Cost: one file read."""
+
+    def path_for(self, sha512_hex: str) -> Path:
+        """A local path to stream from (file backends) — lets aiohttp use sendfile."""
+
+    def exists(self, sha512_hex: str) -> bool: ...
+
+    def delete(self, sha512_hex: str) -> None:
+        """Remove a blob no live version references (after an unpublish). Idempotent."""
+
+
+class MetadataStore(Protocol):
+    """Registry metadata. Every write is one atomic transaction that also appends its
+    change event (the feed) and its audit record; every read sees one committed state."""
+
+    registry_id: str
+
+    async def publish(self, new: NewVersion, *, actor: str) -> wire.ChangeEvent:
+        """Commit a version (raises VersionExists). Cost: O(bytes of the packument) to re-render."""
+
+    async def deprecate(self, name: str, messages: dict[str, str], *, actor: str) -> list[wire.ChangeEvent]:
+        """Set or clear ("") deprecation messages; one event per version that changed."""
+
+    async def unpublish(self, name: str, versions: list[str], *, reason: str,
+                        actor: str) -> tuple[list[wire.ChangeEvent], list[str]]:
+        """Tombstone versions; returns events and blob digests now unreferenced."""
+
+    async def set_dist_tag(self, name: str, tag: str, version: str | None, *, actor: str) -> wire.ChangeEvent:
+        """Set or (version None) delete a dist-tag."""
+
+    async def packument(self, name: str, *, abbreviated: bool) -> StoredDoc:
+        """Stored packument bytes (with the base mark). Cost: one indexed row read."""
+
+    async def version_doc(self, name: str, spec: str) -> StoredDoc:
+        """One version document by version or dist-tag."""
+
+    async def tarball(self, name: str, filename: str) -> TarballRecord:
+        """Where a tarball lives and what it must hash to."""
+
+    async def package_state(self, name: str) -> PackageState: ...
+
+    async def dist_tags(self, name: str) -> dict[str, str]: ...
+
+    async def changes(self, since: int, limit: int) -> list[wire.ChangeEvent]:
+        """Events with seq > since, in seq order, at most ``limit``."""
+
+    async def last_seq(self) -> int: ...
+
+    async def advisories_for(self, names: list[str]) -> list[Advisory]: ...
+
+    async def search(self, query: SearchQuery) -> tuple[int, list[SearchHit]]: ...
+
+    async def token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+
+    async def stats(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...

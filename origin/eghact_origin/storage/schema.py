@@ -1,0 +1,137 @@
+"""Versioned schema migrations of the SQLite metadata store.
+
+Each migration is applied once, in order, inside one transaction together with its row in
+``schema_migrations``; a store opened by older code on a newer schema refuses to start
+rather than guess. Append new migrations; never edit an applied one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the registry
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    -- One row per package. full_doc/abbrev_doc are the packuments rendered at the last
+    -- change, with \x01 where the public base URL goes (see packument.py), so a read is a
+    -- byte copy, never a JSON parse.
+    CREATE TABLE packages (
+        name        TEXT PRIMARY KEY,
+        created     TEXT NOT NULL,
+        modified    TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        full_doc    BLOB,
+        abbrev_doc  BLOB,
+        latest      TEXT,
+        description TEXT NOT NULL DEFAULT '',
+        keywords    TEXT NOT NULL DEFAULT '',
+        type        TEXT,
+        category    TEXT,
+        capabilities TEXT NOT NULL DEFAULT '',
+        license     TEXT,
+        summary     TEXT
+    );
+
+    CREATE TABLE versions (
+        name         TEXT NOT NULL,
+        version      TEXT NOT NULL,
+        tarball_file TEXT NOT NULL,
+        published    TEXT NOT NULL,
+        doc          BLOB NOT NULL,
+        abbrev       BLOB NOT NULL,
+        blob_digest  TEXT NOT NULL,
+        integrity    TEXT NOT NULL,
+        shasum       TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        deprecated   TEXT,
+        unpublished  TEXT,
+        unpublish_reason TEXT,
+        PRIMARY KEY (name, version)
+    );
+    CREATE UNIQUE INDEX versions_by_file ON versions (name, tarball_file);
+    CREATE INDEX versions_by_digest ON versions (blob_digest);
+
+    CREATE TABLE dist_tags (
+        name    TEXT NOT NULL,
+        tag     TEXT NOT NULL,
+        version TEXT NOT NULL,
+        PRIMARY KEY (name, tag)
+    );
+
+    -- The changes feed. AUTOINCREMENT: a seq is never reused, even after the last row
+    -- is gone, so a follower's position stays meaningful forever.
+    CREATE TABLE changes (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        time    TEXT NOT NULL,
+        type    TEXT NOT NULL,
+        name    TEXT NOT NULL,
+        version TEXT,
+        keys    TEXT NOT NULL,
+        data    TEXT NOT NULL
+    );
+
+    CREATE TABLE tokens (
+        id      INTEGER PRIMARY KEY,
+        name    TEXT NOT NULL,
+        hash    TEXT NOT NULL UNIQUE,
+        scopes  TEXT NOT NULL,
+        created TEXT NOT NULL,
+        revoked TEXT
+    );
+
+    CREATE TABLE advisories (
+        id       INTEGER PRIMARY KEY,
+        name     TEXT NOT NULL,
+        vulnerable_versions TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        title    TEXT NOT NULL,
+        url      TEXT NOT NULL,
+        cwe      TEXT NOT NULL,
+        cvss     REAL,
+        created  TEXT NOT NULL
+    );
+    CREATE INDEX advisories_by_name ON advisories (name);
+
+    -- Sealed audit records written in the same transaction as the change they record,
+    -- appended to audit.jsonl after commit and then removed (an outbox).
+    CREATE TABLE audit_outbox (id INTEGER PRIMARY KEY, line BLOB NOT NULL);
+
+    CREATE VIRTUAL TABLE search_fts USING fts5 (name, description, keywords, tokenize = 'unicode61');
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date; returns the schema version. ``conn`` is in autocommit."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)"
+    )
+    current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+    if current > len(MIGRATIONS):
+        raise RuntimeError(
+            f"the data dir has schema version {current}, newer than this code knows ({len(MIGRATIONS)})"
+        )
+    for version in range(current + 1, len(MIGRATIONS) + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[version - 1]):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied) VALUES (?, ?)",
+                (version, datetime.now(UTC).isoformat()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit implicitly; splitting keeps the migration in our transaction.
+    # Comments are removed first, as they may contain semicolons.
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,564 @@
+"""The embedded metadata store: one SQLite file in WAL mode.
+
+Concurrency model: SQLite has one writer at a time, so every write runs on one dedicated
+thread that owns the write connection (:class:`~eghact_common.blocking.SerialExecutor`)
+inside ``BEGIN IMMEDIATE`` ... ``COMMIT``. Reads run on the default thread pool, each
+thread with its own connection; WAL lets them proceed while a write is in flight, and
+each read sees one committed snapshot.
+
+Every state change writes, in the same transaction: the rows it changes, the re-rendered
+packuments, one event in ``changes`` (its seq), and the sealed audit record in the
+outbox. Seqs are allocated under the write lock and commits are serialised, so a reader
+that saw seq N can never later see a new event below N: the feed has no gaps and no
+reordering, even with writers in several processes (CLI and server).
+
+``synchronous=FULL``: a 201 means the commit reached the disk, not only the OS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from eghact_common import semver, wire
+from eghact_common.blocking import SerialExecutor, run_blocking
+from eghact_common.errors import BadRequest, NotFound, Unpublished, VersionExists
+
+from .. import audit, packument
+from .records import (
+    Advisory,
+    NewVersion,
+    PackageState,
+    StoredDoc,
+    TarballRecord,
+    TokenRecord,
+    VersionState,
+)
+from .schema import migrate
+from .search import search_packages, update_search_row
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+def iso(moment: datetime) -> str:
+    """npm's time format: ISO-8601 UTC with milliseconds and a Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class SqliteMetadataStore:
+    """The embedded :class:`~eghact_origin.storage.MetadataStore`."""
+
+    def __init__(self, data_dir: Path, *, clock: Clock | None = None, audit_actor_default: str = "system"):
+        self.data_dir = data_dir
+        self.path = data_dir / "registry.sqlite3"
+        self.audit_path = data_dir / "audit.jsonl"
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._writer_thread = SerialExecutor("sqlite-writer")
+        self._writer = _connect(self.path)
+        migrate(self._writer)
+        self._readers = threading.local()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._default_actor = audit_actor_default
+        self.registry_id = self._ensure_registry_id()
+        self.flush_audit()
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._writer_thread.shutdown()
+        with self._readers_lock:
+            for conn in self._all_readers:
+                conn.close()
+            self._all_readers.clear()
+        self._writer.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            conn.execute("PRAGMA query_only=ON")
+            self._readers.conn = conn
+            with self._readers_lock:
+                self._all_readers.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            conn = self._reader()
+            # One snapshot for the whole read: several SELECTs see one committed state.
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+
+        return await run_blocking(call)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        result = await self._writer_thread.run(self._transaction, fn)
+        await run_blocking(self.flush_audit)
+        return result
+
+    def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """For the CLI and seeding: the same single writer thread, waited on synchronously."""
+        result = self._writer_thread.submit(self._transaction, fn).result()
+        self.flush_audit()
+        return result
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _ensure_registry_id(self) -> str:
+        import uuid
+
+        def ensure(conn: sqlite3.Connection) -> str:
+            row = conn.execute("SELECT value FROM meta WHERE key='registry_id'").fetchone()
+            if row:
+                return str(row[0])
+            value = uuid.uuid4().hex
+            conn.execute("INSERT INTO meta (key, value) VALUES ('registry_id', ?)", (value,))
+            return value
+
+        return self._transaction(ensure)
+
+    # -- audit outbox ---------------------------------------------------------------
+
+    def _audit(self, conn: sqlite3.Connection, action: str, actor: str | None, subject: str,
+               data: dict[str, Any], now: str) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key='audit_head'").fetchone()
+        last_id, last_hash = (json.loads(row[0]) if row else (0, audit.GENESIS))
+        sealed = audit.seal(
+            {"id": last_id + 1, "time": now, "action": action, "actor": actor or self._default_actor,
+             "subject": subject, "data": data},
+            last_hash,
+        )
+        conn.execute("INSERT INTO audit_outbox (id, line) VALUES (?, ?)",
+                     (sealed["id"], audit.canonical_line(sealed)))
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_head', ?)",
+                     (json.dumps([sealed["id"], sealed["hash"]]),))
+
+    def flush_audit(self) -> int:
+        """Append committed audit records to audit.jsonl; safe across processes and crashes."""
+        lock_path = self.data_dir / "audit.lock"
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                last_id, _ = audit.tail(self.audit_path)
+                rows = self._writer_thread.submit(
+                    lambda: self._writer.execute(
+                        "SELECT id, line FROM audit_outbox ORDER BY id").fetchall()
+                ).result()
+                pending = [json.loads(line) for rid, line in rows if rid > last_id]
+                if pending:
+                    audit.append(self.audit_path, pending)
+                if rows:
+                    top = max(rows[-1][0], last_id)
+                    self._writer_thread.submit(
+                        self._transaction,
+                        lambda conn: conn.execute("DELETE FROM audit_outbox WHERE id <= ?", (top,)),
+                    ).result()
+                return len(pending)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # -- events ---------------------------------------------------------------------
+
+    def _event(self, conn: sqlite3.Connection, type_: str, name: str, version: str | None,
+               keys: list[str], now: str, data: dict[str, Any] | None = None) -> wire.ChangeEvent:
+        cur = conn.execute(
+            "INSERT INTO changes (time, type, name, version, keys, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (now, type_, name, version, json.dumps(keys), json.dumps(data or {})),
+        )
+        seq = int(cur.lastrowid or 0)
+        return wire.ChangeEvent(seq=seq, type=type_, name=name, version=version, keys=tuple(keys),
+                                time=now, data=data or {})
+
+    async def changes(self, since: int, limit: int) -> list[wire.ChangeEvent]:
+        return await self._read(lambda conn: _changes(conn, since, limit))
+
+    def changes_sync(self, since: int, limit: int) -> list[wire.ChangeEvent]:
+        return _changes(self._reader(), since, limit)
+
+    async def last_seq(self) -> int:
+        return await self._read(_last_seq)
+
+    # -- rendering ------------------------------------------------------------------
+
+    def _rerender(self, conn: sqlite3.Connection, name: str, seq: int, now: str) -> None:
+        rows = conn.execute(
+            "SELECT version, doc, abbrev, published, deprecated FROM versions "
+            "WHERE name=? AND unpublished IS NULL ORDER BY rowid",
+            (name,),
+        ).fetchall()
+        tags = dict(conn.execute("SELECT tag, version FROM dist_tags WHERE name=?", (name,)).fetchall())
+        created = conn.execute("SELECT created FROM packages WHERE name=?", (name,)).fetchone()[0]
+        if not rows:
+            conn.execute("UPDATE packages SET full_doc=NULL, abbrev_doc=NULL, modified=?, seq=?, latest=NULL "
+                         "WHERE name=?", (now, seq, name))
+            update_search_row(conn, name, None)
+            return
+        fragments = [packument.VersionFragment(v, bytes(d), bytes(a), p, dep) for v, d, a, p, dep in rows]
+        latest = tags.get("latest") or fragments[-1].version
+        latest_doc = json.loads(_unmark(next(f.full for f in fragments if f.version == latest)))
+        full, abbrev = packument.render_packuments(
+            name, versions=fragments, dist_tags=tags, created=created, modified=now, seq=seq,
+            latest_doc=latest_doc,
+        )
+        conn.execute("UPDATE packages SET full_doc=?, abbrev_doc=?, modified=?, seq=?, latest=? WHERE name=?",
+                     (full, abbrev, now, seq, latest, name))
+        update_search_row(conn, name, latest_doc)
+
+    # -- writes ---------------------------------------------------------------------
+
+    async def publish(self, new: NewVersion, *, actor: str) -> wire.ChangeEvent:
+        """Commit one version: row, dist-tags, packuments, event, audit. Raises VersionExists."""
+        return await self._write(lambda conn: self._publish(conn, new, actor))
+
+    def ingest_sync(self, batch: list[NewVersion], *, actor: str) -> list[wire.ChangeEvent]:
+        """Bulk commit of many versions (seeding, mirror import) in one transaction.
+
+        Packuments are rendered once per package at the end rather than once per version:
+        a package with thousands of versions would otherwise cost O(n²) bytes.
+        """
+        def run(conn: sqlite3.Connection) -> list[wire.ChangeEvent]:
+            events = [self._publish(conn, new, actor, render=False) for new in batch]
+            last_by_name = {e.name: e for e in events}
+            for name, event in last_by_name.items():
+                self._rerender(conn, name, event.seq, event.time)
+            return events
+
+        return self.write_sync(run)
+
+    def _publish(self, conn: sqlite3.Connection, new: NewVersion, actor: str,
+                 render: bool = True) -> wire.ChangeEvent:
+        now = new.published or iso(self._clock())
+        existing = conn.execute("SELECT unpublished FROM versions WHERE name=? AND version=?",
+                                (new.name, new.version)).fetchone()
+        if existing is not None:
+            # npm's rule: a version number is used once, even after an unpublish.
+            raise VersionExists(
+                f"{new.name}@{new.version} already exists" + (" (unpublished; versions are never reused)"
+                                                              if existing[0] else ""),
+                detail={"name": new.name, "version": new.version},
+            )
+        conn.execute("INSERT OR IGNORE INTO packages (name, created, modified, seq) VALUES (?, ?, ?, 0)",
+                     (new.name, now, now))
+        rendered = packument.render_version(
+            new.doc, name=new.name, version=new.version, filename=new.filename,
+            dist={"integrity": new.integrity, "shasum": new.shasum, "fileCount": new.file_count,
+                  "unpackedSize": new.unpacked_size},
+            publisher=actor,
+        )
+        conn.execute(
+            "INSERT INTO versions (name, version, tarball_file, published, doc, abbrev, blob_digest, integrity,"
+            " shasum, size, deprecated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (new.name, new.version, new.filename, now, rendered.full, rendered.abbreviated, new.blob_digest,
+             new.integrity, new.shasum, new.size, new.deprecated or None),
+        )
+        for tag in new.tags:
+            conn.execute("INSERT OR REPLACE INTO dist_tags (name, tag, version) VALUES (?, ?, ?)",
+                         (new.name, tag, new.version))
+        if "latest" not in new.tags and conn.execute(
+                "SELECT 1 FROM dist_tags WHERE name=? AND tag='latest'", (new.name,)).fetchone() is None:
+            # npm: a package always has a latest tag once it has a version.
+            conn.execute("INSERT INTO dist_tags (name, tag, version) VALUES (?, 'latest', ?)",
+                         (new.name, new.version))
+        event = self._event(
+            conn, wire.PUBLISH, new.name, new.version,
+            [wire.package_key(new.name), wire.SEARCH_KEY], now,
+            {"integrity": new.integrity, "tags": list(new.tags)},
+        )
+        self._audit(conn, "publish", actor, f"{new.name}@{new.version}",
+                    {"integrity": new.integrity, "size": new.size, "tags": list(new.tags), "seq": event.seq}, now)
+        if render:
+            self._rerender(conn, new.name, event.seq, now)
+        return event
+
+    async def deprecate(self, name: str, messages: dict[str, str], *, actor: str) -> list[wire.ChangeEvent]:
+        """Set (or clear, with "") the deprecation message of versions; one event per change."""
+        def run(conn: sqlite3.Connection) -> list[wire.ChangeEvent]:
+            now = iso(self._clock())
+            events = []
+            for version, message in sorted(messages.items()):
+                row = conn.execute("SELECT deprecated, unpublished FROM versions WHERE name=? AND version=?",
+                                   (name, version)).fetchone()
+                if row is None or row[1]:
+                    raise NotFound(f"{name}@{version} does not exist", detail={"name": name, "version": version})
+                if (row[0] or "") == message:
+                    continue
+                conn.execute("UPDATE versions SET deprecated=? WHERE name=? AND version=?",
+                             (message or None, name, version))
+                events.append(self._event(conn, wire.DEPRECATE, name, version, [wire.package_key(name)], now,
+                                          {"message": message}))
+                self._audit(conn, "deprecate", actor, f"{name}@{version}", {"message": message}, now)
+            if events:
+                self._rerender(conn, name, events[-1].seq, now)
+            return events
+
+        return await self._write(run)
+
+    async def unpublish(self, name: str, versions: list[str], *, reason: str,
+                        actor: str) -> tuple[list[wire.ChangeEvent], list[str]]:
+        """Tombstone versions. Returns the events and the blob digests no live version uses."""
+        def run(conn: sqlite3.Connection) -> tuple[list[wire.ChangeEvent], list[str]]:
+            now = iso(self._clock())
+            events, digests = [], []
+            for version in versions:
+                row = conn.execute("SELECT unpublished, blob_digest FROM versions WHERE name=? AND version=?",
+                                   (name, version)).fetchone()
+                if row is None:
+                    raise NotFound(f"{name}@{version} does not exist", detail={"name": name, "version": version})
+                if row[0]:
+                    continue
+                conn.execute("UPDATE versions SET unpublished=?, unpublish_reason=? WHERE name=? AND version=?",
+                             (now, reason, name, version))
+                conn.execute("DELETE FROM dist_tags WHERE name=? AND version=?", (name, version))
+                digests.append(row[1])
+                events.append(self._event(
+                    conn, wire.UNPUBLISH, name, version,
+                    [wire.package_key(name), wire.tarball_key(name, version), wire.SEARCH_KEY], now,
+                    {"reason": reason}))
+                self._audit(conn, "unpublish", actor, f"{name}@{version}", {"reason": reason}, now)
+            if events:
+                _repair_latest(conn, name)
+                self._rerender(conn, name, events[-1].seq, now)
+            unused = [d for d in digests if conn.execute(
+                "SELECT 1 FROM versions WHERE blob_digest=? AND unpublished IS NULL", (d,)).fetchone() is None]
+            return events, unused
+
+        return await self._write(run)
+
+    async def set_dist_tag(self, name: str, tag: str, version: str | None, *, actor: str) -> wire.ChangeEvent:
+        """Point ``tag`` at ``version``, or delete it when ``version`` is None."""
+        def run(conn: sqlite3.Connection) -> wire.ChangeEvent:
+            now = iso(self._clock())
+            if conn.execute("SELECT 1 FROM packages WHERE name=?", (name,)).fetchone() is None:
+                raise NotFound(f"package {name} does not exist", detail={"name": name})
+            if version is None:
+                if tag == "latest":
+                    raise BadRequest("the latest tag cannot be removed; point it at another version",
+                                     code="latest_tag_required")
+                if conn.execute("DELETE FROM dist_tags WHERE name=? AND tag=?", (name, tag)).rowcount == 0:
+                    raise NotFound(f"{name} has no dist-tag {tag!r}", detail={"name": name, "tag": tag})
+            else:
+                row = conn.execute("SELECT unpublished FROM versions WHERE name=? AND version=?",
+                                   (name, version)).fetchone()
+                if row is None or row[0]:
+                    raise NotFound(f"{name}@{version} does not exist", detail={"name": name, "version": version})
+                conn.execute("INSERT OR REPLACE INTO dist_tags (name, tag, version) VALUES (?, ?, ?)",
+                             (name, tag, version))
+            event = self._event(conn, wire.DIST_TAG, name, version, [wire.package_key(name)], now,
+                                {"tag": tag})
+            self._audit(conn, "dist-tag", actor, name, {"tag": tag, "version": version}, now)
+            self._rerender(conn, name, event.seq, now)
+            return event
+
+        return await self._write(run)
+
+    def add_advisory_sync(self, advisory: dict[str, Any], *, actor: str) -> wire.ChangeEvent:
+        def run(conn: sqlite3.Connection) -> wire.ChangeEvent:
+            now = iso(self._clock())
+            cur = conn.execute(
+                "INSERT INTO advisories (name, vulnerable_versions, severity, title, url, cwe, cvss, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (advisory["name"], advisory["vulnerable_versions"], advisory["severity"], advisory["title"],
+                 advisory.get("url", ""), json.dumps(list(advisory.get("cwe", ()))), advisory.get("cvss"), now))
+            advisory_id = int(cur.lastrowid or 0)
+            event = self._event(conn, wire.ADVISORY, advisory["name"], None, [wire.advisory_key(advisory["name"])],
+                                now, {"id": advisory_id, "severity": advisory["severity"],
+                                      "vulnerable_versions": advisory["vulnerable_versions"]})
+            self._audit(conn, "advisory", actor, advisory["name"], {"id": advisory_id, **advisory}, now)
+            return event
+
+        return self.write_sync(run)
+
+    def create_token_sync(self, name: str, token_hash: str, scopes: list[str], *, actor: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            now = iso(self._clock())
+            cur = conn.execute("INSERT INTO tokens (name, hash, scopes, created) VALUES (?, ?, ?, ?)",
+                               (name, token_hash, json.dumps(scopes), now))
+            token_id = int(cur.lastrowid or 0)
+            self._audit(conn, "token-create", actor, name, {"id": token_id, "scopes": scopes}, now)
+            return token_id
+
+        return self.write_sync(run)
+
+    def revoke_token_sync(self, token_id: int | None, name: str | None, *, actor: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            now = iso(self._clock())
+            rows = conn.execute(
+                "SELECT id, name FROM tokens WHERE revoked IS NULL AND (id=? OR name=?)", (token_id, name)
+            ).fetchall()
+            for rid, rname in rows:
+                conn.execute("UPDATE tokens SET revoked=? WHERE id=?", (now, rid))
+                self._audit(conn, "token-revoke", actor, rname, {"id": rid}, now)
+            return len(rows)
+
+        return self.write_sync(run)
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def packument(self, name: str, *, abbreviated: bool) -> StoredDoc:
+        column = "abbrev_doc" if abbreviated else "full_doc"
+
+        def run(conn: sqlite3.Connection) -> StoredDoc:
+            row = conn.execute(f"SELECT {column}, seq FROM packages WHERE name=?", (name,)).fetchone()
+            if row is None:
+                raise NotFound(f"package {name} not found", detail={"name": name})
+            if row[0] is None:
+                raise Unpublished(f"every version of {name} has been unpublished", detail={"name": name})
+            return StoredDoc(bytes(row[0]), _last_seq(conn))
+
+        return await self._read(run)
+
+    async def version_doc(self, name: str, spec: str) -> StoredDoc:
+        """One version's document; ``spec`` is a version or a dist-tag."""
+        def run(conn: sqlite3.Connection) -> StoredDoc:
+            version = spec
+            tagged = conn.execute("SELECT version FROM dist_tags WHERE name=? AND tag=?", (name, spec)).fetchone()
+            if tagged:
+                version = tagged[0]
+            row = conn.execute("SELECT doc, deprecated, unpublished FROM versions WHERE name=? AND version=?",
+                               (name, version)).fetchone()
+            if row is None:
+                raise NotFound(f"{name}@{spec} not found", detail={"name": name, "version": spec})
+            if row[2]:
+                raise Unpublished(f"{name}@{version} has been unpublished", detail={"name": name, "version": version})
+            return StoredDoc(packument.with_deprecation(bytes(row[0]), row[1]), _last_seq(conn))
+
+        return await self._read(run)
+
+    async def tarball(self, name: str, filename: str) -> TarballRecord:
+        def run(conn: sqlite3.Connection) -> TarballRecord:
+            row = conn.execute(
+                "SELECT version, blob_digest, integrity, shasum, size, unpublished FROM versions "
+                "WHERE name=? AND tarball_file=?", (name, filename)).fetchone()
+            if row is None:
+                raise NotFound(f"no tarball {filename} for {name}", detail={"name": name, "file": filename})
+            return TarballRecord(name, row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+
+        return await self._read(run)
+
+    async def package_state(self, name: str) -> PackageState:
+        def run(conn: sqlite3.Connection) -> PackageState:
+            row = conn.execute("SELECT seq FROM packages WHERE name=?", (name,)).fetchone()
+            if row is None:
+                raise NotFound(f"package {name} not found", detail={"name": name})
+            versions = {
+                v: VersionState(v, d, bool(u))
+                for v, d, u in conn.execute(
+                    "SELECT version, deprecated, unpublished FROM versions WHERE name=?", (name,))
+            }
+            tags = dict(conn.execute("SELECT tag, version FROM dist_tags WHERE name=?", (name,)).fetchall())
+            return PackageState(name, row[0], versions, tags)
+
+        return await self._read(run)
+
+    async def dist_tags(self, name: str) -> dict[str, str]:
+        return (await self.package_state(name)).dist_tags
+
+    async def advisories_for(self, names: list[str]) -> list[Advisory]:
+        def run(conn: sqlite3.Connection) -> list[Advisory]:
+            found: list[Advisory] = []
+            for start in range(0, len(names), 500):
+                chunk = names[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.extend(_advisory(r) for r in conn.execute(
+                    f"SELECT id, name, vulnerable_versions, severity, title, url, cwe, cvss, created "
+                    f"FROM advisories WHERE name IN ({marks}) ORDER BY id", chunk))
+            return found
+
+        return await self._read(run)
+
+    async def search(self, query: Any) -> tuple[int, list[Any]]:
+        return await self._read(lambda conn: search_packages(conn, query))
+
+    async def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        def run(conn: sqlite3.Connection) -> TokenRecord | None:
+            row = conn.execute("SELECT id, name, scopes, created, revoked FROM tokens WHERE hash=?",
+                               (token_hash,)).fetchone()
+            if row is None:
+                return None
+            return TokenRecord(row[0], row[1], tuple(json.loads(row[2])), row[3], row[4])
+
+        return await self._read(run)
+
+    def tokens_sync(self) -> list[TokenRecord]:
+        rows = self._reader().execute("SELECT id, name, scopes, created, revoked FROM tokens ORDER BY id")
+        return [TokenRecord(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4]) for r in rows]
+
+    async def stats(self) -> dict[str, int]:
+        def run(conn: sqlite3.Connection) -> dict[str, int]:
+            packages = conn.execute("SELECT COUNT(*) FROM packages WHERE full_doc IS NOT NULL").fetchone()[0]
+            versions = conn.execute("SELECT COUNT(*) FROM versions WHERE unpublished IS NULL").fetchone()[0]
+            return {"packages": packages, "versions": versions, "seq": _last_seq(conn)}
+
+        return await self._read(run)
+
+    @contextlib.contextmanager
+    def read_sync(self) -> Iterator[sqlite3.Connection]:
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+
+def _unmark(stored: bytes) -> bytes:
+    return packument.materialize(stored, "")
+
+
+def _last_seq(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='changes'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _changes(conn: sqlite3.Connection, since: int, limit: int) -> list[wire.ChangeEvent]:
+    rows = conn.execute(
+        "SELECT seq, time, type, name, version, keys, data FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+        (since, limit)).fetchall()
+    return [wire.ChangeEvent(seq=r[0], time=r[1], type=r[2], name=r[3], version=r[4],
+                             keys=tuple(json.loads(r[5])), data=json.loads(r[6])) for r in rows]
+
+
+def _advisory(row: tuple[Any, ...]) -> Advisory:
+    return Advisory(row[0], row[1], row[2], row[3], row[4], row[5], tuple(json.loads(row[6])), row[7], row[8])
+
+
+def _repair_latest(conn: sqlite3.Connection, name: str) -> None:
+    """After an unpublish took the latest tag away, point it at the highest live release."""
+    if conn.execute("SELECT 1 FROM dist_tags WHERE name=? AND tag='latest'", (name,)).fetchone():
+        return
+    live = [r[0] for r in conn.execute("SELECT version FROM versions WHERE name=? AND unpublished IS NULL",
+                                       (name,))]
+    if not live:
+        return
+    releases = [v for v in live if not semver.parse(v).prerelease] or live
+    best = max(releases, key=semver.parse)
+    conn.execute("INSERT INTO dist_tags (name, tag, version) VALUES (?, 'latest', ?)", (name, best))

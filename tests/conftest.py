@@ -1,0 +1,58 @@
+"""Shared fixtures: a real origin on 127.0.0.1 with an ephemeral port, and its tokens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from eghact_origin.app import create_app
+from eghact_origin.auth import hash_token, new_token
+from eghact_origin.http.keys import REGISTRY
+from eghact_origin.registry import Registry
+from eghact_origin.settings import OriginSettings
+
+
+@dataclass
+class LiveOrigin:
+    url: str
+    app: web.Application
+    data_dir: Path
+    session: aiohttp.ClientSession
+
+    @property
+    def registry(self) -> Registry:
+        return self.app[REGISTRY]
+
+    def token(self, *scopes: str, name: str = "test") -> str:
+        token = new_token()
+        self.registry.store.create_token_sync(name, hash_token(token), list(scopes), actor="test")
+        return token
+
+    @staticmethod
+    def auth(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+
+async def start_origin(data_dir: Path, **overrides: object) -> tuple[web.AppRunner, str]:
+    settings = OriginSettings(data_dir=data_dir, port=0, access_log=False, feed_poll_interval=0.2,
+                              **overrides)  # type: ignore[arg-type]
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+@pytest.fixture
+async def origin(tmp_path: Path) -> AsyncIterator[LiveOrigin]:
+    runner, url = await start_origin(tmp_path / "data", private_scopes=("@acme",))
+    async with aiohttp.ClientSession() as session:
+        yield LiveOrigin(url, runner.app, tmp_path / "data", session)
+    await runner.cleanup()

@@ -1,0 +1,110 @@
+"""Test support: real origins (in-process and as subprocesses) and npm-shaped requests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eghact_origin.tarball import build_tarball
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHONPATH = os.pathsep.join(str(ROOT / p) for p in ("common", "origin", "edge", "mirror-sync"))
+
+
+def manifest(name: str, version: str, **extra: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": name, "version": version, "description": f"{name} test package",
+                           "license": "MIT", "main": "index.js"}
+    doc.update(extra)
+    return doc
+
+
+def tarball_for(doc: dict[str, Any], files: dict[str, bytes] | None = None) -> bytes:
+    content = {"package.json": json.dumps(doc).encode(), "index.js": b"module.exports = 1;\n"}
+    content.update(files or {})
+    return build_tarball(content)
+
+
+def publish_body(doc: dict[str, Any], tarball: bytes | None = None, *, tag: str = "latest",
+                 integrity: str | None = None) -> dict[str, Any]:
+    """The body ``npm publish`` (libnpmpublish) sends."""
+    data = tarball if tarball is not None else tarball_for(doc)
+    name, version = doc["name"], doc["version"]
+    sri = integrity or "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+    version_doc = dict(doc)
+    version_doc["dist"] = {"integrity": sri, "shasum": hashlib.sha1(data).hexdigest(),
+                           "tarball": f"http://ignored/{name}/-/{name.split('/')[-1]}-{version}.tgz"}
+    return {
+        "_id": name, "name": name, "description": doc.get("description", ""),
+        "dist-tags": {tag: version}, "versions": {version: version_doc}, "access": None,
+        "_attachments": {f"{name}-{version}.tgz": {"content_type": "application/octet-stream",
+                                                   "data": base64.b64encode(data).decode(), "length": len(data)}},
+    }
+
+
+def escaped(name: str) -> str:
+    return name.replace("/", "%2f")
+
+
+@dataclass
+class OriginProcess:
+    """``eghact-origin serve`` as a real child process."""
+
+    data_dir: Path
+    args: tuple[str, ...] = ()
+    proc: subprocess.Popen[str] | None = None
+    url: str = ""
+
+    def start(self, timeout: float = 20.0) -> OriginProcess:
+        env = {**os.environ, "PYTHONPATH": PYTHONPATH}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "eghact_origin.cli", "serve", "--data", str(self.data_dir), "--port", "0",
+             "--quiet", *self.args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if "listening on" in line:
+                self.url = line.strip().rsplit(" ", 1)[-1]
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        err = self.proc.stderr.read() if self.proc.stderr else ""
+        raise RuntimeError(f"origin did not start: {err[-2000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+        return code
+
+
+def cli(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH}
+    result = subprocess.run([sys.executable, "-m", "eghact_origin.cli", *args], capture_output=True, text=True,
+                            env=env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"eghact-origin {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+def tree_digest(root: Path) -> str:
+    """A digest of every file's path and bytes below ``root``: proves "nothing changed"."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
