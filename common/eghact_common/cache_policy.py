@@ -38,7 +38,9 @@ class CachePolicy:
 POLICIES: dict[str, CachePolicy] = {
     "packument": CachePolicy(max_age=60, stale_while_revalidate=300, stale_if_error=86_400),
     "version": CachePolicy(max_age=60, stale_while_revalidate=300, stale_if_error=86_400),
-    "dist-tags": CachePolicy(max_age=30, stale_while_revalidate=60, stale_if_error=86_400),
+    # Tiny and mutable, and npm re-reads it right after changing it (`dist-tag add` then `ls`):
+    # clients revalidate every time (a 304 is cheap); edges stay correct by events.
+    "dist-tags": CachePolicy(max_age=0, stale_if_error=86_400),
     "tarball": CachePolicy(max_age=31_536_000, immutable=True),
     "search": CachePolicy(max_age=30, stale_while_revalidate=60, stale_if_error=3_600),
     "resolution": CachePolicy(max_age=300, stale_while_revalidate=600, stale_if_error=86_400),

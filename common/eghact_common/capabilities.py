@@ -135,9 +135,7 @@ def _covers(pattern: Capability, capability: Capability) -> bool:
 
 
 # What may stand before `:*`: a namespace (`network`, `api`) or a kind with an argument.
-_FAMILIES = frozenset(kind.split(":")[0] for kind in KINDS) | {
-    kind for kind, rule in KINDS.items() if rule != "none"
-}
+_FAMILIES = frozenset(kind.split(":")[0] for kind in KINDS) | {kind for kind, rule in KINDS.items() if rule != "none"}
 
 
 def _family_covers(prefix: str, capability: Capability) -> bool:

@@ -28,7 +28,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -37,6 +37,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     PlainSerializer,
     PlainValidator,
     StrictBool,
@@ -52,8 +53,8 @@ from eghact_common.spdx import InvalidLicense, LicenseExpr, parse_expression
 
 __all__ = ["PLUGIN_TYPES", "Manifest", "check_dependency_spec"]
 
-PLUGIN_TYPES = ("component", "transformer", "middleware", "theme")
 PluginType = Literal["component", "transformer", "middleware", "theme"]
+PLUGIN_TYPES: tuple[str, ...] = get_args(PluginType)
 
 REGISTRY_ONLY = "registry packages only: mirrors and edges cannot serve git/file/URL dependencies"
 _DIST_TAG = re.compile(r"[a-zA-Z][a-zA-Z0-9._-]*")
@@ -276,12 +277,12 @@ class Manifest(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _every_problem(cls, data: Any, handler: Any) -> Manifest:
+    def _every_problem(cls, data: Any, handler: ModelWrapValidatorHandler[Manifest]) -> Manifest:
         # pydantic stops at nothing within a field but skips model-level checks once a field
         # fails; the cross-field rules run on the raw document so that they are listed too.
         problems = _cross_field_problems(data) if isinstance(data, Mapping) else []
         try:
-            manifest: Manifest = handler(data)
+            manifest = handler(data)
         except ValidationError as exc:
             raise InvalidManifest(_translate(exc) + problems) from None
         if problems:
@@ -312,16 +313,15 @@ class Manifest(BaseModel):
     def from_file(cls, path: str | os.PathLike[str]) -> Manifest:
         """From ``package.json`` or ``eghact.yaml`` / ``eghact.yml``, chosen by the file name."""
         path = Path(path)
-        text = path.read_text(encoding="utf-8-sig")
         if path.name in ("eghact.yaml", "eghact.yml"):
-            return cls.from_yaml(text)
-        if path.name == "package.json":
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InvalidManifest([f"package.json: not valid JSON: {exc}"]) from None
-            return cls.from_package_json(data)
-        raise InvalidManifest([f"{path.name}: not a manifest file (expected package.json or eghact.yaml)"])
+            return cls.from_yaml(path.read_text(encoding="utf-8-sig"))
+        if path.name != "package.json":
+            raise InvalidManifest([f"{path.name}: not a manifest file (expected package.json or eghact.yaml)"])
+        try:
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+        except json.JSONDecodeError as exc:
+            raise InvalidManifest([f"package.json: not valid JSON: {exc}"]) from None
+        return cls.from_package_json(data)
 
     # -------------------------------------------------------------------- accessors
 
@@ -395,18 +395,18 @@ def _path(loc: tuple[int | str, ...]) -> str:
             continue
         if isinstance(part, int):
             out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):  # else quoted: `dependencies["@a/b"]`
             out += f".{part}" if out else part
         else:
             out += f"[{json.dumps(part)}]"
     return out or "manifest"
 
 
+_DEPENDENCY_MAPS = ("dependencies", "optionalDependencies", "peerDependencies")
+
+
 def _version_like(loc: tuple[int | str, ...]) -> bool:
     return loc[-1] in ("version", "node") or loc[0] in _DEPENDENCY_MAPS
-
-
-_DEPENDENCY_MAPS = ("dependencies", "optionalDependencies", "peerDependencies")
 
 
 def _closed_fields() -> dict[str, tuple[str, ...]]:
@@ -472,8 +472,9 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
                     seen[key] = group
     meta = data.get("peerDependenciesMeta", data.get("peer_dependencies_meta"))
     peers = data.get("peerDependencies", data.get("peer_dependencies"))
-    if isinstance(meta, Mapping):
-        peer_names = peers if isinstance(peers, Mapping) else {}
+    # A peerDependencies of the wrong type is reported already; every meta key would cascade.
+    if isinstance(meta, Mapping) and (peers is None or isinstance(peers, Mapping)):
+        peer_names = peers or {}
         problems.extend(
             f"{_path(('peerDependenciesMeta', name))}: {name!r} is not in peerDependencies"
             for name in meta

@@ -97,7 +97,7 @@ def check_name(name: object, *, legacy: bool = False) -> list[str]:
         if lowered != name:
             problems.append("name cannot contain capital letters")
         if _SPECIAL.search(name.split("/")[-1]):
-            problems.append("name cannot contain special characters (\"~'!()*\")")
+            problems.append('name cannot contain special characters ("~\'!()*")')
     if not _url_safe(name):
         match = _SCOPED.fullmatch(name)
         scoped_ok = False
@@ -135,9 +135,7 @@ def split_scope(name: str) -> tuple[str | None, str]:
         return None, name
     scope, slash, bare = name.partition("/")
     if not slash or scope == "@" or not bare or "/" in bare:
-        raise InvalidName(
-            f"invalid scoped package name {name!r}: expected @scope/name", detail={"name": name}
-        )
+        raise InvalidName(f"invalid scoped package name {name!r}: expected @scope/name", detail={"name": name})
     return scope, bare
 
 

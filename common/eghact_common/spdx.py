@@ -131,6 +131,8 @@ LICENSES: Mapping[str, LicenseInfo] = _load_licenses(_LICENSE_TABLE)
 #: the known licence exceptions (the right-hand side of ``WITH``)
 EXCEPTIONS: frozenset[str] = frozenset(_EXCEPTION_TABLE.split())
 
+_CANONICAL_REF = re.compile(r"(?:DocumentRef-[A-Za-z0-9.\-]+:)?LicenseRef-[A-Za-z0-9.\-]+")
+_ADDITION_REF = re.compile(r"AdditionRef-[A-Za-z0-9.\-]+")
 _LICENSE_BY_FOLDED = {key.casefold(): key for key in LICENSES}
 _EXCEPTION_BY_FOLDED = {key.casefold(): key for key in EXCEPTIONS}
 
@@ -153,6 +155,16 @@ class License(LicenseExpr):
     id: str
     plus: bool = False
     exception: str | None = None
+
+    def __post_init__(self) -> None:
+        # Valid by construction, in canonical spelling: parse_expression() is the lenient way in.
+        is_ref = _CANONICAL_REF.fullmatch(self.id) is not None
+        if not is_ref and self.id not in LICENSES:
+            raise InvalidLicense(f"unknown licence id {self.id!r}")
+        if is_ref and self.plus:
+            raise InvalidLicense(f"'+' applies to SPDX licence ids, not to {self.id!r}")
+        if self.exception is not None and not (self.exception in EXCEPTIONS or _ADDITION_REF.fullmatch(self.exception)):
+            raise InvalidLicense(f"unknown licence exception {self.exception!r}")
 
     def __str__(self) -> str:
         text = self.id + ("+" if self.plus else "")
@@ -178,6 +190,10 @@ class SeeLicenseIn(LicenseExpr):
     """npm's ``SEE LICENSE IN <file>``: a custom licence shipped in the package."""
 
     file: str
+
+    def __post_init__(self) -> None:
+        if not self.file.strip():
+            raise InvalidLicense("SEE LICENSE IN needs a file name")
 
     def __str__(self) -> str:
         return f"SEE LICENSE IN {self.file}"
@@ -327,9 +343,7 @@ class _Parser:
                 raise self.error("UNLICENSED and SEE LICENSE IN <file> must be the whole licence field")
             if bare.casefold() in _EXCEPTION_BY_FOLDED:
                 raise self.error(f"{bare!r} is a licence exception; it can only follow WITH")
-            raise self.error(
-                f"unknown licence id {bare!r} (use LicenseRef-<name> for a licence not on the SPDX list)"
-            )
+            raise self.error(f"unknown licence id {bare!r} (use LicenseRef-<name> for a licence not on the SPDX list)")
         return License(canonical, plus)
 
     def exception(self) -> str:

@@ -76,8 +76,8 @@ _CATEGORIES = {  # category -> name stems
     "observability": "logger metrics tracing sentry audit profiler",
     "routing": "router redirect rewrite proxy i18n-routing static",
     "themes": "nord dracula solarized material ocean forest sunset midnight pastel mono retro aurora",
-    "utilities": "utils fp date color merge emitter signals store query schema validator http url uuid "
-                 "debounce deep-equal immutable observable format parse stream async queue",
+    "utilities": "utils fp date color merge emitter signals store query schema validator fetch urlpattern uuid "
+                 "debounce deep-equal immutable observable format parse streams async queue",
 }
 _KIND_CATEGORIES = {
     "component": ("charts", "forms", "layout", "media", "navigation", "data-display", "editors", "maps"),

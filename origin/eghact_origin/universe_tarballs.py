@@ -15,6 +15,7 @@ gzip's header mtime is 0, so one (plugins, seed) pair always yields identical ta
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import gzip
 import json
@@ -23,7 +24,6 @@ import random
 import tarfile
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ CHUNK_VERSIONS = 400  # work unit for the process pool: big enough to amortise p
 
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class SeedVersion:
     manifest: dict  # the package.json, exactly as inside the tarball
     tarball: bytes  # the .tgz
@@ -51,7 +51,7 @@ class SeedVersion:
     deprecated: str | None  # deprecation message
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class SeedPackage:
     name: str
     versions: tuple[SeedVersion, ...]  # in publish order
@@ -262,6 +262,12 @@ def _build_unit(unit: _Unit) -> list[list[SeedVersion]]:
     return [_build_versions(package, start, stop) for package, start, stop in unit]
 
 
+def _portable(unit: _Unit) -> _Unit:
+    """The unit with each package cut down to its slice, so a giant is not pickled once per slice."""
+    return tuple((dataclasses.replace(p, versions=p.versions[start:stop]), 0, stop - start)
+                 for p, start, stop in unit)
+
+
 def _units(packages: Iterable[PlannedPackage]) -> Iterator[_Unit]:
     unit: list[tuple[PlannedPackage, int, int]] = []
     room = CHUNK_VERSIONS
@@ -307,7 +313,7 @@ def build_packages(packages: Iterable[PlannedPackage], *, workers: int = 1) -> I
 
         try:
             for unit in _units(packages):
-                in_flight.append((unit, pool.submit(_build_unit, unit)))
+                in_flight.append((unit, pool.submit(_build_unit, _portable(unit))))
                 if len(in_flight) >= 3 * workers:
                     yield from drain_one()
             while in_flight:

@@ -142,6 +142,14 @@ def test_trees_are_immutable_and_normalised() -> None:
     assert And((Or((MIT, ISC)), BSD3)).terms == (Or((MIT, ISC)), BSD3)
     with pytest.raises(InvalidLicense):
         And((MIT,))
+    for bad in (
+        lambda: License("mit"),
+        lambda: License("LicenseRef-x", plus=True),
+        lambda: License("MIT", exception="MIT"),
+        lambda: SeeLicenseIn(" "),
+    ):
+        with pytest.raises(InvalidLicense):
+            bad()
     assert hash(parse_expression("MIT AND ISC")) == hash(And((MIT, ISC)))
 
 
