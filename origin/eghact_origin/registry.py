@@ -269,8 +269,9 @@ class Registry:
                                  code="bad_publish_body")
             events += await self.unpublish(principal, name, removed, reason="unpublished by npm client")
         if messages:
-            events += await self.store.deprecate(name, messages, actor=actor.name)
-            self._changed(events)
+            deprecations = await self.store.deprecate(name, messages, actor=actor.name)
+            self._changed(deprecations)
+            events += deprecations
         seq = events[-1].seq if events else state.seq
         return {"ok": True, "id": name, "rev": packument.revision(name, seq)}
 

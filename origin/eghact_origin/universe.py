@@ -28,7 +28,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eghact_origin.universe_tarballs import SeedPackage, SeedVersion, build_packages
 
@@ -219,17 +219,31 @@ class UniversePlan:
 
 
 # ---- planning ----------------------------------------------------------------------------------------
+@dataclass(slots=True, eq=False)
 class _Draft:
-    """Mutable working state for one package while the plan is being decided."""
+    """Mutable working state for one package while the plan is being decided, stage by stage."""
 
-    __slots__ = ("bumps", "caps", "category", "count", "created", "deprecated", "deps", "fitness", "host",
-                 "index", "kind", "licence", "name", "rank", "rel_best", "rel_pos", "rel_times", "stem",
-                 "times", "versions", "vstr")
-
-    def __init__(self, index: int, kind: str, licence: str) -> None:
-        self.index, self.kind, self.licence = index, kind, licence
-        self.deprecated: dict[int, str] = {}
-        self.deps: list[list[tuple[str, str, str]]] = []  # per version: (role, target name, range)
+    index: int  # creation order
+    kind: str
+    licence: str
+    name: str = ""
+    category: str = ""
+    stem: str = ""  # the word its name and description are built around
+    host: str = ""  # the host in its network:fetch:HOST capability, if it gets one
+    rank: int = 0  # popularity rank, 0 = most popular
+    fitness: int = 1  # tickets in the attachment urn before any dependent
+    count: int = 1  # number of versions
+    created: int = 0  # epoch seconds of the first version
+    versions: list[tuple] = field(default_factory=list)  # (M, m, p, (tag, n) | None), publish order
+    vstr: list[str] = field(default_factory=list)
+    bumps: list[str] = field(default_factory=list)  # first|major|minor|patch|pre|backport per version
+    times: list[int] = field(default_factory=list)
+    rel_pos: list[int] = field(default_factory=list)  # indices of the releases (non-prereleases)
+    rel_times: list[int] = field(default_factory=list)
+    rel_best: list[int] = field(default_factory=list)  # per release: index of the highest release so far
+    traits: list[tuple] = field(default_factory=list)  # per version: (licence, eghact.version, caps)
+    deps: list[list[tuple[str, str, str]]] = field(default_factory=list)  # per version: (role, name, range)
+    deprecated: dict[int, str] = field(default_factory=dict)  # version index -> message
 
     def latest(self) -> int:
         return self.rel_best[-1]
@@ -410,7 +424,7 @@ def _draft_histories(drafts: list[_Draft], seed: int) -> None:
         # packages relicense to a non-OSI licence at a major, as some well-known projects did.
         caps = _caps_for(rng, d) if d.kind != "library" else ((), ())
         licence, relicense = d.licence, d.licence not in NON_OSI and rng.random() < 0.03
-        d.caps, framework = [], None
+        framework = None
         for k, bump in enumerate(d.bumps):
             if bump == "major" and d.kind != "library" and rng.random() < 0.2:
                 spare = [c.replace("HOST", d.host) for c, _, _ in _CAPABILITIES[d.kind]
@@ -422,7 +436,7 @@ def _draft_histories(drafts: list[_Draft], seed: int) -> None:
                 licence, relicense = rng.choice(("BUSL-1.1", "SSPL-1.0")), False
             if d.kind != "library" and (framework is None or (bump in ("major", "minor") and rng.random() < .5)):
                 framework = _framework(rng, d.times[k])
-            d.caps.append((licence, framework, caps))
+            d.traits.append((licence, framework, caps))
 
 
 def _range(rng: random.Random, form: str, base: tuple) -> str:
@@ -525,13 +539,15 @@ def _draft_cycles(drafts: list[_Draft], seed: int) -> list[tuple[str, ...]]:
 
 
 def _draft_advisories(drafts: list[_Draft], urn: list[int], seed: int) -> list[SeedAdvisory]:
+    """About one package in 25 gets an advisory, popular ones likelier (they draw more scrutiny)."""
     rng = random.Random(f"{seed}/advisories")
     found: list[tuple[int, str, _Draft, SeedAdvisory, list[int], str | None]] = []
     per_package: dict[int, int] = {}
-    for _ in range(max(1, len(drafts) // 25) * 10 if len(drafts) >= 20 else 0):
-        if len(found) >= max(1, len(drafts) // 25):
+    wanted = max(1, len(drafts) // 25) if len(drafts) >= 20 and urn else 0
+    for _ in range(10 * wanted):
+        if len(found) == wanted:
             break
-        d = drafts[urn[rng.randrange(len(urn))]] if urn else rng.choice(drafts)
+        d = drafts[urn[rng.randrange(len(urn))]]
         rels = sorted(d.rel_pos, key=lambda k: _vkey(d.versions[k]))
         if len(rels) < 3 or per_package.get(d.index, 0) >= 2:
             continue
@@ -625,7 +641,7 @@ def _finish(d: _Draft, rng: random.Random, dependents: int) -> PlannedPackage:
     if top_pre is not None and _vkey(d.versions[top_pre]) > _vkey(d.versions[latest]):
         tags.append(("next", d.vstr[top_pre]))
     versions = []
-    for k, (licence, framework, caps) in enumerate(d.caps):
+    for k, (licence, framework, caps) in enumerate(d.traits):
         roles: dict[str, list[tuple[str, str]]] = {"dependencies": [], "optionalDependencies": [],
                                                    "peerDependencies": [], "peerDependencies?": []}
         for role, name, spec in d.deps[k]:

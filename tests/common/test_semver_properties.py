@@ -55,9 +55,21 @@ _comparators = st.one_of(
     st.builds(lambda op, p: f"{op}{p}", st.sampled_from(["", "=", "<", "<=", ">", ">=", "^", "~", "~>"]), _partials),
     st.builds(lambda a, b: f"{a} - {b}", _partials, _partials),
 )
-range_texts = st.lists(
-    st.lists(_comparators, min_size=1, max_size=3).map(" ".join), min_size=1, max_size=3
-).map(" || ".join)
+
+
+def _ranges(comparators: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    sets = st.lists(comparators, min_size=1, max_size=3).map(" ".join)
+    return st.lists(sets, min_size=1, max_size=3).map(" || ".join)
+
+
+range_texts = _ranges(_comparators)
+_release_partials = _partials.filter(lambda p: "-" not in p)
+release_range_texts = _ranges(
+    st.one_of(
+        st.builds(lambda op, p: f"{op}{p}", st.sampled_from(["", "<", "<=", ">", ">=", "^", "~"]), _release_partials),
+        st.builds(lambda a, b: f"{a} - {b}", _release_partials, _release_partials),
+    )
+)
 
 
 def _compare(a: str, b: str) -> int:
@@ -115,15 +127,16 @@ def test_canonical_ranges_are_fixed_points(text: str, include_prerelease: bool) 
     canonical = semver.valid_range(text, include_prerelease=include_prerelease)
     if canonical is None:
         return
-    assert semver.valid_range(canonical) == canonical
-    assert Range(canonical).range == Range(text, include_prerelease=include_prerelease).range
+    # under the same options only: with include_prerelease, `0 >=0.0.0` is `<1.0.0-0 >=0.0.0`,
+    # and without it node-semver reads `>=0.0.0` as `*`
+    assert semver.valid_range(canonical, include_prerelease=include_prerelease) == canonical
+    if not include_prerelease:
+        assert semver.valid_range(canonical) == canonical
 
 
 @FAST
 @given(range_texts, st.lists(version_texts, max_size=12), st.booleans())
-def test_max_and_min_satisfying_agree_with_satisfies(
-    text: str, versions: list[str], include_prerelease: bool
-) -> None:
+def test_max_and_min_satisfying_agree_with_satisfies(text: str, versions: list[str], include_prerelease: bool) -> None:
     opts = {"include_prerelease": include_prerelease}
     inside = [v for v in versions if semver.satisfies(v, text, **opts)]
     highest = semver.max_satisfying(versions, text, **opts)
@@ -162,11 +175,23 @@ def test_range_test_is_satisfies_and_never_raises(text: str, version: str, inclu
 
 
 @FAST
-@given(range_texts, range_texts, st.booleans())
-def test_intersects_is_symmetric(a: str, b: str, loose: bool) -> None:
-    if semver.valid_range(a, loose=loose) is None or semver.valid_range(b, loose=loose) is None:
+@given(
+    st.one_of(
+        st.tuples(range_texts, range_texts, st.just(True)),
+        st.tuples(release_range_texts, release_range_texts, st.booleans()),
+    ),
+    st.booleans(),
+)
+def test_intersects_is_symmetric(ranges: tuple[str, str, bool], loose: bool) -> None:
+    # Not quite everywhere, exactly as upstream: without include_prerelease an exact
+    # prerelease such as `0.0.0-alpha` does not intersect `*` while `*` intersects it (the
+    # "" comparator short-cuts to true). So: any ranges with include_prerelease, or ranges
+    # that name no prerelease with either setting.
+    a, b, include_prerelease = ranges
+    opts = {"loose": loose, "include_prerelease": include_prerelease}
+    if semver.valid_range(a, **opts) is None or semver.valid_range(b, **opts) is None:
         return
-    assert semver.intersects(a, b, loose=loose) == semver.intersects(b, a, loose=loose)
+    assert semver.intersects(a, b, **opts) == semver.intersects(b, a, **opts)
 
 
 @FAST
@@ -182,8 +207,11 @@ def test_increments_go_up(text: str, release: str, identifier: str | None) -> No
     bumped = semver.inc(text, release, identifier)
     if bumped is None:  # e.g. "prerelease" of a version whose prerelease cannot count
         return
-    assert semver.gt(bumped, text)
     assert semver.valid(bumped) == bumped
+    if release == "prerelease" and identifier is not None:
+        # as upstream: 1.0.0-alpha.alpha bumps to 1.0.0-alpha.0, which sorts lower
+        return
+    assert semver.gt(bumped, text)
 
 
 @FAST

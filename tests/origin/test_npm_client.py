@@ -34,13 +34,15 @@ class Npm:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def run(self, *args: str, cwd: Path, token: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, cwd: Path, token: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.lower().startswith("npm_config_")}
         env.update({"npm_config_userconfig": str(self.rc(token)), "npm_config_cache": str(self.cache),
                     "NO_UPDATE_NOTIFIER": "1", "CI": "true"})
         result = subprocess.run(["npm", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
         if check and result.returncode != 0:
-            raise AssertionError(f"npm {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(f"npm {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
         return result
 
     def publish(self, name: str, version: str, deps: dict[str, str] | None = None) -> None:

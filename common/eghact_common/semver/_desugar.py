@@ -20,11 +20,12 @@ from ._re import (
     CARETLOOSE,
     CARETTRIM,
     COMPARATORLOOSE,
-    COMPARATORTRIM,
+    COMPARATORTRIM_REST,
     GTE0,
     GTE0PRE,
     HYPHENRANGE,
     HYPHENRANGELOOSE,
+    JS_WHITESPACE,
     STAR,
     TILDE,
     TILDELOOSE,
@@ -35,6 +36,9 @@ from ._re import (
     js_trim,
 )
 
+_SPACE = frozenset(JS_WHITESPACE)
+_RUN = frozenset("v=" + JS_WHITESPACE)
+
 
 def comparator_strings(part: str, loose: bool, include_prerelease: bool) -> list[str]:
     """The primitive comparator strings of one ``||`` alternative (``parseRange``)."""
@@ -42,7 +46,7 @@ def comparator_strings(part: str, loose: bool, include_prerelease: bool) -> list
     hyphen = HYPHENRANGELOOSE if loose else HYPHENRANGE
     part = hyphen.sub(_hyphen_replace(include_prerelease), part, count=1)
     # `> 1.2.3 < 1.2.5` => `>1.2.3 <1.2.5`, `~ 1.2.3` => `~1.2.3`, `^ 1.2.3` => `^1.2.3`
-    part = COMPARATORTRIM.sub(lambda m: m[1] + m[2] + m[3], part)
+    part = comparator_trim(part)
     part = TILDETRIM.sub(lambda m: m[1] + "~", part)
     part = CARETTRIM.sub(lambda m: m[1] + "^", part)
     joined = " ".join(_parse_comparator(comp, loose, include_prerelease) for comp in part.split(" "))
@@ -51,6 +55,48 @@ def comparator_strings(part: str, loose: bool, include_prerelease: bool) -> list
         # loose mode throws out what is not a comparator instead of failing the range
         comps = [comp for comp in comps if COMPARATORLOOSE.match(comp)]
     return comps
+
+
+def comparator_trim(text: str) -> str:
+    """``text.replace(COMPARATORTRIM, '$1$2$3')`` in linear time: `> 1.2.3` => `>1.2.3`.
+
+    The regex is a global search for ``(\\s?)(GTLT)\\s?`` + a version, and a version opens
+    with an unbounded ``[v=\\s]*`` run. On a long run that leads nowhere (``"v" * 20000``),
+    the regex rescans the rest of the run from every start position: quadratic. But no way
+    through the optional prefix changes where that run ends, and the version proper must
+    start right there (its first character, a digit, x or *, is not in the run), so whether a
+    match starts at a position depends only on the run's end. This walks the same greedy
+    path the regex takes, matches the rest of the version once per run end, and drops just
+    what ``$1$2$3`` drops: the optional whitespace between the operator and the version.
+    """
+    size = len(text)
+    run_end = list(range(size + 1))  # run_end[i]: first index >= i not in [v=\s]
+    for i in range(size - 1, -1, -1):
+        if text[i] in _RUN:
+            run_end[i] = run_end[i + 1]
+    rest_end: dict[int, int] = {}
+    pieces: list[str] = []
+    emitted = i = 0
+    while i < size:
+        j = i + (text[i] in _SPACE)
+        j += j < size and text[j] in "<>"
+        j += j < size and text[j] == "="
+        gap = j
+        j += j < size and text[j] in _SPACE
+        start = run_end[j]
+        end = rest_end.get(start)
+        if end is None:
+            match = COMPARATORTRIM_REST.match(text, start)
+            end = rest_end[start] = match.end() if match else -1
+        if end < 0:
+            i += 1
+            continue
+        if j > gap:
+            pieces.append(text[emitted:gap])
+            emitted = j
+        i = end
+    pieces.append(text[emitted:])
+    return "".join(pieces)
 
 
 def _parse_comparator(comp: str, loose: bool, include_prerelease: bool) -> str:

@@ -61,9 +61,7 @@ def rcompare(a: str | Version, b: str | Version, *, loose: bool = False, include
     return compare(b, a, loose=loose)
 
 
-def compare_build(
-    a: str | Version, b: str | Version, *, loose: bool = False, include_prerelease: bool = False
-) -> int:
+def compare_build(a: str | Version, b: str | Version, *, loose: bool = False, include_prerelease: bool = False) -> int:
     """``compare``, with build metadata breaking ties."""
     va, vb = require_version(a, loose), require_version(b, loose)
     return compare_versions(va, vb) or compare_builds(va, vb)
@@ -93,9 +91,7 @@ def lte(a: str | Version, b: str | Version, *, loose: bool = False, include_prer
     return compare(a, b, loose=loose) <= 0
 
 
-def cmp(
-    a: str | Version, op: str, b: str | Version, *, loose: bool = False, include_prerelease: bool = False
-) -> bool:
+def cmp(a: str | Version, op: str, b: str | Version, *, loose: bool = False, include_prerelease: bool = False) -> bool:
     """``a op b`` for ``op`` in ``== = "" != > >= < <=``; ``===``/``!==`` compare the texts
     (a ``Version``'s ``.version``, a string as given). Raises ``ValueError`` for another ``op``."""
     if op in ("===", "!=="):
@@ -308,4 +304,3 @@ def outside(
         if low.operator == ecomp and beyond_low < 0:
             return False
     return True
-

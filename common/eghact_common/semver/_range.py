@@ -321,9 +321,7 @@ def _parse_set(part: str, loose: bool, include_prerelease: bool) -> tuple[Compar
     return tuple(unique.values())
 
 
-def _build(
-    raw: str, sets: tuple[tuple[Comparator, ...], ...], loose: bool, include_prerelease: bool
-) -> Range:
+def _build(raw: str, sets: tuple[tuple[Comparator, ...], ...], loose: bool, include_prerelease: bool) -> Range:
     self = object.__new__(Range)
     put = object.__setattr__
     put(self, "raw", raw)

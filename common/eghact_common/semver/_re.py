@@ -99,6 +99,12 @@ CARETLOOSE = _compile(f"^{_LONECARET}{_XRANGEPLAINLOOSE}$")
 COMPARATORLOOSE = _compile(rf"^{_GTLT}\s*({_LOOSEPLAIN})$|^$")
 COMPARATOR = _compile(rf"^{_GTLT}\s*({_FULLPLAIN})$|^$")
 COMPARATORTRIM = _compile(rf"(\s*){_GTLT}\s*({_LOOSEPLAIN}|{_XRANGEPLAIN})")
+# COMPARATORTRIM after its leading [v=\s]* run: what _desugar.comparator_trim matches at the
+# end of each run instead of letting the regex rescan the run from every start position
+COMPARATORTRIM_REST = _compile(
+    rf"(?:{_MAINVERSIONLOOSE}{_PRERELEASELOOSE}?{_BUILD}?"
+    rf"|({_XRANGEIDENTIFIER})(?:\.({_XRANGEIDENTIFIER})(?:\.({_XRANGEIDENTIFIER})(?:{_PRERELEASE})?{_BUILD}?)?)?)"
+)
 HYPHENRANGE = _compile(rf"^\s*({_XRANGEPLAIN})\s+-\s+({_XRANGEPLAIN})\s*$")
 HYPHENRANGELOOSE = _compile(rf"^\s*({_XRANGEPLAINLOOSE})\s+-\s+({_XRANGEPLAINLOOSE})\s*$")
 STAR = _compile(r"(<|>)?=?\s*\*")

@@ -73,7 +73,8 @@ class SqliteMetadataStore:
         self._writer = _connect(self.path)
         migrate(self._writer)
         self._readers = threading.local()
-        self._all_readers: list[sqlite3.Connection] = []
+        self._all_readers: list[tuple[sqlite3.Connection, threading.Lock]] = []
+        self._closed = False
         self._readers_lock = threading.Lock()
         self._default_actor = audit_actor_default
         self.registry_id = self._ensure_registry_id()
@@ -84,30 +85,33 @@ class SqliteMetadataStore:
     def close(self) -> None:
         self._writer_thread.shutdown()
         with self._readers_lock:
-            for conn in self._all_readers:
+            self._closed = True
+            readers, self._all_readers = self._all_readers, []
+        for conn, lock in readers:
+            # A read cancelled on the event loop may still run in its pool thread: closing
+            # its connection under it would crash SQLite, so wait for it to finish.
+            with lock:
                 conn.close()
-            self._all_readers.clear()
         self._writer.close()
 
-    def _reader(self) -> sqlite3.Connection:
-        conn = getattr(self._readers, "conn", None)
-        if conn is None:
+    def _reader(self) -> tuple[sqlite3.Connection, threading.Lock]:
+        pair = getattr(self._readers, "pair", None)
+        if pair is None:
             conn = _connect(self.path)
             conn.execute("PRAGMA query_only=ON")
-            self._readers.conn = conn
+            pair = (conn, threading.Lock())
             with self._readers_lock:
-                self._all_readers.append(conn)
-        return conn
+                if self._closed:
+                    conn.close()
+                    raise RuntimeError("the store is closed")
+                self._all_readers.append(pair)
+            self._readers.pair = pair
+        return pair
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
-            conn = self._reader()
-            # One snapshot for the whole read: several SELECTs see one committed state.
-            conn.execute("BEGIN")
-            try:
+            with self.read_sync() as conn:
                 return fn(conn)
-            finally:
-                conn.execute("COMMIT")
 
         return await run_blocking(call)
 
@@ -168,6 +172,9 @@ class SqliteMetadataStore:
         with open(lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
+                # A crash mid-append leaves a torn last line; its record is still in the
+                # outbox (rows are deleted only after the append is synced), so cut and redo.
+                audit.repair_tail(self.audit_path)
                 last_id, _ = audit.tail(self.audit_path)
                 rows = self._writer_thread.submit(
                     lambda: self._writer.execute(
@@ -202,7 +209,8 @@ class SqliteMetadataStore:
         return await self._read(lambda conn: _changes(conn, since, limit))
 
     def changes_sync(self, since: int, limit: int) -> list[wire.ChangeEvent]:
-        return _changes(self._reader(), since, limit)
+        with self.read_sync() as conn:
+            return _changes(conn, since, limit)
 
     async def last_seq(self) -> int:
         return await self._read(_last_seq)
@@ -509,7 +517,8 @@ class SqliteMetadataStore:
         return await self._read(run)
 
     def tokens_sync(self) -> list[TokenRecord]:
-        rows = self._reader().execute("SELECT id, name, scopes, created, revoked FROM tokens ORDER BY id")
+        with self.read_sync() as conn:
+            rows = conn.execute("SELECT id, name, scopes, created, revoked FROM tokens ORDER BY id").fetchall()
         return [TokenRecord(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4]) for r in rows]
 
     async def stats(self) -> dict[str, int]:
@@ -520,14 +529,24 @@ class SqliteMetadataStore:
 
         return await self._read(run)
 
+    def audit_head(self) -> int:
+        """The id of the last audit record this registry committed (the file must reach it)."""
+        with self.read_sync() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key='audit_head'").fetchone()
+        return int(json.loads(row[0])[0]) if row else 0
+
     @contextlib.contextmanager
     def read_sync(self) -> Iterator[sqlite3.Connection]:
-        conn = self._reader()
-        conn.execute("BEGIN")
-        try:
-            yield conn
-        finally:
-            conn.execute("COMMIT")
+        """This thread's reader connection inside one snapshot (several SELECTs, one state)."""
+        conn, lock = self._reader()
+        with lock:
+            if self._closed:
+                raise RuntimeError("the store is closed")
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
 
 
 def _unmark(stored: bytes) -> bytes:
