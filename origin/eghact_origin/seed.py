@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from eghact_common import names
@@ -42,6 +43,7 @@ def seed_registry(registry: Registry, *, plugins: int, seed: int, workers: int =
     store = registry.store
     plan = universe.plan_universe(plugins, seed)
     batch: list[NewVersion] = []
+    pending: Future[object] | None = None
     packages = versions = total_bytes = 0
     for package in universe.iter_packages(plan, workers=workers):
         packages += 1
@@ -62,10 +64,16 @@ def seed_registry(registry: Registry, *, plugins: int, seed: int, workers: int =
             versions += 1
             total_bytes += facts.size
         if len(batch) >= BATCH_VERSIONS:
-            store.ingest_sync(batch, actor=SEED_ACTOR)  # type: ignore[attr-defined]
+            # One batch commits on the writer thread while the next is prepared here.
+            if pending is not None:
+                pending.result()
+            pending = store.ingest_submit(batch, actor=SEED_ACTOR)  # type: ignore[attr-defined]
             batch = []
+    if pending is not None:
+        pending.result()
     if batch:
         store.ingest_sync(batch, actor=SEED_ACTOR)  # type: ignore[attr-defined]
+    store.flush_audit()  # type: ignore[attr-defined]
     advisories = universe.advisories(plan)
     for advisory in advisories:
         store.add_advisory_sync({  # type: ignore[attr-defined]

@@ -201,16 +201,22 @@ def check_increments(case: list[Any]) -> int:
     if isinstance(opts_value, str):
         # node-semver's inc() reads a string here as the identifier, shifting the rest; its
         # class test reads it as options (= loose). Both readings must give `expected`.
-        func_kwargs: dict[str, Any] = {"identifier": opts_value, "identifier_base": arg(case, 4)}
-        func_opts = options(None)
+        identifier, identifier_base, func_opts = opts_value, arg(case, 4), options(None)
         method_loose, method_identifier, method_base = True, arg(case, 4), arg(case, 5)
     else:
-        func_kwargs = {"identifier": arg(case, 4), "identifier_base": arg(case, 5)}
-        func_opts = options(opts_value)
+        identifier, identifier_base, func_opts = arg(case, 4), arg(case, 5), options(opts_value)
         method_loose, method_identifier, method_base = func_opts["loose"], arg(case, 4), arg(case, 5)
     if method_identifier is False:
         method_identifier = None  # a JS `false` identifier is just falsy
-    assert semver.inc(version, release, **func_kwargs, **func_opts) == expected
+    bumped_text = semver.inc(
+        version,
+        release,
+        identifier,
+        identifier_base,
+        loose=func_opts["loose"],
+        include_prerelease=func_opts["include_prerelease"],
+    )
+    assert bumped_text == expected
     if expected is None:
         with pytest.raises(ValueError):
             Version(version, loose=method_loose).inc(release, method_identifier, method_base)

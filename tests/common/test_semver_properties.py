@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -262,3 +263,22 @@ def test_non_strings_are_rejected_never_coerced(value: object) -> None:
         pass
     else:
         raise AssertionError(f"{value!r} was accepted as a range")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="v= \t<>~^1203.-xX*a+b|", max_size=16))
+def test_linear_comparator_trim_is_the_regex(text: str) -> None:
+    # _desugar.comparator_trim replaces node-semver's (quadratic) COMPARATORTRIM substitution
+    from eghact_common.semver import _desugar, _re
+
+    expected = _re.COMPARATORTRIM.sub(lambda m: m[1] + m[2] + m[3], text)
+    assert _desugar.comparator_trim(text) == expected
+
+
+def test_long_runs_parse_in_linear_time() -> None:
+    # a 50,000-character run of `v` made the regex form of the comparator trim take minutes
+    started = time.perf_counter()
+    for text in ("v" * 50_000, "v " * 25_000 + "1", "< " + "v=" * 25_000):
+        for loose in (False, True):
+            semver.valid_range(text, loose=loose)
+    assert time.perf_counter() - started < 5

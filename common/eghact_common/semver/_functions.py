@@ -95,7 +95,7 @@ def cmp(a: str | Version, op: str, b: str | Version, *, loose: bool = False, inc
     """``a op b`` for ``op`` in ``== = "" != > >= < <=``; ``===``/``!==`` compare the texts
     (a ``Version``'s ``.version``, a string as given). Raises ``ValueError`` for another ``op``."""
     if op in ("===", "!=="):
-        texts = [require_version(x, loose).version if isinstance(x, Version) else _text(x) for x in (a, b)]
+        texts = [x.version if isinstance(x, Version) else _text(x) for x in (a, b)]
         return (texts[0] == texts[1]) == (op == "===")
     tests = {
         "": eq,
@@ -155,8 +155,7 @@ def _extreme(
     except InvalidRange:
         return None
     if isinstance(versions, SortedVersions):
-        found = versions.max_satisfying(parsed_range) if highest else versions.min_satisfying(parsed_range)
-        return found  # type: ignore[return-value]  # the items of a SortedVersions are Versions
+        return versions.max_satisfying(parsed_range) if highest else versions.min_satisfying(parsed_range)
     best: T | None = None
     best_version: Version | None = None
     for item in versions:

@@ -24,6 +24,10 @@ def _compare_build(a: tuple[Version, Any], b: tuple[Version, Any]) -> int:
     return compare_versions(a[0], b[0]) or compare_builds(a[0], b[0])
 
 
+def _compare_only_build(a: tuple[Version, Any], b: tuple[Version, Any]) -> int:
+    return compare_builds(a[0], b[0])
+
+
 def sort_pairs(pairs: list[tuple[Version, T]], *, reverse: bool) -> list[tuple[Version, T]]:
     """``(version, item)`` pairs sorted by ``compare_build``, stably."""
     if not all(v._plain for v, _ in pairs):
@@ -34,8 +38,7 @@ def sort_pairs(pairs: list[tuple[Version, T]], *, reverse: bool) -> list[tuple[V
     for _, run in itertools.groupby(ordered, key=lambda pair: pair[0]._key):
         group = list(run)
         if len(group) > 1:
-            by_build = functools.cmp_to_key(lambda a, b: compare_builds(a[0], b[0]))
-            group.sort(key=by_build, reverse=reverse)
+            group.sort(key=functools.cmp_to_key(_compare_only_build), reverse=reverse)
         result.extend(group)
     return result
 

@@ -35,7 +35,9 @@ class Version:
     ``build`` a tuple of strings; ``raw`` the text it was parsed from; ``version`` the
     canonical text without build metadata. Equality, hashing and ordering follow semver
     *precedence*, so build metadata is ignored: ``Version("1.0.0+a") == Version("1.0.0+b")``
-    (use :func:`compare_build` to tell those apart).
+    (use :func:`compare_build` to tell those apart). They are a total order; the module's
+    ``compare`` is node-semver's own algorithm, which differs only where that is not one (two
+    all-digit prerelease identifiers beyond 2**53 that round to the same double).
 
     ``Version(text, loose=...)`` parses (results are cached and shared) and raises
     :class:`InvalidVersion`; a ``Version`` passed in is returned as is.
@@ -85,27 +87,27 @@ class Version:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return compare_versions(self, other) == 0
+        return self._key == other._key
 
     def __lt__(self, other: Version) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return compare_versions(self, other) < 0
+        return self._key < other._key
 
     def __le__(self, other: Version) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return compare_versions(self, other) <= 0
+        return self._key <= other._key
 
     def __gt__(self, other: Version) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return compare_versions(self, other) > 0
+        return self._key > other._key
 
     def __ge__(self, other: Version) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return compare_versions(self, other) >= 0
+        return self._key >= other._key
 
     def inc(
         self, release: str, identifier: str | None = None, identifier_base: str | int | bool | None = None

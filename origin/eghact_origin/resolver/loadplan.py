@@ -112,7 +112,7 @@ def build_load_plan(
         masks[component_of[graph.roots[name]]] |= bit_of[name]
     for i in range(len(components) - 1, -1, -1):
         mask = masks[i]
-        if not mask:
+        if not mask or components[i][0] in eager_keys:
             continue
         for key in components[i]:
             for dep in deps[key]:

@@ -220,7 +220,9 @@ def _check_load_plan(problems: list[str], plan: dict[str, Any], known: set[str] 
         if chunk_id is not None:
             seen_ids.add(chunk_id)
     for chunk_id, likely in (prefetch or {}).items():
-        if _check_strings(problems, f"loadPlan.prefetch[{chunk_id!r}]", likely) and chunks is not None:
+        if not isinstance(likely, list):
+            problems.append(f"loadPlan.prefetch[{chunk_id!r}]: expected an array, got {_kind(likely)}")
+        elif _check_strings(problems, f"loadPlan.prefetch[{chunk_id!r}]", likely) and chunks is not None:
             for other in [chunk_id, *likely]:
                 if other not in seen_ids:
                     problems.append(f"loadPlan.prefetch[{chunk_id!r}]: {other!r} is not a chunk of the plan")

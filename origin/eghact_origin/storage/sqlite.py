@@ -22,6 +22,7 @@ import fcntl
 import json
 import sqlite3
 import threading
+from concurrent.futures import Future
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,6 +254,14 @@ class SqliteMetadataStore:
         Packuments are rendered once per package at the end rather than once per version:
         a package with thousands of versions would otherwise cost O(n²) bytes.
         """
+        events = self.ingest_submit(batch, actor=actor).result()
+        self.flush_audit()
+        return events
+
+    def ingest_submit(self, batch: list[NewVersion], *, actor: str) -> Future[list[wire.ChangeEvent]]:
+        """Queue a bulk commit on the writer thread; the caller prepares the next batch
+        meanwhile and calls ``flush_audit`` when done. A package must not span batches
+        that are in flight at once (each batch renders its packages from what is committed)."""
         def run(conn: sqlite3.Connection) -> list[wire.ChangeEvent]:
             events = [self._publish(conn, new, actor, render=False) for new in batch]
             last_by_name = {e.name: e for e in events}
@@ -260,7 +269,7 @@ class SqliteMetadataStore:
                 self._rerender(conn, name, event.seq, event.time)
             return events
 
-        return self.write_sync(run)
+        return self._writer_thread.submit(self._transaction, run)
 
     def _publish(self, conn: sqlite3.Connection, new: NewVersion, actor: str,
                  render: bool = True) -> wire.ChangeEvent:
