@@ -22,8 +22,8 @@ import fcntl
 import json
 import sqlite3
 import threading
-from concurrent.futures import Future
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -109,14 +109,17 @@ class SqliteMetadataStore:
             self._readers.pair = pair
         return pair
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on a reader thread inside one snapshot. Feature modules that keep
+        their own tables (popularity, resolutions) use this and :meth:`write`."""
         def call() -> T:
             with self.read_sync() as conn:
                 return fn(conn)
 
         return await run_blocking(call)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in one write transaction on the single writer thread."""
         result = await self._writer_thread.run(self._transaction, fn)
         await run_blocking(self.flush_audit)
         return result
@@ -207,14 +210,14 @@ class SqliteMetadataStore:
                                 time=now, data=data or {})
 
     async def changes(self, since: int, limit: int) -> list[wire.ChangeEvent]:
-        return await self._read(lambda conn: _changes(conn, since, limit))
+        return await self.read(lambda conn: _changes(conn, since, limit))
 
     def changes_sync(self, since: int, limit: int) -> list[wire.ChangeEvent]:
         with self.read_sync() as conn:
             return _changes(conn, since, limit)
 
     async def last_seq(self) -> int:
-        return await self._read(_last_seq)
+        return await self.read(_last_seq)
 
     # -- rendering ------------------------------------------------------------------
 
@@ -246,7 +249,7 @@ class SqliteMetadataStore:
 
     async def publish(self, new: NewVersion, *, actor: str) -> wire.ChangeEvent:
         """Commit one version: row, dist-tags, packuments, event, audit. Raises VersionExists."""
-        return await self._write(lambda conn: self._publish(conn, new, actor))
+        return await self.write(lambda conn: self._publish(conn, new, actor))
 
     def ingest_sync(self, batch: list[NewVersion], *, actor: str) -> list[wire.ChangeEvent]:
         """Bulk commit of many versions (seeding, mirror import) in one transaction.
@@ -337,7 +340,7 @@ class SqliteMetadataStore:
                 self._rerender(conn, name, events[-1].seq, now)
             return events
 
-        return await self._write(run)
+        return await self.write(run)
 
     async def unpublish(self, name: str, versions: list[str], *, reason: str,
                         actor: str) -> tuple[list[wire.ChangeEvent], list[str]]:
@@ -368,7 +371,7 @@ class SqliteMetadataStore:
                 "SELECT 1 FROM versions WHERE blob_digest=? AND unpublished IS NULL", (d,)).fetchone() is None]
             return events, unused
 
-        return await self._write(run)
+        return await self.write(run)
 
     async def set_dist_tag(self, name: str, tag: str, version: str | None, *, actor: str) -> wire.ChangeEvent:
         """Point ``tag`` at ``version``, or delete it when ``version`` is None."""
@@ -395,7 +398,7 @@ class SqliteMetadataStore:
             self._rerender(conn, name, event.seq, now)
             return event
 
-        return await self._write(run)
+        return await self.write(run)
 
     def add_advisory_sync(self, advisory: dict[str, Any], *, actor: str) -> wire.ChangeEvent:
         def run(conn: sqlite3.Connection) -> wire.ChangeEvent:
@@ -451,7 +454,7 @@ class SqliteMetadataStore:
                 raise Unpublished(f"every version of {name} has been unpublished", detail={"name": name})
             return StoredDoc(bytes(row[0]), _last_seq(conn))
 
-        return await self._read(run)
+        return await self.read(run)
 
     async def version_doc(self, name: str, spec: str) -> StoredDoc:
         """One version's document; ``spec`` is a version or a dist-tag."""
@@ -468,7 +471,7 @@ class SqliteMetadataStore:
                 raise Unpublished(f"{name}@{version} has been unpublished", detail={"name": name, "version": version})
             return StoredDoc(packument.with_deprecation(bytes(row[0]), row[1]), _last_seq(conn))
 
-        return await self._read(run)
+        return await self.read(run)
 
     async def tarball(self, name: str, filename: str) -> TarballRecord:
         def run(conn: sqlite3.Connection) -> TarballRecord:
@@ -479,7 +482,7 @@ class SqliteMetadataStore:
                 raise NotFound(f"no tarball {filename} for {name}", detail={"name": name, "file": filename})
             return TarballRecord(name, row[0], row[1], row[2], row[3], row[4], bool(row[5]))
 
-        return await self._read(run)
+        return await self.read(run)
 
     async def package_state(self, name: str) -> PackageState:
         def run(conn: sqlite3.Connection) -> PackageState:
@@ -494,7 +497,7 @@ class SqliteMetadataStore:
             tags = dict(conn.execute("SELECT tag, version FROM dist_tags WHERE name=?", (name,)).fetchall())
             return PackageState(name, row[0], versions, tags)
 
-        return await self._read(run)
+        return await self.read(run)
 
     async def dist_tags(self, name: str) -> dict[str, str]:
         return (await self.package_state(name)).dist_tags
@@ -510,10 +513,10 @@ class SqliteMetadataStore:
                     f"FROM advisories WHERE name IN ({marks}) ORDER BY id", chunk))
             return found
 
-        return await self._read(run)
+        return await self.read(run)
 
     async def search(self, query: Any) -> tuple[int, list[Any]]:
-        return await self._read(lambda conn: search_packages(conn, query))
+        return await self.read(lambda conn: search_packages(conn, query))
 
     async def token_by_hash(self, token_hash: str) -> TokenRecord | None:
         def run(conn: sqlite3.Connection) -> TokenRecord | None:
@@ -523,7 +526,7 @@ class SqliteMetadataStore:
                 return None
             return TokenRecord(row[0], row[1], tuple(json.loads(row[2])), row[3], row[4])
 
-        return await self._read(run)
+        return await self.read(run)
 
     def tokens_sync(self) -> list[TokenRecord]:
         with self.read_sync() as conn:
@@ -536,7 +539,7 @@ class SqliteMetadataStore:
             versions = conn.execute("SELECT COUNT(*) FROM versions WHERE unpublished IS NULL").fetchone()[0]
             return {"packages": packages, "versions": versions, "seq": _last_seq(conn)}
 
-        return await self._read(run)
+        return await self.read(run)
 
     def audit_head(self) -> int:
         """The id of the last audit record this registry committed (the file must reach it)."""
