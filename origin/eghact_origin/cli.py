@@ -108,7 +108,7 @@ def _settings(args: argparse.Namespace) -> OriginSettings:
 
 def _serve(settings: OriginSettings) -> int:
     from .app import create_app
-    from .server import serve
+    from eghact_common.serving import serve
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     asyncio.run(serve(create_app(settings), host=settings.host, port=settings.port, label="eghact-origin"))

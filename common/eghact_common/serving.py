@@ -1,6 +1,6 @@
 """Running an aiohttp app until SIGTERM/SIGINT, then stopping cleanly.
 
-Prints one line ``eghact-origin listening on URL`` once the socket is bound (with
+Prints one line ``<label> listening on URL`` once the socket is bound (with
 ``--port 0`` that is how a caller learns the port), and on a signal lets in-flight
 requests finish, closes feed streams, and closes the store before exiting 0.
 """
