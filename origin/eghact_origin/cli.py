@@ -10,6 +10,7 @@
     eghact-origin advisory add --data DIR --name PKG --range RANGE --severity S --title T
                                [--url URL] [--cwe CWE-79 ...] [--cvss 7.5]
     eghact-origin audit-verify --data DIR
+    eghact-origin mirror-apply --data DIR --staged STAGE     (eghact-mirror runs this)
 
 Errors print one line to stderr and exit 2 (usage) or 1 (refused).
 """
@@ -82,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("audit-verify", help="check the audit log's hash chain")
     data(verify)
+
+    apply = sub.add_parser("mirror-apply", help="apply a verified, staged mirror bundle (used by eghact-mirror)")
+    data(apply)
+    apply.add_argument("--staged", type=Path, required=True)
     return parser
 
 
@@ -107,8 +112,9 @@ def _settings(args: argparse.Namespace) -> OriginSettings:
 
 
 def _serve(settings: OriginSettings) -> int:
-    from .app import create_app
     from eghact_common.serving import serve
+
+    from .app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     asyncio.run(serve(create_app(settings), host=settings.host, port=settings.port, label="eghact-origin"))
@@ -180,10 +186,21 @@ def _run(args: argparse.Namespace) -> int:
             }, actor="cli")
         finally:
             registry.store.close()
-        print(json.dumps({"id": event.data["id"], "seq": event.seq}))
+        print(json.dumps({"id": event.data["advisory"]["id"], "seq": event.seq}))
         return 0
     if args.command == "audit-verify":
         return _audit_verify(args.data)
+    if args.command == "mirror-apply":
+        from .mirror_apply import MirrorApplyError, apply_staged
+
+        try:
+            report = apply_staged(args.data, args.staged)
+        except MirrorApplyError as error:
+            print(f"eghact-origin: {error.message}", file=sys.stderr)
+            print(json.dumps({"error": error.code, "message": error.message}))
+            return error.exit_code
+        print(json.dumps(report.__dict__))
+        return 0
     raise AssertionError(args.command)  # argparse's `required=True` makes this unreachable
 
 

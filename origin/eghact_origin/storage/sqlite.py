@@ -156,8 +156,10 @@ class SqliteMetadataStore:
 
     # -- audit outbox ---------------------------------------------------------------
 
-    def _audit(self, conn: sqlite3.Connection, action: str, actor: str | None, subject: str,
-               data: dict[str, Any], now: str) -> None:
+    def record_audit(self, conn: sqlite3.Connection, action: str, actor: str | None, subject: str,
+                     data: dict[str, Any], now: str | None = None) -> None:
+        """Seal an audit record into the outbox, inside the caller's write transaction."""
+        now = now or iso(self._clock())
         row = conn.execute("SELECT value FROM meta WHERE key='audit_head'").fetchone()
         last_id, last_hash = (json.loads(row[0]) if row else (0, audit.GENESIS))
         sealed = audit.seal(
@@ -313,7 +315,7 @@ class SqliteMetadataStore:
             [wire.package_key(new.name), wire.SEARCH_KEY], now,
             {"integrity": new.integrity, "tags": list(new.tags)},
         )
-        self._audit(conn, "publish", actor, f"{new.name}@{new.version}",
+        self.record_audit(conn, "publish", actor, f"{new.name}@{new.version}",
                     {"integrity": new.integrity, "size": new.size, "tags": list(new.tags), "seq": event.seq}, now)
         if render:
             self._rerender(conn, new.name, event.seq, now)
@@ -335,7 +337,7 @@ class SqliteMetadataStore:
                              (message or None, name, version))
                 events.append(self._event(conn, wire.DEPRECATE, name, version, [wire.package_key(name)], now,
                                           {"message": message}))
-                self._audit(conn, "deprecate", actor, f"{name}@{version}", {"message": message}, now)
+                self.record_audit(conn, "deprecate", actor, f"{name}@{version}", {"message": message}, now)
             if events:
                 self._rerender(conn, name, events[-1].seq, now)
             return events
@@ -363,7 +365,7 @@ class SqliteMetadataStore:
                     conn, wire.UNPUBLISH, name, version,
                     [wire.package_key(name), wire.tarball_key(name, version), wire.SEARCH_KEY], now,
                     {"reason": reason}))
-                self._audit(conn, "unpublish", actor, f"{name}@{version}", {"reason": reason}, now)
+                self.record_audit(conn, "unpublish", actor, f"{name}@{version}", {"reason": reason}, now)
             if events:
                 _repair_latest(conn, name)
                 self._rerender(conn, name, events[-1].seq, now)
@@ -394,7 +396,7 @@ class SqliteMetadataStore:
                              (name, tag, version))
             event = self._event(conn, wire.DIST_TAG, name, version, [wire.package_key(name)], now,
                                 {"tag": tag})
-            self._audit(conn, "dist-tag", actor, name, {"tag": tag, "version": version}, now)
+            self.record_audit(conn, "dist-tag", actor, name, {"tag": tag, "version": version}, now)
             self._rerender(conn, name, event.seq, now)
             return event
 
@@ -409,10 +411,16 @@ class SqliteMetadataStore:
                 (advisory["name"], advisory["vulnerable_versions"], advisory["severity"], advisory["title"],
                  advisory.get("url", ""), json.dumps(list(advisory.get("cwe", ()))), advisory.get("cvss"), now))
             advisory_id = int(cur.lastrowid or 0)
+            # The whole advisory rides in the event, so a follower or a bundle export can
+            # reproduce it without another endpoint.
             event = self._event(conn, wire.ADVISORY, advisory["name"], None, [wire.advisory_key(advisory["name"])],
-                                now, {"id": advisory_id, "severity": advisory["severity"],
-                                      "vulnerable_versions": advisory["vulnerable_versions"]})
-            self._audit(conn, "advisory", actor, advisory["name"], {"id": advisory_id, **advisory}, now)
+                                now, {"advisory": {"id": advisory_id, "name": advisory["name"],
+                                                   "vulnerable_versions": advisory["vulnerable_versions"],
+                                                   "severity": advisory["severity"], "title": advisory["title"],
+                                                   "url": advisory.get("url", ""),
+                                                   "cwe": list(advisory.get("cwe", ())),
+                                                   "cvss": advisory.get("cvss"), "created": now}})
+            self.record_audit(conn, "advisory", actor, advisory["name"], {"id": advisory_id, **advisory}, now)
             return event
 
         return self.write_sync(run)
@@ -423,7 +431,7 @@ class SqliteMetadataStore:
             cur = conn.execute("INSERT INTO tokens (name, hash, scopes, created) VALUES (?, ?, ?, ?)",
                                (name, token_hash, json.dumps(scopes), now))
             token_id = int(cur.lastrowid or 0)
-            self._audit(conn, "token-create", actor, name, {"id": token_id, "scopes": scopes}, now)
+            self.record_audit(conn, "token-create", actor, name, {"id": token_id, "scopes": scopes}, now)
             return token_id
 
         return self.write_sync(run)
@@ -436,7 +444,7 @@ class SqliteMetadataStore:
             ).fetchall()
             for rid, rname in rows:
                 conn.execute("UPDATE tokens SET revoked=? WHERE id=?", (now, rid))
-                self._audit(conn, "token-revoke", actor, rname, {"id": rid}, now)
+                self.record_audit(conn, "token-revoke", actor, rname, {"id": rid}, now)
             return len(rows)
 
         return self.write_sync(run)

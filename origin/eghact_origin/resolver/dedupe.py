@@ -1,0 +1,425 @@
+"""``duplicate=dedupe``: one version per name, found by conflict-driven search (PubGrub).
+
+The search is PubGrub as the Dart ``pub`` solver does it (unit propagation over
+*incompatibilities*, decisions in the picker's order, and on a conflict the learning of a
+new incompatibility that explains it, with a backjump to where it matters), over finite
+version sets kept as bit masks: a *term* about package ``p`` is the set of its states it
+allows, a mask over ``p``'s allowed versions plus one bit for "not installed". Set algebra
+on terms is then integer arithmetic.
+
+Dependencies become incompatibilities ``{X in S, not Y in R}`` ("X at any of the versions S,
+which all declare Y at R, and Y not in R, cannot both hold"). Soft edges -- optional
+dependencies, and peers under ``peer=warn`` -- go through a virtual package per edge with
+two versions, 1 "enforced" (the requirement holds) and 0 "dropped"; 1 is tried first, so an
+edge is dropped only when the search proves it cannot hold. Optional peers forbid the
+versions outside their range instead of requiring any (``{X in S, Y in not R}``). Cycles
+need no care: a package is decided once, whoever asks for it again.
+
+When the search fails, the incompatibility it ends with is derived from a set of external
+facts (request ranges, dependency declarations); :mod:`.explain` turns them into the
+"app needs ..., chart needs ... -- no version of core satisfies both" message.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from typing import Any
+
+from .explain import Fact, from_facts
+from .graph import Edge, Node, ResolvedGraph
+from .picker import Candidates, Catalog
+from .policy import Policy
+from .provider import Provider, spec_kind
+from .request import ResolveRequest
+
+__all__ = ["resolve_dedupe"]
+
+_ENFORCED, _DROPPED = 1, 0
+
+
+class _Incompat:
+    __slots__ = ("cause", "terms")
+
+    def __init__(self, terms: dict[str, int], cause: tuple[Any, ...]):
+        self.terms = terms
+        self.cause = cause  # ("fact", Fact) | ("soft",) | ("conflict", _Incompat, _Incompat)
+
+
+class _Assignment:
+    __slots__ = ("cause", "index", "level", "mask", "pkg")
+
+    def __init__(self, pkg: str, mask: int, level: int, cause: _Incompat | None, index: int):
+        self.pkg, self.mask, self.level, self.cause, self.index = pkg, mask, level, cause, index
+
+
+class _Failure(Exception):
+    def __init__(self, incompat: _Incompat):
+        self.incompat = incompat
+
+
+class _Solver:
+    def __init__(self, catalog: Catalog, peer_error: bool):
+        self.catalog = catalog
+        self.peer_error = peer_error
+        self.universe: dict[str, int] = {}
+        self.absent: dict[str, int] = {}
+        self.virtual: dict[str, tuple[str, str, str, str, int]] = {}  # key -> (source, dep, kind, spec, S)
+        self.incompats: dict[str, list[_Incompat]] = defaultdict(list)
+        self.assignments: list[_Assignment] = []
+        self.by_pkg: dict[str, list[_Assignment]] = defaultdict(list)
+        self.allowed: dict[str, int] = {}
+        self.decisions: dict[str, int] = {}
+        self.required: dict[str, None] = {}
+        self.level = 0
+        self._edge_incompats: dict[tuple[str, int], list[_Incompat]] = {}
+
+    # ------------------------------------------------------------------ terms
+
+    def _register(self, pkg: str) -> None:
+        if pkg in self.universe:
+            return
+        if pkg in self.virtual:
+            versions, count = 0b11, 2
+        else:
+            candidates = self.catalog.get(pkg)
+            versions = candidates.allowed if candidates is not None else 0
+            count = len(candidates.info.ordered) if candidates is not None else 0
+        self.absent[pkg] = 1 << count
+        self.universe[pkg] = versions | self.absent[pkg]
+
+    def _make(self, terms: dict[str, int], cause: tuple[Any, ...]) -> _Incompat | None:
+        """An incompatibility without always-true terms; None if one of its terms can never hold."""
+        kept = {}
+        for pkg, mask in terms.items():
+            if mask == 0:
+                return None
+            if mask != self.universe[pkg]:
+                kept[pkg] = mask
+        return _Incompat(kept, cause)
+
+    def _needs(self, pkg: str, versions: int) -> int:
+        """The term "pkg is not installed at any of ``versions``" (i.e. the negation of needing them)."""
+        return self.universe[pkg] & ~versions
+
+    # ------------------------------------------------------------------ the solution
+
+    def _add(self, incompat: _Incompat) -> None:
+        for pkg in incompat.terms:
+            self.incompats[pkg].append(incompat)
+
+    def _derive(self, pkg: str, mask: int, cause: _Incompat | None) -> None:
+        assignment = _Assignment(pkg, mask, self.level, cause, len(self.assignments))
+        self.assignments.append(assignment)
+        self.by_pkg[pkg].append(assignment)
+        allowed = self.allowed.get(pkg, self.universe[pkg]) & mask
+        self.allowed[pkg] = allowed
+        if not allowed & self.absent[pkg] and pkg not in self.required:
+            self.required[pkg] = None
+
+    def _backtrack(self, level: int) -> None:
+        touched = set()
+        while self.assignments and self.assignments[-1].level > level:
+            assignment = self.assignments.pop()
+            self.by_pkg[assignment.pkg].pop()
+            touched.add(assignment.pkg)
+            if assignment.cause is None:
+                del self.decisions[assignment.pkg]
+        for pkg in touched:
+            allowed = self.universe[pkg]
+            for assignment in self.by_pkg[pkg]:
+                allowed &= assignment.mask
+            self.allowed[pkg] = allowed
+        self.level = level
+
+    def _satisfier(self, pkg: str, term: int) -> _Assignment:
+        cumulative = self.universe[pkg]
+        for assignment in self.by_pkg[pkg]:
+            cumulative &= assignment.mask
+            if not cumulative & ~term:
+                return assignment
+        raise AssertionError(f"term on {pkg} is not satisfied")  # a solver bug, never input
+
+    # ------------------------------------------------------------------ propagation
+
+    def _propagate_one(self, incompat: _Incompat) -> str | bool | None:
+        """True: a conflict; a package name: derived something about it; None: nothing."""
+        unsatisfied = None
+        for pkg, term in incompat.terms.items():
+            allowed = self.allowed.get(pkg, self.universe[pkg])
+            if not allowed & ~term:
+                continue
+            if not allowed & term:
+                return None
+            if unsatisfied is not None:
+                return None
+            unsatisfied = pkg
+        if unsatisfied is None:
+            return True
+        self._derive(unsatisfied, self.universe[unsatisfied] & ~incompat.terms[unsatisfied], incompat)
+        return unsatisfied
+
+    def _propagate(self, start: list[str]) -> None:
+        changed = deque(start)
+        while changed:
+            pkg = changed.popleft()
+            incompats = self.incompats[pkg]
+            for i in range(len(incompats) - 1, -1, -1):
+                result = self._propagate_one(incompats[i])
+                if result is True:
+                    root_cause = self._resolve_conflict(incompats[i])
+                    changed.clear()
+                    derived = self._propagate_one(root_cause)
+                    if isinstance(derived, str):
+                        changed.append(derived)
+                    break
+                if isinstance(result, str):
+                    changed.append(result)
+
+    def _resolve_conflict(self, incompat: _Incompat) -> _Incompat:
+        learned = False
+        while incompat.terms:
+            recent: _Assignment | None = None
+            recent_pkg = ""
+            difference, previous_level = 0, 0
+            for pkg, term in incompat.terms.items():
+                satisfier = self._satisfier(pkg, term)
+                if recent is None:
+                    recent, recent_pkg = satisfier, pkg
+                elif recent.index < satisfier.index:
+                    previous_level = max(previous_level, recent.level)
+                    recent, recent_pkg, difference = satisfier, pkg, 0
+                else:
+                    previous_level = max(previous_level, satisfier.level)
+                if recent_pkg == pkg:
+                    # the satisfier may satisfy the term only together with earlier assignments
+                    difference = recent.mask & ~term & self.universe[pkg]
+                    if difference:
+                        earlier = self._satisfier(pkg, self.universe[pkg] & ~difference)
+                        previous_level = max(previous_level, earlier.level)
+            if recent is None:
+                break
+            if previous_level < recent.level or recent.cause is None:
+                self._backtrack(previous_level)
+                if learned:
+                    self._add(incompat)
+                return incompat
+            terms = {pkg: term for pkg, term in incompat.terms.items() if pkg != recent_pkg}
+            for pkg, term in recent.cause.terms.items():
+                if pkg != recent.pkg:
+                    terms[pkg] = terms.get(pkg, self.universe[pkg]) & term
+            if difference:
+                terms[recent_pkg] = terms.get(recent_pkg, self.universe[recent_pkg]) & ~difference
+            made = self._make(terms, ("conflict", incompat, recent.cause))
+            if made is None:  # impossible: every term is satisfied by the partial solution
+                raise AssertionError("derived a vacuous incompatibility")
+            incompat, learned = made, True
+        raise _Failure(incompat)
+
+    # ------------------------------------------------------------------ decisions
+
+    def _same_edge(self, candidates: Candidates, dep: str, kind: str, spec: str) -> int:
+        mask = 0
+        for i, info in enumerate(candidates.info.ordered):
+            if candidates.allowed >> i & 1 and (dep, kind, spec) in info.edges:
+                mask |= 1 << i
+        return mask
+
+    def _fact(self, source: str | None, versions: int, dep: str, spec: str, kind: str) -> Fact:
+        target = self.catalog.get(dep)
+        labels: tuple[str, ...] = ()
+        if source is not None:
+            info = self.catalog.get(source)
+            labels = tuple(v.version for i, v in enumerate(info.info.ordered) if versions >> i & 1) if info else ()
+        return Fact(source, labels, dep, spec, kind, empty=target is not None and not target.mask(spec),
+                    missing=target is None)
+
+    def _edge_incompat(self, source: str, versions: int, dep: str, kind: str, spec: str,
+                       fact: Fact) -> _Incompat | None:
+        self._register(dep)
+        target = self.catalog.get(dep)
+        wanted = target.mask(spec) if target is not None else 0
+        if kind == "peerOptional":
+            forbidden = self.universe[dep] & ~wanted & ~self.absent[dep]
+            return self._make({source: versions, dep: forbidden}, ("fact", fact))
+        return self._make({source: versions, dep: self._needs(dep, wanted)}, ("fact", fact))
+
+    def _dependencies(self, pkg: str, index: int) -> tuple[list[_Incompat], bool]:
+        """The incompatibilities ``pkg`` at ``index`` brings, and whether they are new."""
+        key = (pkg, index)
+        if key in self._edge_incompats:
+            return self._edge_incompats[key], False
+        made: list[_Incompat | None] = []
+        if pkg in self.virtual:
+            source, dep, kind, spec, versions = self.virtual[pkg]
+            if index == _ENFORCED:
+                fact = self._fact(source, versions, dep, spec, kind)
+                made.append(self._edge_incompat(pkg, 1 << _ENFORCED, dep, kind, spec, fact))
+        else:
+            candidates = self.catalog.get(pkg)
+            assert candidates is not None  # only installable packages are ever decided
+            for dep, kind, spec in candidates.info.ordered[index].edges:
+                if spec_kind(spec) == "unsupported":
+                    continue
+                versions = self._same_edge(candidates, dep, kind, spec)
+                if kind == "prod" or (kind in ("peer", "peerOptional") and self.peer_error):
+                    fact = self._fact(pkg, versions, dep, spec, kind)
+                    made.append(self._edge_incompat(pkg, versions, dep, kind, spec, fact))
+                    continue
+                virtual = f"?{pkg}>{dep}:{kind}:{spec}"
+                self.virtual[virtual] = (pkg, dep, kind, spec, versions)
+                self._register(virtual)
+                made.append(self._make({pkg: versions, virtual: self.absent[virtual]}, ("soft",)))
+        self._edge_incompats[key] = [m for m in made if m is not None]
+        return self._edge_incompats[key], True
+
+    def _choose(self, pkg: str) -> None:
+        mask = self.allowed[pkg] & ~self.absent[pkg]
+        if pkg in self.virtual:
+            index = _ENFORCED if mask >> _ENFORCED & 1 else _DROPPED
+        else:
+            candidates = self.catalog.get(pkg)
+            found = candidates.first(mask) if candidates is not None else None
+            if found is None:
+                raise AssertionError(f"{pkg} is required but has no candidate")  # propagation prevents this
+            index = found
+        conflict = False
+        incompats, fresh = self._dependencies(pkg, index)
+        for incompat in incompats:
+            if fresh:
+                self._add(incompat)
+            conflict = conflict or all(
+                p == pkg or not self.allowed.get(p, self.universe[p]) & ~t for p, t in incompat.terms.items()
+            )
+        if not conflict:
+            self.level += 1
+            self._derive(pkg, 1 << index, None)
+            self.decisions[pkg] = index
+
+    def solve(self, roots: dict[str, str]) -> dict[str, int]:
+        start = []
+        for name, spec in roots.items():
+            self._register(name)
+            target = self.catalog.get(name)
+            wanted = target.mask(spec) if target is not None else 0
+            fact = Fact(None, (), name, spec, "prod", empty=target is not None and not wanted, missing=target is None)
+            incompat = self._make({name: self._needs(name, wanted)}, ("fact", fact))
+            if incompat is not None:
+                if not incompat.terms:
+                    raise _Failure(incompat)
+                self._add(incompat)
+                start.append(name)
+        self._propagate(start)
+        while True:
+            pkg = next((p for p in self.required if p not in self.decisions
+                        and not self.allowed[p] & self.absent[p]), None)
+            if pkg is None:
+                return {p: i for p, i in self.decisions.items() if p not in self.virtual}
+            self._choose(pkg)
+            self._propagate([pkg])
+
+
+def _facts(incompat: _Incompat) -> list[Fact]:
+    facts: list[Fact] = []
+    stack, seen = [incompat], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if current.cause[0] == "conflict":
+            stack.extend((current.cause[2], current.cause[1]))
+        elif current.cause[0] == "fact" and current.cause[1] not in facts:
+            facts.append(current.cause[1])
+    return facts
+
+
+def resolve_dedupe(request: ResolveRequest, provider: Provider) -> ResolvedGraph:
+    """Resolve with one version per name. Raises :class:`~eghact_common.errors.Unresolvable`
+    with an explanation when no such installation exists."""
+    policy = Policy(request)
+    catalog = Catalog(provider, policy, request.strategy.version)
+    solver = _Solver(catalog, policy.peer_error)
+    try:
+        chosen = solver.solve(dict(request.dependencies))
+    except _Failure as failure:
+        raise from_facts(_facts(failure.incompat), catalog.excluded()) from None
+    return _graph(request, catalog, policy, chosen)
+
+
+def _graph(request: ResolveRequest, catalog: Catalog, policy: Policy, chosen: dict[str, int]) -> ResolvedGraph:
+    def key(name: str) -> str:
+        return f"node_modules/{name}"
+
+    edges = [Edge("", key(name), "prod", spec) for name, spec in request.dependencies.items()]
+    warnings: list[dict[str, Any]] = []
+    declared: dict[str, dict[str, str]] = {}
+    for name, index in chosen.items():
+        candidates = catalog.get(name)
+        assert candidates is not None
+        info = candidates.info.ordered[index]
+        declared[name] = {}
+        for dep, kind, spec in info.edges:
+            target = catalog.get(dep) if dep in chosen else None
+            met = target is not None and target.info.mask(spec) >> chosen[dep] & 1
+            if met:
+                edges.append(Edge(key(name), key(dep), "peer" if kind == "peerOptional" else kind, spec))
+                declared[name][dep] = spec
+                continue
+            if kind == "peerOptional" and dep not in chosen:
+                continue
+            warnings.append(_unmet(name, info.version, dep, kind, spec, chosen, catalog))
+    nodes = _flagged(request, catalog, policy, chosen, edges, declared)
+    for node in nodes.values():
+        warnings.extend(policy.node_warnings(node))
+    kept = tuple(e for e in edges if e.target in nodes and (e.source == "" or e.source in nodes))
+    return ResolvedGraph(roots={name: key(name) for name in request.dependencies}, nodes=nodes, edges=kept,
+                         warnings=tuple(warnings), considered=catalog.considered)
+
+
+def _unmet(name: str, version: str, dep: str, kind: str, spec: str, chosen: dict[str, int],
+           catalog: Catalog) -> dict[str, Any]:
+    installed = None
+    if dep in chosen:
+        target = catalog.get(dep)
+        installed = target.info.ordered[chosen[dep]].version if target is not None else None
+    if spec_kind(spec) == "unsupported":
+        code, why = "unsupported_spec", f"{spec!r} is not a registry range; the dependency is ignored"
+    elif kind == "optional":
+        code, why = "optional_omitted", "optional dependency omitted: " + (
+            f"{dep}@{installed} is installed" if installed else f"no installable version of {dep} satisfies {spec}")
+    elif installed:
+        code, why = "peer_conflict", f"peer dependency {dep} {spec} conflicts with the installed {dep}@{installed}"
+    else:
+        code, why = "peer_unmet", f"peer dependency {dep} {spec} is not installed (no version fits)"
+    return {"code": code, "package": name, "version": version, "dependency": dep, "range": spec, "kind": kind,
+            "installed": installed, "message": f"{name}@{version}: {why}"}
+
+
+def _flagged(request: ResolveRequest, catalog: Catalog, policy: Policy, chosen: dict[str, int],
+             edges: list[Edge], declared: dict[str, dict[str, str]]) -> dict[str, Node]:
+    def reach(kinds: tuple[str, ...]) -> set[str]:
+        out: dict[str, list[str]] = defaultdict(list)
+        for edge in edges:
+            if edge.kind in kinds:
+                out[edge.source].append(edge.target)
+        seen, stack = set(), [""]
+        while stack:
+            for target in out[stack.pop()]:
+                if target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+        return seen
+
+    required, not_peer, anyhow = reach(("prod", "peer")), reach(("prod", "optional")), reach(
+        ("prod", "peer", "optional"))
+    nodes = {}
+    for name, index in chosen.items():
+        node_key = f"node_modules/{name}"
+        if node_key not in anyhow:
+            continue
+        candidates = catalog.get(name)
+        assert candidates is not None
+        nodes[node_key] = policy.node(node_key, candidates.info, candidates.info.ordered[index],
+                                      dependencies=declared[name], optional=node_key not in required,
+                                      peer=node_key not in not_peer)
+    return nodes
