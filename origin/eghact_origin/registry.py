@@ -221,22 +221,10 @@ class Registry:
 
     async def _drop_blob_if_unused(self, digest: str, name: str) -> None:
         # A rejected publish must leave nothing behind; the same bytes may still back
-        # another live version (content addressing), in which case the blob stays.
+        # another version (content addressing), in which case the blob stays.
         with contextlib.suppress(Exception):
-            if not await self._digest_in_use(digest):
+            if not await self.store.digest_in_use(digest):
                 await run_blocking(self.blobs.delete, digest)
-
-    async def _digest_in_use(self, digest: str) -> bool:
-        store = self.store
-        reader = getattr(store, "read_sync", None)
-        if reader is None:
-            return True  # another backend: keep the blob; a GC pass can reclaim it
-
-        def check() -> bool:
-            with reader() as conn:
-                return conn.execute("SELECT 1 FROM versions WHERE blob_digest=?", (digest,)).fetchone() is not None
-
-        return await run_blocking(check)
 
     async def _state_or_none(self, name: str) -> Any:
         try:

@@ -93,6 +93,9 @@ class MetadataStore(Protocol):
 
     async def dist_tags(self, name: str) -> dict[str, str]: ...
 
+    async def digest_in_use(self, digest: str) -> bool:
+        """Whether any version (live or tombstoned) references this blob."""
+
     async def changes(self, since: int, limit: int) -> list[wire.ChangeEvent]:
         """Events with seq > since, in seq order, at most ``limit``."""
 

@@ -507,6 +507,10 @@ class SqliteMetadataStore:
 
         return await self.read(run)
 
+    async def digest_in_use(self, digest: str) -> bool:
+        return await self.read(lambda conn: conn.execute(
+            "SELECT 1 FROM versions WHERE blob_digest=? LIMIT 1", (digest,)).fetchone() is not None)
+
     async def dist_tags(self, name: str) -> dict[str, str]:
         return (await self.package_state(name)).dist_tags
 
