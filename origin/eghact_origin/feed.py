@@ -26,6 +26,7 @@ class ChangeNotifier:
         self._seen = 0
         self._moved = asyncio.Event()
         self._poke = asyncio.Event()
+        self._stopped = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -37,6 +38,9 @@ class ChangeNotifier:
         self._task = asyncio.create_task(self._poll(), name="change-notifier")
 
     async def stop(self) -> None:
+        # Set before waking: a waiter that was busy elsewhere during the wake-up must not
+        # then block on a fresh event that nobody will set (it held SIGTERM for a heartbeat).
+        self._stopped = True
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -53,8 +57,8 @@ class ChangeNotifier:
 
     async def wait_beyond(self, seq: int, timeout: float) -> bool:
         """Wait until the feed holds something after ``seq``; False on timeout."""
-        if self._seen > seq:
-            return True
+        if self._seen > seq or self._stopped:
+            return self._seen > seq
         moved = self._moved
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(moved.wait(), timeout)

@@ -173,7 +173,7 @@ def from_facts(facts: Sequence[Fact], excluded: dict[str, list[Exclusion]]) -> U
     requirements = []
     for fact in on_package:
         chain = _chain(facts, fact.source)
-        requirements.append(Requirement(tuple(f.step() for f in chain) + (fact.step(),)))
+        requirements.append(Requirement((*(f.step() for f in chain), fact.step())))
     used = {s for r in requirements for s in r.steps}
     extra = [f.step() for f in facts if f.step() not in used]
     return unresolvable(

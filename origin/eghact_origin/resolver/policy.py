@@ -98,9 +98,9 @@ class Policy:
                 f"vulnerable: {a.get('id')} ({a.get('severity')}) {a.get('title')}".rstrip()
                 for a in self._matching_advisories(package, info)
             )
-        if self.framework is not None and info.framework is not None:
-            if not semver.satisfies(self.framework, info.framework, loose=True, include_prerelease=True):
-                reasons.append(f"needs Eghact {info.framework}, the target is {self.framework.version}")
+        if self.framework is not None and info.framework is not None and not semver.satisfies(
+                self.framework, info.framework, loose=True, include_prerelease=True):
+            reasons.append(f"needs Eghact {info.framework}, the target is {self.framework.version}")
         return reasons
 
     def _capability_problem(self, capability: str) -> str | None:
@@ -187,9 +187,10 @@ class Policy:
         warnings: list[dict[str, Any]] = []
         if node.advisories:
             ids = [a.get("id") for a in node.advisories]
+            listed = ", ".join(map(str, ids))
             warnings.append({"code": "vulnerable", "package": node.name, "version": node.version, "key": node.key,
                              "advisories": ids,
-                             "message": f"{node.name}@{node.version} has known vulnerabilities: {', '.join(map(str, ids))}"})
+                             "message": f"{node.name}@{node.version} has known vulnerabilities: {listed}"})
         if node.deprecated:
             warnings.append({"code": "deprecated", "package": node.name, "version": node.version, "key": node.key,
                              "message": f"{node.name}@{node.version} is deprecated: {node.deprecated}"})

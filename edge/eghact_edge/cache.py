@@ -1,0 +1,99 @@
+"""Memory then disk, as one cache: look-ups promote, stores fill both, purges clear both.
+
+Two pieces of state make invalidation safe against races:
+
+* ``stale_before``: after a feed gap nothing stored earlier may be served as fresh
+  (see :mod:`.freshness`); it is persisted by the follower with its seq.
+* purge *generations*: a fetch that was already on its way when an event purged its
+  surrogate key may carry the old content. :meth:`generation` is read before a fetch and
+  :meth:`purged_since` after it; a purged key's response is served to whoever asked but
+  not stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from .entry import Entry
+from .metrics import Reporter
+from .tiers import DiskTier, MemoryTier
+
+# Purge generations are remembered per tag up to this many tags; beyond that the table is
+# dropped and every fetch in flight counts as purged (safe, and rare).
+_MAX_REMEMBERED_TAGS = 100_000
+
+HIT_MEM, HIT_DISK = "HIT-MEM", "HIT-DISK"
+
+
+class TieredCache:
+    def __init__(self, memory: MemoryTier, disk: DiskTier | None, *, reporter: Reporter,
+                 clock: Callable[[], float]):
+        self.memory = memory
+        self.disk = disk
+        self._reporter = reporter
+        self._clock = clock
+        self.stale_before = 0.0
+        self._generation = 0
+        self._floor = 0          # every fetch started before this counts as purged
+        self._purged: dict[str, int] = {}
+
+    async def lookup(self, key: str) -> tuple[Entry | None, str]:
+        entry = self.memory.lookup(key)
+        if entry is not None:
+            return entry, HIT_MEM
+        if self.disk is not None:
+            entry = await self.disk.get(key)
+            if entry is not None:
+                self.memory.store(entry)
+                return entry, HIT_DISK
+        return None, ""
+
+    async def store(self, entry: Entry) -> None:
+        self.memory.store(entry)
+        if self.disk is not None:
+            await self.disk.put(entry)
+
+    async def remove(self, key: str) -> None:
+        self.memory.remove(key)
+        if self.disk is not None:
+            await self.disk.remove(key)
+
+    # -- invalidation ---------------------------------------------------------------
+
+    def generation(self) -> int:
+        return self._generation
+
+    def purged_since(self, generation: int, tag: str | None) -> bool:
+        if generation < self._floor:
+            return True
+        return tag is not None and self._purged.get(tag, -1) > generation
+
+    async def purge(self, tags: Iterable[str]) -> int:
+        """Remove every entry carrying any of ``tags`` from both tiers."""
+        count = 0
+        for tag in tags:
+            self._note_purge(tag)
+            count += len(self.memory.purge_tag(tag))
+            if self.disk is not None:
+                count += await self.disk.purge(tag)
+        return count
+
+    def purge_memory(self, tags: Iterable[str]) -> list[Entry]:
+        removed = []
+        for tag in tags:
+            self._note_purge(tag)
+            removed.extend(self.memory.purge_tag(tag))
+        return removed
+
+    def mark_all_stale(self, when: float) -> None:
+        """After a feed gap: everything stored before ``when`` must be revalidated."""
+        self.stale_before = max(self.stale_before, when)
+        self._generation += 1
+        self._floor = self._generation
+
+    def _note_purge(self, tag: str) -> None:
+        self._generation += 1
+        if len(self._purged) >= _MAX_REMEMBERED_TAGS:
+            self._purged.clear()
+            self._floor = self._generation
+        self._purged[tag] = self._generation

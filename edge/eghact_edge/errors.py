@@ -1,0 +1,21 @@
+"""The edge's own refinements of the error tree of ``eghact_common.errors``: what an edge
+can say that an origin never does (the upstream sent something we refuse to pass on, or
+too many clients are already waiting on one fetch)."""
+
+from __future__ import annotations
+
+from eghact_common.errors import EghactError, UpstreamUnavailable
+
+
+class BadUpstreamContent(EghactError):
+    """502: the upstream answered, but with a body we must not cache or serve (a tarball
+    whose digest does not match its integrity)."""
+
+    code = "upstream_integrity_mismatch"
+    status = 502
+
+
+class TooManyWaiters(UpstreamUnavailable):
+    """503: the waiter cap of one coalesced fetch is reached; retry shortly."""
+
+    code = "coalescing_overloaded"

@@ -1,0 +1,179 @@
+"""Turning an upstream 200 into an :class:`Entry`: everything a hit will not do again.
+
+* Tarball URLs inside packuments and version documents point at the upstream's base;
+  they are rewritten to this edge's public URL (a bytes replace of the upstream base as
+  found in the document, so a parent edge, an origin behind a proxy or registry.npmjs.org
+  all work).
+* Tarballs are checked against every integrity we know (the upstream's ``Eghact-Integrity``
+  and ``Repr-Digest`` headers, and ``dist.integrity`` of the packument) before anything
+  stores or serves them.
+* Packuments get their ``Link: rel=prefetch`` (the latest version's dependencies).
+* Bodies are compressed once; our ETag is derived from the upstream's and our base URL,
+  because the bytes we serve differ from the upstream's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from eghact_common import integrity
+from eghact_common.blocking import run_blocking
+
+from . import keys
+from .encoding import encodings_for, is_compressible
+from .entry import Entry
+from .errors import BadUpstreamContent
+from .freshness import Directives, timing_for
+from .metrics import Reporter
+from .upstream import UpstreamResponse
+
+# Headers that travel with a stored response to every client.
+FORWARDED = ("Cache-Control", "Surrogate-Key", "Eghact-Seq", "Repr-Digest", "Eghact-Integrity", "Last-Modified")
+_OFFLOAD_BYTES = 64 * 1024
+MAX_LINKS = 16
+_TARBALL_FIELD = b'"tarball":"'
+
+IntegrityLookup = Callable[[str, str], Awaitable[str | None]]
+
+
+class EntryBuilder:
+    def __init__(self, public_url: str, *, reporter: Reporter, clock: Callable[[], float]):
+        self.public_url = public_url.rstrip("/")
+        self._reporter = reporter
+        self._clock = clock
+
+    async def build(self, route: keys.Route, key: str, response: UpstreamResponse, directives: Directives,
+                    *, integrity_for: IntegrityLookup | None = None) -> Entry:
+        body = response.body
+        content_type = response.headers.get("Content-Type", "application/octet-stream")
+        links: tuple[str, ...] = ()
+        if route.kind == keys.TARBALL:
+            await self.verify_tarball(route, response, integrity_for)
+        elif route.kind in (keys.PACKUMENT, keys.VERSION) and route.name:
+            body = rewrite_tarball_urls(body, route.name, self.public_url)
+            if route.kind == keys.PACKUMENT:
+                links = await _offload(prefetch_links, body, size=len(body))
+        headers = tuple((name, response.headers[name]) for name in FORWARDED if name in response.headers)
+        vary = _vary(route, content_type)
+        if vary:
+            headers += (("Vary", vary),)
+        upstream_etag = response.headers.get("ETag")
+        surrogate = response.headers.get("Surrogate-Key", "")
+        timing = timing_for(
+            directives, stored_at=self._clock(), age_header=_age(response), fetch_seconds=response.seconds,
+            feed_covered=bool(route.tag) or bool(surrogate),
+        )
+        return Entry(
+            key=key, content_type=content_type,
+            bodies=await encodings_for(body, is_compressible(content_type)),
+            etag=await self._etag(upstream_etag, body), upstream_etag=upstream_etag, headers=headers,
+            tag=route.tag, timing=timing, links=links,
+        )
+
+    async def _etag(self, upstream_etag: str | None, body: bytes) -> str:
+        if upstream_etag:
+            seed = f"{upstream_etag}\n{self.public_url}".encode()
+            return '"e' + hashlib.sha256(seed).hexdigest()[:39] + '"'
+        digest = await _offload(lambda b: hashlib.sha256(b).hexdigest(), body, size=len(body))
+        return '"e' + digest[:39] + '"'
+
+    async def verify_tarball(self, route: keys.Route, response: UpstreamResponse,
+                             integrity_for: IntegrityLookup | None) -> None:
+        expected = []
+        if "Eghact-Integrity" in response.headers:
+            expected.append(response.headers["Eghact-Integrity"])
+        repr_digest = response.headers.get("Repr-Digest", "")
+        if repr_digest.startswith("sha-512=:") and repr_digest.endswith(":"):
+            expected.append("sha512-" + repr_digest[len("sha-512=:"):-1])
+        if integrity_for is not None and route.name and route.filename:
+            from_packument = await integrity_for(route.name, route.filename)
+            if from_packument:
+                expected.append(from_packument)
+        if not expected:
+            self._reporter.integrity_failure()
+            raise BadUpstreamContent(f"no integrity known for {route.name}/{route.filename}; not serving it",
+                                     detail={"path": route.upstream_path})
+        body = response.body
+        found = await _offload(lambda b: integrity.digests(b), body, size=len(body))
+        for sri in expected:
+            try:
+                ok = integrity.matches(found, sri)
+            except ValueError:
+                ok = False
+            if not ok:
+                self._reporter.integrity_failure()
+                raise BadUpstreamContent(
+                    f"the upstream's {route.filename} does not match its integrity; not cached, not served",
+                    detail={"path": route.upstream_path, "expected": sri,
+                            "actual": "sha512-" + base64.b64encode(found["sha512"]).decode()})
+
+
+def _vary(route: keys.Route, content_type: str) -> str:
+    parts = ["Accept"] if route.kind == keys.PACKUMENT else []
+    if is_compressible(content_type):
+        parts.append("Accept-Encoding")
+    return ", ".join(parts)
+
+
+def _age(response: UpstreamResponse) -> float:
+    from .freshness import parse_age
+
+    return parse_age(response.headers.get("Age"))
+
+
+async def _offload(fn: Callable[[bytes], Any], body: bytes, *, size: int) -> Any:
+    return await run_blocking(fn, body) if size > _OFFLOAD_BYTES else fn(body)
+
+
+def upstream_base(body: bytes, name: str) -> bytes | None:
+    """The base the upstream used for tarball URLs, found in the document itself."""
+    start = body.find(_TARBALL_FIELD)
+    if start < 0:
+        return None
+    start += len(_TARBALL_FIELD)
+    end = body.find(b'"', start)
+    url = body[start:end]
+    for spelling in (name, keys.escaped(name), name.replace("/", "%2F")):
+        marker = f"/{spelling}/-/".encode()
+        at = url.find(marker)
+        if at > 0:
+            return url[:at]
+    return None
+
+
+def rewrite_tarball_urls(body: bytes, name: str, public_url: str) -> bytes:
+    base = upstream_base(body, name)
+    public = public_url.encode()
+    if base is None or base == public:
+        return body
+    return body.replace(_TARBALL_FIELD + base + b"/", _TARBALL_FIELD + public + b"/")
+
+
+def prefetch_links(body: bytes) -> tuple[str, ...]:
+    """Paths of the packuments a client will ask for next: the latest version's dependencies."""
+    try:
+        doc = json.loads(body)
+        latest = doc.get("dist-tags", {}).get("latest")
+        version = doc.get("versions", {}).get(latest) or {}
+        deps = list((version.get("dependencies") or {}).keys())
+    except (ValueError, AttributeError, TypeError):
+        return ()
+    return tuple("/" + keys.escaped(dep) for dep in deps[:MAX_LINKS] if isinstance(dep, str))
+
+
+def integrity_in_packument(body: bytes, filename: str) -> str | None:
+    """``dist.integrity`` of the version whose tarball is ``filename``."""
+    try:
+        doc = json.loads(body)
+        for version in (doc.get("versions") or {}).values():
+            dist = version.get("dist") or {}
+            if str(dist.get("tarball", "")).endswith("/" + filename):
+                found = dist.get("integrity")
+                return found if isinstance(found, str) else None
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return None

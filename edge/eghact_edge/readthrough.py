@@ -1,0 +1,199 @@
+"""The read path below the hit fast path: tiers, freshness, coalescing, the upstream.
+
+    look-up (memory, then disk)
+      fresh                  -> serve (HIT-MEM / HIT-DISK)
+      stale within swr       -> serve (STALE), one background revalidation per key
+      stale beyond, or after a feed gap, or older than a child edge's Eghact-Min-Seq
+                             -> conditional fetch (If-None-Match): 304 -> REVALIDATED,
+                                200 -> MISS, upstream down/5xx -> STALE if stale-if-error allows
+    miss                     -> fetch, coalesced for anonymous requests -> MISS
+
+What may be stored (RFC 9111 §3, §3.5): a 200 to a cacheable route, not ``private`` nor
+``no-store``; when the request carried credentials, only when the response says ``public``
+(or ``s-maxage``). A private response goes to the one client that asked, and is never
+shared with another waiter: a waiter whose leader got one fetches for itself, and the key
+bypasses coalescing for a while, so such content does not serialise requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from eghact_common.blocking import run_blocking
+from eghact_common.errors import UpstreamUnavailable
+
+from . import keys
+from .cache import TieredCache
+from .coalesce import SingleFlight
+from .entry import Entry
+from .fill import EntryBuilder, integrity_in_packument
+from .freshness import State, parse_cache_control, timing_for
+from .metrics import Reporter
+from .upstream import HttpUpstream, UpstreamResponse
+
+log = logging.getLogger("eghact.edge")
+
+ACCEPT_ABBREVIATED = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
+MIN_SEQ_HEADER = "Eghact-Min-Seq"
+_PASS_SECONDS = 10.0
+
+
+class FeedStatus(Protocol):
+    @property
+    def lifetime(self) -> float:
+        """Seconds an event-covered entry stays fresh while the feed vouches; 0 when it does not."""
+
+    @property
+    def applied_seq(self) -> int: ...
+
+
+@dataclass(slots=True)
+class Reply:
+    result: str                              # the X-Cache value
+    entry: Entry | None = None
+    passthrough: UpstreamResponse | None = None
+    private: bool = False
+
+
+class ReadThrough:
+    def __init__(self, cache: TieredCache, upstream: HttpUpstream, builder: EntryBuilder, *,
+                 feed: FeedStatus, reporter: Reporter, clock: Callable[[], float],
+                 flights: SingleFlight[Reply]):
+        self.cache = cache
+        self.upstream = upstream
+        self.builder = builder
+        self.feed = feed
+        self._reporter = reporter
+        self._clock = clock
+        self._flights = flights
+        self._revalidating: dict[str, asyncio.Task[None]] = {}
+        self._pass_until: dict[str, float] = {}
+        self.client_fetches = 0   # in flight on behalf of clients; warming yields to them
+
+    async def get(self, route: keys.Route, key: str, *, abbreviated: bool, authorization: str | None = None,
+                  min_seq: int | None = None) -> Reply:
+        entry, tier = await self.cache.lookup(key)
+        if entry is None:
+            self._reporter.tier_miss("memory")
+            if self.cache.disk is not None:
+                self._reporter.tier_miss("disk")
+            return await self._fetch(route, key, abbreviated, authorization, None, min_seq)
+        now = self._clock()
+        state = entry.timing.state(now, feed_lifetime=self.feed.lifetime, stale_before=self.cache.stale_before)
+        if min_seq is not None and self.feed.applied_seq < min_seq:
+            state = State.MUST_REVALIDATE  # a child edge needs what we have not applied yet
+        if state is State.FRESH:
+            return Reply(tier, entry)
+        if state is State.STALE_REVALIDATE:
+            self.revalidate_in_background(route, key, abbreviated, entry)
+            self._reporter.stale_served("revalidating")
+            return Reply("STALE", entry)
+        return await self._fetch(route, key, abbreviated, authorization, entry, min_seq)
+
+    def revalidate_in_background(self, route: keys.Route, key: str, abbreviated: bool,
+                                 entry: Entry | None) -> None:
+        """At most one per key; its failure leaves the stale entry where it is."""
+        if key in self._revalidating:
+            return
+
+        async def run() -> None:
+            try:
+                await self._fetch(route, key, abbreviated, None, entry, None, background=True)
+            except Exception as exc:  # logged: a background refresh has nobody to answer to
+                log.info("background revalidation of %s failed: %s", key, exc)
+            finally:
+                self._revalidating.pop(key, None)
+
+        self._revalidating[key] = asyncio.create_task(run(), name=f"revalidate {key}")
+
+    async def _fetch(self, route: keys.Route, key: str, abbreviated: bool, authorization: str | None,
+                     entry: Entry | None, min_seq: int | None, *, background: bool = False) -> Reply:
+        def fetch() -> asyncio.Future[Reply]:
+            return asyncio.ensure_future(self._exchange(route, key, abbreviated, authorization, entry, min_seq))
+
+        if not background:
+            self.client_fetches += 1
+        try:
+            if authorization is not None or self._pass_until.get(key, 0.0) > self._clock():
+                return await fetch()
+            reply, shared = await self._flights.run(key, fetch)
+            if shared and reply.private:
+                # Never hand one client's private answer to another: fetch for this one.
+                return await fetch()
+            return reply
+        finally:
+            if not background:
+                self.client_fetches -= 1
+
+    async def _exchange(self, route: keys.Route, key: str, abbreviated: bool, authorization: str | None,
+                        entry: Entry | None, min_seq: int | None) -> Reply:
+        headers = {"Accept": ACCEPT_ABBREVIATED if abbreviated else "application/json, */*"}
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        if entry is not None and entry.upstream_etag:
+            headers["If-None-Match"] = entry.upstream_etag
+        if min_seq is not None:
+            headers[MIN_SEQ_HEADER] = str(min_seq)
+        generation = self.cache.generation()
+        now = self._clock()
+        try:
+            response = await self.upstream.fetch(route.upstream_path, headers, kind=route.kind or "other")
+        except UpstreamUnavailable:
+            if entry is not None and entry.timing.usable_on_error(now, self.feed.lifetime):
+                self._reporter.stale_served("error")
+                return Reply("STALE", entry)
+            raise
+        purged = self.cache.purged_since(generation, route.tag)
+        if response.status == 304 and entry is not None:
+            directives = parse_cache_control(response.headers.get("Cache-Control")
+                                             or dict(entry.headers).get("Cache-Control"))
+            timing = timing_for(directives, stored_at=self._clock(), age_header=0.0,
+                                fetch_seconds=response.seconds, feed_covered=entry.timing.feed_covered)
+            refreshed = entry.with_timing(timing)
+            if not purged:
+                await self.cache.store(refreshed)
+            return Reply("REVALIDATED", refreshed)
+        if response.status >= 500 and entry is not None and entry.timing.usable_on_error(now, self.feed.lifetime):
+            self._reporter.stale_served("error")
+            return Reply("STALE", entry)
+        if response.status != 200 or route.kind is None:
+            return Reply("MISS", passthrough=response, private=True)
+        directives = parse_cache_control(response.headers.get("Cache-Control"))
+        storable = directives.storable and (authorization is None or directives.public
+                                            or directives.s_maxage is not None)
+        built = await self.builder.build(route, key, response, directives, integrity_for=self._integrity_for)
+        if storable and not purged:
+            await self.cache.store(built)
+        elif not storable:
+            self._pass_until[key] = self._clock() + _PASS_SECONDS
+            if len(self._pass_until) > 10_000:
+                self._pass_until.clear()
+        return Reply("MISS", built, private=not storable)
+
+    async def _integrity_for(self, name: str, filename: str) -> str | None:
+        """``dist.integrity`` from the packument (cached, else fetched): the authority npm uses."""
+        route = keys.parse("/" + keys.escaped(name))
+        for abbreviated in (True, False):
+            cached = self.cache.memory.peek(route.cache_key(abbreviated))
+            if cached is not None:
+                found = await run_blocking(integrity_in_packument, cached.bodies["identity"], filename)
+                if found:
+                    return found
+        with contextlib.suppress(UpstreamUnavailable):
+            response = await self.upstream.fetch(route.upstream_path, {"Accept": ACCEPT_ABBREVIATED},
+                                                 kind="packument")
+            if response.status == 200:
+                return await run_blocking(integrity_in_packument, response.body, filename)
+        return None
+
+    async def close(self) -> None:
+        for task in list(self._revalidating.values()):
+            task.cancel()
+        for task in list(self._revalidating.values()):
+            with contextlib.suppress(BaseException):
+                await task

@@ -1,0 +1,80 @@
+"""Admission policies for the memory tier: who gets in when something must go out.
+
+Plain LRU admits everything, so one pass over rarely used keys (a crawler, a CI fleet
+installing an odd lock file) flushes the hot set. :class:`TinyLfu` (Einziger, Friedman &
+Manes, "TinyLFU: A Highly Efficient Cache Admission Policy", 2017) keeps an approximate
+frequency of every key seen recently — a count-min sketch of 4-bit-capped counters behind
+a doorkeeper set that absorbs the one-hit wonders — and admits a newcomer only when it was
+asked for more often than the entries it would push out. Counters are halved every
+``sample`` records, so the estimate follows a shifting popularity. ``benchmarks/edge.py``
+measures the choice against LRU and Belady's optimum on Zipf traces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+
+_DEPTH = 4
+_CAP = 15
+_SEEDS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F)
+
+
+class AlwaysAdmit:
+    """Plain LRU: every newcomer gets in."""
+
+    def record(self, key: Hashable) -> None:
+        return None
+
+    def admit(self, candidate: Hashable, victims: Iterable[Hashable]) -> bool:
+        return True
+
+
+class TinyLfu:
+    """Frequency sketch plus doorkeeper; ``width`` ~ the number of entries the tier holds."""
+
+    def __init__(self, width: int = 1 << 14, *, sample_factor: int = 10):
+        size = 1
+        while size < max(64, width):
+            size <<= 1
+        self._mask = size - 1
+        self._rows = [[0] * size for _ in range(_DEPTH)]
+        self._door: set[int] = set()
+        self._sample = size * sample_factor
+        self._records = 0
+
+    def _indexes(self, h: int) -> list[int]:
+        mask = self._mask
+        return [((h ^ seed) * 0x2545F491) >> 7 & mask for seed in _SEEDS]
+
+    def record(self, key: Hashable) -> None:
+        """Count one request for ``key``. Cost: one hash and four list updates."""
+        h = hash(key)
+        self._records += 1
+        if self._records >= self._sample:
+            self._age()
+        if h not in self._door:
+            self._door.add(h)
+            return
+        for row, index in zip(self._rows, self._indexes(h), strict=True):
+            if row[index] < _CAP:
+                row[index] += 1
+
+    def estimate(self, key: Hashable) -> int:
+        h = hash(key)
+        base = min(row[index] for row, index in zip(self._rows, self._indexes(h), strict=True))
+        return base + (1 if h in self._door else 0)
+
+    def admit(self, candidate: Hashable, victims: Iterable[Hashable]) -> bool:
+        """Admit when the newcomer is strictly more popular than the most popular victim:
+        a tie keeps what is already there (it has proven itself in the cache)."""
+        wanted = self.estimate(candidate)
+        return all(wanted > self.estimate(victim) for victim in victims)
+
+    def _age(self) -> None:
+        # Halving keeps relative order and lets yesterday's favourites fade.
+        self._records //= 2
+        self._door.clear()
+        for row in self._rows:
+            for i, value in enumerate(row):
+                if value:
+                    row[i] = value >> 1

@@ -1,0 +1,129 @@
+"""The one seam between the edge and whatever is above it: the origin, a parent edge,
+or any npm-compatible registry. Tests reach it over real HTTP (a fake registry on
+127.0.0.1), never by patching.
+
+Foreign exceptions (aiohttp's, timeouts) are translated here, once, into
+:class:`~eghact_common.errors.UpstreamUnavailable`; a 5xx is returned, not raised, so the
+caller can choose stale-if-error. The client also remembers whether the upstream is up,
+for ``/-/health``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from eghact_common.errors import UpstreamUnavailable
+
+from .metrics import Reporter
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    seconds: float
+
+
+class UpstreamClient(Protocol):
+    base_url: str
+
+    async def fetch(self, path: str, headers: Mapping[str, str], *, kind: str = "other") -> UpstreamResponse:
+        """GET ``path`` (raw, already escaped) with ``headers``; the whole body, bounded in
+        size and time. Raises UpstreamUnavailable when there is no HTTP answer."""
+
+    def health(self) -> dict[str, Any]:
+        """Whether the last exchanges worked, for /-/health."""
+
+
+class HttpUpstream:
+    def __init__(self, base_url: str, *, timeout: float, max_body: int, reporter: Reporter,
+                 token: str | None = None, user_agent: str = "eghact-edge"):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_body = max_body
+        self.token = token
+        self._reporter = reporter
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+        self._up = True
+        self._last_error: str | None = None
+        self._last_ok: float | None = None
+        self._consecutive_errors = 0
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # Created lazily, on the loop that uses it.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=128, keepalive_timeout=30),
+                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(self.timeout, 5.0)),
+                headers={"User-Agent": self._user_agent},
+            )
+        return self._session
+
+    def url(self, path: str) -> URL:
+        # encoded=True: keep "%2f" in scoped names exactly as we spelled it.
+        return URL(self.base_url + path, encoded=True)
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    async def fetch(self, path: str, headers: Mapping[str, str], *, kind: str = "other") -> UpstreamResponse:
+        started = time.perf_counter()
+        try:
+            async with self.session.get(self.url(path), headers=dict(headers), allow_redirects=False) as response:
+                if response.content_length is not None and response.content_length > self.max_body:
+                    raise UpstreamUnavailable(f"upstream body of {response.content_length} bytes exceeds the limit",
+                                              code="upstream_too_large")
+                body = await response.content.read(self.max_body + 1)
+                if len(body) > self.max_body:
+                    raise UpstreamUnavailable("upstream body exceeds the limit", code="upstream_too_large")
+                if not response.content.at_eof():
+                    body += await response.content.read()
+                status, got = response.status, response.headers
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            reason = "timeout" if isinstance(exc, TimeoutError) else "connect"
+            self.failed(f"{type(exc).__name__}: {exc}"[:200], reason)
+            raise UpstreamUnavailable(f"upstream {self.base_url} did not answer ({reason})",
+                                      detail={"upstream": self.base_url}) from exc
+        seconds = time.perf_counter() - started
+        self._reporter.upstream_fetch(kind, status, seconds)
+        if status >= 500:
+            self.failed(f"HTTP {status}", "5xx")
+        else:
+            self.succeeded()
+        return UpstreamResponse(status, got, body, seconds)
+
+    def failed(self, message: str, reason: str) -> None:
+        self._reporter.upstream_error(reason)
+        self._consecutive_errors += 1
+        self._last_error = message
+        self._up = False
+
+    def succeeded(self) -> None:
+        self._up = True
+        self._consecutive_errors = 0
+        self._last_ok = time.time()
+
+    @property
+    def up(self) -> bool:
+        return self._up
+
+    def health(self) -> dict[str, Any]:
+        return {"url": self.base_url, "state": "up" if self._up else "down", "last_error": self._last_error,
+                "last_ok": self._last_ok, "consecutive_errors": self._consecutive_errors}
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            # Lets the connector's transports finish closing (no ResourceWarning).
+            await asyncio.sleep(0)
