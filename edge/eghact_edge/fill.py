@@ -41,8 +41,10 @@ IntegrityLookup = Callable[[str, str], Awaitable[str | None]]
 
 
 class EntryBuilder:
-    def __init__(self, public_url: str, *, reporter: Reporter, clock: Callable[[], float]):
+    def __init__(self, public_url: str, *, reporter: Reporter, clock: Callable[[], float],
+                 max_ttl: float | None = None):
         self.public_url = public_url.rstrip("/")
+        self.max_ttl = max_ttl
         self._reporter = reporter
         self._clock = clock
 
@@ -65,7 +67,7 @@ class EntryBuilder:
         surrogate = response.headers.get("Surrogate-Key", "")
         timing = timing_for(
             directives, stored_at=self._clock(), age_header=_age(response), fetch_seconds=response.seconds,
-            feed_covered=bool(route.tag) or bool(surrogate),
+            feed_covered=bool(route.tag) or bool(surrogate), max_ttl=self.max_ttl,
         )
         return Entry(
             key=key, content_type=content_type,

@@ -140,12 +140,15 @@ class Timing:
 
 
 def timing_for(directives: Directives, *, stored_at: float, age_header: float, fetch_seconds: float,
-               feed_covered: bool) -> Timing:
+               feed_covered: bool, max_ttl: float | None = None) -> Timing:
+    lifetime = directives.lifetime
+    if max_ttl is not None:
+        lifetime = min(lifetime, max_ttl)
     return Timing(
         stored_at=stored_at,
         # RFC 9111 §4.2.3, with the response delay added (we cannot know the clock skew).
         initial_age=age_header + max(0.0, fetch_seconds),
-        lifetime=directives.lifetime,
+        lifetime=lifetime,
         swr=0.0 if directives.must_revalidate else directives.stale_while_revalidate,
         sie=0.0 if directives.must_revalidate else directives.stale_if_error,
         feed_covered=feed_covered,

@@ -95,6 +95,22 @@ class ReadThrough:
             return Reply("STALE", entry)
         return await self._fetch(route, key, abbreviated, authorization, entry, min_seq)
 
+    async def warm(self, route: keys.Route, key: str, abbreviated: bool, *, force: bool = False) -> bool:
+        """Fetch ``key`` unless it is cached and fresh (``force``: revalidate anyway). True
+        when it went upstream. Counts as background work, never as a client miss."""
+        entry = self.cache.memory.peek(key)
+        if entry is None and self.cache.disk is not None:
+            entry = await self.cache.disk.get(key)
+            if entry is not None:
+                self.cache.memory.store(entry)
+        if entry is not None and not force:
+            state = entry.timing.state(self._clock(), feed_lifetime=self.feed.lifetime,
+                                       stale_before=self.cache.stale_before)
+            if state is State.FRESH:
+                return False
+        await self._fetch(route, key, abbreviated, None, entry, None, background=True)
+        return True
+
     def revalidate_in_background(self, route: keys.Route, key: str, abbreviated: bool,
                                  entry: Entry | None) -> None:
         """At most one per key; its failure leaves the stale entry where it is."""
@@ -153,7 +169,8 @@ class ReadThrough:
             directives = parse_cache_control(response.headers.get("Cache-Control")
                                              or dict(entry.headers).get("Cache-Control"))
             timing = timing_for(directives, stored_at=self._clock(), age_header=0.0,
-                                fetch_seconds=response.seconds, feed_covered=entry.timing.feed_covered)
+                                fetch_seconds=response.seconds, feed_covered=entry.timing.feed_covered,
+                                max_ttl=self.builder.max_ttl)
             refreshed = entry.with_timing(timing)
             if not purged:
                 await self.cache.store(refreshed)

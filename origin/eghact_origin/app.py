@@ -6,13 +6,16 @@ import asyncio
 
 from aiohttp import web
 
+from eghact_common import wire
+
 from .auth import AccessPolicy
 from .feed import ChangeNotifier
-from .http import changes, dist_tags, packages, service
-from .http.keys import ACCESS, CLOSING, NOTIFIER, REGISTRY, REPORTER, SETTINGS, TOKENS
+from .http import changes, dist_tags, fleet, packages, resolve, service
+from .http.keys import ACCESS, CLOSING, NOTIFIER, REGISTRY, REPORTER, RESOLUTIONS, SETTINGS, TOKENS
 from .http.middleware import context, errors
 from .metrics import PrometheusReporter, Reporter
 from .registry import Registry
+from .resolutions import Resolutions
 from .settings import OriginSettings
 from .storage import FileBlobStore, SqliteMetadataStore
 from .tarball import TarballLimits
@@ -36,21 +39,39 @@ def open_registry(settings: OriginSettings, *, on_change=None) -> Registry:  # t
 
 def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) -> web.Application:
     app = web.Application(middlewares=[errors, context], client_max_size=settings.max_request_bytes)
-    notifier_box: list[ChangeNotifier] = []
-    registry = open_registry(settings, on_change=lambda events: notifier_box[0].local(events))
+
+    # The three parts notify each other; the names below are bound before any event flows.
+    def on_local_change(events: list[wire.ChangeEvent]) -> None:
+        resolutions.invalidate(events)
+        notifier.local(events)
+
+    def on_feed_events(events: list[wire.ChangeEvent]) -> None:
+        registry.invalidate(events)
+        resolutions.invalidate(events)
+
+    registry = open_registry(settings, on_change=on_local_change)
+    resolutions = Resolutions(registry.store, registry.access,  # type: ignore[arg-type]
+                              workers=settings.resolver_workers)
     notifier = ChangeNotifier(registry.store, poll_interval=settings.feed_poll_interval,
-                              on_foreign_events=registry.invalidate)
-    notifier_box.append(notifier)
+                              on_foreign_events=on_feed_events)
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[ACCESS] = registry.access
     app[NOTIFIER] = notifier
     app[REPORTER] = reporter or PrometheusReporter()
     app[TOKENS] = TokenResolver(registry.store, ttl=settings.token_cache_seconds)
+    app[RESOLUTIONS] = resolutions
     app[CLOSING] = asyncio.Event()
 
     router = app.router
     router.add_get("/-/v1/changes", changes.changes)
+    router.add_post("/-/v1/resolve", resolve.resolve)
+    router.add_get("/-/v1/resolutions/{hash}", resolve.resolution)
+    router.add_get("/-/v1/popular", fleet.popular)
+    router.add_post("/-/v1/stats", fleet.stats)
+    router.add_get("/-/v1/edges", fleet.list_edges)
+    router.add_post("/-/v1/edges", fleet.register_edge)
+    router.add_get("/-/v1/feed", fleet.feed_extent)
     router.add_get("/-/v1/search", service.search)
     router.add_post("/-/npm/v1/security/advisories/bulk", service.advisories_bulk)
     router.add_get("/-/whoami", service.whoami)
@@ -62,10 +83,12 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) ->
 
     async def start(app: web.Application) -> None:
         await notifier.start()
+        await resolutions.start()
 
     async def shutdown(app: web.Application) -> None:
         app[CLOSING].set()  # type: ignore[attr-defined]
         await notifier.stop()
+        await resolutions.stop()
 
     async def cleanup(app: web.Application) -> None:
         registry.store.close()

@@ -8,6 +8,7 @@ Scopes (a token has one or more):
     read:PATTERN         read packages matching PATTERN (``@acme/*``, ``*``, an exact name)
     publish:PATTERN      publish, deprecate and tag matching packages (implies read of them)
     admin                everything, including unpublish
+    edge                 an edge node: report hit counts and register (/-/v1/stats, /-/v1/edges)
 Patterns are shell-style (``fnmatchcase``), matched against the full package name.
 """
 
@@ -34,13 +35,13 @@ def hash_token(token: str) -> str:
 
 def validate_scope(scope: str) -> str:
     """A scope as typed by an operator; raises BadRequest with the accepted forms."""
-    if scope in ("read", "admin"):
+    if scope in ("read", "admin", "edge"):  # edge: an edge node's reports (stats, registration)
         return scope
     kind, sep, pattern = scope.partition(":")
     if sep and kind in _SCOPE_KINDS and pattern and " " not in pattern:
         return scope
     raise BadRequest(
-        f"invalid scope {scope!r}: use read, read:PATTERN, publish:PATTERN or admin (PATTERN like @acme/* or *)",
+        f"invalid scope {scope!r}: use read, read:PATTERN, publish:PATTERN, edge or admin (PATTERN like @acme/* or *)",
         code="invalid_scope",
     )
 

@@ -19,6 +19,7 @@ class OriginSettings:
     cache_bytes: int = 256 * 1024 * 1024
     feed_poll_interval: float = 1.0
     token_cache_seconds: float = 5.0
+    resolver_workers: int = 2
     access_log: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -67,14 +67,14 @@ class MemoryTier:
 
     def peek(self, key: str) -> Entry | None:
         """Without counting or touching recency (warming and refresh-ahead use it)."""
-        return self._lru.get(key) if key in self._lru else None  # noqa: SIM401 -- get() would touch recency
+        return self._lru_peek(key) if key in self._lru else None
 
     def store(self, entry: Entry) -> bool:
         size = entry.size
         if size > self.max_bytes:
             return False
         key = entry.key
-        old = self._lru.get(key) if key in self._lru else None  # noqa: SIM401
+        old = self._lru_peek(key) if key in self._lru else None
         if old is None:
             need = self._lru.currsize + size - self.max_bytes
             if need > 0 and not self._admission.admit(key, self._victims(need)):

@@ -8,6 +8,7 @@ from ..auth import AccessPolicy, Principal
 from ..feed import ChangeNotifier
 from ..metrics import Reporter
 from ..registry import Registry
+from ..resolutions import Resolutions
 from ..settings import OriginSettings
 from ..tokens import TokenResolver
 
@@ -17,6 +18,7 @@ ACCESS = web.AppKey("access", AccessPolicy)
 NOTIFIER = web.AppKey("notifier", ChangeNotifier)
 REPORTER = web.AppKey("reporter", Reporter)
 TOKENS = web.AppKey("tokens", TokenResolver)
+RESOLUTIONS = web.AppKey("resolutions", Resolutions)
 # Long-lived responses (SSE, long-poll) watch this to end promptly on shutdown.
 CLOSING = web.AppKey("closing", object)
 

@@ -65,6 +65,7 @@ class Builder(Tree):
         self.seen: set[TreeNode] = set()
         self.failures: dict[TreeNode, None] = {}
         self.virtual_roots: dict[TreeNode, TreeNode] = {}
+        self.omitted: dict[TreeEdge, str] = {}  # edges whose target was pruned as a failure, and why
         self._peer_depth = 0
 
     # ------------------------------------------------------------------ fetching
@@ -229,38 +230,33 @@ class Builder(Tree):
 
     # ------------------------------------------------------------------ the result
 
-    def _optional_set(self, node: TreeNode) -> list[TreeNode]:
-        """npm's ``optionalSet``: the failed node, what needs it for real, and their own deps."""
-        needers = grow([node], lambda n: [e.source for e in self.edges_in(n) if not e.optional])
-        return self.gather_dep_set(needers, lambda e: e.to() not in needers)
+    def _drop_failures(self) -> None:
+        """Prune each failed fetch with what needs it, up to the optional edges (and, under
+        ``peer=warn``, the peer edges) that brought it in -- npm's ``optionalSet``. A failure
+        that the request needs through hard edges only is an error."""
+        def soft(edge: TreeEdge) -> bool:
+            return edge.optional or (edge.peer and not self.strict)
 
-    def _drop_failures(self) -> list[dict[str, Any]]:
-        reach: dict[TreeNode, list[TreeNode]] = defaultdict(list)
-        for node in grow([self.root], lambda n: n.children.values()):
-            reach[node] = [t for e in node.edges.values() if not e.optional and (t := e.to()) is not None]
-        required = grow([self.root], lambda n: reach[n])
-        warnings = []
-        for failure in [f for f in self.failures if f.tree]:
-            if failure in required:
-                needs = [e for e in self.edges_in(failure) if not e.optional] or self.edges_in(failure)
+        for failure in list(self.failures):
+            if not failure.tree:
+                continue
+            needers = grow([failure], lambda n: [e.source for e in self.edges_in(n) if not soft(e)])
+            if self.root in needers:
+                needs = [e for e in self.edges_in(failure) if not soft(e)]
                 raise explain.unresolvable(failure.name, [self._requirement(e) for e in needs[:3]],
                                            excluded=self.policy.excluded(failure.name),
                                            missing=self.catalog.get(failure.name) is None)
-        for failure in [f for f in self.failures if f.tree]:
-            if not failure.tree:
-                continue
-            dropped = self._optional_set(failure)
+            dropped = self.gather_dep_set(needers, lambda e, inside=needers: e.to() not in inside)
             for node in dropped:
                 for edge in self.edges_in(node):
-                    if edge.optional and edge.source not in dropped:
-                        warnings.append(_warning("optional_omitted", edge, f"optional dependency {edge.name} "
-                                                 f"{edge.spec} omitted: {failure.name} {failure.errors[0]}"))
+                    if edge.source not in dropped:
+                        self.omitted[edge] = f"{failure.name}: {failure.errors[0]}"
             for node in dropped:
                 self.detach(node)
-        return warnings
 
     def finish(self, request: ResolveRequest) -> ResolvedGraph:
-        warnings = self._drop_failures()
+        self._drop_failures()
+        warnings: list[dict[str, Any]] = []
         everything = [n for n in grow([self.root], lambda n: n.children.values()) if not n.link and not n.errors]
         edges: list[Edge] = [Edge("", self.root.resolve(n).location, "prod", s) for n, s in request.dependencies.items()
                              if self.root.resolve(n) is not None]
@@ -272,7 +268,7 @@ class Builder(Tree):
                 if to is not None and not to.errors and edge.valid():
                     edges.append(Edge(node.location, (to.link or to).location, _KIND[edge.type], edge.spec))
                     declared[node][edge.name] = edge.spec
-                elif to is not None or edge.type in ("prod", "peer"):
+                elif to is not None or edge.type != "peerOptional":
                     warnings.append(self._unmet(edge, to))
         nodes = self._nodes(declared, edges)
         for node in nodes.values():
@@ -288,14 +284,15 @@ class Builder(Tree):
         if edge.peer and self.strict:
             raise self.peer_conflict(edge, to or edge.source)
         installed = f"{to.name}@{to.version}" if to is not None and to.version is not None else None
+        because = f" ({self.omitted[edge]})" if edge in self.omitted else ""
         if edge.type == "optional":
-            return _warning("optional_omitted", edge, f"optional dependency {edge.name} {edge.spec} omitted")
+            return _warning("optional_omitted", edge, f"optional dependency {edge.name} {edge.spec} omitted{because}")
         if edge.peer:
             code = "peer_conflict" if installed else "peer_unmet"
-            why = f"conflicts with the installed {installed}" if installed else "is not installed"
+            why = f"conflicts with the installed {installed}" if installed else f"is not installed{because}"
             return _warning(code, edge, f"peer dependency {edge.name} {edge.spec} {why}", installed)
         return _warning("unmet_dependency", edge, f"dependency {edge.name} {edge.spec} is not met"
-                        + (f" (found {installed})" if installed else ""), installed)
+                        + (f" (found {installed})" if installed else because), installed)
 
     def _nodes(self, declared: dict[TreeNode, dict[str, str]], edges: list[Edge]) -> dict[str, Node]:
         def reach(kinds: tuple[str, ...]) -> set[str]:

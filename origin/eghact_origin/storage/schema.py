@@ -101,6 +101,49 @@ MIGRATIONS: tuple[str, ...] = (
 
     CREATE VIRTUAL TABLE search_fts USING fts5 (name, description, keywords, tokenize = 'unicode61');
     """,
+    # 2: built resolutions (POST /-/v1/resolve, GET /-/v1/resolutions/{hash}); each is tagged
+    # with every package name whose versions were considered, for invalidation.
+    """
+    CREATE TABLE resolutions (
+        hash       TEXT PRIMARY KEY,
+        request    TEXT NOT NULL,
+        status     INTEGER NOT NULL,
+        body       BLOB NOT NULL,
+        built_seq  INTEGER NOT NULL,
+        built      TEXT NOT NULL,
+        hits       INTEGER NOT NULL DEFAULT 0,
+        stale      INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE resolution_names (
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (name, hash)
+    );
+    CREATE INDEX resolution_names_by_hash ON resolution_names (hash);
+    -- "has anything this resolution considered changed since it was built?" is one probe.
+    CREATE INDEX changes_by_name ON changes (name, seq);
+    """,
+    # 3: the fleet (issue 4): global popularity from edges' batched hit counts, and the
+    # registered edges. Scores use forward decay (see fleet.py), so ordering by the stored
+    # value is ordering by the decayed one.
+    """
+    CREATE TABLE popularity (
+        key     TEXT PRIMARY KEY,
+        name    TEXT,
+        score   REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX popularity_by_score ON popularity (score DESC);
+    CREATE TABLE edges (
+        id         TEXT PRIMARY KEY,
+        region     TEXT NOT NULL,
+        url        TEXT NOT NULL,
+        health     TEXT NOT NULL,
+        registered TEXT NOT NULL,
+        last_seen  REAL NOT NULL
+    );
+    """,
+    # Next migration: append here as 4 (never edit an applied one).
 )
 
 

@@ -201,7 +201,7 @@ class SqliteMetadataStore:
 
     # -- events ---------------------------------------------------------------------
 
-    def _event(self, conn: sqlite3.Connection, type_: str, name: str, version: str | None,
+    def append_event(self, conn: sqlite3.Connection, type_: str, name: str, version: str | None,
                keys: list[str], now: str, data: dict[str, Any] | None = None) -> wire.ChangeEvent:
         cur = conn.execute(
             "INSERT INTO changes (time, type, name, version, keys, data) VALUES (?, ?, ?, ?, ?, ?)",
@@ -310,7 +310,7 @@ class SqliteMetadataStore:
             # npm: a package always has a latest tag once it has a version.
             conn.execute("INSERT INTO dist_tags (name, tag, version) VALUES (?, 'latest', ?)",
                          (new.name, new.version))
-        event = self._event(
+        event = self.append_event(
             conn, wire.PUBLISH, new.name, new.version,
             [wire.package_key(new.name), wire.SEARCH_KEY], now,
             {"integrity": new.integrity, "tags": list(new.tags)},
@@ -335,7 +335,7 @@ class SqliteMetadataStore:
                     continue
                 conn.execute("UPDATE versions SET deprecated=? WHERE name=? AND version=?",
                              (message or None, name, version))
-                events.append(self._event(conn, wire.DEPRECATE, name, version, [wire.package_key(name)], now,
+                events.append(self.append_event(conn, wire.DEPRECATE, name, version, [wire.package_key(name)], now,
                                           {"message": message}))
                 self.record_audit(conn, "deprecate", actor, f"{name}@{version}", {"message": message}, now)
             if events:
@@ -361,7 +361,7 @@ class SqliteMetadataStore:
                              (now, reason, name, version))
                 conn.execute("DELETE FROM dist_tags WHERE name=? AND version=?", (name, version))
                 digests.append(row[1])
-                events.append(self._event(
+                events.append(self.append_event(
                     conn, wire.UNPUBLISH, name, version,
                     [wire.package_key(name), wire.tarball_key(name, version), wire.SEARCH_KEY], now,
                     {"reason": reason}))
@@ -394,7 +394,7 @@ class SqliteMetadataStore:
                     raise NotFound(f"{name}@{version} does not exist", detail={"name": name, "version": version})
                 conn.execute("INSERT OR REPLACE INTO dist_tags (name, tag, version) VALUES (?, ?, ?)",
                              (name, tag, version))
-            event = self._event(conn, wire.DIST_TAG, name, version, [wire.package_key(name)], now,
+            event = self.append_event(conn, wire.DIST_TAG, name, version, [wire.package_key(name)], now,
                                 {"tag": tag})
             self.record_audit(conn, "dist-tag", actor, name, {"tag": tag, "version": version}, now)
             self._rerender(conn, name, event.seq, now)
@@ -413,7 +413,7 @@ class SqliteMetadataStore:
             advisory_id = int(cur.lastrowid or 0)
             # The whole advisory rides in the event, so a follower or a bundle export can
             # reproduce it without another endpoint.
-            event = self._event(conn, wire.ADVISORY, advisory["name"], None, [wire.advisory_key(advisory["name"])],
+            event = self.append_event(conn, wire.ADVISORY, advisory["name"], None, [wire.advisory_key(advisory["name"])],
                                 now, {"advisory": {"id": advisory_id, "name": advisory["name"],
                                                    "vulnerable_versions": advisory["vulnerable_versions"],
                                                    "severity": advisory["severity"], "title": advisory["title"],

@@ -1,0 +1,271 @@
+"""The invalidation follower: the origin's changes feed, applied to both tiers.
+
+On start it reads its position from ``feed.seq``, asks the upstream for the feed's extent
+(``GET /-/v1/feed``: registry id, first and last retained seq) and decides whether it can
+resume. It cannot when the origin is another registry (a different id), when the origin's
+feed ends before our seq (a reset or restore), or when the feed no longer reaches back to
+our seq (pruned). That is a *gap*: every entry stored so far is marked stale (revalidated
+before it is served as fresh), and following restarts from the origin's last seq.
+
+Then it catches up with the paged feed (before the edge serves, bounded in time) and
+follows the SSE stream with ``Last-Event-ID``, reconnecting with backoff after a drop: a
+resumed stream replays what was missed, so no event is lost. Each event's surrogate keys
+are purged in memory at once and on disk before the seq is counted as applied; the seq
+file is written behind, and only with applied seqs.
+
+An upstream without a feed (any npm registry) leaves the follower in time mode: freshness
+then comes from headers alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+
+from eghact_common import wire
+from eghact_common.errors import UpstreamUnavailable
+
+from .cache import TieredCache
+from .entry import Entry
+from .metrics import Reporter
+from .state import FollowerState, StateFile
+from .upstream import HttpUpstream
+
+log = logging.getLogger("eghact.edge")
+
+EVENTS, TIME, STARTING = "events", "time", "starting"
+PAGE = 1000
+
+OnEvents = Callable[[list[wire.ChangeEvent], list[Entry]], Awaitable[None]]
+
+
+class Follower:
+    def __init__(self, upstream: HttpUpstream, cache: TieredCache, state_file: StateFile, *,
+                 reporter: Reporter, clock: Callable[[], float], feed_lifetime: float = 86_400.0,
+                 vouch_window: float = 45.0, on_events: OnEvents | None = None, persist: bool = True):
+        self.upstream = upstream
+        self.cache = cache
+        self.state_file = state_file
+        self.state = FollowerState()
+        self.mode = STARTING
+        self.connected = False
+        self._reporter = reporter
+        self._clock = clock
+        self._feed_lifetime = feed_lifetime
+        self._vouch_window = vouch_window
+        self._on_events = on_events
+        self._persist = persist
+        self._last_message = 0.0
+        self._lock = asyncio.Lock()
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.gaps = 0
+
+    # -- FeedStatus ----------------------------------------------------------------
+
+    @property
+    def lifetime(self) -> float:
+        if self.mode == EVENTS and self.connected and self._clock() - self._last_message < self._vouch_window:
+            return self._feed_lifetime
+        return 0.0
+
+    @property
+    def applied_seq(self) -> int:
+        return self.state.seq
+
+    def health(self) -> dict[str, Any]:
+        return {"mode": self.mode, "connected": self.connected, "seq": self.state.seq,
+                "vouching": self.lifetime > 0, "gaps": self.gaps, "stale_before": self.cache.stale_before or None}
+
+    # -- start and stop ----------------------------------------------------------------
+
+    async def start(self, *, catch_up_timeout: float = 5.0, disk_empty: bool = True) -> None:
+        self.state = self.state_file.load()
+        self.cache.stale_before = max(self.cache.stale_before, self.state.stale_before)
+        try:
+            extent = await self._extent()
+            if extent is None:
+                self.mode = TIME
+                log.info("upstream %s has no changes feed: time-based freshness only", self.upstream.base_url)
+                return
+            await self._check_gap(extent, disk_empty=disk_empty)
+            self.mode = EVENTS
+            await asyncio.wait_for(self.catch_up(), catch_up_timeout)
+        except (UpstreamUnavailable, TimeoutError) as exc:
+            # Upstream down at start: serve what we have by its headers, keep trying.
+            log.warning("feed not reachable at start (%s); following in the background", exc)
+            self.mode = EVENTS if self.mode == STARTING else self.mode
+        if self.mode == EVENTS:
+            self._tasks.append(asyncio.create_task(self._follow(), name="feed-follower"))
+            if self._persist:
+                self._tasks.append(asyncio.create_task(self._saver(), name="feed-seq-saver"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._persist and self.state.known:
+            await self.state_file.save(self.state)
+
+    # -- gap detection -------------------------------------------------------------
+
+    async def _extent(self) -> dict[str, Any] | None:
+        response = await self.upstream.fetch("/-/v1/changes?since=0&limit=1", {}, kind="feed")
+        if response.status in (404, 405, 400):
+            return None
+        if response.status != 200:
+            raise UpstreamUnavailable(f"changes feed answered {response.status}")
+        extent = await self.upstream.fetch("/-/v1/feed", {}, kind="feed")
+        if extent.status == 200:
+            with contextlib.suppress(ValueError):
+                body = json.loads(extent.body)
+                if isinstance(body, dict):
+                    return body
+        return {}  # a feed without an extent endpoint: resume blindly
+
+    async def _check_gap(self, extent: dict[str, Any], *, disk_empty: bool) -> None:
+        state = self.state
+        last = int(extent.get("last_seq", state.seq) or 0)
+        first = int(extent.get("first_seq", 1) or 1)
+        registry_id = extent.get("registry_id")
+        if not state.known and disk_empty:
+            # A fresh edge holds nothing to invalidate: start at the head of the feed.
+            state.seq, state.registry_id, state.known = last, registry_id, True
+            await self.state_file.save(state)
+            return
+        reason = None
+        if state.seq < 0 or not state.known:
+            reason = "no readable position for a non-empty cache"
+        elif registry_id and state.registry_id and registry_id != state.registry_id:
+            reason = f"upstream is registry {registry_id}, we followed {state.registry_id}"
+        elif extent and state.seq > last:
+            reason = f"our seq {state.seq} is beyond the feed's end {last} (origin reset?)"
+        elif extent and state.seq < first - 1:
+            reason = f"the feed starts at {first}; we need {state.seq + 1}"
+        if reason is not None:
+            self.mark_gap(reason, last)
+        state.registry_id = registry_id or state.registry_id
+        state.known = True
+        await self.state_file.save(state)
+
+    def mark_gap(self, reason: str, resume_at: int) -> None:
+        now = self._clock()
+        log.warning("feed gap: %s; everything cached is now stale", reason)
+        self.cache.mark_all_stale(now)
+        self.state.stale_before = now
+        self.state.seq = resume_at
+        self.gaps += 1
+        self._reporter.feed_gap()
+
+    # -- applying events -----------------------------------------------------------
+
+    async def apply(self, events: list[wire.ChangeEvent]) -> None:
+        fresh = [e for e in events if e.seq > self.state.seq]
+        if not fresh:
+            return
+        async with self._lock:
+            tags = list(dict.fromkeys(tag for event in fresh for tag in event.keys))
+            removed = self.cache.purge_memory(tags)
+            count = len(removed)
+            if self.cache.disk is not None:
+                for tag in tags:
+                    count += await self.cache.disk.purge(tag)
+            now = self._clock()
+            for event in fresh:
+                self._reporter.invalidated(count if event is fresh[-1] else 0, _lag(event, now))
+            self.state.seq = max(self.state.seq, fresh[-1].seq)
+            self._reporter.feed_state(self.connected, self.state.seq)
+            self._dirty.set()
+        if self._on_events is not None:
+            await self._on_events(fresh, removed)
+
+    async def catch_up(self) -> int:
+        """Read the paged feed from our seq to its end; returns how many events applied."""
+        applied = 0
+        while True:
+            since = self.state.seq
+            response = await self.upstream.fetch(f"/-/v1/changes?since={since}&limit={PAGE}", {}, kind="feed")
+            if response.status != 200:
+                raise UpstreamUnavailable(f"changes feed answered {response.status}")
+            body = json.loads(response.body)
+            events = [wire.ChangeEvent.from_json(e) for e in body.get("results", [])]
+            await self.apply(events)
+            applied += len(events)
+            last = int(body.get("last_seq", since))
+            if last > self.state.seq:
+                # Events we may not see (private ones) still move our position.
+                self.state.seq = last
+                self._dirty.set()
+            if self.state.seq <= since:
+                return applied
+
+    async def _follow(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._stream()
+                delay = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure: reconnect; the stream resumes where we were
+                log.info("feed stream dropped: %s", exc)
+            self.connected = False
+            self._reporter.feed_state(False, self.state.seq)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            with contextlib.suppress(Exception):
+                extent = await self._extent()
+                if extent:
+                    await self._check_gap(extent, disk_empty=False)
+
+    async def _stream(self) -> None:
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(self.state.seq)}
+        # No total timeout on a stream; the origin's heartbeat keeps it observably alive.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=self._vouch_window)
+        url = self.upstream.url(f"/-/v1/changes?feed=sse&since={self.state.seq}")
+        async with self.upstream.session.get(url, headers=headers, timeout=timeout) as response:
+            if response.status != 200:
+                raise UpstreamUnavailable(f"SSE feed answered {response.status}")
+            self.connected = True
+            self._last_message = self._clock()
+            self._reporter.feed_state(True, self.state.seq)
+            data: list[str] = []
+            while True:
+                line = await response.content.readline()
+                if not line:
+                    return
+                self._last_message = self._clock()
+                text = line.decode().rstrip("\r\n")
+                if text.startswith("data:"):
+                    data.append(text[5:].lstrip())
+                elif not text and data:
+                    event = wire.ChangeEvent.from_json(json.loads("\n".join(data)))
+                    data = []
+                    await self.apply([event])
+
+    async def _saver(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.state_file.save(self.state)
+            except OSError as exc:
+                log.warning("could not save the feed position: %s", exc)
+            await asyncio.sleep(0.05)  # at most 20 writes a second, whatever the event rate
+
+
+def _lag(event: wire.ChangeEvent, now: float) -> float | None:
+    try:
+        return now - datetime.fromisoformat(event.time).timestamp()
+    except ValueError:
+        return None

@@ -1,0 +1,85 @@
+"""Client prefetch hints: ``POST /-/v1/prefetch`` and the ``Eghact-Prefetch`` header.
+
+A hint names what a client expects to need next: a package (its abbreviated packument,
+what npm asks for), ``name@version`` (that tarball), or ``res:HASH`` (a built resolution).
+Hints feed the warmer at the lowest priority, deduplicated by the warmer's queue, and each
+client has its own budget (a token bucket), so hints cannot become a way to make the edge
+fetch without bound. A hint that cannot be parsed is ignored, not an error: hints are
+advice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from eghact_common.errors import BadRequest
+
+from . import keys
+from .ratelimit import RateLimiter
+from .warming import HINT, Warmer
+
+MAX_PER_REQUEST = 100
+
+
+def hint_key(hint: str) -> str | None:
+    """The cache key a hint names, or None."""
+    hint = hint.strip()
+    if not hint or len(hint) > 300:
+        return None
+    try:
+        if hint.startswith("res:"):
+            route = keys.parse("/-/v1/resolutions/" + hint[4:])
+            return route.key if route.kind == keys.RESOLUTION else None
+        if hint.startswith("/"):
+            route = keys.parse(hint)
+            return route.cache_key(True) if route.kind else None
+        at = hint.find("@", 1)  # a scope's own "@" is at 0
+        if at > 0:
+            route = keys.parse(keys.tarball_path(hint[:at], hint[at + 1:]))
+        else:
+            route = keys.parse("/" + keys.escaped(hint))
+        return route.cache_key(True) if route.kind else None
+    except BadRequest:
+        return None
+
+
+def parse_body(raw: bytes) -> list[str]:
+    """``["a", "b@1.0.0", "res:..."]`` or ``{"packages": [...], "tarballs": [...], "resolutions": [...]}``."""
+    try:
+        body: Any = json.loads(raw or b"null")
+    except ValueError as exc:
+        raise BadRequest("the prefetch body must be JSON", code="invalid_json") from exc
+    if isinstance(body, dict):
+        items = [*body.get("packages", []), *body.get("tarballs", []),
+                 *("res:" + str(r) for r in body.get("resolutions", []))]
+    elif isinstance(body, list):
+        items = body
+    else:
+        raise BadRequest("the prefetch body must be a list of names or {packages, tarballs, resolutions}",
+                         code="invalid_json")
+    return [item for item in items if isinstance(item, str)]
+
+
+def parse_header(value: str) -> list[str]:
+    return [part for part in (p.strip() for p in value.split(",")) if part]
+
+
+class Hints:
+    def __init__(self, warmer: Warmer, *, per_client_rate: float = 20.0, per_client_burst: float = 200.0):
+        self._warmer = warmer
+        self._budget = RateLimiter(per_client_rate, per_client_burst)
+
+    def accept(self, client: str, hints: Iterable[str]) -> dict[str, int]:
+        queued = ignored = 0
+        for hint in list(hints)[:MAX_PER_REQUEST]:
+            key = hint_key(hint)
+            if key is None or self._budget.take(client) > 0:
+                ignored += 1
+                continue
+            if self._warmer.enqueue(key, HINT):
+                queued += 1
+            else:
+                ignored += 1
+        return {"queued": queued, "ignored": ignored}

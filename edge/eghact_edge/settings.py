@@ -1,0 +1,50 @@
+"""Edge settings: built once by ``main()`` and handed to :func:`eghact_edge.node.build`."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    upstream: str
+    data_dir: Path
+    region: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    public_url: str | None = None
+    parent: str | None = None
+    memory_bytes: int = 256 * 1024 * 1024
+    disk_bytes: int = 4 * 1024 * 1024 * 1024
+    admission: str = "tinylfu"            # or "lru"
+    upstream_timeout: float = 10.0
+    max_upstream_body: int = 128 * 1024 * 1024
+    max_request_bytes: int = 70 * 1024 * 1024
+    max_header_bytes: int = 8190
+    max_ttl: float | None = None          # cap on header freshness lifetimes (an operator knob)
+    feed_lifetime: float = 86_400.0       # freshness of event-covered entries while the feed vouches
+    rate: float = 500.0                   # per-client tokens per second
+    burst: float = 1000.0
+    coalesce_waiters: int = 1000
+    coalesce_timeout: float = 15.0
+    warm_top: int = 500                   # popular keys warmed at start
+    warm_concurrency: int = 4
+    warm: bool = True
+    stats_interval: float = 10.0
+    heartbeat_interval: float = 30.0
+    token: str | None = None              # for /-/v1/stats and /-/v1/edges (scope edge or admin)
+    edge_id: str | None = None
+    workers: int = 1
+    worker_index: int = 0
+    quiet: bool = True
+
+    @property
+    def upstream_url(self) -> str:
+        """Where misses go: the parent edge when there is one, else the upstream."""
+        return (self.parent or self.upstream).rstrip("/")
+
+    @property
+    def identity(self) -> str:
+        return self.edge_id or f"{self.region}-{socket.gethostname()}-{self.port}"

@@ -1,0 +1,136 @@
+"""Warming: fetching what will be asked for before it is asked for.
+
+Sources, by priority: keys an event just purged that were hot (refetched at once), new
+versions of popular packages announced by the feed, entries about to expire that are hot
+(refresh ahead), the origin's global popular list at start, and client prefetch hints.
+One bounded priority queue, deduplicated, drained by ``concurrency`` workers that step
+aside while client misses are in flight (warming must never slow a client down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable
+
+from eghact_common import wire
+
+from . import keys
+from .entry import Entry
+from .metrics import Reporter
+from .popularity import Popularity
+from .readthrough import ReadThrough
+
+log = logging.getLogger("eghact.edge")
+
+REFETCH, NEW_VERSION, REFRESH, POPULAR, HINT = 0, 1, 2, 3, 4
+_SOURCES = {REFETCH: "refetch", NEW_VERSION: "new-version", REFRESH: "refresh", POPULAR: "popular", HINT: "hint"}
+_YIELD_LIMIT = 1.0   # at most this long stepping aside, so warming is never starved for good
+
+
+def split_key(key: str) -> tuple[str, bool]:
+    """A cache key back into (path, abbreviated)."""
+    if key.endswith("#a"):
+        return key[:-2], True
+    if key.endswith("#f"):
+        return key[:-2], False
+    return key, False
+
+
+class Warmer:
+    def __init__(self, readthrough: ReadThrough, popularity: Popularity, *, reporter: Reporter,
+                 clock: Callable[[], float], concurrency: int = 4, queue_size: int = 10_000,
+                 hot_score: float = 2.0):
+        self.readthrough = readthrough
+        self.popularity = popularity
+        self._reporter = reporter
+        self._clock = clock
+        self._concurrency = max(1, concurrency)
+        self._queue: asyncio.PriorityQueue[tuple[int, int, str, bool]] = asyncio.PriorityQueue(queue_size)
+        self._queued: set[str] = set()
+        self._order = itertools.count()
+        self._hot = hot_score
+        self._tasks: list[asyncio.Task[None]] = []
+        self.done = 0
+
+    def start(self) -> None:
+        for i in range(self._concurrency):
+            self._tasks.append(asyncio.create_task(self._work(), name=f"warmer-{i}"))
+        self._tasks.append(asyncio.create_task(self._refresh_ahead(), name="refresh-ahead"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def enqueue(self, key: str, priority: int, *, force: bool = False) -> bool:
+        """Queue a cache key; False when already queued or the queue is full."""
+        if key in self._queued:
+            return False
+        try:
+            self._queue.put_nowait((priority, next(self._order), key, force))
+        except asyncio.QueueFull:
+            return False
+        self._queued.add(key)
+        return True
+
+    def is_hot(self, key: str) -> bool:
+        return self.popularity.score(key) >= self._hot
+
+    async def on_events(self, events: list[wire.ChangeEvent], removed: list[Entry]) -> None:
+        """Follower hook: refetch what was hot, warm new versions of popular packages."""
+        for entry in removed:
+            if self.is_hot(entry.key):
+                self.enqueue(entry.key, REFETCH, force=True)
+        for event in events:
+            if event.type != wire.PUBLISH or not event.version:
+                continue
+            packument = "/" + keys.escaped(event.name)
+            if self.is_hot(packument + "#a") or self.is_hot(packument + "#f"):
+                self.enqueue(keys.tarball_path(event.name, event.version), NEW_VERSION)
+
+    async def _work(self) -> None:
+        while True:
+            priority, _, key, force = await self._queue.get()
+            self._queued.discard(key)
+            await self._yield_to_clients()
+            path, abbreviated = split_key(key)
+            try:
+                route = keys.parse(path)
+                if route.kind is None or route.cache_key(abbreviated) != key:
+                    continue
+                if await self.readthrough.warm(route, key, abbreviated, force=force):
+                    self.done += 1
+                    self._reporter.warmed(_SOURCES[priority])
+            except Exception as exc:  # one bad key must not stop warming
+                log.debug("warming %s failed: %s", key, exc)
+
+    async def _yield_to_clients(self) -> None:
+        waited = 0.0
+        while self.readthrough.client_fetches > 0 and waited < _YIELD_LIMIT:
+            await asyncio.sleep(0.01)
+            waited += 0.01
+
+    async def _refresh_ahead(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.popularity.fold()
+            now = self._clock()
+            lifetime = self.readthrough.feed.lifetime
+            memory = self.readthrough.cache.memory
+            for key in self.popularity.top(200):
+                entry = memory.peek(key)
+                if entry is None:
+                    continue
+                left = entry.timing.fresh_until(lifetime) - now
+                if 0 < left < max(1.0, 0.2 * entry.timing.lifetime):
+                    self.enqueue(key, REFRESH, force=True)

@@ -1,0 +1,203 @@
+"""The fleet as the origin sees it: global popularity and the registered edges.
+
+Edges count hits per cache key (``/name#a``, ``/name/-/name-1.0.0.tgz``, ...) and send
+batches (``POST /-/v1/stats``); the origin adds them to one table with *forward decay*
+(Cormode et al., "Forward Decay: A Practical Time Decay Model", 2009): a hit at time t
+adds ``2^((t - t0) / half_life)`` instead of decaying every stored score. Ordering by the
+stored value is then ordering by the decayed one at any moment, so ``popular`` is an
+indexed ``ORDER BY`` and nothing is rewritten as time passes. When the exponent grows
+large the table is rebased (every score scaled down, t0 moved) in one statement.
+
+Edges register and heartbeat (``POST /-/v1/edges``: region, public URL, health), so
+clients can list them (``GET /-/v1/edges``) and pick the nearest; an edge not heard from
+within ``edge_ttl`` is listed as not alive.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from eghact_common.errors import BadRequest
+
+MAX_KEYS_PER_BATCH = 50_000
+MAX_KEY_LENGTH = 512
+_REBASE_EXPONENT = 200.0
+
+
+class Store(Protocol):
+    registry_id: str
+
+    async def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any: ...
+
+    async def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any: ...
+
+
+def package_of(key: str) -> str | None:
+    """The package a cache key belongs to (``/@s%2fn#a`` -> ``@s/n``), or None."""
+    path = key.split("#", 1)[0].split("?", 1)[0]
+    if not path.startswith("/") or path.startswith("/-/"):
+        return None
+    segments = [unquote(s) for s in path.split("/")[1:]]
+    if not segments or not segments[0]:
+        return None
+    first = segments[0]
+    if first.startswith("@") and "/" not in first:
+        return f"{first}/{segments[1]}" if len(segments) > 1 and segments[1] else None
+    return first
+
+
+def validate_hits(body: Any) -> tuple[str, dict[str, int]]:
+    """``{"edge": id, "hits": {key: count}}``; every problem reported at once."""
+    problems = []
+    if not isinstance(body, dict):
+        raise BadRequest("the stats body must be {\"edge\": id, \"hits\": {key: count}}", code="invalid_stats")
+    edge = body.get("edge")
+    if not isinstance(edge, str) or not edge or len(edge) > 200:
+        problems.append("edge must be a non-empty string of at most 200 characters")
+    hits = body.get("hits")
+    clean: dict[str, int] = {}
+    if not isinstance(hits, dict):
+        problems.append("hits must be an object {key: count}")
+    elif len(hits) > MAX_KEYS_PER_BATCH:
+        problems.append(f"at most {MAX_KEYS_PER_BATCH} keys per batch, got {len(hits)}")
+    else:
+        for key, count in hits.items():
+            if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+                problems.append(f"bad key {str(key)[:60]!r}")
+            elif not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 10**9:
+                problems.append(f"bad count for {key[:60]!r}")
+            elif count:
+                clean[key] = count
+    if problems:
+        raise BadRequest("invalid stats batch: " + "; ".join(problems[:20]), code="invalid_stats",
+                         detail={"problems": problems})
+    return str(edge), clean
+
+
+def validate_edge(body: Any) -> dict[str, Any]:
+    problems = []
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be {\"id\", \"region\", \"url\", \"health\"}", code="invalid_edge")
+    for field in ("id", "region", "url"):
+        value = body.get(field)
+        if not isinstance(value, str) or not value or len(value) > 300:
+            problems.append(f"{field} must be a non-empty string")
+    url = body.get("url")
+    if isinstance(url, str) and not url.startswith(("http://", "https://")):
+        problems.append("url must be an http(s) URL")
+    health = body.get("health", {})
+    if not isinstance(health, dict) or len(json.dumps(health)) > 16_384:
+        problems.append("health must be an object of at most 16 KiB")
+    if problems:
+        raise BadRequest("invalid edge registration: " + "; ".join(problems), code="invalid_edge",
+                         detail={"problems": problems})
+    return {"id": body["id"], "region": body["region"], "url": url.rstrip("/"), "health": health}
+
+
+class Fleet:
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, half_life: float = 86_400.0,
+                 edge_ttl: float = 120.0):
+        self._store = store
+        self._clock = clock
+        self._half_life = half_life
+        self._edge_ttl = edge_ttl
+
+    # -- popularity -----------------------------------------------------------------
+
+    def _epoch(self, conn: sqlite3.Connection) -> float:
+        row = conn.execute("SELECT value FROM meta WHERE key='popularity_epoch'").fetchone()
+        if row:
+            return float(row[0])
+        now = self._clock()
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('popularity_epoch', ?)", (repr(now),))
+        return now
+
+    async def record_hits(self, hits: dict[str, int]) -> int:
+        now = self._clock()
+
+        def run(conn: sqlite3.Connection) -> int:
+            epoch = self._epoch(conn)
+            exponent = (now - epoch) / self._half_life
+            if exponent > _REBASE_EXPONENT:
+                shift = math.floor(exponent)
+                conn.execute("UPDATE popularity SET score = score * ?", (math.pow(2.0, -shift),))
+                epoch += shift * self._half_life
+                conn.execute("UPDATE meta SET value=? WHERE key='popularity_epoch'", (repr(epoch),))
+                exponent -= shift
+            weight = math.pow(2.0, exponent)
+            conn.executemany(
+                "INSERT INTO popularity (key, name, score, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET score = score + excluded.score, updated = excluded.updated",
+                [(key, package_of(key), count * weight, now) for key, count in hits.items()],
+            )
+            return len(hits)
+
+        return int(await self._store.write(run))
+
+    async def popular(self, limit: int) -> dict[str, Any]:
+        """Top keys and top packages, decayed scores as of now."""
+        now = self._clock()
+
+        def run(conn: sqlite3.Connection) -> dict[str, Any]:
+            row = conn.execute("SELECT value FROM meta WHERE key='popularity_epoch'").fetchone()
+            scale = math.pow(2.0, -(now - float(row[0])) / self._half_life) if row else 1.0
+            keys = conn.execute("SELECT key, score FROM popularity ORDER BY score DESC LIMIT ?", (limit,)).fetchall()
+            packages = conn.execute(
+                "SELECT name, SUM(score) AS s FROM popularity WHERE name IS NOT NULL GROUP BY name "
+                "ORDER BY s DESC LIMIT ?", (limit,)).fetchall()
+            return {
+                "keys": [{"key": k, "score": round(s * scale, 4)} for k, s in keys],
+                "packages": [{"name": n, "score": round(s * scale, 4)} for n, s in packages],
+            }
+
+        result: dict[str, Any] = await self._store.read(run)
+        return result
+
+    # -- edges ----------------------------------------------------------------------
+
+    async def register(self, edge: dict[str, Any]) -> dict[str, Any]:
+        now = self._clock()
+        stamp = datetime.fromtimestamp(now, UTC).isoformat()
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO edges (id, region, url, health, registered, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET region=excluded.region, url=excluded.url, health=excluded.health, "
+                "last_seen=excluded.last_seen",
+                (edge["id"], edge["region"], edge["url"], json.dumps(edge["health"]), stamp, now))
+
+        await self._store.write(run)
+        return {**edge, "last_seen": now, "alive": True}
+
+    async def edges(self) -> list[dict[str, Any]]:
+        now = self._clock()
+
+        def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute("SELECT id, region, url, health, registered, last_seen FROM edges "
+                                "ORDER BY region, id").fetchall()
+            return [{"id": r[0], "region": r[1], "url": r[2], "health": json.loads(r[3]), "registered": r[4],
+                     "last_seen": r[5], "alive": now - r[5] < self._edge_ttl} for r in rows]
+
+        result: list[dict[str, Any]] = await self._store.read(run)
+        return result
+
+    # -- feed extent ----------------------------------------------------------------
+
+    async def feed_extent(self) -> dict[str, Any]:
+        """What a follower needs to know whether it can resume from its seq."""
+        def run(conn: sqlite3.Connection) -> dict[str, Any]:
+            first = conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='changes'").fetchone()
+            last = int(row[0]) if row else 0
+            return {"first_seq": int(first) if first is not None else last + 1, "last_seq": last}
+
+        extent: dict[str, Any] = await self._store.read(run)
+        extent["registry_id"] = self._store.registry_id
+        return extent

@@ -1,0 +1,60 @@
+"""``POST /-/v1/resolve`` and ``GET /-/v1/resolutions/{hash}``.
+
+The POST answers the lockfile (200), the explanation of a conflict (422) or the open
+choices (``version=prompt``, 200 with ``"prompt": true``), and names the built result in
+``Location``; the GET serves that result again, cacheable, tagged with ``res:<hash>`` and
+``pkg:<name>`` for every package the resolution considered, so a publish of any of them
+purges it from every cache that follows the feed.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from eghact_common import wire
+from eghact_common.errors import BadRequest
+
+from ..resolutions import Built
+from ..resolve_worker import with_base
+from .keys import PRINCIPAL, RESOLUTIONS, ROUTE, SETTINGS
+from .responses import base_url, cacheable
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _headers(built: Built) -> dict[str, str]:
+    return {"Eghact-Resolution": built.hash, "Location": f"/-/v1/resolutions/{built.hash}"}
+
+
+async def resolve(request: web.Request) -> web.StreamResponse:
+    request[ROUTE] = "resolve"
+    try:
+        body = json.loads(await request.read())
+    except ValueError as exc:
+        raise BadRequest("the resolve request must be JSON", code="invalid_json") from exc
+    resolutions = request.app[RESOLUTIONS]
+    built = await resolutions.resolve(request[PRINCIPAL], body)
+    payload = with_base(built.body, base_url(request, request.app[SETTINGS].public_url))
+    response = web.Response(body=payload, status=built.status, content_type="application/json",
+                            headers={**_headers(built), "Cache-Control": "no-store",
+                                     "Eghact-Seq": str(built.seq)})
+    return response
+
+
+async def resolution(request: web.Request) -> web.StreamResponse:
+    request[ROUTE] = "resolution"
+    digest = request.match_info["hash"]
+    if len(digest) != 64 or not _HEX.issuperset(digest):
+        raise BadRequest("a resolution hash is 64 lowercase hex digits", code="invalid_hash")
+    resolutions = request.app[RESOLUTIONS]
+    built = await resolutions.fetch(request[PRINCIPAL], digest)
+    payload = with_base(built.body, base_url(request, request.app[SETTINGS].public_url))
+    keys = [wire.resolution_key(built.hash), *(wire.package_key(name) for name in built.considered)]
+    response = cacheable(request, payload, content_class="resolution" if built.status == 200 else "dynamic",
+                         private=resolutions.private(built), surrogate_keys=keys, seq=built.seq,
+                         extra=_headers(built))
+    if built.status != 200 and response.status != 304:
+        response.set_status(built.status)
+    return response

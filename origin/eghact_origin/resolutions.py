@@ -1,0 +1,257 @@
+"""Built resolutions: resolve on demand in worker processes, keep the result under the
+request's canonical hash, serve it again until something it depended on changes.
+
+A resolution depends on every package whose versions were *considered* (not only the
+ones chosen): a new version of any of them may change the answer. Validity is checked
+against the feed itself — "has any considered package had an event after the seq this
+was built at?" — which is one indexed probe and needs no message between processes.
+Events also mark resolutions stale eagerly, append a ``resolution`` event to the feed
+(so followers purge ``res:<hash>``), and rebuild the popular ones at once (prebuilt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import sqlite3
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cachetools import LRUCache
+
+from eghact_common import wire
+from eghact_common.errors import NotFound
+
+from .auth import AccessPolicy, Principal
+from .resolve_worker import BuildResult, build, init_worker
+from .resolver import ResolveRequest
+from .storage import SqliteMetadataStore
+from .storage.sqlite import iso
+
+log = logging.getLogger("eghact.resolutions")
+
+# Events that can change what a resolution would answer.
+_RELEVANT = frozenset({wire.PUBLISH, wire.DEPRECATE, wire.UNPUBLISH, wire.DIST_TAG, wire.ADVISORY})
+
+
+@dataclass(frozen=True)
+class Built:
+    hash: str
+    status: int
+    body: bytes                     # lockfile / prompt / explanation, with path-only tarball URLs
+    considered: tuple[str, ...]
+    seq: int
+
+
+class Resolutions:
+    def __init__(self, store: SqliteMetadataStore, access: AccessPolicy, *, workers: int = 2,
+                 popular_hits: int = 3, cache_bytes: int = 64 * 1024 * 1024):
+        self._store = store
+        self._access = access
+        self._workers = workers
+        self._popular_hits = popular_hits
+        self._pool: ProcessPoolExecutor | None = None
+        self._memory: LRUCache[str, Built] = LRUCache(maxsize=cache_bytes, getsizeof=lambda b: len(b.body) + 256)
+        self._by_name: defaultdict[str, set[str]] = defaultdict(set)
+        self._building: dict[str, asyncio.Future[Built]] = {}
+        self._co_usage: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        def requests(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute("SELECT request FROM resolutions")]
+
+        for text in await self._store.read(requests):
+            self._learn(json.loads(text))
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        # Started on first use: most registries resolve rarely, and spawning costs ~1 s.
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=init_worker, initargs=(str(self._store.path),))
+        return self._pool
+
+    # -- answering ------------------------------------------------------------------
+
+    async def resolve(self, principal: Principal | None, body: Any) -> Built:
+        """``POST /-/v1/resolve``: validate (400 in-process), then the stored or a new build."""
+        request = ResolveRequest.from_body(body)
+        built = await self._current(request.hash) or await self._build(request)
+        self._check_access(principal, built)
+        self._learn(request.canonical())
+        await self._count_hit(built.hash)
+        return built
+
+    async def fetch(self, principal: Principal | None, digest: str) -> Built:
+        """``GET /-/v1/resolutions/{hash}``: rebuilt from its stored request when stale."""
+        built = await self._current(digest)
+        if built is None:
+            stored = await self._store.read(lambda conn: conn.execute(
+                "SELECT request FROM resolutions WHERE hash=?", (digest,)).fetchone())
+            if stored is None:
+                raise NotFound(f"no resolution {digest}; POST the request to /-/v1/resolve first",
+                               detail={"hash": digest})
+            built = await self._build(ResolveRequest.from_body(json.loads(stored[0])))
+        self._check_access(principal, built)
+        await self._count_hit(built.hash)
+        return built
+
+    def private(self, built: Built) -> bool:
+        return any(self._access.is_private(name) for name in built.considered)
+
+    def _check_access(self, principal: Principal | None, built: Built) -> None:
+        # Same answer as reading each considered packument: no leak of private names.
+        for name in built.considered:
+            self._access.check_read(principal, name)
+
+    async def _current(self, digest: str) -> Built | None:
+        cached = self._memory.get(digest)
+        if cached is not None:
+            return cached
+
+        def load(conn: sqlite3.Connection) -> Built | None:
+            row = conn.execute("SELECT status, body, built_seq, stale FROM resolutions WHERE hash=?",
+                               (digest,)).fetchone()
+            if row is None or row[3]:
+                return None
+            changed = conn.execute(
+                "SELECT MAX(c.seq) FROM resolution_names r JOIN changes c ON c.name = r.name "
+                "WHERE r.hash=? AND c.type != 'resolution'", (digest,)).fetchone()[0]
+            if changed is not None and changed > row[2]:
+                return None
+            names = tuple(n for (n,) in conn.execute(
+                "SELECT name FROM resolution_names WHERE hash=? ORDER BY name", (digest,)))
+            return Built(digest, row[0], bytes(row[1]), names, row[2])
+
+        built = await self._store.read(load)
+        if built is not None:
+            self._remember(built)
+        return built
+
+    async def _build(self, request: ResolveRequest) -> Built:
+        """One build per hash at a time; concurrent askers wait for it (single flight)."""
+        digest = request.hash
+        running = self._building.get(digest)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Built] = asyncio.get_running_loop().create_future()
+        self._building[digest] = future
+        try:
+            result: BuildResult = await asyncio.get_running_loop().run_in_executor(
+                self._executor(), build, request.canonical(), self._prefetch(request))
+            built = Built(result.hash, result.status, result.body, result.considered, result.seq)
+            if result.status in (200, 422):  # deterministic answers are kept; others are not
+                await self._save(request, built)
+            self._remember(built)
+            future.set_result(built)
+            return built
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it; nobody may be waiting
+            raise
+        finally:
+            self._building.pop(digest, None)
+
+    async def _save(self, request: ResolveRequest, built: Built) -> None:
+        canonical = json.dumps(request.canonical(), sort_keys=True, separators=(",", ":"))
+
+        def save(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO resolutions (hash, request, status, body, built_seq, built, stale) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT(hash) DO UPDATE SET status=excluded.status, "
+                "body=excluded.body, built_seq=excluded.built_seq, built=excluded.built, stale=0",
+                (built.hash, canonical, built.status, built.body, built.seq, iso(datetime.now(UTC))))
+            conn.execute("DELETE FROM resolution_names WHERE hash=?", (built.hash,))
+            conn.executemany("INSERT INTO resolution_names (name, hash) VALUES (?, ?)",
+                             [(name, built.hash) for name in built.considered])
+
+        await self._store.write(save)
+
+    def _remember(self, built: Built) -> None:
+        self._memory[built.hash] = built
+        for name in built.considered:
+            self._by_name[name].add(built.hash)
+
+    async def _count_hit(self, digest: str) -> None:
+        with contextlib.suppress(Exception):  # a lost hit count is harmless
+            await self._store.write(lambda conn: conn.execute(
+                "UPDATE resolutions SET hits = hits + 1 WHERE hash=?", (digest,)))
+
+    # -- co-usage (prefetch hints in load plans) --------------------------------------
+
+    def _learn(self, canonical: dict[str, Any]) -> None:
+        lazy = [name for name in canonical.get("dependencies", {}) if name not in canonical.get("eager", [])]
+        for name in lazy:
+            self._co_usage[name].update(other for other in lazy if other != name)
+
+    def _prefetch(self, request: ResolveRequest) -> dict[str, list[str]]:
+        lazy = [name for name in request.dependencies if name not in request.eager]
+        return {name: [other for other, _ in self._co_usage[name].most_common() if other in lazy]
+                for name in lazy if self._co_usage[name]}
+
+    # -- invalidation -----------------------------------------------------------------
+
+    def invalidate(self, events: list[wire.ChangeEvent]) -> None:
+        """Called with every change (local at once, foreign from the feed poller)."""
+        names = {e.name for e in events if e.type in _RELEVANT}
+        if not names:
+            return
+        for name in names:
+            for digest in self._by_name.pop(name, ()):
+                self._memory.pop(digest, None)
+        task = asyncio.get_running_loop().create_task(self._mark_stale(sorted(names)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _mark_stale(self, names: list[str]) -> None:
+        def mark(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            marks = ",".join("?" * len(names))
+            rows = conn.execute(
+                f"SELECT DISTINCT r.hash, r.hits, n.name FROM resolution_names n JOIN resolutions r ON r.hash = n.hash "
+                f"WHERE n.name IN ({marks}) AND r.stale = 0", names).fetchall()
+            now = iso(datetime.now(UTC))
+            seen: dict[str, tuple[int, str]] = {}
+            for digest, hits, cause in rows:
+                seen.setdefault(digest, (hits, cause))
+            for digest, (_, cause) in seen.items():
+                conn.execute("UPDATE resolutions SET stale=1 WHERE hash=?", (digest,))
+                self._store.append_event(conn, wire.RESOLUTION, cause, None, [wire.resolution_key(digest)], now,
+                                         {"hash": digest, "cause": cause})
+            return [(digest, hits) for digest, (hits, _) in seen.items()]
+
+        try:
+            stale = await self._store.write(mark)
+            popular = [digest for digest, hits in stale if hits >= self._popular_hits]
+            for digest in popular:
+                await self._rebuild(digest)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("marking resolutions stale after changes to %s", names)
+
+    async def _rebuild(self, digest: str) -> None:
+        stored = await self._store.read(lambda conn: conn.execute(
+            "SELECT request FROM resolutions WHERE hash=?", (digest,)).fetchone())
+        if stored is not None:
+            await self._build(ResolveRequest.from_body(json.loads(stored[0])))
+
+    async def settle(self) -> None:
+        """Wait for background invalidation and rebuilds (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
