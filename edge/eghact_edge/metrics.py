@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["PROMETHEUS_CONTENT_TYPE", "PrometheusReporter", "Reporter"]
 
@@ -52,9 +54,11 @@ class PrometheusReporter(Reporter):
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        served = Counter("eghact_edge_responses", "Cacheable responses by cache result", ["result"], registry=r)
-        self._served = {result: served.labels(result) for result in RESULTS}
-        self._bytes = Counter("eghact_edge_response_bytes", "Body bytes served from cacheable routes", registry=r)
+        # The hit path bumps plain ints (a prometheus Counter takes a lock per inc); they are
+        # read when scraped.
+        self._served_counts = dict.fromkeys(RESULTS, 0)
+        self._served_bytes = 0
+        r.register(_ServedCollector(self))
         self._tier_miss = Counter("eghact_edge_tier_misses", "Look-ups a tier could not answer", ["tier"],
                                   registry=r)
         self._coalesced = Counter("eghact_edge_coalesced_waits", "Requests that waited on another's fetch",
@@ -83,8 +87,8 @@ class PrometheusReporter(Reporter):
                                   registry=r)
 
     def served(self, result: str, size: int) -> None:
-        self._served[result].inc()
-        self._bytes.inc(size)
+        self._served_counts[result] += 1
+        self._served_bytes += size
 
     def tier_miss(self, tier: str) -> None:
         self._tier_miss.labels(tier).inc()
@@ -133,3 +137,17 @@ class PrometheusReporter(Reporter):
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ServedCollector(Collector):
+    def __init__(self, reporter: PrometheusReporter):
+        self._reporter = reporter
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        family = CounterMetricFamily("eghact_edge_responses", "Cacheable responses by cache result",
+                                     labels=["result"])
+        for result, count in self._reporter._served_counts.items():
+            family.add_metric([result], count)
+        yield family
+        yield CounterMetricFamily("eghact_edge_response_bytes", "Body bytes served from cacheable routes",
+                                  value=self._reporter._served_bytes)

@@ -413,13 +413,12 @@ class SqliteMetadataStore:
             advisory_id = int(cur.lastrowid or 0)
             # The whole advisory rides in the event, so a follower or a bundle export can
             # reproduce it without another endpoint.
-            event = self.append_event(conn, wire.ADVISORY, advisory["name"], None, [wire.advisory_key(advisory["name"])],
-                                now, {"advisory": {"id": advisory_id, "name": advisory["name"],
-                                                   "vulnerable_versions": advisory["vulnerable_versions"],
-                                                   "severity": advisory["severity"], "title": advisory["title"],
-                                                   "url": advisory.get("url", ""),
-                                                   "cwe": list(advisory.get("cwe", ())),
-                                                   "cvss": advisory.get("cvss"), "created": now}})
+            record = {"id": advisory_id, "name": advisory["name"],
+                      "vulnerable_versions": advisory["vulnerable_versions"], "severity": advisory["severity"],
+                      "title": advisory["title"], "url": advisory.get("url", ""),
+                      "cwe": list(advisory.get("cwe", ())), "cvss": advisory.get("cvss"), "created": now}
+            event = self.append_event(conn, wire.ADVISORY, advisory["name"], None,
+                                      [wire.advisory_key(advisory["name"])], now, {"advisory": record})
             self.record_audit(conn, "advisory", actor, advisory["name"], {"id": advisory_id, **advisory}, now)
             return event
 

@@ -1,0 +1,218 @@
+"""The bundle format: the signed index, the part manifest of a split bundle, and path rules.
+
+A bundle is ONE zstd frame holding a POSIX (pax) tar stream::
+
+    events.jsonl                 the change events of (from_seq, to_seq], one JSON object a line,
+                                 as the feed served them (tombstones: unpublish, deprecate)
+    packuments/<i>.json          package i's packument, exactly as the origin served it
+    packuments/<i>.abbrev.json   the same, abbreviated (Accept: application/vnd.npm.install-v1+json)
+    tarballs/<sha512 hex>        every tarball the bundle carries, once, named by its digest
+    index.json                   this module's Index, the last file but one
+    index.sig                    the raw 64-byte Ed25519 signature of index.json's exact bytes, last
+
+The index comes LAST so that a bundle is written in one streaming pass (its digests are known
+only once every file went by). A reader cannot trust anything before it has read the whole
+bundle anyway — the signature is what makes the bytes trustworthy — so it loses nothing.
+
+The bundle's DIGEST is the sha512 hex of index.json's exact bytes. The index names every
+file's size and sha512, so the digest identifies the content completely; the tar framing and
+the compression are not part of a bundle's identity (re-compressing a bundle does not make it
+another bundle), and the digest is known the moment the index is, without a second pass over
+a multi-gigabyte file. The chain is ``previous_digest``: the digest of the bundle (or synced
+batch, see ``sync``) that the mirror must have applied last.
+
+The paths inside the bundle are those of the staged layout ``eghact-origin mirror-apply``
+reads, so that importing is extracting plus writing ``stage.json``.
+
+A split bundle is FILE.part001, FILE.part002, ... (the byte stream cut in pieces) plus
+FILE.parts.json — the part manifest: each part's name, size and sha512, and the bundle
+digest — and FILE.parts.sig, its signature. The manifest is small and read first, so a
+missing or damaged part is named before anything is decompressed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import MirrorError
+
+FORMAT = "eghact-mirror-bundle"
+PARTS_FORMAT = "eghact-mirror-parts"
+VERSION = 1
+INDEX_PATH = "index.json"
+SIGNATURE_PATH = "index.sig"
+EVENTS_PATH = "events.jsonl"
+# An index lists every file (~250 bytes each): 256 MiB is a million files with room to spare,
+# and a cap keeps a hostile bundle from making us buffer an endless "index".
+MAX_INDEX_BYTES = 256 * 1024 * 1024
+_CONTENT_PATH = re.compile(r"^(?:events\.jsonl|packuments/[0-9]{1,9}(?:\.abbrev)?\.json|tarballs/[0-9a-f]{128})$")
+_HEX512 = re.compile(r"^[0-9a-f]{128}$")
+
+
+def is_content_path(path: str) -> bool:
+    """Whether ``path`` is a name a bundle's content may have (the index and signature aside)."""
+    return bool(_CONTENT_PATH.match(path))
+
+
+def packument_paths(i: int) -> tuple[str, str]:
+    return f"packuments/{i}.json", f"packuments/{i}.abbrev.json"
+
+
+def tarball_path(sha512_hex: str) -> str:
+    return f"tarballs/{sha512_hex}"
+
+
+def digest(data: bytes) -> str:
+    """A bundle's digest from its index bytes (see the module docstring)."""
+    return hashlib.sha512(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    size: int
+    sha512: str
+
+
+@dataclass(frozen=True)
+class Index:
+    origin_id: str
+    origin_url: str
+    from_seq: int
+    to_seq: int
+    created: str
+    previous_digest: str | None
+    key_fingerprint: str | None
+    source: str  # "export" (a bundle) or "sync" (a batch the follower applied)
+    selection: dict[str, Any]
+    packages: tuple[dict[str, str], ...]  # {"name", "full", "abbreviated"}
+    removed: tuple[str, ...]
+    event_count: int
+    files: tuple[FileEntry, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    def encode(self) -> bytes:
+        body = {
+            "format": FORMAT, "version": VERSION, "source": self.source, "origin_id": self.origin_id,
+            "origin_url": self.origin_url, "from_seq": self.from_seq, "to_seq": self.to_seq,
+            "created": self.created, "previous_digest": self.previous_digest,
+            "key_fingerprint": self.key_fingerprint, "selection": self.selection,
+            "packages": list(self.packages), "removed": list(self.removed), "event_count": self.event_count,
+            "warnings": list(self.warnings),
+            "files": [{"path": f.path, "size": f.size, "sha512": f.sha512} for f in self.files],
+        }
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @property
+    def tarball_count(self) -> int:
+        return sum(f.path.startswith("tarballs/") for f in self.files)
+
+    @property
+    def content_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def parse_index(data: bytes) -> Index:
+    """Parse and check an index; every problem is reported at once (``not_a_bundle``)."""
+    body = _load(data, "index")
+    problems: list[str] = []
+    if body.get("format") != FORMAT or body.get("version") != VERSION:
+        raise MirrorError("not_a_bundle", f"index format {body.get('format')!r} version {body.get('version')!r} "
+                          f"is not {FORMAT} {VERSION}: a newer tool may read it")
+    for key, kind in (("origin_id", str), ("origin_url", str), ("from_seq", int), ("to_seq", int),
+                      ("created", str), ("source", str), ("selection", dict), ("packages", list),
+                      ("removed", list), ("event_count", int), ("files", list), ("warnings", list)):
+        if not isinstance(body.get(key), kind):
+            problems.append(f"{key} is not a {kind.__name__}")
+    if problems:
+        raise MirrorError("not_a_bundle", "bad index: " + "; ".join(problems))
+    if not 0 <= body["from_seq"] <= body["to_seq"]:
+        problems.append(f"from_seq {body['from_seq']} / to_seq {body['to_seq']} are not an ascending range")
+    previous = body.get("previous_digest")
+    if previous is not None and not (isinstance(previous, str) and previous):
+        problems.append("previous_digest is neither null nor a digest")
+    files: list[FileEntry] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(body["files"]):
+        path, size, sha = (entry.get(k) for k in ("path", "size", "sha512")) if isinstance(entry, dict) else (None,) * 3
+        if not (isinstance(path, str) and is_content_path(path) and isinstance(size, int) and size >= 0
+                and isinstance(sha, str) and _HEX512.match(sha)):
+            problems.append(f"files[{i}] is not a {{path, size, sha512}} of a bundle file")
+        elif path in seen:
+            problems.append(f"files[{i}]: {path} is listed twice")
+        else:
+            seen.add(path)
+            files.append(FileEntry(path, size, sha))
+    for entry in body["packages"]:
+        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                and entry.get("full") in seen and entry.get("abbreviated") in seen):
+            problems.append(f"package entry {entry!r} does not name two listed files")
+    if problems:
+        raise MirrorError("not_a_bundle", "bad index: " + "; ".join(problems[:20]), detail={"problems": problems})
+    return Index(
+        origin_id=body["origin_id"], origin_url=body["origin_url"], from_seq=body["from_seq"],
+        to_seq=body["to_seq"], created=body["created"], previous_digest=previous,
+        key_fingerprint=body.get("key_fingerprint"), source=body["source"], selection=body["selection"],
+        packages=tuple(body["packages"]), removed=tuple(str(n) for n in body["removed"]),
+        event_count=body["event_count"], files=tuple(files), warnings=tuple(str(w) for w in body["warnings"]),
+    )
+
+
+@dataclass(frozen=True)
+class PartManifest:
+    bundle_digest: str
+    key_fingerprint: str
+    parts: tuple[FileEntry, ...]  # path = the part's file name, relative to the manifest's folder
+
+    @property
+    def total_size(self) -> int:
+        return sum(p.size for p in self.parts)
+
+    def encode(self) -> bytes:
+        body = {"format": PARTS_FORMAT, "version": VERSION, "bundle_digest": self.bundle_digest,
+                "key_fingerprint": self.key_fingerprint, "total_size": self.total_size,
+                "parts": [{"name": p.path, "size": p.size, "sha512": p.sha512} for p in self.parts]}
+        return json.dumps(body, indent=1).encode() + b"\n"
+
+
+def parse_parts(data: bytes) -> PartManifest:
+    body = _load(data, "part manifest")
+    if body.get("format") != PARTS_FORMAT or body.get("version") != VERSION:
+        raise MirrorError("not_a_bundle", f"part manifest format {body.get('format')!r} is not {PARTS_FORMAT}")
+    parts = []
+    for i, entry in enumerate(body.get("parts") or []):
+        name, size, sha = (entry.get(k) for k in ("name", "size", "sha512")) if isinstance(entry, dict) else (None,) * 3
+        if not (isinstance(name, str) and "/" not in name and name not in ("", ".", "..")
+                and isinstance(size, int) and size >= 0 and isinstance(sha, str) and _HEX512.match(sha)):
+            raise MirrorError("not_a_bundle", f"part manifest entry {i} is not a {{name, size, sha512}}")
+        parts.append(FileEntry(name, size, sha))
+    if not parts or not isinstance(body.get("bundle_digest"), str):
+        raise MirrorError("not_a_bundle", "the part manifest lists no parts or no bundle digest")
+    return PartManifest(body["bundle_digest"], str(body.get("key_fingerprint")), tuple(parts))
+
+
+def part_path(base: Path, number: int) -> Path:
+    return base.with_name(f"{base.name}.part{number:03d}")
+
+
+def parts_manifest_path(base: Path) -> Path:
+    return base.with_name(base.name + ".parts.json")
+
+
+def parts_signature_path(base: Path) -> Path:
+    return base.with_name(base.name + ".parts.sig")
+
+
+def _load(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        body = json.loads(data)
+    except ValueError as exc:
+        raise MirrorError("not_a_bundle", f"the {what} is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise MirrorError("not_a_bundle", f"the {what} is not a JSON object")
+    return body
