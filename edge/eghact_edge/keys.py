@@ -43,7 +43,7 @@ class Route:
 
 def escaped(name: str) -> str:
     """npm's escaped form of a name: the one ``/`` of a scoped name as ``%2f``."""
-    return quote(name, safe="@")
+    return quote(name, safe="@/").replace("/", "%2f")
 
 
 def _segments(raw_path: str) -> list[str]:

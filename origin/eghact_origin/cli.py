@@ -10,6 +10,8 @@
     eghact-origin advisory add --data DIR --name PKG --range RANGE --severity S --title T
                                [--url URL] [--cwe CWE-79 ...] [--cvss 7.5]
     eghact-origin audit-verify --data DIR
+    eghact-origin resolve NAME@RANGE ... --registry URL [--strategy duplicate=isolate,version=highest]
+                          [--policy FILE] [--eager NAME] [--framework V] [--token T] [-o eghact-lock.json]
     eghact-origin mirror-apply --data DIR --staged STAGE     (eghact-mirror runs this)
 
 Errors print one line to stderr and exit 2 (usage) or 1 (refused).
@@ -83,6 +85,16 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("audit-verify", help="check the audit log's hash chain")
     data(verify)
+
+    resolve = sub.add_parser("resolve", help="resolve NAME@RANGE ... at a registry and write eghact-lock.json")
+    resolve.add_argument("specs", nargs="+", metavar="NAME@RANGE")
+    resolve.add_argument("--registry", required=True, help="origin or edge URL")
+    resolve.add_argument("--strategy", default="", help="e.g. duplicate=isolate,version=highest,security=strict")
+    resolve.add_argument("--policy", type=Path, help="JSON file: the request's policy object")
+    resolve.add_argument("--eager", action="append", default=[], metavar="NAME")
+    resolve.add_argument("--framework", help="target Eghact framework version")
+    resolve.add_argument("--token", help="bearer token (private scopes)")
+    resolve.add_argument("-o", "--output", type=Path, default=Path("eghact-lock.json"))
 
     apply = sub.add_parser("mirror-apply", help="apply a verified, staged mirror bundle (used by eghact-mirror)")
     data(apply)
@@ -190,6 +202,10 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "audit-verify":
         return _audit_verify(args.data)
+    if args.command == "resolve":
+        from .resolve_client import run_resolve
+
+        return run_resolve(args)
     if args.command == "mirror-apply":
         from .mirror_apply import MirrorApplyError, apply_staged
 

@@ -1,0 +1,251 @@
+"""Reading a bundle's byte stream: one file or the parts of a split bundle, the zstd frame,
+and the tar members inside it — in one pass, each member handed to a sink as it goes by.
+
+This module checks only what the bytes themselves can tell: that parts match their signed
+manifest, that the zstd frame is whole (python-zstandard's stream reader returns a clean EOF
+on a cut-off frame, so :class:`_FrameChecker` walks the frame's block headers itself), that
+every member is a regular file with a name a bundle may hold. Deciding whether the content
+is what the signer signed is ``verify``'s job, once the index has gone by.
+
+Memory: one member's chunk at a time; the decompressor's output is bounded per read, so a
+decompression bomb cannot make us buffer more than a chunk either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+from . import index as fmt
+from .errors import MirrorError
+
+CHUNK = 1 << 18
+_MAGIC = b"\x28\xb5\x2f\xfd"
+
+# A sink takes (path, stream, size), reads exactly size bytes and returns their sha512 hex.
+Sink = Callable[[str, BinaryIO, int], str]
+
+
+class _PartsReader(io.RawIOBase):
+    """The concatenation of parts, each hashed as it is read and checked at its end."""
+
+    def __init__(self, parts: list[tuple[Path, fmt.FileEntry | None]], on_bytes: Callable[[int], None]):
+        self._parts = parts
+        self._on_bytes = on_bytes
+        self._i = -1
+        self._file: BinaryIO | None = None
+        self.eof = False
+        self.file_sha512: list[str] = []
+        self._next()
+
+    def _next(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            path, expected = self._parts[self._i]
+            got = self._hash.hexdigest()
+            self.file_sha512.append(got)
+            if expected is not None and (got != expected.sha512 or self._size != expected.size):
+                raise MirrorError("bad_part", f"part {path.name} does not match the signed part manifest "
+                                  f"(sha512 {got[:16]}..., {self._size} bytes; expected {expected.sha512[:16]}..., "
+                                  f"{expected.size} bytes)")
+        self._i += 1
+        if self._i >= len(self._parts):
+            self._file, self.eof = None, True
+            return
+        self._file = open(self._parts[self._i][0], "rb")  # noqa: SIM115 - closed when exhausted
+        self._hash, self._size = hashlib.sha512(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while self._file is not None:
+            n = self._file.readinto(buffer)
+            if n:
+                self._hash.update(memoryview(buffer)[:n])
+                self._size += n
+                self._on_bytes(n)
+                return n
+            self._next()
+        return 0
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        super().close()
+
+
+class _FrameChecker:
+    """Passes compressed bytes through while walking the zstd frame's structure (RFC 8878 §3.1):
+    raises ``truncated`` at an EOF inside the frame, ``corrupt`` on bytes after it."""
+
+    def __init__(self, raw: _PartsReader):
+        self._raw = raw
+        self._head = bytearray()  # frame header bytes until the header is complete
+        self._need_header: int | None = None
+        self._skip = 0  # body bytes of the current block still to pass
+        self._block = bytearray()  # partial 3-byte block header
+        self._last = False
+        self._checksum = 0  # checksum bytes still expected after the last block
+        self.done = False
+
+    def read(self, n: int) -> bytes:
+        data = self._raw.read(n)
+        if not data:
+            if not self.done:
+                raise MirrorError("truncated", "the bundle ends inside its compressed stream: it is a partial "
+                                  "copy (compare its size and sha512 with the exporter's)")
+            return b""
+        self._walk(memoryview(data))
+        return data
+
+    def _walk(self, view: memoryview) -> None:
+        pos = 0
+        while pos < len(view):
+            if self.done:
+                raise MirrorError("corrupt", "bytes follow the end of the bundle's compressed stream")
+            if self._need_header is None or len(self._head) < self._need_header:
+                self._head.append(view[pos])
+                pos += 1
+                self._header_progress()
+            elif self._skip:
+                step = min(self._skip, len(view) - pos)
+                self._skip -= step
+                pos += step
+                if not self._skip and self._last:
+                    self._finish_blocks()
+            elif self._last:  # the checksum after the last block
+                step = min(self._checksum, len(view) - pos)
+                self._checksum -= step
+                pos += step
+                self.done = self._checksum == 0
+            else:
+                self._block.append(view[pos])
+                pos += 1
+                if len(self._block) == 3:
+                    self._start_block(int.from_bytes(self._block, "little"))
+                    self._block.clear()
+
+    def _header_progress(self) -> None:
+        head = self._head
+        if len(head) == 4 and bytes(head) != _MAGIC:
+            raise MirrorError("corrupt", "not a zstd stream (bad magic number): not a bundle, or damaged")
+        if len(head) == 5:
+            fhd = head[4]
+            single = bool(fhd & 0x20)
+            fcs = (1 if single else 0, 2, 4, 8)[fhd >> 6]
+            self._checksum_flag = bool(fhd & 0x04)
+            self._need_header = 5 + (0 if single else 1) + (0, 1, 2, 4)[fhd & 0x03] + fcs
+
+    def _start_block(self, header: int) -> None:
+        self._last = bool(header & 1)
+        kind, size = (header >> 1) & 3, header >> 3
+        if kind == 3:
+            raise MirrorError("corrupt", "the compressed stream has a reserved block type: it is damaged")
+        self._skip = 1 if kind == 1 else size
+        if self._last and not self._skip:
+            self._finish_blocks()
+
+    def _finish_blocks(self) -> None:
+        self._checksum = 4 if self._checksum_flag else 0
+        self.done = self._checksum == 0
+
+
+@dataclass
+class StreamResult:
+    index_bytes: bytes | None = None
+    signature: bytes | None = None
+    seen: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (size, sha512)
+    extras: list[str] = field(default_factory=list)
+    file_sha512: list[str] = field(default_factory=list)  # of the file, or of each part
+    compressed_bytes: int = 0
+
+
+def read_stream(parts: list[tuple[Path, fmt.FileEntry | None]], sink: Sink,
+                on_bytes: Callable[[int], None] = lambda n: None) -> StreamResult:
+    """Read every member of the bundle stored in ``parts`` (one file, or parts in order)."""
+    result = StreamResult()
+
+    def count(n: int) -> None:
+        result.compressed_bytes += n
+        on_bytes(n)
+
+    raw = _PartsReader(parts, count)
+    checker = _FrameChecker(raw)
+    reader = zstandard.ZstdDecompressor().stream_reader(checker, read_size=CHUNK)
+    try:
+        with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK) as tar:  # type: ignore[call-overload]
+            for member in tar:
+                _member(tar, member, result, sink)
+        while reader.read(CHUNK):  # the tar's end padding: the frame checker must see the frame's end
+            pass
+        if not checker.done:
+            checker.read(CHUNK)  # raises truncated, or walks the last bytes
+        if raw.read(1):
+            raise MirrorError("corrupt", "bytes follow the end of the bundle's compressed stream")
+    except zstandard.ZstdError as exc:
+        raise MirrorError("corrupt", f"the compressed stream is damaged ({exc}): a flipped or lost byte") from exc
+    except tarfile.TarError as exc:
+        raise MirrorError("corrupt", f"the tar stream inside the bundle is damaged: {exc}") from exc
+    finally:
+        raw.close()
+    result.file_sha512 = raw.file_sha512
+    return result
+
+
+def _member(tar: tarfile.TarFile, member: tarfile.TarInfo, result: StreamResult, sink: Sink) -> None:
+    name = member.name
+    if not member.isreg():
+        raise MirrorError("not_a_bundle", f"member {name!r} is not a regular file (links and devices are refused)")
+    if name in result.seen or name in result.extras or (name == fmt.INDEX_PATH and result.index_bytes is not None):
+        raise MirrorError("not_a_bundle", f"member {name!r} appears twice")
+    stream = tar.extractfile(member)
+    assert stream is not None  # a regular file always has a stream
+    if result.signature is not None:
+        # Nothing may follow the signature: the index must describe everything.
+        result.extras.append(name)
+        _discard(stream, member.size)
+    elif name == fmt.INDEX_PATH:
+        if member.size > fmt.MAX_INDEX_BYTES:
+            raise MirrorError("not_a_bundle", f"the index is {member.size} bytes, over the {fmt.MAX_INDEX_BYTES} cap")
+        result.index_bytes = stream.read()
+    elif name == fmt.SIGNATURE_PATH:
+        if result.index_bytes is None:
+            raise MirrorError("not_a_bundle", "the signature comes before the index")
+        result.signature = stream.read(1024)
+    elif fmt.is_content_path(name):
+        result.seen[name] = (member.size, sink(name, stream, member.size))
+    elif name.startswith("/") or ".." in name.split("/") or "\\" in name or "\0" in name:
+        raise MirrorError("not_a_bundle", f"member {name!r} has an unsafe path")
+    else:
+        result.extras.append(name)
+        _discard(stream, member.size)
+
+
+def _discard(stream: BinaryIO, size: int) -> None:
+    while size > 0:
+        chunk = stream.read(min(size, CHUNK))
+        if not chunk:
+            break
+        size -= len(chunk)
+
+
+def hash_only(path: str, stream: BinaryIO, size: int) -> str:
+    """The sink of a verification that extracts nothing."""
+    digest = hashlib.sha512()
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(min(remaining, CHUNK))
+        if not chunk:
+            break
+        digest.update(chunk)
+        remaining -= len(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,85 @@
+"""``eghact-origin resolve``: ask a registry (origin or edge) to resolve, write the lockfile.
+
+Exit codes: 0 lockfile written; 1 unresolvable (the explanation is printed); 2 bad
+arguments or request; 3 ``version=prompt`` returned open choices (printed as JSON);
+4 the registry could not be reached or answered something else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+STRATEGY_KEYS = ("version", "duplicate", "security")
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``name@range`` with scoped names (``@s/n@^1``); a bare name means any version."""
+    at = spec.rfind("@")
+    if at <= 0:
+        return spec, "*"
+    return spec[:at], spec[at + 1:] or "*"
+
+
+def parse_strategy(text: str) -> dict[str, str]:
+    strategy: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key not in STRATEGY_KEYS:
+            raise ValueError(f"--strategy takes {'/'.join(STRATEGY_KEYS)}=VALUE pairs, not {part!r}")
+        strategy[key] = value
+    return strategy
+
+
+def build_request(args: argparse.Namespace) -> dict[str, Any]:
+    request: dict[str, Any] = {"dependencies": dict(parse_spec(s) for s in args.specs), "eager": args.eager,
+                               "strategy": parse_strategy(args.strategy)}
+    if args.policy:
+        request["policy"] = json.loads(args.policy.read_text())
+    if args.framework:
+        request["framework"] = args.framework
+    return request
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(tmp, path)
+
+
+def run_resolve(args: argparse.Namespace) -> int:
+    try:
+        request = build_request(args)
+    except (ValueError, OSError) as error:
+        print(f"eghact-origin: {error}", file=sys.stderr)
+        return 2
+    http = urllib.request.Request(args.registry.rstrip("/") + "/-/v1/resolve", data=json.dumps(request).encode(),
+                                  method="POST", headers={"Content-Type": "application/json"})
+    if args.token:
+        http.add_header("Authorization", f"Bearer {args.token}")
+    try:
+        with urllib.request.urlopen(http, timeout=120) as response:
+            body = response.read()
+    except urllib.error.HTTPError as error:
+        detail = json.loads(error.read() or b"{}")
+        print(f"eghact-origin: {detail.get('message', error.reason)}", file=sys.stderr)
+        return 1 if error.code == 422 else 2 if error.code == 400 else 4
+    except (urllib.error.URLError, TimeoutError) as error:
+        print(f"eghact-origin: cannot reach {args.registry}: {error}", file=sys.stderr)
+        return 4
+    answer = json.loads(body)
+    if answer.get("prompt"):
+        print(json.dumps(answer["choices"], indent=2))
+        return 3
+    _write_atomically(args.output, body)
+    print(f"wrote {args.output}: {len(answer['packages'])} packages, {len(answer['loadPlan']['chunks'])} chunks, "
+          f"{len(answer['warnings'])} warnings (resolution {answer['hash'][:12]})")
+    return 0

@@ -1,0 +1,174 @@
+"""Edge test support: edges as real child processes, and a fake npm registry served by a
+real aiohttp server on 127.0.0.1 that counts what it is asked (no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from aiohttp import web
+
+from ..support import PYTHONPATH
+
+
+@dataclass
+class EdgeProcess:
+    """``eghact-edge serve`` as a child process. Start it with ``await edge.astart()`` from
+    async tests, so a fake upstream on the test's loop can answer while it starts."""
+
+    upstream: str
+    data_dir: Path
+    region: str = "test"
+    args: tuple[str, ...] = ()
+    proc: subprocess.Popen[str] | None = None
+    url: str = ""
+    port: int = 0
+
+    def start(self, timeout: float = 20.0) -> EdgeProcess:
+        env = {**os.environ, "PYTHONPATH": PYTHONPATH}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "eghact_edge.cli", "serve", "--upstream", self.upstream, "--data",
+             str(self.data_dir), "--region", self.region, "--port", str(self.port), "--stats-interval", "0.5",
+             *self.args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if "listening on" in line:
+                self.url = line.strip().rsplit(" ", 1)[-1]
+                self.port = int(self.url.rsplit(":", 1)[-1])
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        err = self.proc.stderr.read() if self.proc.stderr else ""
+        raise RuntimeError(f"edge did not start: {err[-3000:]}")
+
+    async def astart(self, timeout: float = 20.0) -> EdgeProcess:
+        return await asyncio.to_thread(self.start, timeout)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+        return code
+
+    async def astop(self, sig: int = signal.SIGTERM) -> int:
+        return await asyncio.to_thread(self.stop, sig)
+
+
+def sri(data: bytes) -> str:
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+@dataclass
+class FakeRegistry:
+    """A plain npm-compatible registry (no changes feed) with knobs for every test.
+
+    ``packages`` maps name -> {version: tarball bytes}. ``cache_control`` per kind,
+    ``delay`` seconds before answering, ``tamper``: names whose tarballs are served with
+    other bytes than their integrity says. Counts requests per path and conditional hits.
+    """
+
+    packages: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    cache_control: dict[str, str] = field(default_factory=lambda: {
+        "packument": "public, max-age=300", "tarball": "public, max-age=31536000, immutable"})
+    delay: float = 0.0
+    tamper: set[str] = field(default_factory=set)
+    status: int = 200
+    integrity_headers: bool = False
+    requests: Counter[str] = field(default_factory=Counter)
+    conditional: Counter[str] = field(default_factory=Counter)
+    not_modified: Counter[str] = field(default_factory=Counter)
+    revision: int = 0
+    url: str = ""
+    _runner: web.AppRunner | None = None
+
+    def packument(self, name: str) -> bytes:
+        versions = {}
+        for version, data in self.packages[name].items():
+            bare = name.rsplit("/", 1)[-1]
+            versions[version] = {
+                "name": name, "version": version, "dependencies": {},
+                "dist": {"integrity": sri(data), "shasum": hashlib.sha1(data).hexdigest(),
+                         "tarball": f"{self.url}/{name}/-/{bare}-{version}.tgz"}}
+        latest = sorted(versions)[-1] if versions else None
+        return json.dumps({"name": name, "dist-tags": {"latest": latest} if latest else {}, "versions": versions,
+                           "_rev": self.revision}).encode()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.raw_path
+        self.requests[path] += 1
+        if request.headers.get("If-None-Match"):
+            self.conditional[path] += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.status != 200:
+            return web.Response(status=self.status, text="broken")
+        if path.startswith("/-/"):
+            return web.Response(status=404, text="no such endpoint")
+        segments = [s for s in path.replace("%2f", "/").replace("%2F", "/").split("/") if s]
+        if segments and segments[0].startswith("@") and len(segments) >= 2:
+            segments = [segments[0] + "/" + segments[1], *segments[2:]]
+        name = segments[0] if segments else ""
+        if name not in self.packages:
+            return web.json_response({"error": "not_found"}, status=404)
+        if len(segments) == 1:
+            body = self.packument(name)
+            etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+            headers = {"ETag": etag, "Cache-Control": self.cache_control["packument"],
+                       "Content-Type": "application/json"}
+            if request.headers.get("If-None-Match") == etag:
+                self.not_modified[path] += 1
+                return web.Response(status=304, headers=headers)
+            return web.Response(body=body, headers=headers)
+        if len(segments) == 3 and segments[1] == "-":
+            bare = name.rsplit("/", 1)[-1]
+            version = segments[2][len(bare) + 1:-4]
+            data = self.packages[name].get(version)
+            if data is None:
+                return web.json_response({"error": "not_found"}, status=404)
+            headers = {"Cache-Control": self.cache_control["tarball"], "Content-Type": "application/octet-stream"}
+            if self.integrity_headers:
+                headers["Eghact-Integrity"] = sri(data)
+            served = data + b"tampered" if name in self.tamper else data
+            return web.Response(body=served, headers=headers)
+        return web.json_response({"error": "not_found"}, status=404)
+
+    async def start(self) -> FakeRegistry:
+        server = web.Server(self.handle)
+        self._runner = web.ServerRunner(server, shutdown_timeout=1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus sample in an exposition (0 when absent)."""
+    wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.rsplit(" ", 1)[-1])
+    return 0.0
+
