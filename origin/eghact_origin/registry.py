@@ -54,6 +54,11 @@ class PublishOutcome:
     rev: str
 
 
+def _render(stored: bytes, base_url: str, seq: int) -> Rendered:
+    body = packument.materialize(stored, base_url)
+    return Rendered(body, packument.strong_etag(body), seq)
+
+
 def _tag_name(tag: str) -> str:
     # npm refuses tags that parse as ranges: `npm install pkg@1.x` must mean a range.
     if not tag or not tag.replace("-", "").replace("_", "").replace(".", "").isalnum() or \
@@ -109,8 +114,10 @@ class Registry:
             return hit
         generation = self._generation.get(name, 0)
         stored = await self.store.packument(name, abbreviated=abbreviated)
-        body = packument.materialize(stored.body, base_url)
-        rendered = Rendered(body, packument.strong_etag(body), stored.seq)
+        if len(stored.body) > 512 * 1024:  # multi-MB packuments: splice and hash off the loop
+            rendered = await run_blocking(_render, stored.body, base_url, stored.seq)
+        else:
+            rendered = _render(stored.body, base_url, stored.seq)
         # A write that committed while we read must not be shadowed by our older bytes.
         if self._generation.get(name, 0) == generation:
             self._rendered[key] = rendered
@@ -119,8 +126,7 @@ class Registry:
 
     async def version(self, name: str, spec: str, *, base_url: str) -> Rendered:
         stored = await self.store.version_doc(name, spec)
-        body = packument.materialize(stored.body, base_url)
-        return Rendered(body, packument.strong_etag(body), stored.seq)
+        return _render(stored.body, base_url, stored.seq)
 
     async def tarball(self, name: str, filename: str) -> TarballRecord:
         record = await self.store.tarball(name, filename)
@@ -160,7 +166,7 @@ class Registry:
             raise InvalidManifest([f"versions[{version_key!r}]: name/version {manifest.name}@{manifest.version} "
                                    f"do not match the publish of {name}@{version_key}"])
         version = manifest.version
-        tarball = self._decode_attachment(next(iter(attachments.values())))
+        tarball = await self._decode_attachment(next(iter(attachments.values())))
         facts = await run_blocking(inspect_tarball, tarball, name=name, version=version, limits=self.limits)
         self._check_client_digests(doc.get("dist"), facts.integrity, facts.shasum)
         tags = [_tag_name(t) for t, v in (body.get("dist-tags") or {}).items() if v == version] or ["latest"]
@@ -183,7 +189,7 @@ class Registry:
         self._changed([event])
         return PublishOutcome(name, version, event.seq, packument.revision(name, event.seq))
 
-    def _decode_attachment(self, attachment: Any) -> bytes:
+    async def _decode_attachment(self, attachment: Any) -> bytes:
         if not isinstance(attachment, dict) or not isinstance(attachment.get("data"), str):
             raise BadRequest("the attachment must be {content_type, data: base64, length}",
                              code="invalid_attachment")
@@ -192,7 +198,11 @@ class Registry:
             raise PayloadTooLarge(f"tarball over the {self.limits.max_bytes} byte limit",
                                   code="tarball_too_large", detail={"limit": self.limits.max_bytes})
         try:
-            data = base64.b64decode(encoded, validate=True)
+            # A 50 MB tarball is ~67 MB of base64: decoding it would stall every other request.
+            if len(encoded) > 256 * 1024:
+                data = await run_blocking(base64.b64decode, encoded, validate=True)
+            else:
+                data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise BadRequest("the attachment data is not valid base64", code="invalid_attachment") from exc
         length = attachment.get("length")
