@@ -29,7 +29,8 @@ from eghact_common import wire
 from eghact_common.errors import NotFound
 
 from .auth import AccessPolicy, Principal
-from .resolve_worker import BuildResult, build, init_worker
+from .packument import strong_etag
+from .resolve_worker import BuildResult, build, init_worker, with_base
 from .resolver import ResolveRequest
 from .storage import SqliteMetadataStore
 from .storage.sqlite import iso
@@ -58,10 +59,13 @@ class Resolutions:
         self._popular_hits = popular_hits
         self._pool: ProcessPoolExecutor | None = None
         self._memory: LRUCache[str, Built] = LRUCache(maxsize=cache_bytes, getsizeof=lambda b: len(b.body) + 256)
+        self._rendered: LRUCache[tuple[str, int, str], tuple[bytes, str]] = LRUCache(
+            maxsize=cache_bytes, getsizeof=lambda r: len(r[0]) + 256)
         self._by_name: defaultdict[str, set[str]] = defaultdict(set)
         self._building: dict[str, asyncio.Future[Built]] = {}
         self._co_usage: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._hits: Counter[str] = Counter()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -75,6 +79,8 @@ class Resolutions:
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        with contextlib.suppress(Exception):  # hit counts are advisory
+            await self._store.write(self._fold_hits)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -111,6 +117,15 @@ class Resolutions:
         self._check_access(principal, built)
         await self._count_hit(built.hash)
         return built
+
+    def rendered(self, built: Built, base_url: str) -> tuple[bytes, str]:
+        """The answer for one public base, with its ETag: spliced and hashed once, not per request."""
+        key = (built.hash, built.seq, base_url)
+        hit = self._rendered.get(key)
+        if hit is None:
+            body = with_base(built.body, base_url)
+            hit = self._rendered[key] = (body, strong_etag(body))
+        return hit
 
     def private(self, built: Built) -> bool:
         return any(self._access.is_private(name) for name in built.considered)
@@ -189,9 +204,14 @@ class Resolutions:
             self._by_name[name].add(built.hash)
 
     async def _count_hit(self, digest: str) -> None:
-        with contextlib.suppress(Exception):  # a lost hit count is harmless
-            await self._store.write(lambda conn: conn.execute(
-                "UPDATE resolutions SET hits = hits + 1 WHERE hash=?", (digest,)))
+        # Counted in memory: a durable write per prebuilt fetch would cost an fsync each.
+        # Folded into the table when popularity matters (invalidation) and at shutdown.
+        self._hits[digest] += 1
+
+    def _fold_hits(self, conn: sqlite3.Connection) -> None:
+        conn.executemany("UPDATE resolutions SET hits = hits + ? WHERE hash=?",
+                         [(count, digest) for digest, count in self._hits.items()])
+        self._hits.clear()
 
     # -- co-usage (prefetch hints in load plans) --------------------------------------
 
@@ -221,6 +241,7 @@ class Resolutions:
 
     async def _mark_stale(self, names: list[str]) -> None:
         def mark(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            self._fold_hits(conn)
             marks = ",".join("?" * len(names))
             rows = conn.execute(
                 f"SELECT DISTINCT r.hash, r.hits, n.name FROM resolution_names n JOIN resolutions r ON r.hash = n.hash "

@@ -17,7 +17,6 @@ from eghact_common import wire
 from eghact_common.errors import BadRequest
 
 from ..resolutions import Built
-from ..resolve_worker import with_base
 from .keys import PRINCIPAL, RESOLUTIONS, ROUTE, SETTINGS
 from .responses import base_url, cacheable
 
@@ -36,7 +35,7 @@ async def resolve(request: web.Request) -> web.StreamResponse:
         raise BadRequest("the resolve request must be JSON", code="invalid_json") from exc
     resolutions = request.app[RESOLUTIONS]
     built = await resolutions.resolve(request[PRINCIPAL], body)
-    payload = with_base(built.body, base_url(request, request.app[SETTINGS].public_url))
+    payload, _ = resolutions.rendered(built, base_url(request, request.app[SETTINGS].public_url))
     response = web.Response(body=payload, status=built.status, content_type="application/json",
                             headers={**_headers(built), "Cache-Control": "no-store",
                                      "Eghact-Seq": str(built.seq)})
@@ -50,9 +49,10 @@ async def resolution(request: web.Request) -> web.StreamResponse:
         raise BadRequest("a resolution hash is 64 lowercase hex digits", code="invalid_hash")
     resolutions = request.app[RESOLUTIONS]
     built = await resolutions.fetch(request[PRINCIPAL], digest)
-    payload = with_base(built.body, base_url(request, request.app[SETTINGS].public_url))
+    payload, etag = resolutions.rendered(built, base_url(request, request.app[SETTINGS].public_url))
     keys = [wire.resolution_key(built.hash), *(wire.package_key(name) for name in built.considered)]
-    response = cacheable(request, payload, content_class="resolution" if built.status == 200 else "dynamic",
+    response = cacheable(request, payload, etag=etag,
+                         content_class="resolution" if built.status == 200 else "dynamic",
                          private=resolutions.private(built), surrogate_keys=keys, seq=built.seq,
                          extra=_headers(built))
     if built.status != 200 and response.status != 304:
