@@ -41,12 +41,21 @@ class TieredCache:
         entry = self.memory.lookup(key)
         if entry is not None:
             return entry, HIT_MEM
-        if self.disk is not None:
-            entry = await self.disk.get(key)
-            if entry is not None:
-                self.memory.store(entry)
-                return entry, HIT_DISK
+        entry = await self.disk_get(key)
+        if entry is not None:
+            self.memory.store(entry)
+            return entry, HIT_DISK
         return None, ""
+
+    async def disk_get(self, key: str) -> Entry | None:
+        """A disk read that a purge overtook is a miss: promoting it would resurrect it."""
+        if self.disk is None:
+            return None
+        generation = self.generation()
+        entry = await self.disk.get(key)
+        if entry is not None and self.purged_since(generation, entry.tag):
+            return None
+        return entry
 
     async def store(self, entry: Entry) -> None:
         self.memory.store(entry)
@@ -69,14 +78,17 @@ class TieredCache:
         return tag is not None and self._purged.get(tag, -1) > generation
 
     async def purge(self, tags: Iterable[str]) -> int:
-        """Remove every entry carrying any of ``tags`` from both tiers."""
+        """Remove every entry carrying any of ``tags`` from both tiers.
+
+        Disk first, then memory: a look-up in between is still answered from memory (the
+        old content, for the few milliseconds an invalidation takes), while the other
+        order would let a memory miss promote the not-yet-purged disk copy back."""
+        tags = list(tags)
         count = 0
-        for tag in tags:
-            self._note_purge(tag)
-            count += len(self.memory.purge_tag(tag))
-            if self.disk is not None:
+        if self.disk is not None:
+            for tag in tags:
                 count += await self.disk.purge(tag)
-        return count
+        return count + len(self.purge_memory(tags))
 
     def purge_memory(self, tags: Iterable[str]) -> list[Entry]:
         removed = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,7 +36,7 @@ from .upstream import UpstreamResponse
 FORWARDED = ("Cache-Control", "Surrogate-Key", "Eghact-Seq", "Repr-Digest", "Eghact-Integrity", "Last-Modified")
 _OFFLOAD_BYTES = 64 * 1024
 MAX_LINKS = 16
-_TARBALL_FIELD = b'"tarball":"'
+_TARBALL_FIELD = re.compile(rb'"tarball"\s*:\s*"')
 
 IntegrityLookup = Callable[[str, str], Awaitable[str | None]]
 
@@ -133,12 +134,11 @@ async def _offload(fn: Callable[[bytes], Any], body: bytes, *, size: int) -> Any
 
 def upstream_base(body: bytes, name: str) -> bytes | None:
     """The base the upstream used for tarball URLs, found in the document itself."""
-    start = body.find(_TARBALL_FIELD)
-    if start < 0:
+    found = _TARBALL_FIELD.search(body)
+    if found is None:
         return None
-    start += len(_TARBALL_FIELD)
-    end = body.find(b'"', start)
-    url = body[start:end]
+    start = found.end()
+    url = body[start:body.find(b'"', start)]
     for spelling in (name, keys.escaped(name), name.replace("/", "%2F")):
         marker = f"/{spelling}/-/".encode()
         at = url.find(marker)
@@ -152,7 +152,8 @@ def rewrite_tarball_urls(body: bytes, name: str, public_url: str) -> bytes:
     public = public_url.encode()
     if base is None or base == public:
         return body
-    return body.replace(_TARBALL_FIELD + base + b"/", _TARBALL_FIELD + public + b"/")
+    pattern = re.compile(rb'("tarball"\s*:\s*")' + re.escape(base) + rb"/")
+    return pattern.sub(lambda m: m.group(1) + public + b"/", body)
 
 
 def prefetch_links(body: bytes) -> tuple[str, ...]:

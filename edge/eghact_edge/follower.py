@@ -175,11 +175,12 @@ class Follower:
             return
         async with self._lock:
             tags = list(dict.fromkeys(tag for event in fresh for tag in event.keys))
-            removed = self.cache.purge_memory(tags)
-            count = len(removed)
-            if self.cache.disk is not None:
+            count = 0
+            if self.cache.disk is not None:  # disk first: see TieredCache.purge
                 for tag in tags:
                     count += await self.cache.disk.purge(tag)
+            removed = self.cache.purge_memory(tags)
+            count += len(removed)
             now = self._clock()
             for event in fresh:
                 self._reporter.invalidated(count if event is fresh[-1] else 0, _lag(event, now))

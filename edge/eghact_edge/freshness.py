@@ -142,7 +142,8 @@ class Timing:
 def timing_for(directives: Directives, *, stored_at: float, age_header: float, fetch_seconds: float,
                feed_covered: bool, max_ttl: float | None = None) -> Timing:
     lifetime = directives.lifetime
-    if max_ttl is not None:
+    if max_ttl is not None and not directives.immutable:
+        # Immutable content (tarballs) never goes stale: the cap is for what can change.
         lifetime = min(lifetime, max_ttl)
     return Timing(
         stored_at=stored_at,

@@ -72,7 +72,8 @@ class PrometheusReporter(Reporter):
         self._invalidations = Counter("eghact_edge_invalidations", "Change events applied", registry=r)
         self._purged = Counter("eghact_edge_purged_entries", "Entries purged by events", registry=r)
         self._lag = Histogram("eghact_edge_invalidation_lag_seconds", "Event time to purged at this edge",
-                              registry=r, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60))
+                              registry=r, buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
+                                                   0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60))
         self._feed_connected = Gauge("eghact_edge_feed_connected", "1 while the changes feed is followed",
                                      registry=r)
         self._feed_seq = Gauge("eghact_edge_feed_seq", "Last change seq applied", registry=r)

@@ -67,7 +67,8 @@ class EdgeNode:
         self.flights: SingleFlight[Reply] = SingleFlight(max_waiters=settings.coalesce_waiters,
                                                          timeout=settings.coalesce_timeout, reporter=self.reporter)
         self.readthrough = ReadThrough(self.cache, self.upstream, self.builder, feed=self.follower,
-                                       reporter=self.reporter, clock=clock, flights=self.flights)
+                                       reporter=self.reporter, clock=clock, flights=self.flights,
+                                       behind_edge=settings.parent is not None)
         self.warmer = Warmer(self.readthrough, self.popularity, reporter=self.reporter, clock=clock,
                              concurrency=settings.warm_concurrency)
         self.hints = Hints(self.warmer)

@@ -63,8 +63,11 @@ class Reply:
 class ReadThrough:
     def __init__(self, cache: TieredCache, upstream: HttpUpstream, builder: EntryBuilder, *,
                  feed: FeedStatus, reporter: Reporter, clock: Callable[[], float],
-                 flights: SingleFlight[Reply]):
+                 flights: SingleFlight[Reply], behind_edge: bool = False):
         self.cache = cache
+        # Behind a parent edge, every fetch says how far our feed got, so a parent that has
+        # not applied those events yet revalidates instead of refilling us with old content.
+        self._behind_edge = behind_edge
         self.upstream = upstream
         self.builder = builder
         self.feed = feed
@@ -99,8 +102,8 @@ class ReadThrough:
         """Fetch ``key`` unless it is cached and fresh (``force``: revalidate anyway). True
         when it went upstream. Counts as background work, never as a client miss."""
         entry = self.cache.memory.peek(key)
-        if entry is None and self.cache.disk is not None:
-            entry = await self.cache.disk.get(key)
+        if entry is None:
+            entry = await self.cache.disk_get(key)
             if entry is not None:
                 self.cache.memory.store(entry)
         if entry is not None and not force:
@@ -153,6 +156,8 @@ class ReadThrough:
             headers["Authorization"] = authorization
         if entry is not None and entry.upstream_etag:
             headers["If-None-Match"] = entry.upstream_etag
+        if self._behind_edge and self.feed.applied_seq > 0:
+            min_seq = max(min_seq or 0, self.feed.applied_seq)
         if min_seq is not None:
             headers[MIN_SEQ_HEADER] = str(min_seq)
         generation = self.cache.generation()

@@ -27,7 +27,8 @@ log = logging.getLogger("eghact.edge")
 
 REFETCH, NEW_VERSION, REFRESH, POPULAR, HINT = 0, 1, 2, 3, 4
 _SOURCES = {REFETCH: "refetch", NEW_VERSION: "new-version", REFRESH: "refresh", POPULAR: "popular", HINT: "hint"}
-_YIELD_LIMIT = 1.0   # at most this long stepping aside, so warming is never starved for good
+_YIELD_LIMIT = 0.2   # at most this long stepping aside, so warming is never starved
+_BUSY = 16           # client misses in flight at which warming steps aside
 
 
 def split_key(key: str) -> tuple[str, bool]:
@@ -116,7 +117,7 @@ class Warmer:
 
     async def _yield_to_clients(self) -> None:
         waited = 0.0
-        while self.readthrough.client_fetches > 0 and waited < _YIELD_LIMIT:
+        while self.readthrough.client_fetches >= _BUSY and waited < _YIELD_LIMIT:
             await asyncio.sleep(0.01)
             waited += 0.01
 
@@ -129,7 +130,7 @@ class Warmer:
             memory = self.readthrough.cache.memory
             for key in self.popularity.top(200):
                 entry = memory.peek(key)
-                if entry is None:
+                if entry is None or not self.is_hot(key):
                     continue
                 left = entry.timing.fresh_until(lifetime) - now
                 if 0 < left < max(1.0, 0.2 * entry.timing.lifetime):

@@ -33,8 +33,10 @@ missing or damaged part is named before anything is decompressed.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,20 +95,29 @@ class Index:
     packages: tuple[dict[str, str], ...]  # {"name", "full", "abbreviated"}
     removed: tuple[str, ...]
     event_count: int
-    files: tuple[FileEntry, ...]
+    # A tuple when parsed; the exporter passes its spooled file log, so that the entries are
+    # never all in memory as objects (only the encoded index is).
+    files: Collection[FileEntry]
     warnings: tuple[str, ...] = field(default=())
 
     def encode(self) -> bytes:
-        body = {
+        head = {
             "format": FORMAT, "version": VERSION, "source": self.source, "origin_id": self.origin_id,
             "origin_url": self.origin_url, "from_seq": self.from_seq, "to_seq": self.to_seq,
             "created": self.created, "previous_digest": self.previous_digest,
             "key_fingerprint": self.key_fingerprint, "selection": self.selection,
             "packages": list(self.packages), "removed": list(self.removed), "event_count": self.event_count,
             "warnings": list(self.warnings),
-            "files": [{"path": f.path, "size": f.size, "sha512": f.sha512} for f in self.files],
         }
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        out = io.BytesIO()
+        out.write(json.dumps(head, separators=(",", ":"), ensure_ascii=False).encode()[:-1] + b',"files":[')
+        separator = b""
+        for f in self.files:
+            out.write(b'%s{"path":%s,"size":%d,"sha512":"%s"}' % (separator, json.dumps(f.path).encode(), f.size,
+                                                                  f.sha512.encode()))
+            separator = b","
+        out.write(b"]}")
+        return out.getvalue()
 
     @property
     def tarball_count(self) -> int:

@@ -19,7 +19,7 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, cast
 
 import zstandard
 
@@ -30,7 +30,7 @@ CHUNK = 1 << 18
 _MAGIC = b"\x28\xb5\x2f\xfd"
 
 # A sink takes (path, stream, size), reads exactly size bytes and returns their sha512 hex.
-Sink = Callable[[str, BinaryIO, int], str]
+Sink = Callable[[str, IO[bytes], int], str]
 
 
 class _PartsReader(io.RawIOBase):
@@ -40,7 +40,9 @@ class _PartsReader(io.RawIOBase):
         self._parts = parts
         self._on_bytes = on_bytes
         self._i = -1
-        self._file: BinaryIO | None = None
+        self._file: io.BufferedReader | None = None
+        self._hash = hashlib.sha512()
+        self._size = 0
         self.eof = False
         self.file_sha512: list[str] = []
         self._next()
@@ -180,7 +182,7 @@ def read_stream(parts: list[tuple[Path, fmt.FileEntry | None]], sink: Sink,
 
     raw = _PartsReader(parts, count)
     checker = _FrameChecker(raw)
-    reader = zstandard.ZstdDecompressor().stream_reader(checker, read_size=CHUNK)
+    reader = zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], checker), read_size=CHUNK)
     try:
         with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK) as tar:  # type: ignore[call-overload]
             for member in tar:
@@ -230,7 +232,7 @@ def _member(tar: tarfile.TarFile, member: tarfile.TarInfo, result: StreamResult,
         _discard(stream, member.size)
 
 
-def _discard(stream: BinaryIO, size: int) -> None:
+def _discard(stream: IO[bytes], size: int) -> None:
     while size > 0:
         chunk = stream.read(min(size, CHUNK))
         if not chunk:
@@ -238,7 +240,7 @@ def _discard(stream: BinaryIO, size: int) -> None:
         size -= len(chunk)
 
 
-def hash_only(path: str, stream: BinaryIO, size: int) -> str:
+def hash_only(path: str, stream: IO[bytes], size: int) -> str:
     """The sink of a verification that extracts nothing."""
     digest = hashlib.sha512()
     remaining = size

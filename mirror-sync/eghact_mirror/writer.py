@@ -17,7 +17,7 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 import zstandard
 
@@ -111,8 +111,9 @@ class BundleWriter:
         self._sink = _PartSink(target, max_part_size)
         self._split = max_part_size is not None
         compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=threads)
-        self._zstd = compressor.stream_writer(self._sink, closefd=False)
-        self._tar = tarfile.open(fileobj=self._zstd, mode="w|", format=tarfile.PAX_FORMAT,  # noqa: SIM115
+        self._zstd = compressor.stream_writer(cast(IO[bytes], self._sink), closefd=False)
+        # copybufsize is a TarFile argument that typeshed's overloads of open() leave out
+        self._tar = tarfile.open(fileobj=self._zstd, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]  # noqa: SIM115
                                  bufsize=_TAR_BUFSIZE, copybufsize=_TAR_BUFSIZE)
         self._mtime = mtime
         self._closed = False

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from aiohttp import web
 
 from ..support import PYTHONPATH

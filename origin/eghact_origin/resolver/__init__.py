@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from eghact_common.errors import Unresolvable
+
 from .dedupe import resolve_dedupe
 from .graph import Edge, Node, ResolvedGraph
 from .isolate import resolve_isolate
@@ -49,7 +51,12 @@ def resolve(request: ResolveRequest, provider: Provider) -> ResolvedGraph | Prom
     Raises :class:`~eghact_common.errors.Unresolvable` (422) with an explanation.
     """
     if request.strategy.version == "prompt":
-        prompt = collect_choices(request, Catalog(provider, Policy(request), "highest"))
+        catalog = Catalog(provider, Policy(request), "highest")
+        try:
+            prompt = collect_choices(request, catalog)
+        except Unresolvable as error:
+            error.detail["considered"] = sorted(catalog.considered)
+            raise
         if prompt.choices:
             return prompt
         request = request.with_strategy(version="highest")

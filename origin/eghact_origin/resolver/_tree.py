@@ -83,7 +83,9 @@ class TreeNode:
         self.tree = False  # in the real tree (and its indexes)
         if cand is not None:
             for dep, kind, spec in cand.info.ordered[index].edges:
-                self.edges[dep] = TreeEdge(self, dep, spec, kind)
+                # a peer dependency on oneself means nothing (and sends npm itself into a crash)
+                if not (dep == name and kind in ("peer", "peerOptional")):
+                    self.edges[dep] = TreeEdge(self, dep, spec, kind)
 
     @property
     def version(self) -> Any:

@@ -87,8 +87,14 @@ class _Solver:
         self.absent[pkg] = 1 << count
         self.universe[pkg] = versions | self.absent[pkg]
 
-    def _make(self, terms: dict[str, int], cause: tuple[Any, ...]) -> _Incompat | None:
-        """An incompatibility without always-true terms; None if one of its terms can never hold."""
+    def _make(self, terms: dict[str, int] | list[tuple[str, int]], cause: tuple[Any, ...]) -> _Incompat | None:
+        """An incompatibility without always-true terms; None if one of its terms can never hold.
+        Terms given as pairs may name a package twice (a package depending on itself): they meet."""
+        if isinstance(terms, list):
+            merged: dict[str, int] = {}
+            for pkg, mask in terms:
+                merged[pkg] = merged.get(pkg, self.universe[pkg]) & mask
+            terms = merged
         kept = {}
         for pkg, mask in terms.items():
             if mask == 0:
@@ -240,8 +246,8 @@ class _Solver:
         wanted = target.mask(spec) if target is not None else 0
         if kind == "peerOptional":
             forbidden = self.universe[dep] & ~wanted & ~self.absent[dep]
-            return self._make({source: versions, dep: forbidden}, ("fact", fact))
-        return self._make({source: versions, dep: self._needs(dep, wanted)}, ("fact", fact))
+            return self._make([(source, versions), (dep, forbidden)], ("fact", fact))
+        return self._make([(source, versions), (dep, self._needs(dep, wanted))], ("fact", fact))
 
     def _dependencies(self, pkg: str, index: int) -> tuple[list[_Incompat], bool]:
         """The incompatibilities ``pkg`` at ``index`` brings, and whether they are new."""
@@ -287,8 +293,10 @@ class _Solver:
         for incompat in incompats:
             if fresh:
                 self._add(incompat)
+            # would deciding make the incompatibility hold? (pkg's own term by the decision)
             conflict = conflict or all(
-                p == pkg or not self.allowed.get(p, self.universe[p]) & ~t for p, t in incompat.terms.items()
+                t >> index & 1 if p == pkg else not self.allowed.get(p, self.universe[p]) & ~t
+                for p, t in incompat.terms.items()
             )
         if not conflict:
             self.level += 1
@@ -342,7 +350,9 @@ def resolve_dedupe(request: ResolveRequest, provider: Provider) -> ResolvedGraph
     try:
         chosen = solver.solve(dict(request.dependencies))
     except _Failure as failure:
-        raise from_facts(_facts(failure.incompat), catalog.excluded()) from None
+        error = from_facts(_facts(failure.incompat), catalog.excluded())
+        error.detail["considered"] = sorted(catalog.considered)
+        raise error from None
     return _graph(request, catalog, policy, chosen)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from eghact_common import semver
 from eghact_common.errors import Unresolvable
@@ -103,7 +104,7 @@ def unresolvable(
         shown = "; ".join(str(e) for e in relevant[:5])
         tail += f" ({shown}{'; ...' if len(relevant) > 5 else ''})"
     message = (", ".join(clauses) + " — " if clauses else "") + tail
-    detail = {
+    detail: dict[str, Any] = {
         "conflict": {"package": package, "requirements": [r.as_dict() for r in requirements]},
         "because": clauses,
         "excluded": [e.as_dict() for e in excluded],

@@ -41,6 +41,7 @@ from .request import ResolveRequest
 __all__ = ["resolve_isolate"]
 
 _MAX_PEER_DEPTH = 64
+_STEPS_PER_COPY = 20
 _KIND = {"prod": "prod", "optional": "optional", "peer": "peer", "peerOptional": "peer"}
 
 
@@ -48,9 +49,14 @@ def resolve_isolate(request: ResolveRequest, provider: Provider) -> ResolvedGrap
     """Resolve as ``npm install`` would lay out node_modules. Raises
     :class:`~eghact_common.errors.Unresolvable` when a required dependency has no version."""
     policy = Policy(request)
-    builder = Builder(request, Catalog(provider, policy, request.strategy.version), policy)
-    builder.build()
-    return builder.finish(request)
+    catalog = Catalog(provider, policy, request.strategy.version)
+    builder = Builder(request, catalog, policy)
+    try:
+        builder.build()
+        return builder.finish(request)
+    except Unresolvable as error:
+        error.detail["considered"] = sorted(catalog.considered)
+        raise
 
 
 class Builder(Tree):
@@ -151,12 +157,20 @@ class Builder(Tree):
 
     def build(self) -> None:
         self.push(self.root)
+        steps, placed, recent = 0, set(), []
         while self.queue:
             self.queue.sort(key=lambda n: (n.depth, collate(n.location)))
             node = self.queue.pop(0)
             if node in self.seen or not node.tree:
                 continue
             self.seen.add(node)
+            # Some peer-heavy inputs make arborist replace the same copies round and round
+            # forever (npm itself never returns on them); a real tree takes a few steps per copy.
+            steps += 1
+            placed.add((node.location, node.name, str(node.version)))
+            recent = [*recent[-15:], node.name]
+            if steps > _STEPS_PER_COPY * len(placed) + 200:
+                raise _no_settle(recent)
             self.step(node)
 
     def problem_edges(self, node: TreeNode) -> list[TreeEdge]:
@@ -291,8 +305,9 @@ class Builder(Tree):
             code = "peer_conflict" if installed else "peer_unmet"
             why = f"conflicts with the installed {installed}" if installed else f"is not installed{because}"
             return _warning(code, edge, f"peer dependency {edge.name} {edge.spec} {why}", installed)
-        return _warning("unmet_dependency", edge, f"dependency {edge.name} {edge.spec} is not met"
-                        + (f" (found {installed})" if installed else because), installed)
+        # npm always places a dependency somewhere; an unmet one left here means a tree the
+        # algorithm could not build (npm itself crashes on such inputs), never a usable one
+        raise explain.unresolvable(edge.name, [self._requirement(edge)], excluded=self.policy.excluded(edge.name))
 
     def _nodes(self, declared: dict[TreeNode, dict[str, str]], edges: list[Edge]) -> dict[str, Node]:
         def reach(kinds: tuple[str, ...]) -> set[str]:
@@ -312,6 +327,14 @@ class Builder(Tree):
                                               dependencies=dependencies, optional=key not in required,
                                               peer=key not in not_peer)
         return nodes
+
+
+def _no_settle(recent: list[str]) -> Unresolvable:
+    names = list(dict.fromkeys(recent))
+    message = (f"npm's node_modules layout does not settle for this request: it keeps replacing "
+               f"{', '.join(names)} (npm loops on it too); duplicate=dedupe may resolve it")
+    return Unresolvable(message, detail={"conflict": {"package": names[0] if names else None, "requirements": []},
+                                         "because": [message], "looping": names})
 
 
 def grow_keys(start: str, out: dict[str, list[str]]) -> list[str]:

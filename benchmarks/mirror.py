@@ -1,0 +1,234 @@
+"""Mirror benchmark: export and import throughput beside ``tar --zstd`` of the same files,
+peak RSS of a full export at two bundle sizes, and an incremental bundle's size against what
+changed — on a seeded universe served by a real origin process.
+
+    .venv/bin/python benchmarks/mirror.py [--data DIR] [--plugins 10000] [--seed 1]
+                                          [--changes 100] [--work DIR] [--keep]
+
+``--data`` reuses a seeded data dir (seeding 10,000 plugins takes a minute or two); an empty or
+missing one is seeded first. The run publishes, deprecates and unpublishes a few versions in
+it (for the incremental bundle), so a reused dir grows a little each run.
+
+Throughput is the bundle's content bytes (packuments as served, tarballs, events) divided by
+wall time: ``eghact-mirror export`` from start to exit against ``tar --zstd -cf`` of the same
+files extracted to disk, and ``eghact-mirror import`` (verify + stage + mirror-apply) against
+``tar --zstd -xf``. Everything runs on this machine at once (origin, exporter, tar), so the
+figures compare within one run; the load average is printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / p) for p in ("common", "origin", "mirror-sync")] + [str(ROOT)]
+
+from tests.support import PYTHONPATH, OriginProcess, cli, escaped, manifest, publish_body, tarball_for  # noqa: E402
+
+ENV = {**os.environ, "PYTHONPATH": PYTHONPATH}
+MB = 1e6
+
+
+def ensure_zstd() -> None:
+    """``tar --zstd`` runs the zstd program; install it (Debian/Ubuntu) when it is missing."""
+    if shutil.which("zstd"):
+        return
+    print("zstd is missing: apt-get install zstd", flush=True)
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-q", "zstd"], check=True)
+
+
+def timed(command: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, the process's own peak RSS in MB, its stdout); raises when it fails.
+    ``wait4`` reports the one child's figures (RUSAGE_CHILDREN would keep the maximum of all)."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(command, stdout=out, stderr=err, env=ENV)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(command[:4])} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
+        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+
+
+def mirror(*args: str) -> list[str]:
+    return [sys.executable, "-m", "eghact_mirror.cli", *args]
+
+
+def content_bytes(bundle: Path, trust: Path) -> tuple[int, int]:
+    """(content bytes, files) from the bundle's verified record."""
+    record = json.loads(subprocess.run(mirror("verify", str(bundle), "--trust", str(trust), "--json"),
+                                       capture_output=True, text=True, env=ENV, check=True).stdout)
+    return record["counts"]["content_bytes"], record["counts"]["files_checked"]
+
+
+def tar_baseline(bundle: Path, work: Path) -> tuple[float, float, int]:
+    """(tar --zstd -xf seconds, tar --zstd -cf seconds, bytes on disk) for the bundle's files."""
+    files = work / "tar-files"
+    shutil.rmtree(files, ignore_errors=True)
+    files.mkdir()
+    subprocess.run(["sync"], check=True)
+    extract, _, _ = timed(["tar", "--zstd", "-xf", str(bundle), "-C", str(files)])
+    size = sum(p.stat().st_size for p in files.rglob("*") if p.is_file())
+    create, _, _ = timed(["tar", "--zstd", "-cf", str(work / "baseline.tar.zst"), "-C", str(files), "."])
+    shutil.rmtree(files)
+    (work / "baseline.tar.zst").unlink()
+    return extract, create, size
+
+
+def make_changes(url: str, admin: str, names: list[str], count: int) -> int:
+    """Publish ``count`` new versions of existing packages (5 KB tarballs, like the seeded ones),
+    deprecate a tenth of them and unpublish a twentieth; returns the new tarball bytes."""
+    stamp = int(time.time())
+    new_bytes = 0
+    touched = names[:: max(1, len(names) // count)][:count]
+    for i, name in enumerate(touched):
+        version = f"{stamp}.0.{i}"
+        doc = manifest(name, version)
+        payload = base64.b64encode(hashlib.sha512(f"{name}{version}".encode()).digest() * 56)
+        tarball = tarball_for(doc, {"lib.js": b"module.exports = '" + payload + b"';\n"})
+        new_bytes += len(tarball)
+        _send("PUT", f"{url}/{escaped(name)}", publish_body(doc, tarball), admin)
+    for name in touched[: count // 10]:
+        doc = json.loads(_get(f"{url}/{escaped(name)}"))
+        version = doc["dist-tags"]["latest"]
+        doc["versions"][version]["deprecated"] = "benchmark deprecation"
+        _send("PUT", f"{url}/{escaped(name)}", doc, admin)
+    for name in touched[count // 10: count // 10 + count // 20]:
+        doc = json.loads(_get(f"{url}/{escaped(name)}"))
+        versions = list(doc["versions"])
+        if len(versions) > 2:
+            del doc["versions"][versions[0]]
+            _send("PUT", f"{url}/{escaped(name)}/-rev/1", doc, admin)
+    return new_bytes
+
+
+def _get(url: str, accept: str | None = None) -> bytes:
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.read()
+
+
+def _send(method: str, url: str, body: Any, token: str) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method,
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=60):
+        pass
+
+
+def changed_packuments(url: str, names: list[str]) -> int:
+    return sum(len(_get(f"{url}/{escaped(n)}")) + len(_get(f"{url}/{escaped(n)}",
+                                                           "application/vnd.npm.install-v1+json")) for n in names)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--plugins", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--changes", type=int, default=100)
+    parser.add_argument("--work", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (bundles, mirror)")
+    args = parser.parse_args()
+    ensure_zstd()
+    work = args.work or Path(tempfile.mkdtemp(prefix="eghact-bench-mirror-"))
+    made_work = args.work is None
+    work.mkdir(parents=True, exist_ok=True)
+    data = args.data or work / "origin"
+    if not (data / "registry.sqlite3").exists():
+        seconds, _, out = timed([sys.executable, "-m", "eghact_origin.cli", "seed", "--data", str(data),
+                                 "--plugins", str(args.plugins), "--seed", str(args.seed), "--workers", "2"])
+        print(f"seeded in {seconds:.0f}s: {out.strip()}", flush=True)
+    admin = cli("token", "create", "--data", str(data), "--name", f"bench-{time.time():.0f}",
+                "--scope", "admin").stdout.splitlines()[-1]
+    key = work / "key"
+    if not key.exists():
+        subprocess.run(mirror("keygen", "-o", str(key)), check=True, env=ENV, capture_output=True)
+    trust = work / "key.pub"
+    results: dict[str, Any] = {"load_average_at_start": os.getloadavg()}
+    origin = OriginProcess(data).start()
+    try:
+        url = origin.url
+        full, part = work / "full.bundle", work / "quarter.bundle"
+        seconds, rss, _ = timed(mirror("export", "--origin", url, "--key", str(key), "-o", str(part),
+                                           "--filter", "[a-e]*"))
+        part_bytes, part_files = content_bytes(part, trust)
+        results["export_quarter"] = {"seconds": round(seconds, 1), "content_MB": round(part_bytes / MB, 1),
+                                     "files": part_files, "bundle_MB": round(part.stat().st_size / MB, 1),
+                                     "MB_per_s": round(part_bytes / MB / seconds, 1), "peak_rss_MB": round(rss)}
+        print("export (filter [a-e]*):", results["export_quarter"], flush=True)
+        seconds, rss, _ = timed(mirror("export", "--origin", url, "--key", str(key), "-o", str(full)))
+        full_bytes, full_files = content_bytes(full, trust)
+        results["export_full"] = {"seconds": round(seconds, 1), "content_MB": round(full_bytes / MB, 1),
+                                  "files": full_files, "bundle_MB": round(full.stat().st_size / MB, 1),
+                                  "MB_per_s": round(full_bytes / MB / seconds, 1), "peak_rss_MB": round(rss)}
+        print("export (full):", results["export_full"], flush=True)
+
+        names = sorted({e["name"] for e in json.loads(_get(f"{url}/-/v1/changes?since=0&limit=10000"))["results"]})
+        new_tarball_bytes = make_changes(url, admin, names, args.changes)
+        touched = names[:: max(1, len(names) // args.changes)][: args.changes]
+        incremental = work / "incremental.bundle"
+        seconds, _, _ = timed(mirror("export", "--origin", url, "--key", str(key), "-o", str(incremental),
+                                     "--after", str(full)))
+        inc_bytes, _ = content_bytes(incremental, trust)
+        packument_bytes = changed_packuments(url, touched)
+        results["incremental"] = {
+            "new_versions": len(touched), "new_tarball_KB": round(new_tarball_bytes / 1e3, 1),
+            "changed_packuments_KB": round(packument_bytes / 1e3, 1),
+            "changed_total_KB": round((new_tarball_bytes + packument_bytes) / 1e3, 1),
+            "bundle_content_KB": round(inc_bytes / 1e3, 1), "bundle_KB": round(incremental.stat().st_size / 1e3, 1),
+            "bundle_over_changed": round(incremental.stat().st_size / (new_tarball_bytes + packument_bytes), 3),
+            "seconds": round(seconds, 1)}
+        print("incremental:", results["incremental"], flush=True)
+    finally:
+        origin.stop()
+
+    extract, create, on_disk = tar_baseline(full, work)
+    results["tar_zstd"] = {"create_s": round(create, 1), "create_MB_per_s": round(full_bytes / MB / create, 1),
+                           "extract_s": round(extract, 1), "extract_MB_per_s": round(full_bytes / MB / extract, 1),
+                           "files_MB": round(on_disk / MB, 1)}
+    print("tar --zstd of the same files:", results["tar_zstd"], flush=True)
+    seconds, _, _ = timed(mirror("verify", str(full), "--trust", str(trust)))
+    results["verify_full"] = {"seconds": round(seconds, 1), "MB_per_s": round(full_bytes / MB / seconds, 1)}
+    print("verify (full):", results["verify_full"], flush=True)
+    into = work / "mirror"
+    shutil.rmtree(into, ignore_errors=True)
+    seconds, rss, _ = timed(mirror("import", str(full), "--into", str(into), "--trust", str(trust)))
+    results["import_full"] = {"seconds": round(seconds, 1), "MB_per_s": round(full_bytes / MB / seconds, 1),
+                              "peak_rss_MB": round(rss),
+                              "of_which_mirror_apply_s": round(seconds - results["verify_full"]["seconds"], 1)}
+    print("import (full):", results["import_full"], flush=True)
+    results["ratios"] = {
+        "export_vs_tar_create": round(results["export_full"]["MB_per_s"] / results["tar_zstd"]["create_MB_per_s"], 3),
+        "import_vs_tar_extract": round(results["import_full"]["MB_per_s"] / results["tar_zstd"]["extract_MB_per_s"],
+                                       3),
+        "verify_vs_tar_extract": round(results["verify_full"]["MB_per_s"] / results["tar_zstd"]["extract_MB_per_s"],
+                                       3),
+    }
+    results["load_average_at_end"] = os.getloadavg()
+    print(json.dumps(results, indent=1))
+    if made_work and not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

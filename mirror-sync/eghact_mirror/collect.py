@@ -1,0 +1,238 @@
+"""Gathering a seq range from an origin into a sink: the events, each selected package's two
+packuments as served, and the tarballs the mirror lacks — shared by ``export`` (the sink is a
+bundle writer) and ``sync`` (the sink is a staging dir).
+
+Concurrency: a few package workers fetch packuments and tarballs over one HTTP session; one
+writer drains a bounded queue into the sink on a thread (compression and disk writes must not
+block the loop). The queue bound, the spooling of big tarballs (``client.SPOOL_BYTES``) and the
+fixed number of workers are what keep memory flat whatever the range weighs.
+
+Which tarballs travel. A package new to the mirror travels whole. For one the mirror has, only
+the versions published after ``from_seq``: those whose publish event is in the range, and —
+because packuments are read after the range was fixed, and a publish may land in between —
+those published after ``to_seq`` up to the packument's ``Eghact-Seq`` (the feed is read that far
+on demand). Everything else in the packument was published before ``from_seq``, so the mirror
+has it. Each tarball is checked against its packument's sha512 before it goes anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
+
+from eghact_common import integrity, wire
+
+from . import index as fmt
+from .client import OriginClient, Payload
+from .errors import MirrorError
+
+QUEUE_ITEMS = 128
+PACKAGE_WORKERS = 8
+TARBALL_FETCHES = 24
+# Events that change a packument; advisories and resolutions do not.
+PACKAGE_EVENTS = frozenset({wire.PUBLISH, wire.DEPRECATE, wire.UNPUBLISH, wire.DIST_TAG})
+
+
+class ContentSink(Protocol):
+    def add(self, path: str, source: bytes | BinaryIO, size: int) -> None:
+        """Store one file of ``size`` bytes read from ``source``. Blocking: called on a worker thread."""
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    whole: bool  # every version's tarball (new to the mirror), or only those published since from_seq
+
+
+@dataclass
+class RangePlan:
+    from_seq: int
+    to_seq: int
+    jobs: list[Job]
+    published: dict[str, set[str]]  # versions published in (from_seq, to_seq], by name
+    events: Payload  # events.jsonl of the range (already filtered to the selection)
+    event_count: int
+
+
+class FileLog:
+    """The (path, size, sha512) of every file written, spooled to a temp file: the index is
+    the one thing that grows with the number of files, and it need not sit in memory twice."""
+
+    def __init__(self) -> None:
+        self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self.count = 0
+        self.total_bytes = 0
+        self.tarballs = 0
+
+    def append(self, entry: fmt.FileEntry) -> None:
+        self._spool.write(f"{entry.path}\t{entry.size}\t{entry.sha512}\n".encode())
+        self.count += 1
+        self.total_bytes += entry.size
+        self.tarballs += entry.path.startswith("tarballs/")
+
+    def __iter__(self) -> Iterator[fmt.FileEntry]:
+        self._spool.seek(0)
+        for line in self._spool:
+            path, size, sha = line.decode().rstrip("\n").split("\t")
+            yield fmt.FileEntry(path, int(size), sha)
+        self._spool.seek(0, 2)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __contains__(self, entry: object) -> bool:
+        return any(entry == mine for mine in self)
+
+    def close(self) -> None:
+        self._spool.close()
+
+
+@dataclass
+class Collected:
+    packages: list[dict[str, str]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    files: FileLog = field(default_factory=FileLog)
+    base_url: str | None = None
+    tarballs: int = 0
+    tarball_bytes: int = 0
+
+
+def sha512_of(dist: dict[str, Any]) -> str:
+    """The sha512 hex a version's ``dist.integrity`` promises."""
+    for algo, raw in integrity.parse_sri(dist["integrity"]):
+        if algo == "sha512":
+            return raw.hex()
+    raise MirrorError("origin_unavailable", f"{dist.get('tarball')} has no sha512 integrity to check it by")
+
+
+class Collector:
+    def __init__(self, client: OriginClient, sink: ContentSink, *, on_package: Callable[[int], None] = lambda n: None,
+                 on_bytes: Callable[[int], None] = lambda n: None):
+        self._client = client
+        self._sink = sink
+        self._on_package = on_package
+        self._on_bytes = on_bytes
+        self._queue: asyncio.Queue[tuple[str, Payload] | None] = asyncio.Queue(QUEUE_ITEMS)
+        self._tarball_gate = asyncio.Semaphore(TARBALL_FETCHES)
+        self._scheduled: set[bytes] = set()  # raw digests: half the memory of hex strings
+        self._tail_seq = 0
+        self._tail: dict[str, set[str]] = {}
+        self._tail_lock = asyncio.Lock()
+        self.result = Collected()
+
+    async def run(self, plan: RangePlan) -> Collected:
+        self._plan = plan
+        self._tail_seq = plan.to_seq
+        await self._queue.put((fmt.EVENTS_PATH, plan.events))
+        jobs = iter(enumerate(plan.jobs))
+        try:
+            async with asyncio.TaskGroup() as group:
+                writer = group.create_task(self._writer())
+                workers = [group.create_task(self._worker(jobs)) for _ in range(PACKAGE_WORKERS)]
+                await asyncio.gather(*workers)
+                await self._queue.put(None)
+                await writer
+        except BaseExceptionGroup as group:
+            # The first failure is the story (the others are its consequences, or the same
+            # refusal seen by another worker): raise it as itself, so callers see a MirrorError.
+            raise _first(group) from None
+        self.result.packages.sort(key=lambda p: p["name"])
+        self.result.removed.sort()
+        return self.result
+
+    async def _worker(self, jobs: Any) -> None:
+        for i, job in jobs:
+            await self._package(i, job)
+            self._on_package(1)
+
+    async def _package(self, i: int, job: Job) -> None:
+        (full, seq_full), (short, seq_short) = await asyncio.gather(
+            self._client.packument(job.name, abbreviated=False), self._client.packument(job.name, abbreviated=True))
+        if full is None or short is None:
+            self.result.removed.append(job.name)  # unpublished whole (or gone): a tombstone
+            return
+        # The abbreviated document has every version's dist and weighs a third less to parse;
+        # only (version, link, digest) is kept, so a giant packument is garbage at once.
+        doc = await asyncio.to_thread(json.loads, short) if len(short) > 1 << 20 else json.loads(short)
+        dists = [(v, m["dist"]["tarball"], sha512_of(m["dist"])) for v, m in (doc.get("versions") or {}).items()]
+        del doc
+        if dists:
+            self._note_base(job.name, dists[0][1])
+        wanted = None if job.whole or self._plan.from_seq == 0 else \
+            await self._published(job.name, max(seq_full, seq_short))
+        fetches = []
+        for version, link, sha in dists:
+            key = bytes.fromhex(sha)
+            if (wanted is None or version in wanted) and key not in self._scheduled:
+                self._scheduled.add(key)
+                fetches.append(self._tarball(link, sha))
+        await asyncio.gather(*fetches)
+        full_path, short_path = fmt.packument_paths(i)
+        await self._queue.put((full_path, bytes_payload(full)))
+        await self._queue.put((short_path, bytes_payload(short)))
+        self.result.packages.append({"name": job.name, "full": full_path, "abbreviated": short_path})
+
+    async def _tarball(self, url: str, sha: str) -> None:
+        async with self._tarball_gate:
+            payload = await self._client.tarball(url, sha)
+        self.result.tarballs += 1
+        self.result.tarball_bytes += payload.size
+        await self._queue.put((fmt.tarball_path(sha), payload))
+
+    async def _published(self, name: str, seen_seq: int) -> set[str]:
+        """Versions of ``name`` published after from_seq, up to at least ``seen_seq``."""
+        async with self._tail_lock:
+            while self._tail_seq < seen_seq:
+                events, last = await self._client.changes(self._tail_seq, 10_000)
+                for event in events:
+                    if event.get("type") == wire.PUBLISH and event.get("version"):
+                        self._tail.setdefault(event["name"], set()).add(event["version"])
+                if last <= self._tail_seq:
+                    break
+                self._tail_seq = last
+        return self._plan.published.get(name, set()) | self._tail.get(name, set())
+
+    def _note_base(self, name: str, tarball_url: str) -> None:
+        if self.result.base_url is not None:
+            return
+        marker = tarball_url.find(f"/{name}/-/")
+        if marker < 0:
+            raise MirrorError("origin_unavailable", f"the tarball link {tarball_url} of {name} is not "
+                              "<base>/<name>/-/<file>: mirror-apply could not re-base it")
+        self.result.base_url = tarball_url[:marker]
+
+    async def _writer(self) -> None:
+        done = False
+        while not done:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < QUEUE_ITEMS:
+                batch.append(self._queue.get_nowait())
+            if batch[-1] is None:
+                batch.pop()
+                done = True
+            await asyncio.to_thread(self._write, [item for item in batch if item is not None])
+
+    def _write(self, batch: list[tuple[str, Payload]]) -> None:
+        for path, payload in batch:
+            try:
+                self._sink.add(path, payload.data if payload.data is not None else payload.file, payload.size)
+            finally:
+                payload.close()
+            self.result.files.append(fmt.FileEntry(path, payload.size, payload.sha512))
+            self._on_bytes(payload.size)
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def bytes_payload(data: bytes) -> Payload:
+    return Payload(len(data), hashlib.sha512(data).hexdigest(), data=data)

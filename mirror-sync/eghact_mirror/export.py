@@ -1,0 +1,217 @@
+"""``eghact-mirror export``: a signed bundle of an origin's seq range.
+
+The range is (from_seq, to_seq] where from_seq comes from ``--since`` (0 for a full bundle)
+or from the link ``--after`` names, and to_seq is the origin's head when the export starts.
+The export reads the feed for that range, decides what the mirror needs (``selection``), and
+streams packuments and tarballs into a bundle (``collect`` into ``writer``), then signs the
+index. A range with no event yields no bundle (``up_to_date``): ``mirror-apply`` would call an
+empty one a downgrade, and there is nothing to carry anyway.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from . import chain
+from . import index as fmt
+from .client import OriginClient, Payload
+from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan
+from .errors import MirrorError
+from .keys import SigningKey, TrustedKey
+from .progress import Progress
+from .selection import ALL, Closure, SelectionSpec, lockfile_roots
+from .writer import BundleWriter, WrittenBundle
+
+FEED_PAGE = 10_000
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    origin: str
+    output: Path
+    since: int | None = None
+    previous: str | None = None  # with --since: the digest the mirror applied last
+    after: Path | None = None
+    selection: SelectionSpec = field(default_factory=SelectionSpec)
+    max_size: int | None = None
+    token: str | None = None
+    level: int = 3
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    bundle: WrittenBundle
+    index: fmt.Index  # without its file list (it was spooled, and is gone)
+    files: int
+    tarballs: int
+    content_bytes: int
+    seconds: float
+
+
+@dataclass
+class _Range:
+    """The feed of (from_seq, to_seq], read once: the raw lines go to a temp file, the
+    facts selection needs stay in memory as names and versions only."""
+
+    lines: BinaryIO = field(default_factory=lambda: tempfile.TemporaryFile())  # noqa: SIM115 - closed by export
+    names: list[str] = field(default_factory=list)  # the name of each line, to filter without re-parsing
+    changed: set[str] = field(default_factory=set)
+    published: dict[str, set[str]] = field(default_factory=dict)
+    track_published: bool = True  # a full bundle ships every version: no need to remember which
+
+    @property
+    def count(self) -> int:
+        return len(self.names)
+
+    def add(self, event: dict[str, Any]) -> None:
+        self.lines.write(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+        self.names.append(sys.intern(event["name"]))
+        if event.get("type") in PACKAGE_EVENTS:
+            self.changed.add(event["name"])
+        if self.track_published and event.get("type") == "publish" and event.get("version"):
+            self.published.setdefault(event["name"], set()).add(event["version"])
+
+    def filtered(self, keep: Any) -> tuple[Payload, int]:
+        """events.jsonl of the events whose name ``keep`` accepts, spooled to a temp file."""
+        self.lines.seek(0)
+        out = tempfile.TemporaryFile()  # noqa: SIM115 - the collector's writer closes it (Payload.close)
+        digest = hashlib.sha512()
+        kept = 0
+        for line, name in zip(self.lines, self.names, strict=True):
+            if keep(name):
+                out.write(line)
+                digest.update(line)
+                kept += 1
+        size = out.tell()
+        out.seek(0)
+        return Payload(size, digest.hexdigest(), file=out), kept
+
+
+async def read_range(client: OriginClient, since: int, until: int) -> _Range:
+    seen = _Range(track_published=since > 0)
+    cursor = since
+    while cursor < until:
+        events, last = await client.changes(cursor, FEED_PAGE)
+        for event in events:
+            if event["seq"] <= until:
+                seen.add(event)
+        if last <= cursor:
+            break  # the origin has no more, even though its head said so: take what there is
+        cursor = last
+    return seen
+
+
+async def all_names(client: OriginClient, until: int) -> set[str]:
+    """Every package name the feed ever mentioned (filter roots for a closure)."""
+    names: set[str] = set()
+    cursor = 0
+    while cursor < until:
+        events, last = await client.changes(cursor, FEED_PAGE)
+        names.update(e["name"] for e in events if e.get("type") in PACKAGE_EVENTS and e["seq"] <= until)
+        if last <= cursor:
+            break
+        cursor = last
+    return names
+
+
+async def plan_selection(client: OriginClient, spec: SelectionSpec, seen: _Range, start: chain.Link, head: int,
+                         warnings: list[str]) -> tuple[list[Job], tuple[str, ...] | None]:
+    """The packages to collect and what the mirror holds afterwards (None: a predicate)."""
+    if not spec.explicit:
+        return [Job(n, False) for n in sorted(seen.changed) if spec.matches(n)], None
+    roots: dict[str, set[str]] = {}
+    closed: dict[str, set[str]] = {}
+    if spec.filters:
+        names = seen.changed if start.seq == 0 else await all_names(client, head)
+        for name in names:
+            if spec.matches(name):
+                (closed if spec.closure else roots).setdefault(name, set()).add(ALL)
+    for path in spec.lockfiles:
+        for name, version in lockfile_roots(path):
+            (closed if spec.closure else roots).setdefault(name, set()).add(version)
+    if spec.top:
+        popular = await client.popular(spec.top)
+        if popular is None:
+            raise MirrorError("origin_unavailable", f"{client.url} has no /-/v1/popular (the edge issue adds it): "
+                              "--top cannot rank packages")
+        for name in popular:
+            closed.setdefault(name, set()).add(ALL)
+    walker = Closure(client)
+    selected = set(roots) | await walker.walk(closed)
+    warnings.extend(walker.warnings)
+    before = set(start.names or ()) if start.names_known and start.names is not None else None
+    if start.seq == 0:
+        before = set()
+    holds = selected | (before or set())
+    jobs = []
+    for name in sorted(holds):
+        whole = before is None or name not in before
+        if whole or name in seen.changed:
+            jobs.append(Job(name, whole))
+    return jobs, tuple(sorted(holds))
+
+
+async def export(options: ExportOptions, key: SigningKey, progress: Progress | None = None) -> ExportReport:
+    import time
+
+    started = time.perf_counter()
+    progress = progress or Progress()
+    start = chain.START
+    if options.after is not None:
+        start = chain.read_link(options.after, TrustedKey(key.public))
+    elif options.since:
+        start = chain.Link(None, options.since, options.previous, None, False)
+    async with OriginClient(options.origin, token=options.token) as client:
+        health = await client.health()
+        origin_id, head = health["registry_id"], health["seq"]
+        if start.origin_id not in (None, origin_id):
+            raise MirrorError("wrong_origin", f"the chain continues a bundle of origin {start.origin_id}; "
+                              f"{options.origin} is origin {origin_id}")
+        if head < start.seq:
+            raise MirrorError("bad_input", f"the origin is at seq {head}, behind the chain's seq {start.seq}: "
+                              "another origin, or one restored from an older backup")
+        if head == start.seq:
+            raise MirrorError("up_to_date", f"the origin has nothing after seq {head}: no bundle written")
+        seen = await read_range(client, start.seq, head)
+        warnings: list[str] = []
+        jobs, holds = await plan_selection(client, options.selection, seen, start, head, warnings)
+        keep = options.selection.matches if holds is None else set(holds).__contains__
+        events, count = seen.filtered(keep)
+        seen.lines.close()
+        plan = RangePlan(start.seq, head, jobs, seen.published, events, count)
+        writer = BundleWriter(options.output, level=options.level, threads=options.threads,
+                              max_part_size=options.max_size, mtime=int(time.time()))
+        packages = progress.task("packages", len(jobs))
+        written = progress.task("bytes bundled", None, unit="bytes")
+        collector = Collector(client, writer, on_package=lambda n: progress.advance(packages, n),
+                              on_bytes=lambda n: progress.advance(written, n))
+        files = collector.result.files
+        try:
+            got = await collector.run(plan)
+            removed = set(got.removed)
+            selection = {**options.selection.describe(),
+                         "names": None if holds is None else [n for n in holds if n not in removed]}
+            index = fmt.Index(
+                origin_id=origin_id, origin_url=got.base_url or client.url, from_seq=start.seq, to_seq=head,
+                created=datetime.now(UTC).isoformat(timespec="seconds"), previous_digest=start.digest,
+                key_fingerprint=key.fingerprint, source="export", selection=selection,
+                packages=tuple(got.packages), removed=tuple(got.removed), event_count=count,
+                files=got.files, warnings=tuple(warnings))
+            index_bytes = index.encode()
+            bundle = writer.finish(index_bytes, key.sign(index_bytes), key.sign, key.fingerprint)
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            files.close()
+    return ExportReport(bundle, dataclasses.replace(index, files=()), files.count, files.tarballs,
+                        files.total_bytes, time.perf_counter() - started)

@@ -1,0 +1,148 @@
+"""Verifying a bundle against a trusted key: every check, in an order that names the real
+problem first.
+
+1. A split bundle's part manifest: its signature (``wrong_key`` / ``bad_signature``), then
+   that every part is there (``missing_part``, all missing parts named) with its size
+   (``bad_part``), and that no stray part lies beside them (``extra_file``) — all before a
+   single byte is decompressed.
+2. One pass over the stream (``reader``): parts' digests (``bad_part``), the frame's
+   completeness (``truncated``), decodability (``corrupt``), member types and names.
+3. The index's signature with the trusted key: ``wrong_key`` when the index says another key
+   signed it (the fingerprint it carries is only a hint for the message: the signature
+   decides), ``bad_signature`` otherwise.
+4. The file set against the signed index: ``extra_file``, ``missing_file``,
+   ``digest_mismatch`` (size or sha512).
+
+Whatever the sink did with the bytes (a staging dir) is trusted only once this returns.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import index as fmt
+from .errors import MirrorError
+from .keys import TrustedKey
+from .reader import Sink, hash_only, read_stream
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a bundle's bytes are: one file, or parts checked against a signed manifest."""
+
+    base: Path
+    parts: tuple[tuple[Path, fmt.FileEntry | None], ...]
+    manifest: fmt.PartManifest | None
+
+    @property
+    def split(self) -> bool:
+        return self.manifest is not None
+
+    @property
+    def size(self) -> int:
+        return sum(path.stat().st_size for path, _ in self.parts)
+
+
+@dataclass(frozen=True)
+class Verified:
+    index: fmt.Index
+    index_bytes: bytes
+    signature: bytes
+    digest: str
+    trusted_fingerprint: str
+    location: Location
+    file_sha512: tuple[str, ...]  # of the bundle file, or of each part
+    compressed_bytes: int
+    verified_at: str
+    seconds: float
+
+
+def locate(path: Path, trusted: TrustedKey) -> Location:
+    """Find a bundle's bytes: ``path`` itself, or the split bundle whose base name it is
+    (``FILE`` for ``FILE.parts.json`` + ``FILE.part001`` ...; naming the manifest works too)."""
+    base = path.with_name(path.name.removesuffix(".parts.json"))
+    manifest_path = fmt.parts_manifest_path(base)
+    if path.is_file() and path == base:
+        return Location(path, ((path, None),), None)
+    if not manifest_path.is_file():
+        if fmt.part_path(base, 1).exists():
+            raise MirrorError("missing_part", f"{manifest_path.name}, the signed part manifest of the split "
+                              f"bundle {base.name}, is missing")
+        raise MirrorError("bad_input", f"no bundle at {path} (nor a split bundle {manifest_path.name})")
+    manifest_bytes = manifest_path.read_bytes()
+    signature_path = fmt.parts_signature_path(base)
+    if not signature_path.is_file():
+        raise MirrorError("missing_part", f"{signature_path.name}, the signature of the part manifest, is missing")
+    manifest = fmt.parse_parts(manifest_bytes)
+    check_signature(trusted, signature_path.read_bytes(), manifest_bytes, manifest.key_fingerprint,
+                    "part manifest")
+    parts = [(base.with_name(entry.path), entry) for entry in manifest.parts]
+    missing = [p.name for p, _ in parts if not p.is_file()]
+    if missing:
+        raise MirrorError("missing_part", f"the split bundle {base.name} lacks {len(missing)} of its "
+                          f"{len(parts)} parts: {', '.join(missing)}", detail={"missing": missing})
+    for part, entry in parts:
+        if part.stat().st_size != entry.size:
+            raise MirrorError("bad_part", f"part {part.name} is {part.stat().st_size} bytes, the signed manifest "
+                              f"says {entry.size}: a partial or altered copy")
+    known = {p.name for p, _ in parts}
+    pattern = re.compile(re.escape(base.name) + r"\.part\d{3,}$")
+    stray = sorted(p.name for p in base.parent.iterdir() if pattern.match(p.name) and p.name not in known)
+    if stray:
+        raise MirrorError("extra_file", f"parts not in the signed manifest lie beside the bundle: {', '.join(stray)}")
+    return Location(base, tuple(parts), manifest)
+
+
+def check_signature(trusted: TrustedKey, signature: bytes, data: bytes, claimed: str | None, what: str) -> None:
+    if trusted.verifies(signature, data):
+        return
+    if claimed and claimed != trusted.fingerprint:
+        raise MirrorError("wrong_key", f"the {what} is signed by key {claimed}, but this mirror trusts "
+                          f"{trusted.fingerprint}: get the bundle from the right exporter, or the right --trust key")
+    raise MirrorError("bad_signature", f"the {what}'s signature does not verify with the trusted key "
+                      f"{trusted.fingerprint}: the {what} was altered after signing")
+
+
+def verify_bundle(path: Path, trusted: TrustedKey, *, sink: Sink = hash_only,
+                  on_bytes: Callable[[int], None] = lambda n: None) -> Verified:
+    """Read the whole bundle through ``sink`` and check it; raises :class:`MirrorError`."""
+    started = time.perf_counter()
+    location = locate(path, trusted)
+    stream = read_stream(list(location.parts), sink, on_bytes)
+    if stream.index_bytes is None or stream.signature is None:
+        raise MirrorError("not_a_bundle", f"{path.name} has no {fmt.INDEX_PATH} and {fmt.SIGNATURE_PATH} at its "
+                          "end: not an eghact-mirror bundle")
+    claimed = _claimed_fingerprint(stream.index_bytes)
+    check_signature(trusted, stream.signature, stream.index_bytes, claimed, "bundle index")
+    index = fmt.parse_index(stream.index_bytes)
+    digest = fmt.digest(stream.index_bytes)
+    if location.manifest is not None and location.manifest.bundle_digest != digest:
+        raise MirrorError("bad_part", "the parts hold another bundle than their manifest names: parts of two "
+                          "exports were mixed")
+    listed = {f.path: f for f in index.files}
+    extras = stream.extras + sorted(set(stream.seen) - set(listed))
+    if extras:
+        raise MirrorError("extra_file", f"the bundle holds {len(extras)} file(s) its signed index does not list: "
+                          f"{', '.join(extras[:5])}", detail={"extra": extras})
+    missing = sorted(set(listed) - set(stream.seen))
+    if missing:
+        raise MirrorError("missing_file", f"the signed index lists {len(missing)} file(s) the bundle lacks: "
+                          f"{', '.join(missing[:5])}", detail={"missing": missing})
+    bad = [p for p, f in listed.items() if stream.seen[p] != (f.size, f.sha512)]
+    if bad:
+        raise MirrorError("digest_mismatch", f"{len(bad)} file(s) differ from their signed digest: "
+                          f"{', '.join(bad[:5])}", detail={"files": bad})
+    return Verified(index, stream.index_bytes, stream.signature, digest, trusted.fingerprint, location,
+                    tuple(stream.file_sha512), stream.compressed_bytes, datetime.now(UTC).isoformat(timespec="seconds"),
+                    time.perf_counter() - started)
+
+
+def _claimed_fingerprint(index_bytes: bytes) -> str | None:
+    # Read before the signature is checked, only to word the error; never trusted.
+    match = re.search(rb'"key_fingerprint":"(SHA256:[A-Za-z0-9+/]{1,64})"', index_bytes)
+    return match.group(1).decode() if match else None

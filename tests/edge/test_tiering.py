@@ -1,0 +1,64 @@
+"""Tiering: an edge behind another edge (a shield) keeps every rule, and an edge in front
+of a plain npm registry without a changes feed falls back to time-based freshness."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+
+from .conftest import Origin, get, publish
+from .support import EdgeProcess, FakeRegistry
+
+
+async def test_child_behind_parent_edge(origin: Origin, edges: list[EdgeProcess], tmp_path: Path,
+                                        http: aiohttp.ClientSession) -> None:
+    await publish(http, origin.url, origin.admin, "tier-chain", "1.0.0")
+    parent = await EdgeProcess(origin.url, tmp_path / "parent", region="shield").astart()
+    edges.append(parent)
+    child = await EdgeProcess(origin.url, tmp_path / "child", region="leaf",
+                              args=("--parent", parent.url)).astart()
+    edges.append(child)
+    status, headers, body = await get(http, f"{child.url}/tier-chain")
+    assert status == 200 and headers["X-Cache"] == "MISS"
+    tarball = json.loads(body)["versions"]["1.0.0"]["dist"]["tarball"]
+    assert tarball.startswith(child.url + "/")
+    assert (await get(http, f"{parent.url}/tier-chain"))[1]["X-Cache"] == "HIT-MEM"   # filled on the way
+    status, headers, _ = await get(http, tarball)
+    assert status == 200
+    # Invalidation reaches the child through the chain, and the child's refill is fresh.
+    await publish(http, origin.url, origin.admin, "tier-chain", "1.1.0")
+    for _ in range(150):
+        _, _, body = await get(http, f"{child.url}/tier-chain")
+        if "1.1.0" in json.loads(body)["versions"]:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the publish never reached the child edge")
+    child_health = json.loads((await get(http, f"{child.url}/-/health"))[2])
+    assert child_health["feed"]["mode"] == "events" and child_health["upstream"]["url"] == parent.url
+
+
+async def test_plain_registry_without_feed_uses_time_based_freshness(tmp_path: Path, edges: list[EdgeProcess],
+                                                                     http: aiohttp.ClientSession) -> None:
+    fake = await FakeRegistry(packages={"plain": {"1.0.0": b"plain bytes"}, "@s/n": {"2.0.0": b"scoped"}},
+                              cache_control={"packument": "public, max-age=1",
+                                             "tarball": "public, max-age=31536000, immutable"}).start()
+    try:
+        edge = await EdgeProcess(fake.url, tmp_path / "edge").astart()
+        edges.append(edge)
+        health = json.loads((await get(http, f"{edge.url}/-/health"))[2])
+        assert health["feed"]["mode"] == "time"
+        _, _, body = await get(http, f"{edge.url}/plain")
+        tarball = json.loads(body)["versions"]["1.0.0"]["dist"]["tarball"]
+        assert tarball == f"{edge.url}/plain/-/plain-1.0.0.tgz"
+        assert (await get(http, tarball))[2] == b"plain bytes"
+        assert (await get(http, f"{edge.url}/plain"))[1]["X-Cache"] == "HIT-MEM"
+        await asyncio.sleep(1.2)
+        assert (await get(http, f"{edge.url}/plain"))[1]["X-Cache"] == "REVALIDATED"  # headers alone decide
+        status, _, body = await get(http, f"{edge.url}/@s%2fn")
+        assert status == 200 and json.loads(body)["name"] == "@s/n"
+    finally:
+        await fake.stop()
