@@ -11,11 +11,12 @@ Errors print one line to stderr and exit 2 (usage) or 1 (refused).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 from pathlib import Path
+
+from eghact_common.serving import run
 
 from .settings import EdgeSettings
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve_workers(settings, sys.argv[1:] if argv is None else argv)
     from .serving import serve
 
-    asyncio.run(serve(settings))
+    run(serve(settings))
     return 0
 
 

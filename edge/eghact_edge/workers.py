@@ -9,7 +9,6 @@ the others are children that it stops when it stops.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -17,6 +16,8 @@ import signal
 import socket
 import subprocess
 import sys
+
+from eghact_common.serving import run
 
 from .serving import serve
 from .settings import EdgeSettings
@@ -36,7 +37,7 @@ def serve_workers(settings: EdgeSettings, argv: list[str]) -> int:
             [sys.executable, "-m", "eghact_edge.cli", *argv, "--port", str(port), "--public-url", public_url,
              "--worker-index", str(index)], stdout=subprocess.DEVNULL, env=dict(os.environ)))
     try:
-        asyncio.run(serve(dataclasses.replace(settings, port=port, public_url=public_url)))
+        run(serve(dataclasses.replace(settings, port=port, public_url=public_url)))
     finally:
         for child in children:
             with contextlib.suppress(ProcessLookupError):

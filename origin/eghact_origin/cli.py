@@ -20,7 +20,6 @@ Errors print one line to stderr and exit 2 (usage) or 1 (refused).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -124,12 +123,12 @@ def _settings(args: argparse.Namespace) -> OriginSettings:
 
 
 def _serve(settings: OriginSettings) -> int:
-    from eghact_common.serving import serve
+    from eghact_common.serving import run, serve
 
     from .app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    asyncio.run(serve(create_app(settings), host=settings.host, port=settings.port, label="eghact-origin"))
+    run(serve(create_app(settings), host=settings.host, port=settings.port, label="eghact-origin"))
     return 0
 
 
