@@ -30,21 +30,31 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
+def bound_url(runner: web.BaseRunner) -> str:
+    """``http://host:port`` of the first address a started runner is bound to."""
+    host, port = runner.addresses[0][:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+async def until_signal() -> None:
+    """Return on the first SIGTERM or SIGINT (handlers stay installed: a second one is ignored)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 async def serve(app: web.Application, *, host: str, port: int, label: str,
                 shutdown_timeout: float = 10.0) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
-    bound_host, bound_port = runner.addresses[0][:2]
-    shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-    print(f"{label} listening on http://{shown_host}:{bound_port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    print(f"{label} listening on {bound_url(runner)}", flush=True)
     try:
-        await stop.wait()
+        await until_signal()
     finally:
         print(f"{label} stopping", file=sys.stderr, flush=True)
         await runner.cleanup()

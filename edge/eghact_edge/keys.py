@@ -10,13 +10,13 @@ resource becomes one :class:`Route` with one cache key. Parsing is memoised per 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, unquote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from eghact_common import wire
-from eghact_common.errors import BadRequest, InvalidName
+from eghact_common.errors import BadRequest
+from eghact_common.npm_paths import raw_segments, split_package
 
 ABBREVIATED_TYPE = "application/vnd.npm.install-v1+json"
-MAX_NAME = 214
 
 # Cacheable kinds: the content class of eghact_common.cache_policy they belong to.
 PACKUMENT, VERSION, TARBALL, DIST_TAGS, SEARCH, RESOLUTION = (
@@ -46,32 +46,6 @@ def escaped(name: str) -> str:
     return quote(name, safe="@/").replace("/", "%2f")
 
 
-def _segments(raw_path: str) -> list[str]:
-    return [unquote(segment) for segment in raw_path.split("/")[1:]]
-
-
-def _check_name(name: str) -> str:
-    if (not name or len(name) > MAX_NAME or name.count("/") > 1 or name.startswith(".")
-            or any(ord(c) < 0x21 or c in "\\?#" for c in name)):
-        raise InvalidName(f"{name[:60]!r} is not a package name")
-    if name.startswith("@") and ("/" not in name or name.endswith("/") or name.startswith("@/")):
-        raise InvalidName(f"scoped name {name[:60]!r} lacks the package part")
-    return name
-
-
-def _name_and_rest(segments: list[str]) -> tuple[str, list[str]]:
-    first = segments[0]
-    if first.startswith("@") and "/" not in first:
-        if len(segments) < 2 or not segments[1]:
-            raise InvalidName(f"scoped name {first!r} lacks the package part")
-        name, rest = f"{first}/{segments[1]}", segments[2:]
-    else:
-        name, rest = first, segments[1:]
-    if rest and rest[-1] == "":
-        rest = rest[:-1]
-    return _check_name(name), rest
-
-
 def parse(raw: str) -> Route:
     """The route of a raw request target (path and query, as sent on the wire)."""
     path, _, query = raw.partition("?")
@@ -79,7 +53,7 @@ def parse(raw: str) -> Route:
         return Route(None, None, raw, raw, None)
     if path.startswith("/-/"):
         return _special(path, query, raw)
-    name, rest = _name_and_rest(_segments(path))
+    name, rest = split_package(raw_segments(path))
     pkg = wire.package_key(name)
     if not rest:
         upstream = "/" + escaped(name)
@@ -105,9 +79,9 @@ def _special(path: str, query: str, raw: str) -> Route:
         upstream = "/-/v1/search?" + canonical
         return Route(SEARCH, None, upstream, upstream, wire.SEARCH_KEY)
     if path.startswith("/-/package/"):
-        segments = _segments(path)[2:]
+        segments = raw_segments(path)[2:]
         if segments:
-            name, rest = _name_and_rest(segments)
+            name, rest = split_package(segments)
             if rest and rest[0] == "dist-tags" and len(rest) <= 2:
                 upstream = f"/-/package/{escaped(name)}/" + "/".join(quote(r, safe="") for r in rest)
                 return Route(DIST_TAGS, name, upstream, upstream, wire.package_key(name))

@@ -9,12 +9,12 @@ several worker processes share one port (SO_REUSEPORT) and one disk tier.
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import socket
 import sys
 
 from aiohttp import web
+
+from eghact_common.serving import bound_url, until_signal
 
 from .node import EdgeNode
 from .server import EdgeHandler
@@ -36,19 +36,13 @@ async def serve(settings: EdgeSettings, *, sock: socket.socket | None = None, la
                            reuse_port=settings.workers > 1)
     # Bind first (to learn the port), but start the parts before announcing the address.
     await site.start()
-    bound_host, bound_port = runner.addresses[0][:2]
-    shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-    url = f"http://{shown_host}:{bound_port}"
+    url = bound_url(runner)
     node.set_public_url(settings.public_url or url)
     await node.start()
     if settings.worker_index == 0:
         print(f"{label} listening on {url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signal()
     finally:
         print(f"{label} stopping", file=sys.stderr, flush=True)
         await runner.cleanup()

@@ -1,18 +1,12 @@
-"""Package paths as npm spells them.
-
-npm sends a scoped name as one segment with the slash escaped (``/@scope%2fname``), while
-browsers and other clients use ``/@scope/name``; aiohttp's decoded path cannot tell
-``%2f`` from ``/``, so we parse the raw path ourselves and accept every spelling.
-"""
+"""Package paths of the origin's routes (parsing is shared: :mod:`eghact_common.npm_paths`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote
 
-from eghact_common.errors import InvalidName, NotFound
+from eghact_common.npm_paths import raw_segments, split_package
 
-MAX_NAME = 214
+__all__ = ["PackagePath", "package_path", "raw_segments"]
 
 
 @dataclass(frozen=True)
@@ -21,24 +15,7 @@ class PackagePath:
     rest: tuple[str, ...]
 
 
-def raw_segments(raw_path: str) -> list[str]:
-    path = raw_path.split("?", 1)[0]
-    return [unquote(segment) for segment in path.split("/")[1:]]
-
-
 def package_path(segments: list[str]) -> PackagePath:
     """Split decoded segments into the package name and what follows it."""
-    if not segments or not segments[0]:
-        raise NotFound("no package named in the path")
-    first = segments[0]
-    if first.startswith("@") and "/" not in first:
-        if len(segments) < 2 or not segments[1]:
-            raise InvalidName(f"scoped name {first!r} lacks the package part")
-        name, rest = f"{first}/{segments[1]}", segments[2:]
-    else:
-        name, rest = first, segments[1:]
-    if len(name) > MAX_NAME or any(ord(c) < 0x21 for c in name) or name.count("/") > 1:
-        raise InvalidName(f"{name[:60]!r} is not a package name")
-    if rest and rest[-1] == "":
-        rest = rest[:-1]
+    name, rest = split_package(segments)
     return PackagePath(name, tuple(rest))
