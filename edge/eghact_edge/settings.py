@@ -30,7 +30,7 @@ class EdgeSettings:
     coalesce_waiters: int = 1000
     coalesce_timeout: float = 15.0
     warm_top: int = 500                   # popular keys warmed at start
-    warm_concurrency: int = 4
+    warm_concurrency: int = 16
     warm: bool = True
     stats_interval: float = 10.0
     heartbeat_interval: float = 30.0

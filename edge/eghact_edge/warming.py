@@ -29,6 +29,10 @@ REFETCH, NEW_VERSION, REFRESH, POPULAR, HINT = 0, 1, 2, 3, 4
 _SOURCES = {REFETCH: "refetch", NEW_VERSION: "new-version", REFRESH: "refresh", POPULAR: "popular", HINT: "hint"}
 _YIELD_LIMIT = 0.2   # at most this long stepping aside, so warming is never starved
 _BUSY = 16           # client misses in flight at which warming steps aside
+# Under client load warming shrinks to this many workers rather than stopping: the popular
+# keys it fetches are the ones those clients ask for next, so a starved warmer only delays
+# the moment the edge stops missing.
+_FLOOR = 4
 
 
 def split_key(key: str) -> tuple[str, bool]:
@@ -58,7 +62,7 @@ class Warmer:
 
     def start(self) -> None:
         for i in range(self._concurrency):
-            self._tasks.append(asyncio.create_task(self._work(), name=f"warmer-{i}"))
+            self._tasks.append(asyncio.create_task(self._work(i), name=f"warmer-{i}"))
         self._tasks.append(asyncio.create_task(self._refresh_ahead(), name="refresh-ahead"))
 
     async def stop(self) -> None:
@@ -99,11 +103,12 @@ class Warmer:
             if self.is_hot(packument + "#a") or self.is_hot(packument + "#f"):
                 self.enqueue(keys.tarball_path(event.name, event.version), NEW_VERSION)
 
-    async def _work(self) -> None:
+    async def _work(self, index: int) -> None:
         while True:
             priority, _, key, force = await self._queue.get()
             self._queued.discard(key)
-            await self._yield_to_clients()
+            if index >= _FLOOR:
+                await self._yield_to_clients()
             path, abbreviated = split_key(key)
             try:
                 route = keys.parse(path)
