@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import json
 import os
 import shutil
@@ -99,7 +98,7 @@ def make_changes(url: str, admin: str, names: list[str], count: int) -> int:
     for i, name in enumerate(touched):
         version = f"{stamp}.0.{i}"
         doc = manifest(name, version)
-        payload = base64.b64encode(hashlib.sha512(f"{name}{version}".encode()).digest() * 56)
+        payload = base64.b64encode(os.urandom(3600))  # incompressible, like a minified bundle in a .tgz
         tarball = tarball_for(doc, {"lib.js": b"module.exports = '" + payload + b"';\n"})
         new_bytes += len(tarball)
         _send("PUT", f"{url}/{escaped(name)}", publish_body(doc, tarball), admin)
@@ -132,6 +131,49 @@ def _send(method: str, url: str, body: Any, token: str) -> None:
                                      headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=60):
         pass
+
+
+def feed_names(url: str) -> list[str]:
+    names: set[str] = set()
+    since = 0
+    while True:
+        page = json.loads(_get(f"{url}/-/v1/changes?since={since}&limit=10000"))
+        names.update(e["name"] for e in page["results"] if e["type"] != "advisory")
+        if page["last_seq"] <= since:
+            return sorted(names)
+        since = page["last_seq"]
+
+
+def http_ceiling(url: str, names: list[str], concurrency: int = 24) -> tuple[float, int]:
+    """(seconds, bytes) to fetch ``names``' packuments (both forms) and every tarball over HTTP
+    with nothing else done: the most an exporter can get from this origin on this machine."""
+    import asyncio
+
+    import aiohttp
+    from yarl import URL
+
+    async def run() -> tuple[float, int]:
+        total = 0
+        gate = asyncio.Semaphore(concurrency)
+        started = time.perf_counter()
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
+            async def fetch(link: str, accept: str = "application/json") -> bytes:
+                nonlocal total
+                async with gate, session.get(URL(link, encoded=True), headers={"Accept": accept}) as response:
+                    body = await response.read()
+                total += len(body)
+                return body
+
+            async def package(name: str) -> None:
+                full, _ = await asyncio.gather(fetch(f"{url}/{escaped(name)}"), fetch(
+                    f"{url}/{escaped(name)}", "application/vnd.npm.install-v1+json"))
+                links = [v["dist"]["tarball"] for v in json.loads(full)["versions"].values()]
+                await asyncio.gather(*(fetch(link) for link in links))
+
+            await asyncio.gather(*(package(n) for n in names))
+        return time.perf_counter() - started, total
+
+    return asyncio.run(run())
 
 
 def changed_packuments(url: str, names: list[str]) -> int:
@@ -175,6 +217,11 @@ def main() -> int:
                                      "files": part_files, "bundle_MB": round(part.stat().st_size / MB, 1),
                                      "MB_per_s": round(part_bytes / MB / seconds, 1), "peak_rss_MB": round(rss)}
         print("export (filter [a-e]*):", results["export_quarter"], flush=True)
+        names = feed_names(url)
+        seconds, fetched = http_ceiling(url, [n for n in names if n[:1] in "abcde"])
+        results["http_fetch_only_quarter"] = {"seconds": round(seconds, 1), "MB": round(fetched / MB, 1),
+                                              "MB_per_s": round(fetched / MB / seconds, 1)}
+        print("the same packuments and tarballs fetched and dropped:", results["http_fetch_only_quarter"], flush=True)
         seconds, rss, _ = timed(mirror("export", "--origin", url, "--key", str(key), "-o", str(full)))
         full_bytes, full_files = content_bytes(full, trust)
         results["export_full"] = {"seconds": round(seconds, 1), "content_MB": round(full_bytes / MB, 1),
@@ -182,7 +229,6 @@ def main() -> int:
                                   "MB_per_s": round(full_bytes / MB / seconds, 1), "peak_rss_MB": round(rss)}
         print("export (full):", results["export_full"], flush=True)
 
-        names = sorted({e["name"] for e in json.loads(_get(f"{url}/-/v1/changes?since=0&limit=10000"))["results"]})
         new_tarball_bytes = make_changes(url, admin, names, args.changes)
         touched = names[:: max(1, len(names) // args.changes)][: args.changes]
         incremental = work / "incremental.bundle"
@@ -209,12 +255,23 @@ def main() -> int:
     seconds, _, _ = timed(mirror("verify", str(full), "--trust", str(trust)))
     results["verify_full"] = {"seconds": round(seconds, 1), "MB_per_s": round(full_bytes / MB / seconds, 1)}
     print("verify (full):", results["verify_full"], flush=True)
+    staged = work / "staged"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir()
+    seconds, _, _ = timed([sys.executable, "-c", "import sys; from pathlib import Path; "
+                           "from eghact_mirror import keys, stage, verify; "
+                           "verify.verify_bundle(Path(sys.argv[1]), keys.load_trusted_key(Path(sys.argv[2])), "
+                           "sink=stage.StageSink(Path(sys.argv[3])))", str(full), str(trust), str(staged)])
+    shutil.rmtree(staged)
+    results["verify_and_stage_full"] = {"seconds": round(seconds, 1), "MB_per_s": round(full_bytes / MB / seconds, 1)}
+    print("verify + stage, the mirror tool's part of an import:", results["verify_and_stage_full"], flush=True)
     into = work / "mirror"
     shutil.rmtree(into, ignore_errors=True)
     seconds, rss, _ = timed(mirror("import", str(full), "--into", str(into), "--trust", str(trust)))
     results["import_full"] = {"seconds": round(seconds, 1), "MB_per_s": round(full_bytes / MB / seconds, 1),
-                              "peak_rss_MB": round(rss),
-                              "of_which_mirror_apply_s": round(seconds - results["verify_full"]["seconds"], 1)}
+                              "peak_rss_MB_with_mirror_apply_child": round(rss),
+                              "of_which_mirror_apply_s": round(seconds - results["verify_and_stage_full"]["seconds"],
+                                                               1)}
     print("import (full):", results["import_full"], flush=True)
     results["ratios"] = {
         "export_vs_tar_create": round(results["export_full"]["MB_per_s"] / results["tar_zstd"]["create_MB_per_s"], 3),
@@ -222,6 +279,8 @@ def main() -> int:
                                        3),
         "verify_vs_tar_extract": round(results["verify_full"]["MB_per_s"] / results["tar_zstd"]["extract_MB_per_s"],
                                        3),
+        "verify_and_stage_vs_tar_extract": round(
+            results["verify_and_stage_full"]["MB_per_s"] / results["tar_zstd"]["extract_MB_per_s"], 3),
     }
     results["load_average_at_end"] = os.getloadavg()
     print(json.dumps(results, indent=1))

@@ -14,7 +14,29 @@ A DIR is an origin data dir: serve it with ``eghact-origin serve --data DIR --re
 SIZE takes K, M, G suffixes (powers of 1024). A progress bar is drawn only on a terminal.
 Errors print ``eghact-mirror: <code>: <message>`` on stderr; the exit code names the cause:
 
-{table}
+    0                     done (importing the bundle last applied is a no-op, and says so)
+    1  internal_error     unexpected failure (a bug, or an I/O error such as a full disk)
+    2  usage              bad command line
+    3  origin_unavailable the origin cannot be reached or answered something unexpected
+    4  bad_input          an unreadable key, lockfile, --after bundle or data dir
+    5  up_to_date         export: the origin has nothing after the starting seq; no bundle written
+   10  bad_stage          mirror-apply refused the staged layout (a version mismatch between the tools)
+   11  wrong_origin       the bundle comes from another origin than the mirror follows
+   12  downgrade          the bundle ends at or before the mirror's seq
+   13  out_of_order       the bundle does not start where the mirror is (from_seq / previous digest)
+   14  missing_tarball    a packument names a tarball that is neither in the bundle nor in the mirror
+   15  digest_mismatch    a file differs from its signed digest, or a tarball from its packument's integrity
+   16  replay             the bundle was applied before and has been superseded
+   17  apply_failed       mirror-apply failed in an unexpected way (its stderr is shown)
+   20  wrong_key          the bundle is signed by another key than the trusted one
+   21  bad_signature      the index signature does not verify: the index was tampered with
+   22  corrupt            the compressed stream or the tar inside it cannot be decoded (a flipped byte)
+   23  truncated          the bundle stops short: a partial copy
+   24  extra_file         the bundle holds a file its signed index does not list
+   25  missing_file       the signed index lists a file the bundle does not hold
+   26  missing_part       a part of a split bundle is missing
+   27  bad_part           a part of a split bundle differs from its signed part manifest
+   28  not_a_bundle       not an eghact-mirror bundle (no index, unknown format, unsafe member)
 """
 
 from __future__ import annotations
@@ -31,8 +53,6 @@ from . import keys
 from .errors import MirrorError, exit_table
 from .index import Index
 from .progress import for_terminal
-
-__doc__ = (__doc__ or "").replace("{table}", exit_table())
 
 
 def _size(text: str) -> int:

@@ -1,12 +1,15 @@
 """The bundle format: the signed index, the part manifest of a split bundle, and path rules.
 
-A bundle is ONE zstd frame holding a POSIX (pax) tar stream::
+A bundle is ONE zstd frame holding a POSIX ustar stream (every name fits its 100+155-byte
+name and prefix fields, every member is far below its 8 GiB size limit)::
 
     events.jsonl                 the change events of (from_seq, to_seq], one JSON object a line,
                                  as the feed served them (tombstones: unpublish, deprecate)
     packuments/<i>.json          package i's packument, exactly as the origin served it
     packuments/<i>.abbrev.json   the same, abbreviated (Accept: application/vnd.npm.install-v1+json)
-    tarballs/<sha512 hex>        every tarball the bundle carries, once, named by its digest
+    tarballs/<hex 1-64>/<hex 65-128>   every tarball the bundle carries, once, named by its sha512
+                                 (split so that every name fits a plain ustar header: a pax
+                                 header per tarball would double the tar work of reading)
     index.json                   this module's Index, the last file but one
     index.sig                    the raw 64-byte Ed25519 signature of index.json's exact bytes, last
 
@@ -22,7 +25,8 @@ a multi-gigabyte file. The chain is ``previous_digest``: the digest of the bundl
 batch, see ``sync``) that the mirror must have applied last.
 
 The paths inside the bundle are those of the staged layout ``eghact-origin mirror-apply``
-reads, so that importing is extracting plus writing ``stage.json``.
+reads (tarballs aside: ``staged_path`` joins their two halves), so that importing is
+extracting plus writing ``stage.json``.
 
 A split bundle is FILE.part001, FILE.part002, ... (the byte stream cut in pieces) plus
 FILE.parts.json — the part manifest: each part's name, size and sha512, and the bundle
@@ -52,7 +56,8 @@ EVENTS_PATH = "events.jsonl"
 # An index lists every file (~250 bytes each): 256 MiB is a million files with room to spare,
 # and a cap keeps a hostile bundle from making us buffer an endless "index".
 MAX_INDEX_BYTES = 256 * 1024 * 1024
-_CONTENT_PATH = re.compile(r"^(?:events\.jsonl|packuments/[0-9]{1,9}(?:\.abbrev)?\.json|tarballs/[0-9a-f]{128})$")
+_CONTENT_PATH = re.compile(
+    r"^(?:events\.jsonl|packuments/[0-9]{1,9}(?:\.abbrev)?\.json|tarballs/[0-9a-f]{64}/[0-9a-f]{64})$")
 _HEX512 = re.compile(r"^[0-9a-f]{128}$")
 
 
@@ -66,7 +71,12 @@ def packument_paths(i: int) -> tuple[str, str]:
 
 
 def tarball_path(sha512_hex: str) -> str:
-    return f"tarballs/{sha512_hex}"
+    return f"tarballs/{sha512_hex[:64]}/{sha512_hex[64:]}"
+
+
+def staged_path(path: str) -> str:
+    """Where a bundle file goes in mirror-apply's staged layout (``tarballs/<sha512 hex>``)."""
+    return "tarballs/" + path[9:].replace("/", "") if path.startswith("tarballs/") else path
 
 
 def digest(data: bytes) -> str:

@@ -181,6 +181,21 @@ def read_stream(parts: list[tuple[Path, fmt.FileEntry | None]], sink: Sink,
         on_bytes(n)
 
     raw = _PartsReader(parts, count)
+    try:
+        _read_members(raw, result, sink)
+    except MirrorError as error:
+        if error.code in ("corrupt", "truncated"):
+            # A damaged part usually breaks decoding before its end, where its digest would be
+            # checked: name the part (that is what the person holding the media can act on).
+            _find_bad_part(parts)
+        raise
+    finally:
+        raw.close()
+    result.file_sha512 = raw.file_sha512
+    return result
+
+
+def _read_members(raw: _PartsReader, result: StreamResult, sink: Sink) -> None:
     checker = _FrameChecker(raw)
     reader = zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], checker), read_size=CHUNK)
     try:
@@ -197,10 +212,20 @@ def read_stream(parts: list[tuple[Path, fmt.FileEntry | None]], sink: Sink,
         raise MirrorError("corrupt", f"the compressed stream is damaged ({exc}): a flipped or lost byte") from exc
     except tarfile.TarError as exc:
         raise MirrorError("corrupt", f"the tar stream inside the bundle is damaged: {exc}") from exc
-    finally:
-        raw.close()
-    result.file_sha512 = raw.file_sha512
-    return result
+
+
+def _find_bad_part(parts: list[tuple[Path, fmt.FileEntry | None]]) -> None:
+    """Raise ``bad_part`` for the first part that differs from its signed manifest entry."""
+    for path, expected in parts:
+        if expected is None:
+            continue
+        digest = hashlib.sha512()
+        with open(path, "rb") as part:
+            while chunk := part.read(CHUNK):
+                digest.update(chunk)
+        if digest.hexdigest() != expected.sha512:
+            raise MirrorError("bad_part", f"part {path.name} does not match the signed part manifest: a damaged "
+                              "or altered copy (the others are intact)")
 
 
 def _member(tar: tarfile.TarFile, member: tarfile.TarInfo, result: StreamResult, sink: Sink) -> None:

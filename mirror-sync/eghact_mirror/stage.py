@@ -41,7 +41,7 @@ class StageSink:
         self._dirs: set[Path] = set()
 
     def _open(self, path: str) -> BinaryIO:
-        target = self.root / path
+        target = self.root / fmt.staged_path(path)
         if target.parent not in self._dirs:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(target.parent)

@@ -124,15 +124,19 @@ async def _batch(client: OriginClient, options: SyncOptions, spec: SelectionSpec
     plan = RangePlan(link.seq, last, jobs, published, bytes_payload(lines), len(kept))
     staging = stage.create(options.mirror)
     try:
-        got = await Collector(client, stage.StageSink(staging)).run(plan)
+        collector = Collector(client, stage.StageSink(staging))
+        try:
+            got = await collector.run(plan)
+            files = tuple(got.files)  # a batch is small: its entries can be objects
+        finally:
+            collector.result.files.close()
         index = fmt.Index(
             origin_id=origin_id, origin_url=got.base_url or client.url, from_seq=link.seq, to_seq=last,
             created=datetime.now(UTC).isoformat(timespec="seconds"), previous_digest=link.digest,
             key_fingerprint=key.fingerprint if key else None, source="sync",
             selection={"filters": list(options.filters), "closure": False, "top": None, "lockfiles": [],
                        "names": None},
-            packages=tuple(got.packages), removed=tuple(got.removed), event_count=len(kept),
-            files=tuple(got.files))
+            packages=tuple(got.packages), removed=tuple(got.removed), event_count=len(kept), files=files)
         index_bytes = index.encode()
         digest = fmt.digest(index_bytes)
         _journal(options.mirror, digest, index_bytes, key)

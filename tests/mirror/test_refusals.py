@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from eghact_mirror import index as fmt
 from eghact_mirror.errors import EXIT_CODES
 
 from ..support import tree_digest
@@ -41,7 +42,7 @@ def _truncate(src: Path, dst: Path) -> Path:
 
 def _extra(src: Path, dst: Path) -> Path:
     junk = b"not in the index"
-    extra = (f"tarballs/{hashlib.sha512(junk).hexdigest()}", junk)
+    extra = (fmt.tarball_path(hashlib.sha512(junk).hexdigest()), junk)
     return repack(src, dst, lambda members: [*members[:-2], extra, *members[-2:]])
 
 
