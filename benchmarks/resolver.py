@@ -4,10 +4,12 @@
 
 The universe is generated lazily, package by package, from the seed (so 10,000 packages cost
 nothing until the resolver asks for them): each package has ``--versions`` versions over a
-few majors; each version depends on 0-4 earlier packages (mostly nearby, sometimes a popular
-one) with ``^`` ranges, now and then ``~`` or an exact version, a peer or an optional
-dependency, and a few late versions close cycles. Root sets of 3-6 late packages give
-resolutions of roughly 150-250 packages.
+few majors. Packages form ecosystems of 40: each version depends on 0-4 earlier packages of
+its ecosystem or of a popular foundation (the first 30), with ``^`` ranges on what the target
+had published at the time (a tenth of them a major behind) and rewritten mostly at major
+bumps, now and then ``~`` or an exact version, a peer or an optional dependency; a few late
+versions close cycles. Root sets of 4-8 top packages of different ecosystems give
+resolutions of roughly 60-140 packages (deduplicated; isolate nests up to ~400 copies).
 
 For each strategy (dedupe, isolate) and each root set it times a *cold* resolution (a fresh
 provider: packuments parsed, ranges evaluated) and a *warm* one (the provider's parsed
@@ -36,6 +38,9 @@ from eghact_origin.resolver import (  # noqa: E402
     resolve_dedupe,
     resolve_isolate,
 )
+
+CLUSTER = 40  # packages form ecosystems of this size, which depend within themselves ...
+FOUNDATION = 30  # ... and on the first packages, a popular foundation
 
 
 class SyntheticProvider:
@@ -77,26 +82,34 @@ class SyntheticProvider:
     def packument(self, index: int) -> dict[str, Any]:
         name = self.name(index)
         rng = random.Random(f"{self.seed}/deps/{index}")
+        start = index - index % CLUSTER
         targets = []
         if index:
             for _ in range(rng.choice((0, 1, 2, 2, 3, 3, 4))):
-                if rng.random() < 0.15:
-                    targets.append(int(index * rng.random() ** 3))  # popular: low indices
+                if index >= FOUNDATION and rng.random() < 0.2:
+                    targets.append(rng.randrange(FOUNDATION))  # a popular foundation package
                 else:
-                    targets.append(max(0, index - 1 - int(rng.expovariate(1 / 40))))
+                    targets.append(max(start, index - 1 - int(rng.expovariate(1 / 8))))
+        targets = [t for t in targets if t != index]
         roles = ("dependencies",) * 18 + ("peerDependencies", "optionalDependencies")
         plans = [(t, rng.choice(roles), int(rng.random() < 0.1)) for t in sorted(set(targets))]
         docs: dict[str, Any] = {}
         versions = self.version_list(index)
+        current: dict[int, str] = {}
         for k, version in enumerate(versions):
+            # like real manifests, a range is rewritten rarely: at majors, sometimes at minors
+            bump = "major" if version.endswith(".0.0") else "minor" if version.endswith(".0") else "patch"
+            for target, _, lag in plans:
+                if target not in current or rng.random() < {"major": 0.7, "minor": 0.3}.get(bump, 0.03):
+                    current[target] = self._range(rng, target, (k + 1) / len(versions), lag)
             doc: dict[str, Any] = {"name": name, "version": version, "license": "MIT",
                                    "dist": {"tarball": f"https://registry.invalid/{name}/-/{name}-{version}.tgz",
                                             "integrity": f"sha512-{name}-{version}", "unpackedSize": 4096}}
-            for target, role, lag in plans:
-                doc.setdefault(role, {})[self.name(target)] = self._range(rng, target, (k + 1) / len(versions), lag)
-            if k == len(versions) - 1 and index > 50 and rng.random() < 0.01:
-                back = index + 1 + rng.randrange(20)
-                if back < self.packages:  # a late version closes a cycle
+            for target, role, _ in plans:
+                doc.setdefault(role, {})[self.name(target)] = current[target]
+            if k == len(versions) - 1 and index % CLUSTER > 10 and rng.random() < 0.02:
+                back = index + 1 + rng.randrange(5)
+                if back < start + CLUSTER and back < self.packages:  # a late version closes a cycle
                     doc.setdefault("dependencies", {})[self.name(back)] = "*"
             docs[version] = doc
         return {"name": name, "dist-tags": {"latest": versions[-1]}, "versions": docs}
@@ -114,8 +127,8 @@ class SyntheticProvider:
 
 def root_sets(args: argparse.Namespace) -> list[dict[str, str]]:
     rng = random.Random(f"{args.seed}/roots")
-    top = range(args.packages * 3 // 4, args.packages)
-    return [{SyntheticProvider.name(i): "*" for i in rng.sample(top, rng.randint(3, 6))} for _ in range(args.roots)]
+    tops = [i for i in range(FOUNDATION, args.packages) if i % CLUSTER >= CLUSTER - 4]
+    return [{SyntheticProvider.name(i): "*" for i in rng.sample(tops, rng.randint(4, 8))} for _ in range(args.roots)]
 
 
 def main() -> None:
@@ -150,8 +163,8 @@ def main() -> None:
         print(f"{label:8s} {len(cold_times)} resolved, {failures} unresolvable; "
               f"nodes median {statistics.median(sizes):.0f} (min {min(sizes)}, max {max(sizes)}), "
               f"packages loaded median {statistics.median(loads):.0f}")
-        print(f"{'':8s} cold: median {1000 * statistics.median(cold_times):7.1f} ms   max {1000 * max(cold_times):7.1f} ms")
-        print(f"{'':8s} warm: median {1000 * statistics.median(warm_times):7.1f} ms   max {1000 * max(warm_times):7.1f} ms")
+        for kind, times in (("cold", cold_times), ("warm", warm_times)):
+            print(f"{'':8s} {kind}: median {1000 * statistics.median(times):7.1f} ms   max {1000 * max(times):7.1f} ms")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ keeps two indexes -- nodes by name, and nodes by the names they depend on -- so 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ _COLLATION = "_-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789abcdefghijklmnopqrstuv
 _WEIGHT = {c: i for i, c in enumerate(_COLLATION)}
 
 
+@functools.lru_cache(maxsize=16384)
 def collate(text: str) -> tuple[tuple[int, ...], tuple[bool, ...]]:
     """A sort key that orders ASCII as ICU's root collation (npm's ``localeCompare``) does."""
     return tuple(_WEIGHT.get(c.lower(), 256 + ord(c)) for c in text), tuple(c.isupper() for c in text)
@@ -83,8 +85,8 @@ class TreeNode:
         self.tree = False  # in the real tree (and its indexes)
         if cand is not None:
             for dep, kind, spec in cand.info.ordered[index].edges:
-                # a peer dependency on oneself means nothing (and sends npm itself into a crash)
-                if not (dep == name and kind in ("peer", "peerOptional")):
+                # a peer dependency on oneself means nothing; npm crashes on some of them
+                if dep != name or kind not in ("peer", "peerOptional"):
                     self.edges[dep] = TreeEdge(self, dep, spec, kind)
 
     @property
@@ -239,14 +241,18 @@ class Tree:
         """arborist's ``gatherDepSet``: the nodes and their dependencies that nothing outside
         the set depends on (edges for which ``keep`` is false do not count)."""
         deps = grow(nodes, lambda n: [t for e in n.edges.values() if (t := e.to()) is not None and keep(e)])
-        changed = True
-        while changed and deps:
-            changed = False
-            for dep in list(deps):
-                if any(e.source not in deps and keep(e) for e in self.edges_in(dep)):
-                    del deps[dep]
-                    changed = True
-        return list(deps)
+        # arborist removes, until nothing changes, every member with a dependent outside the
+        # set; that fixpoint is the set minus everything reachable from such members, which a
+        # worklist finds in one pass
+        outside = [d for d in deps if any(e.source not in deps and keep(e) for e in self.edges_in(d))]
+        removed = set(outside)
+        for node in outside:
+            for edge in node.edges.values():
+                target = edge.to()
+                if target is not None and target in deps and target not in removed and keep(edge):
+                    removed.add(target)
+                    outside.append(target)
+        return [d for d in deps if d not in removed]
 
     def can_replace_with(self, current: TreeNode, new: TreeNode, ignore_peers: Iterable[str] = ()) -> bool:
         """Whether every dependent of ``current`` (outside its own dependency set) accepts ``new``."""

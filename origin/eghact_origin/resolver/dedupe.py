@@ -15,6 +15,9 @@ edge is dropped only when the search proves it cannot hold. Optional peers forbi
 versions outside their range instead of requiring any (``{X in S, Y in not R}``). Cycles
 need no care: a package is decided once, whoever asks for it again.
 
+Packages are decided fewest-versions-left first (pub's fail-first rule), each at the first
+version of the picker's preference order that is still allowed.
+
 When the search fails, the incompatibility it ends with is derived from a set of external
 facts (request ranges, dependency declarations); :mod:`.explain` turns them into the
 "app needs ..., chart needs ... -- no version of core satisfies both" message.
@@ -22,11 +25,12 @@ facts (request ranges, dependency declarations); :mod:`.explain` turns them into
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict, deque
 from typing import Any
 
 from .explain import Fact, from_facts
-from .graph import Edge, Node, ResolvedGraph
+from .graph import Edge, ResolvedGraph
 from .picker import Candidates, Catalog
 from .policy import Policy
 from .provider import Provider, spec_kind
@@ -42,7 +46,8 @@ class _Incompat:
 
     def __init__(self, terms: dict[str, int], cause: tuple[Any, ...]):
         self.terms = terms
-        self.cause = cause  # ("fact", Fact) | ("soft",) | ("conflict", _Incompat, _Incompat)
+        # ("fact", Fact) | ("edge", (source, versions, dep, spec, kind)) | ("soft",) | ("conflict", a, b)
+        self.cause = cause
 
 
 class _Assignment:
@@ -69,7 +74,8 @@ class _Solver:
         self.by_pkg: dict[str, list[_Assignment]] = defaultdict(list)
         self.allowed: dict[str, int] = {}
         self.decisions: dict[str, int] = {}
-        self.required: dict[str, None] = {}
+        self.required: dict[str, int] = {}  # package -> when it was first required
+        self._ready: list[tuple[int, int, str]] = []  # heap of (versions left, first required, package)
         self.level = 0
         self._edge_incompats: dict[tuple[str, int], list[_Incompat]] = {}
 
@@ -103,8 +109,8 @@ class _Solver:
                 kept[pkg] = mask
         return _Incompat(kept, cause)
 
-    def _needs(self, pkg: str, versions: int) -> int:
-        """The term "pkg is not installed at any of ``versions``" (i.e. the negation of needing them)."""
+    def _outside(self, pkg: str, versions: int) -> int:
+        """The term "``pkg`` is not installed at any of ``versions``": the negation of a need."""
         return self.universe[pkg] & ~versions
 
     # ------------------------------------------------------------------ the solution
@@ -119,8 +125,9 @@ class _Solver:
         self.by_pkg[pkg].append(assignment)
         allowed = self.allowed.get(pkg, self.universe[pkg]) & mask
         self.allowed[pkg] = allowed
-        if not allowed & self.absent[pkg] and pkg not in self.required:
-            self.required[pkg] = None
+        if not allowed & self.absent[pkg]:
+            self.required.setdefault(pkg, len(self.required))
+            self._offer(pkg)
 
     def _backtrack(self, level: int) -> None:
         touched = set()
@@ -135,6 +142,7 @@ class _Solver:
             for assignment in self.by_pkg[pkg]:
                 allowed &= assignment.mask
             self.allowed[pkg] = allowed
+            self._offer(pkg)
         self.level = level
 
     def _satisfier(self, pkg: str, term: int) -> _Assignment:
@@ -223,14 +231,13 @@ class _Solver:
 
     # ------------------------------------------------------------------ decisions
 
-    def _same_edge(self, candidates: Candidates, dep: str, kind: str, spec: str) -> int:
-        mask = 0
-        for i, info in enumerate(candidates.info.ordered):
-            if candidates.allowed >> i & 1 and (dep, kind, spec) in info.edges:
-                mask |= 1 << i
-        return mask
+    @staticmethod
+    def _same_edge(candidates: Candidates, dep: str, kind: str, spec: str) -> int:
+        """The allowed versions that declare the same edge: one incompatibility covers them all."""
+        return candidates.info.edge_mask(dep, kind, spec) & candidates.allowed
 
     def _fact(self, source: str | None, versions: int, dep: str, spec: str, kind: str) -> Fact:
+        """The fact behind an edge incompatibility (built only to explain a failure)."""
         target = self.catalog.get(dep)
         labels: tuple[str, ...] = ()
         if source is not None:
@@ -240,14 +247,14 @@ class _Solver:
                     missing=target is None)
 
     def _edge_incompat(self, source: str, versions: int, dep: str, kind: str, spec: str,
-                       fact: Fact) -> _Incompat | None:
+                       fact: tuple[str, int, str, str, str]) -> _Incompat | None:
         self._register(dep)
         target = self.catalog.get(dep)
         wanted = target.mask(spec) if target is not None else 0
         if kind == "peerOptional":
             forbidden = self.universe[dep] & ~wanted & ~self.absent[dep]
-            return self._make([(source, versions), (dep, forbidden)], ("fact", fact))
-        return self._make([(source, versions), (dep, self._needs(dep, wanted))], ("fact", fact))
+            return self._make([(source, versions), (dep, forbidden)], ("edge", fact))
+        return self._make([(source, versions), (dep, self._outside(dep, wanted))], ("edge", fact))
 
     def _dependencies(self, pkg: str, index: int) -> tuple[list[_Incompat], bool]:
         """The incompatibilities ``pkg`` at ``index`` brings, and whether they are new."""
@@ -258,7 +265,7 @@ class _Solver:
         if pkg in self.virtual:
             source, dep, kind, spec, versions = self.virtual[pkg]
             if index == _ENFORCED:
-                fact = self._fact(source, versions, dep, spec, kind)
+                fact = (source, versions, dep, spec, kind)
                 made.append(self._edge_incompat(pkg, 1 << _ENFORCED, dep, kind, spec, fact))
         else:
             candidates = self.catalog.get(pkg)
@@ -268,7 +275,7 @@ class _Solver:
                     continue
                 versions = self._same_edge(candidates, dep, kind, spec)
                 if kind == "prod" or (kind in ("peer", "peerOptional") and self.peer_error):
-                    fact = self._fact(pkg, versions, dep, spec, kind)
+                    fact = (pkg, versions, dep, spec, kind)
                     made.append(self._edge_incompat(pkg, versions, dep, kind, spec, fact))
                     continue
                 virtual = f"?{pkg}>{dep}:{kind}:{spec}"
@@ -303,6 +310,26 @@ class _Solver:
             self._derive(pkg, 1 << index, None)
             self.decisions[pkg] = index
 
+    def _offer(self, pkg: str) -> None:
+        """Queue ``pkg`` for a decision if it is required and undecided (entries that go stale
+        are skipped when they surface)."""
+        allowed = self.allowed[pkg]
+        if pkg not in self.decisions and not allowed & self.absent[pkg]:
+            heapq.heappush(self._ready, ((allowed & ~self.absent[pkg]).bit_count(), self.required[pkg], pkg))
+
+    def _next(self) -> str | None:
+        """The next package to decide: of those required and undecided, the one with the
+        fewest versions left (pub's fail-first rule: conflicts surface early, and learning
+        prunes the most), first required first among equals."""
+        while self._ready:
+            count, _, pkg = self._ready[0]
+            allowed = self.allowed[pkg]
+            if (pkg not in self.decisions and not allowed & self.absent[pkg]
+                    and (allowed & ~self.absent[pkg]).bit_count() == count):
+                return pkg
+            heapq.heappop(self._ready)
+        return None
+
     def solve(self, roots: dict[str, str]) -> dict[str, int]:
         start = []
         for name, spec in roots.items():
@@ -310,7 +337,7 @@ class _Solver:
             target = self.catalog.get(name)
             wanted = target.mask(spec) if target is not None else 0
             fact = Fact(None, (), name, spec, "prod", empty=target is not None and not wanted, missing=target is None)
-            incompat = self._make({name: self._needs(name, wanted)}, ("fact", fact))
+            incompat = self._make({name: self._outside(name, wanted)}, ("fact", fact))
             if incompat is not None:
                 if not incompat.terms:
                     raise _Failure(incompat)
@@ -318,15 +345,15 @@ class _Solver:
                 start.append(name)
         self._propagate(start)
         while True:
-            pkg = next((p for p in self.required if p not in self.decisions
-                        and not self.allowed[p] & self.absent[p]), None)
+            pkg = self._next()
             if pkg is None:
                 return {p: i for p, i in self.decisions.items() if p not in self.virtual}
             self._choose(pkg)
             self._propagate([pkg])
 
 
-def _facts(incompat: _Incompat) -> list[Fact]:
+def _facts(solver: _Solver, incompat: _Incompat) -> list[Fact]:
+    """The external facts a failure's derivation rests on."""
     facts: list[Fact] = []
     stack, seen = [incompat], set()
     while stack:
@@ -336,8 +363,10 @@ def _facts(incompat: _Incompat) -> list[Fact]:
         seen.add(id(current))
         if current.cause[0] == "conflict":
             stack.extend((current.cause[2], current.cause[1]))
-        elif current.cause[0] == "fact" and current.cause[1] not in facts:
-            facts.append(current.cause[1])
+        elif current.cause[0] != "soft":  # the plumbing of soft edges explains nothing
+            fact = solver._fact(*current.cause[1]) if current.cause[0] == "edge" else current.cause[1]
+            if fact not in facts:
+                facts.append(fact)
     return facts
 
 
@@ -350,7 +379,7 @@ def resolve_dedupe(request: ResolveRequest, provider: Provider) -> ResolvedGraph
     try:
         chosen = solver.solve(dict(request.dependencies))
     except _Failure as failure:
-        error = from_facts(_facts(failure.incompat), catalog.excluded())
+        error = from_facts(_facts(solver, failure.incompat), catalog.excluded())
         error.detail["considered"] = sorted(catalog.considered)
         raise error from None
     return _graph(request, catalog, policy, chosen)
@@ -378,7 +407,12 @@ def _graph(request: ResolveRequest, catalog: Catalog, policy: Policy, chosen: di
             if kind == "peerOptional" and dep not in chosen:
                 continue
             warnings.append(_unmet(name, info.version, dep, kind, spec, chosen, catalog))
-    nodes = _flagged(request, catalog, policy, chosen, edges, declared)
+    installed = []
+    for name, index in chosen.items():
+        candidates = catalog.get(name)
+        assert candidates is not None
+        installed.append((key(name), candidates.info, candidates.info.ordered[index], declared[name]))
+    nodes = policy.nodes(installed, edges)
     for node in nodes.values():
         warnings.extend(policy.node_warnings(node))
     kept = tuple(e for e in edges if e.target in nodes and (e.source == "" or e.source in nodes))
@@ -403,33 +437,3 @@ def _unmet(name: str, version: str, dep: str, kind: str, spec: str, chosen: dict
         code, why = "peer_unmet", f"peer dependency {dep} {spec} is not installed (no version fits)"
     return {"code": code, "package": name, "version": version, "dependency": dep, "range": spec, "kind": kind,
             "installed": installed, "message": f"{name}@{version}: {why}"}
-
-
-def _flagged(request: ResolveRequest, catalog: Catalog, policy: Policy, chosen: dict[str, int],
-             edges: list[Edge], declared: dict[str, dict[str, str]]) -> dict[str, Node]:
-    def reach(kinds: tuple[str, ...]) -> set[str]:
-        out: dict[str, list[str]] = defaultdict(list)
-        for edge in edges:
-            if edge.kind in kinds:
-                out[edge.source].append(edge.target)
-        seen, stack = set(), [""]
-        while stack:
-            for target in out[stack.pop()]:
-                if target not in seen:
-                    seen.add(target)
-                    stack.append(target)
-        return seen
-
-    required, not_peer, anyhow = reach(("prod", "peer")), reach(("prod", "optional")), reach(
-        ("prod", "peer", "optional"))
-    nodes = {}
-    for name, index in chosen.items():
-        node_key = f"node_modules/{name}"
-        if node_key not in anyhow:
-            continue
-        candidates = catalog.get(name)
-        assert candidates is not None
-        nodes[node_key] = policy.node(node_key, candidates.info, candidates.info.ordered[index],
-                                      dependencies=declared[name], optional=node_key not in required,
-                                      peer=node_key not in not_peer)
-    return nodes

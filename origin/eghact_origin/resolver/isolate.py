@@ -24,7 +24,7 @@ ancestor copy; nodes left unreachable (npm's "extraneous") are not reported.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import heapq
 from typing import Any
 
 from eghact_common.errors import Unresolvable
@@ -32,7 +32,7 @@ from eghact_common.errors import Unresolvable
 from . import explain
 from ._placement import OK, REPLACE, PlaceDep
 from ._tree import Tree, TreeEdge, TreeNode, collate, grow, satisfies
-from .graph import Edge, Node, ResolvedGraph
+from .graph import Edge, ResolvedGraph
 from .picker import Catalog
 from .policy import Policy
 from .provider import Provider, spec_kind
@@ -67,7 +67,9 @@ class Builder(Tree):
         root.edges = {name: TreeEdge(root, name, spec, "prod") for name, spec in request.dependencies.items()}
         super().__init__(root)
         self.catalog, self.policy, self.strict = catalog, policy, policy.peer_error
-        self.queue: list[TreeNode] = []
+        self.queue: list[tuple[int, Any, int, TreeNode]] = []
+        self.queued: set[TreeNode] = set()
+        self._pushes = 0
         self.seen: set[TreeNode] = set()
         self.failures: dict[TreeNode, None] = {}
         self.virtual_roots: dict[TreeNode, TreeNode] = {}
@@ -152,15 +154,19 @@ class Builder(Tree):
     # ------------------------------------------------------------------ the loop
 
     def push(self, node: TreeNode) -> None:
-        if node not in self.queue:
-            self.queue.append(node)
+        # arborist's DepsQueue: no repeats; shallowest first, then by location. A node keeps
+        # its location while it is in the tree, so its key can be taken when it is queued.
+        if node not in self.queued:
+            self.queued.add(node)
+            self._pushes += 1
+            heapq.heappush(self.queue, (node.depth, collate(node.location), self._pushes, node))
 
     def build(self) -> None:
         self.push(self.root)
         steps, placed, recent = 0, set(), []
         while self.queue:
-            self.queue.sort(key=lambda n: (n.depth, collate(n.location)))
-            node = self.queue.pop(0)
+            node = heapq.heappop(self.queue)[-1]
+            self.queued.discard(node)
             if node in self.seen or not node.tree:
                 continue
             self.seen.add(node)
@@ -272,10 +278,9 @@ class Builder(Tree):
         self._drop_failures()
         warnings: list[dict[str, Any]] = []
         everything = [n for n in grow([self.root], lambda n: n.children.values()) if not n.link and not n.errors]
-        edges: list[Edge] = [Edge("", self.root.resolve(n).location, "prod", s) for n, s in request.dependencies.items()
-                             if self.root.resolve(n) is not None]
+        edges: list[Edge] = []
         declared: dict[TreeNode, dict[str, str]] = {}
-        for node in everything[1:]:
+        for node in everything:  # the root first: its edges are the request's
             declared[node] = {}
             for edge in node.edges.values():
                 to = edge.to()
@@ -284,11 +289,14 @@ class Builder(Tree):
                     declared[node][edge.name] = edge.spec
                 elif to is not None or edge.type != "peerOptional":
                     warnings.append(self._unmet(edge, to))
-        nodes = self._nodes(declared, edges)
+        nodes = self.policy.nodes([(n.location, n.cand.info, n.cand.info.ordered[n.index], deps)
+                                   for n, deps in declared.items() if n.cand is not None and n is not self.root],
+                                  edges)
         for node in nodes.values():
             warnings.extend(self.policy.node_warnings(node))
         kept = tuple(e for e in edges if e.target in nodes and (not e.source or e.source in nodes))
-        roots = {name: to.location for name in request.dependencies if (to := self.root.resolve(name)) is not None}
+        roots = {name: target for name, target in ((e.target.rsplit("node_modules/", 1)[-1], e.target)
+                                                   for e in kept if not e.source)}
         return ResolvedGraph(roots=roots, nodes=nodes, edges=kept, warnings=tuple(warnings),
                              considered=self.catalog.considered)
 
@@ -305,28 +313,10 @@ class Builder(Tree):
             code = "peer_conflict" if installed else "peer_unmet"
             why = f"conflicts with the installed {installed}" if installed else f"is not installed{because}"
             return _warning(code, edge, f"peer dependency {edge.name} {edge.spec} {why}", installed)
-        # npm always places a dependency somewhere; an unmet one left here means a tree the
-        # algorithm could not build (npm itself crashes on such inputs), never a usable one
-        raise explain.unresolvable(edge.name, [self._requirement(edge)], excluded=self.policy.excluded(edge.name))
-
-    def _nodes(self, declared: dict[TreeNode, dict[str, str]], edges: list[Edge]) -> dict[str, Node]:
-        def reach(kinds: tuple[str, ...]) -> set[str]:
-            out: dict[str, list[str]] = defaultdict(list)
-            for edge in edges:
-                if edge.kind in kinds:
-                    out[edge.source].append(edge.target)
-            return set(grow_keys("", out))
-
-        required, not_peer = reach(("prod", "peer")), reach(("prod", "optional"))
-        anyhow = reach(("prod", "optional", "peer"))
-        nodes = {}
-        for node, dependencies in declared.items():
-            key = node.location
-            if key in anyhow and node.cand is not None:
-                nodes[key] = self.policy.node(key, node.cand.info, node.cand.info.ordered[node.index],
-                                              dependencies=dependencies, optional=key not in required,
-                                              peer=key not in not_peer)
-        return nodes
+        # Only peer conflicts overridden under peer=warn leave a dependency unmet: npm writes
+        # such a tree too (with --force, or when the conflict is not the project's own).
+        return _warning("unmet_dependency", edge, f"dependency {edge.name} {edge.spec} is not met"
+                        + (f" (found {installed})" if installed else because), installed)
 
 
 def _no_settle(recent: list[str]) -> Unresolvable:
@@ -337,18 +327,9 @@ def _no_settle(recent: list[str]) -> Unresolvable:
                                          "because": [message], "looping": names})
 
 
-def grow_keys(start: str, out: dict[str, list[str]]) -> list[str]:
-    seen, queue = {start}, [start]
-    for here in queue:
-        for there in out[here]:
-            if there not in seen:
-                seen.add(there)
-                queue.append(there)
-    return queue[1:]
-
-
 def _warning(code: str, edge: TreeEdge, why: str, installed: str | None = None) -> dict[str, Any]:
     source = edge.source
-    return {"code": code, "package": source.name, "version": str(source.version), "key": source.location,
+    version = str(source.version) if source.version is not None else None
+    return {"code": code, "package": source.name or None, "version": version, "key": source.location,
             "dependency": edge.name, "range": edge.spec, "kind": edge.type, "installed": installed,
             "message": f"{source.label()}: {why}"}

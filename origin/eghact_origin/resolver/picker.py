@@ -41,15 +41,8 @@ class Candidates:
     def __init__(self, info: PackageInfo, allowed: int, strategy: str):
         self.info = info
         self.allowed = allowed
-        indices = [i for i in range(len(info.ordered)) if allowed >> i & 1]
-        fresh = [i for i in indices if not info.ordered[i].deprecated]
-        stale = [i for i in indices if info.ordered[i].deprecated]
-        if strategy == "lowest":
-            self.order = tuple(fresh + stale)
-        else:
-            latest = info.index.get(info.dist_tags.get("latest", ""))
-            first = [latest] if latest in fresh else []
-            self.order = tuple(first + [i for i in reversed(fresh) if i != latest] + stale[::-1])
+        lowest = strategy == "lowest"
+        self.order: tuple[int, ...] = info.memo(("order", allowed, lowest), lambda: _order(info, allowed, lowest))
 
     @property
     def name(self) -> str:
@@ -77,6 +70,17 @@ class Candidates:
     def choices(self, mask: int) -> list[str]:
         """The versions inside ``mask``, most preferred first."""
         return [self.info.ordered[i].version for i in self.order if mask >> i & 1]
+
+
+def _order(info: PackageInfo, allowed: int, lowest: bool) -> tuple[int, ...]:
+    indices = [i for i in range(len(info.ordered)) if allowed >> i & 1]
+    fresh = [i for i in indices if not info.ordered[i].deprecated]
+    stale = [i for i in indices if info.ordered[i].deprecated]
+    if lowest:
+        return tuple(fresh + stale)
+    latest = info.index.get(info.dist_tags.get("latest", ""))
+    first = [latest] if latest in fresh else []
+    return tuple(first + [i for i in reversed(fresh) if i != latest] + stale[::-1])
 
 
 class Catalog:

@@ -19,6 +19,7 @@ Verdicts are cached per policy (one policy per resolution) and per package.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from eghact_common import semver
 from eghact_common.capabilities import InvalidCapability, capability_matches, capability_overlaps
 from eghact_common.spdx import InvalidLicense, satisfies_allow_list
 
-from .graph import Node
+from .graph import Edge, Node
 from .provider import PackageInfo, VersionInfo
 from .request import ResolveRequest
 
@@ -58,6 +59,11 @@ class Policy:
         self.security = request.strategy.security
         self.framework = semver.parse(request.framework, loose=True) if request.framework else None
         self.peer_error = request.policy.peer == "error"
+        #: what decides exclusions; no rules at all (the common case) excludes nothing
+        self._rules = (self._deny, self._allow, self._licences, self.security == "strict",
+                       self.framework.version if self.framework else None)
+        self._inert = not (self._deny or self._allow is not None or self._licences is not None
+                           or self.security == "strict" or self.framework is not None)
         self._allowed: dict[str, int] = {}
         self._excluded: dict[str, list[Exclusion]] = {}
         self._capability: dict[str, str | None] = {}
@@ -65,18 +71,26 @@ class Policy:
     # ------------------------------------------------------------------ exclusion
 
     def allowed(self, package: PackageInfo) -> int:
-        """The bit mask of ``package.ordered`` that the policy lets be installed."""
+        """The bit mask of ``package.ordered`` that the policy lets be installed. Verdicts are
+        kept on the package, so requests with the same rules share them."""
         mask = self._allowed.get(package.name)
         if mask is None:
-            mask, excluded = 0, []
-            for i, info in enumerate(package.ordered):
-                reasons = self.reasons(package, info)
-                if reasons:
-                    excluded.append(Exclusion(package.name, info.version, "; ".join(reasons)))
-                else:
-                    mask |= 1 << i
+            if self._inert:
+                mask, excluded = package.all_mask, []
+            else:
+                mask, excluded = package.memo(("policy", self._rules), lambda: self._judge(package))
             self._allowed[package.name], self._excluded[package.name] = mask, excluded
         return mask
+
+    def _judge(self, package: PackageInfo) -> tuple[int, list[Exclusion]]:
+        mask, excluded = 0, []
+        for i, info in enumerate(package.ordered):
+            reasons = self.reasons(package, info)
+            if reasons:
+                excluded.append(Exclusion(package.name, info.version, "; ".join(reasons)))
+            else:
+                mask |= 1 << i
+        return mask, excluded
 
     def excluded(self, name: str) -> list[Exclusion]:
         """What :meth:`allowed` excluded from the package, with reasons (empty if not asked yet)."""
@@ -181,6 +195,17 @@ class Policy:
             advisories=self.advisories(package, info),
         )
 
+    def nodes(self, installed: Iterable[tuple[str, PackageInfo, VersionInfo, dict[str, str]]],
+              edges: Sequence[Edge]) -> dict[str, Node]:
+        """The graph nodes for ``(key, package, version, dependencies met)`` copies, flagged as
+        the request reaches them (``optional``: only through optional edges; ``peer``: only
+        through peer edges). A copy nothing reaches is left out."""
+        required, not_peer = _reach(edges, ("prod", "peer")), _reach(edges, ("prod", "optional"))
+        reached = _reach(edges, ("prod", "peer", "optional"))
+        return {key: self.node(key, package, info, dependencies=dependencies, optional=key not in required,
+                               peer=key not in not_peer)
+                for key, package, info, dependencies in installed if key in reached}
+
     @staticmethod
     def node_warnings(node: Node) -> list[dict[str, Any]]:
         """The warnings an installed node earns by itself: advisories and deprecation."""
@@ -200,3 +225,19 @@ class Policy:
                              "message": f"{node.name}@{node.version}: optional capabilities disabled by policy: "
                                         + ", ".join(node.disabled_capabilities)})
         return warnings
+
+
+def _reach(edges: Sequence[Edge], kinds: tuple[str, ...]) -> set[str]:
+    """The node keys reachable from the request ("") through edges of ``kinds``."""
+    out: dict[str, list[str]] = {}
+    for edge in edges:
+        if edge.kind in kinds:
+            out.setdefault(edge.source, []).append(edge.target)
+    seen: set[str] = set()
+    stack = [""]
+    while stack:
+        for target in out.get(stack.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                stack.append(target)
+    return seen

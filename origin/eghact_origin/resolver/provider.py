@@ -15,9 +15,10 @@ never loaded).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -42,6 +43,7 @@ SpecKind = Literal["range", "version", "tag", "unsupported"]
 _DIST_TAG = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
 
 
+@functools.lru_cache(maxsize=16384)
 def spec_kind(spec: str) -> SpecKind:
     """How npm-package-arg reads a registry dependency spec: an exact version, a range, a
     dist-tag, or something a registry resolver cannot follow (alias, git, URL, path)."""
@@ -109,6 +111,8 @@ class PackageInfo:
     ordered: tuple[VersionInfo, ...] = field(init=False, repr=False)
     index: Mapping[str, int] = field(init=False, repr=False)
     _masks: dict[str, int] = field(init=False, repr=False, default_factory=dict)
+    _edge_masks: dict[tuple[str, str, str], int] | None = field(init=False, repr=False, default=None)
+    _memo: dict[Hashable, Any] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         by_canonical = {}
@@ -151,6 +155,25 @@ class PackageInfo:
                 bits |= 1 << latest
         self._masks[spec] = bits
         return bits
+
+    def edge_mask(self, name: str, kind: str, spec: str) -> int:
+        """The versions that declare the edge ``(name, kind, spec)`` (indexed on first use)."""
+        if self._edge_masks is None:
+            index: dict[tuple[str, str, str], int] = {}
+            for i, info in enumerate(self.ordered):
+                for edge in info.edges:
+                    index[edge] = index.get(edge, 0) | 1 << i
+            object.__setattr__(self, "_edge_masks", index)
+        assert self._edge_masks is not None
+        return self._edge_masks.get((name, kind, spec), 0)
+
+    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, remembered under ``key`` for as long as this package is cached: how
+        per-request views (a policy's verdicts, a strategy's preference order) are shared by
+        the requests that agree on them."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def version_of(self, index: int) -> semver.Version:
         return self.sorted_versions[index]
