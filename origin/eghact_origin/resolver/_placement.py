@@ -83,7 +83,8 @@ class CanPlace:
             entry_node = entry_edge.to()
             vr = dep.parent
             rep = vr.children.get(entry_node.name) if vr is not None and entry_node is not None else None
-            if rep is not None and entry_node is not None and b.can_replace_with(entry_node, rep, set(vr.children)):
+            if rep is not None and entry_node is not None and vr is not None and b.can_replace_with(
+                    entry_node, rep, set(vr.children)):
                 continue
             if rep is None and vr is not None and entry_node is not None and self._can_clobber(entry_node, vr):
                 continue
@@ -218,7 +219,7 @@ class PlaceDep:
         for name, edge in old.edges.items():
             to = edge.to()
             if name not in placed.edges and to is not None:
-                old_deps.extend(b.gather_dep_set([to], lambda e, to=to: e.to() is not to))
+                old_deps.extend(b.gather_dep_set([to], _not_into(to, check_conflicts=False)))
         prune: list[TreeNode] = []
         for edge in b.edges_in(old):
             if satisfies(placed, edge) or not edge.peer or edge.source.parent is not target or edge.peer_conflicted:
@@ -226,7 +227,7 @@ class PlaceDep:
             for entry_edge in b.peer_entry_sets(edge.source):
                 entry = entry_edge.to()
                 if entry is not None and entry is not target and entry_edge.source is not b.root:
-                    prune.extend(b.gather_dep_set([entry], _not_into(entry)))
+                    prune.extend(b.gather_dep_set([entry], _not_into(entry, check_conflicts=True)))
                 else:
                     edge.peer_conflicted = True
         b.replace(placed, old)
@@ -241,8 +242,8 @@ class PlaceDep:
             yield from child.walk()
 
 
-def _not_into(node: TreeNode) -> Callable[[TreeEdge], bool]:
+def _not_into(node: TreeNode, *, check_conflicts: bool) -> Callable[[TreeEdge], bool]:
     def keep(edge: TreeEdge) -> bool:
-        return edge.to() is not node and not edge.peer_conflicted
+        return edge.to() is not node and not (check_conflicts and edge.peer_conflicted)
 
     return keep

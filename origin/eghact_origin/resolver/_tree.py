@@ -157,6 +157,13 @@ def grow(start: Iterable[TreeNode], more: Callable[[TreeNode], Iterable[TreeNode
     return found
 
 
+def _valid_and_not_into(node: TreeNode) -> Callable[[TreeEdge], bool]:
+    def keep(edge: TreeEdge) -> bool:
+        return edge.to() is not node and edge.valid()
+
+    return keep
+
+
 class Tree:
     """The real tree under ``root`` and the surgery placement performs on it."""
 
@@ -167,6 +174,9 @@ class Tree:
         self.named: dict[str, dict[TreeNode, None]] = {}  # real-tree nodes by name
         self.dependents: dict[str, dict[TreeNode, None]] = {}  # real-tree nodes by the names they depend on
         self._index(root, True)
+        # every change of shape bumps the version; edges_in answers are reused until then
+        self._version = 0
+        self._edges_in: dict[TreeNode, tuple[int, list[TreeEdge]]] = {}
 
     def peer_conflict(self, edge: TreeEdge, dep: TreeNode) -> Exception:
         """The error for a peer conflict under ``strict`` (the isolate solver explains it)."""
@@ -200,6 +210,7 @@ class Tree:
             self.detach(old)
         node.parent = parent
         parent.children[node.name] = node
+        self._version += 1
         if parent.tree:
             self._index(node, True)
 
@@ -209,6 +220,7 @@ class Tree:
         if parent is not None and parent.children.get(node.name) is node:
             del parent.children[node.name]
         node.parent = None
+        self._version += 1
         if node.tree:
             self._index(node, False)
 
@@ -220,11 +232,20 @@ class Tree:
             kid.parent = new
             new.children[kid.name] = kid
         old.children = {}
+        self._version += 1
         self.detach(old)
         self.attach(new, parent)
 
     def edges_in(self, node: TreeNode) -> list[TreeEdge]:
-        """The edges that resolve to ``node``."""
+        """The edges that resolve to ``node`` (the same list until the tree changes)."""
+        cached = self._edges_in.get(node)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        found = self._find_edges_in(node)
+        self._edges_in[node] = (self._version, found)
+        return found
+
+    def _find_edges_in(self, node: TreeNode) -> list[TreeEdge]:
         if node.tree:
             sources: Iterable[TreeNode] = self.dependents.get(node.name, {})
         else:
@@ -264,7 +285,16 @@ class Tree:
             and e.source.name in ignored) and not satisfies(new, e)]
         if not unmet:
             return True
-        own = set(self.gather_dep_set([current], lambda e: e.to() is not current and e.valid()))
+        if any(e.source.parent is None for e in unmet):
+            return False  # a top (the root) is in nobody's dependency set
+        def keep(edge: TreeEdge) -> bool:
+            return edge.to() is not current and edge.valid()
+
+        # cheap first: what current cannot even reach is certainly outside its dependency set
+        reach = grow([current], lambda n: [t for e in n.edges.values() if (t := e.to()) is not None and keep(e)])
+        if any(e.source not in reach for e in unmet):
+            return False
+        own = set(self.gather_dep_set([current], keep))
         return all(e.source in own for e in unmet)
 
     def can_dedupe(self, node: TreeNode) -> bool:
@@ -295,7 +325,7 @@ class Tree:
     def prune_for_replacement(self, node: TreeNode, old_deps: list[TreeNode]) -> None:
         invalid = {t: None for e in node.edges.values() if (t := e.to()) is not None and not e.valid()}
         for dep in old_deps:
-            invalid.update(dict.fromkeys(self.gather_dep_set([dep], lambda e, d=dep: e.to() is not d and e.valid())))
+            invalid.update(dict.fromkeys(self.gather_dep_set([dep], _valid_and_not_into(dep))))
         for dep in self.gather_dep_set(invalid, lambda e: e.source is not node and e.to() is not node and e.valid()):
             self.detach(dep)
 

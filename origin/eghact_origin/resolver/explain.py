@@ -35,6 +35,7 @@ __all__ = ["ROOT", "Fact", "Requirement", "Step", "from_facts", "label", "unreso
 
 #: how explanations name the request itself
 ROOT = "app"
+_MAX_CLAUSES = 12
 _KIND_WORDS = {"prod": "", "optional": "optional ", "peer": "peer ", "peerOptional": "optional peer "}
 
 
@@ -101,9 +102,14 @@ def unresolvable(
         tail = f"no version of {package} satisfies all of {', '.join(ranges[:-1])} and {ranges[-1]}"
     relevant = [e for e in excluded if any(semver.satisfies(e.version, r, loose=True) for r in ranges)]
     if relevant:
-        shown = "; ".join(str(e) for e in relevant[:5])
-        tail += f" ({shown}{'; ...' if len(relevant) > 5 else ''})"
-    message = (", ".join(clauses) + " — " if clauses else "") + tail
+        listed = "; ".join(str(e) for e in relevant[:5])
+        tail += f" ({listed}{'; ...' if len(relevant) > 5 else ''})"
+    # the chains on the conflict package come first; a long proof is cut short here and
+    # kept whole in detail["because"]
+    shown = clauses[:_MAX_CLAUSES]
+    if len(clauses) > _MAX_CLAUSES:
+        shown.append(f"and {len(clauses) - _MAX_CLAUSES} more (detail.because)")
+    message = (", ".join(shown) + " — " if shown else "") + tail
     detail: dict[str, Any] = {
         "conflict": {"package": package, "requirements": [r.as_dict() for r in requirements]},
         "because": clauses,
@@ -150,11 +156,11 @@ def _chain(facts: Sequence[Fact], to: str | None) -> list[Fact]:
     chain: list[Fact] = []
     node: str | None = to
     while node is not None:
-        fact = came[node]
-        if fact is None:
+        step = came[node]
+        if step is None:
             break
-        chain.append(fact)
-        node = fact.source
+        chain.append(step)
+        node = step.source
     return chain[::-1]
 
 

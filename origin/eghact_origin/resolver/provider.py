@@ -76,22 +76,20 @@ class VersionInfo:
     integrity: str = ""
     size: int = 0
     #: every declared edge as (name, type, spec), in the order and with the precedence npm's
-    #: arborist gives them: peers first, then dependencies (which replace a peer of the same
-    #: name), then optionalDependencies (which replace a dependency of the same name)
+    #: arborist gives them: peers, optional peers, dependencies, optionalDependencies; a later
+    #: map's entry replaces an earlier one of the same name and moves to the end (the order in
+    #: which npm fetches a node's missing dependencies, which shapes its layout)
     edges: tuple[tuple[str, EdgeType, str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         declared: dict[str, tuple[EdgeType, str]] = {}
-        for name, spec in self.peer_dependencies.items():
-            if name not in self.peer_optional:
-                declared[name] = ("peer", spec)
-        for name, spec in self.peer_dependencies.items():
-            if name in self.peer_optional:
-                declared[name] = ("peerOptional", spec)
-        for name, spec in self.dependencies.items():
-            declared[name] = ("prod", spec)
-        for name, spec in self.optional_dependencies.items():
-            declared[name] = ("optional", spec)
+        peers = [(n, s) for n, s in self.peer_dependencies.items() if n not in self.peer_optional]
+        optional_peers = [(n, s) for n, s in self.peer_dependencies.items() if n in self.peer_optional]
+        for kind, entries in (("peer", peers), ("peerOptional", optional_peers),
+                              ("prod", self.dependencies.items()), ("optional", self.optional_dependencies.items())):
+            for name, spec in entries:
+                declared.pop(name, None)
+                declared[name] = (kind, spec)  # type: ignore[assignment]
         object.__setattr__(self, "edges", tuple((name, kind, spec) for name, (kind, spec) in declared.items()))
 
 
@@ -115,7 +113,7 @@ class PackageInfo:
     _memo: dict[Hashable, Any] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        by_canonical = {}
+        by_canonical: dict[str, VersionInfo] = {}
         for text, info in self.versions.items():
             parsed = semver.parse(text, loose=True)
             if parsed is not None:
@@ -191,6 +189,10 @@ class Provider(Protocol):
         ...
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _string_map(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping):
         return {}
@@ -202,10 +204,10 @@ def _strings(value: object) -> tuple[str, ...]:
 
 
 def _version_info(name: str, version: str, doc: Mapping[str, Any]) -> VersionInfo:
-    eghact = doc.get("eghact") if isinstance(doc.get("eghact"), Mapping) else None
-    capabilities = eghact.get("capabilities") if eghact and isinstance(eghact.get("capabilities"), Mapping) else {}
-    meta = doc.get("peerDependenciesMeta") if isinstance(doc.get("peerDependenciesMeta"), Mapping) else {}
-    dist = doc.get("dist") if isinstance(doc.get("dist"), Mapping) else {}
+    eghact = _mapping(doc.get("eghact"))
+    capabilities = _mapping(eghact.get("capabilities"))
+    meta = _mapping(doc.get("peerDependenciesMeta"))
+    dist = _mapping(doc.get("dist"))
     deprecated = doc.get("deprecated")
     size = dist.get("unpackedSize", dist.get("size", 0))
     licence = doc.get("license")
@@ -218,8 +220,8 @@ def _version_info(name: str, version: str, doc: Mapping[str, Any]) -> VersionInf
         peer_optional=frozenset(k for k, v in meta.items() if isinstance(v, Mapping) and v.get("optional") is True),
         # npm treats an empty deprecation message as "not deprecated"
         deprecated=deprecated if isinstance(deprecated, str) and deprecated else None,
-        type=str(eghact.get("type", "library")) if eghact else "library",
-        framework=eghact.get("version") if eghact and isinstance(eghact.get("version"), str) else None,
+        type=str(eghact.get("type", "library")) if eghact else "library",  # no eghact block: a library
+        framework=eghact["version"] if isinstance(eghact.get("version"), str) else None,
         capabilities_required=_strings(capabilities.get("required")),
         capabilities_optional=_strings(capabilities.get("optional")),
         license=licence if isinstance(licence, str) else None,
@@ -234,7 +236,7 @@ def package_info_from_packument(doc: Mapping[str, Any], advisories: list[dict[st
     and the advisories that name the package. Malformed parts are skipped, never fatal: a
     packument is what the registry already accepted."""
     name = str(doc.get("name", ""))
-    raw_versions = doc.get("versions") if isinstance(doc.get("versions"), Mapping) else {}
+    raw_versions = _mapping(doc.get("versions"))
     versions = {
         version: _version_info(name, version, body)
         for version, body in raw_versions.items()
@@ -283,9 +285,9 @@ class MemoryProvider:
         versions = {v: _filled(name, body or {}, v) for v, body in (raw.get("versions") or {}).items()}
         tags = dict(raw.get("dist-tags") or {})
         if "latest" not in tags:
-            releases = [v for v in versions if semver.valid(v) and not semver.parse(v).prerelease]
+            releases = [p for p in map(semver.parse, versions) if p is not None and not p.prerelease]
             if releases:
-                tags["latest"] = max(releases, key=semver.parse)
+                tags["latest"] = max(releases).raw
         doc = {"name": name, "dist-tags": tags, "versions": versions}
         info = package_info_from_packument(doc, list(raw.get("advisories") or ()))
         self._cache[name] = info

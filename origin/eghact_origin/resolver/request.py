@@ -165,6 +165,10 @@ def _spec_problem(spec: str) -> str | None:
     return None
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _semantic_problems(body: Mapping[str, Any]) -> list[str]:
     """The rules pydantic's types cannot say; each part is checked only if its type is right
     (pydantic has already reported it otherwise)."""
@@ -176,16 +180,15 @@ def _semantic_problems(body: Mapping[str, Any]) -> list[str]:
             if not isinstance(name, str):
                 continue
             names.add(name)
-            for why in check_name(name, legacy=True):
-                problems.append(f"dependencies[{name!r}]: invalid package name: {why}")
+            problems.extend(f"dependencies[{name!r}]: invalid package name: {p}" for p in check_name(name, legacy=True))
             if isinstance(spec, str) and (why := _spec_problem(spec)):
                 problems.append(f"dependencies[{name!r}]: {why}")
     eager = body.get("eager")
     if isinstance(eager, list | tuple) and isinstance(deps, Mapping):
         problems.extend(f"eager: {name!r} is not one of the dependencies" for name in eager
                         if isinstance(name, str) and name not in names)
-    policy = body.get("policy") if isinstance(body.get("policy"), Mapping) else {}
-    caps = policy.get("capabilities") if isinstance(policy.get("capabilities"), Mapping) else {}
+    policy = _mapping(body.get("policy"))
+    caps = _mapping(policy.get("capabilities"))
     for key in ("allow", "deny"):
         patterns = caps.get(key)
         for pattern in patterns if isinstance(patterns, list | tuple) else ():
@@ -194,7 +197,7 @@ def _semantic_problems(body: Mapping[str, Any]) -> list[str]:
                     capability_matches("dom:read", pattern)
                 except InvalidCapability as exc:
                     problems.append(f"policy.capabilities.{key}: {exc}")
-    licences = policy.get("licenses") if isinstance(policy.get("licenses"), Mapping) else {}
+    licences = _mapping(policy.get("licenses"))
     allow = licences.get("allow")
     for entry in allow if isinstance(allow, list | tuple) else ():
         if isinstance(entry, str):

@@ -55,9 +55,10 @@ def test_an_abbreviated_packument_is_read() -> None:
     assert top.license == "MIT OR Apache-2.0"
     assert top.tarball.endswith("chart-2.1.0.tgz") and top.integrity == "sha512-abc" and top.size == 12345
     assert top.peer_optional == frozenset({"devtools"})
-    # npm's precedence: peers, then dependencies over peers, then optionalDependencies over both
-    assert top.edges == (("eghact-runtime", "peer", "^2.0.0"), ("core", "prod", "^3.0.0"),
-                         ("devtools", "peerOptional", "*"), ("both", "optional", "^1.1.0"),
+    # npm's precedence and order: peers, optional peers, dependencies, optionalDependencies; a
+    # later map replaces an earlier entry of the same name, which moves to the end
+    assert top.edges == (("eghact-runtime", "peer", "^2.0.0"), ("devtools", "peerOptional", "*"),
+                         ("core", "prod", "^3.0.0"), ("both", "optional", "^1.1.0"),
                          ("webgl", "optional", "^1.0.0"))
     old = info.versions["2.0.0"]
     assert old.type == "library" and old.framework is None and old.deprecated == "use 2.1.0"
