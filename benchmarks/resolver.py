@@ -128,7 +128,7 @@ class SyntheticProvider:
 def root_sets(args: argparse.Namespace) -> list[dict[str, str]]:
     rng = random.Random(f"{args.seed}/roots")
     tops = [i for i in range(FOUNDATION, args.packages) if i % CLUSTER >= CLUSTER - 4]
-    return [{SyntheticProvider.name(i): "*" for i in rng.sample(tops, rng.randint(4, 8))} for _ in range(args.roots)]
+    return [{SyntheticProvider.name(i): "*" for i in rng.sample(tops, rng.randint(10, 16))} for _ in range(args.roots)]
 
 
 def main() -> None:
