@@ -8,8 +8,8 @@ few majors. Packages form ecosystems of 40: each version depends on 0-4 earlier 
 its ecosystem or of a popular foundation (the first 30), with ``^`` ranges on what the target
 had published at the time (a tenth of them a major behind) and rewritten mostly at major
 bumps, now and then ``~`` or an exact version, a peer or an optional dependency; a few late
-versions close cycles. Root sets of 4-8 top packages of different ecosystems give
-resolutions of roughly 60-140 packages (deduplicated; isolate nests up to ~400 copies).
+versions close cycles. Root sets of 10-16 top packages of different ecosystems give
+resolutions of roughly 100-270 packages (deduplicated; isolate nests 250-750 copies).
 
 For each strategy (dedupe, isolate) and each root set it times a *cold* resolution (a fresh
 provider: packuments parsed, ranges evaluated) and a *warm* one (the provider's parsed

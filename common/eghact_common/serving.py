@@ -8,6 +8,7 @@ requests finish, closes feed streams, and closes the store before exiting 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Coroutine
@@ -28,6 +29,16 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     except ImportError:  # uvloop does not build on every platform; the stdlib loop is correct, only slower
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel background tasks and wait until each has really stopped; empties the list."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    tasks.clear()
 
 
 def bound_url(runner: web.BaseRunner) -> str:

@@ -31,6 +31,7 @@ import aiohttp
 
 from eghact_common import wire
 from eghact_common.errors import UpstreamUnavailable
+from eghact_common.serving import cancel_and_wait
 
 from .cache import TieredCache
 from .entry import Entry
@@ -108,12 +109,7 @@ class Follower:
                 self._tasks.append(asyncio.create_task(self._saver(), name="feed-seq-saver"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_and_wait(self._tasks)
         if self._persist and self.state.known:
             await self.state_file.save(self.state)
 

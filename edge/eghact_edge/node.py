@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from eghact_common.blocking import run_blocking
+from eghact_common.serving import cancel_and_wait
 
 from . import keys
 from .cache import TieredCache
@@ -100,11 +101,7 @@ class EdgeNode:
             self._tasks.append(asyncio.create_task(self._warm_popular(), name="warm-popular"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         await self.warmer.stop()
         await self.fleet.stop()
         await self.follower.stop()

@@ -10,12 +10,12 @@ aside while client misses are in flight (warming must never slow a client down).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections.abc import Callable
 
 from eghact_common import wire
+from eghact_common.serving import cancel_and_wait
 
 from . import keys
 from .entry import Entry
@@ -66,12 +66,7 @@ class Warmer:
         self._tasks.append(asyncio.create_task(self._refresh_ahead(), name="refresh-ahead"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_and_wait(self._tasks)
 
     @property
     def pending(self) -> int:

@@ -27,6 +27,7 @@ from cachetools import LRUCache
 
 from eghact_common import wire
 from eghact_common.errors import NotFound
+from eghact_common.serving import cancel_and_wait
 
 from .auth import AccessPolicy, Principal
 from .packument import strong_etag
@@ -77,8 +78,7 @@ class Resolutions:
             self._learn(json.loads(text))
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        await cancel_and_wait(list(self._tasks))
         with contextlib.suppress(Exception):  # hit counts are advisory
             await self._store.write(self._fold_hits)
         if self._pool is not None:
