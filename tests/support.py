@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,13 +85,29 @@ class OriginProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream:
-                stream.close()
-        return code
+        return stop_child(self.proc, sig, timeout)
+
+
+def stop_child(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+    """Signal a server child (unless it already exited), wait, close its pipes; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    code = proc.wait(timeout)
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+    return code
+
+
+def get(url: str, accept: str | None = None, token: str | None = None) -> bytes:
+    """A GET over urllib (tests that must not share an event loop with a server)."""
+    request = urllib.request.Request(url)
+    if accept:
+        request.add_header("Accept", accept)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
 
 
 def cli(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:

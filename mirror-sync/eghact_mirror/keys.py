@@ -86,8 +86,8 @@ def generate(path: Path, *, force: bool = False) -> SigningKey:
         for existing in (path, pub_path):
             if existing.exists():
                 raise MirrorError("bad_input", f"{existing} exists; pass --force to replace the key pair")
-    _write(path, private_pem, 0o600)
-    _write(pub_path, public_pem, 0o644)
+    write_file(path, private_pem, 0o600)
+    write_file(pub_path, public_pem, 0o644)
     return key
 
 
@@ -95,7 +95,8 @@ def public_path(path: Path) -> Path:
     return path.with_name(path.name + ".pub")
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
+def write_file(path: Path, data: bytes, mode: int) -> None:
+    """Write atomically (temp file, fsync, rename) with ``mode`` from the first byte."""
     # O_EXCL on a fresh temp name, then rename: the private key is never readable by others,
     # not even for the moment between create and chmod.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -16,12 +16,11 @@ refused bundle gets its record printed, never kept in the mirror: a refusal chan
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .keys import write_file
 from .verify import Verified
 
 
@@ -110,13 +109,4 @@ def keep(mirror: Path, verified: Verified, record: dict[str, Any], signature: by
 
 
 def _atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:16]}-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file(path, data, 0o644)

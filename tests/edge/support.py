@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..support import PYTHONPATH
+from ..support import PYTHONPATH, stop_child
 
 
 @dataclass
@@ -60,13 +60,7 @@ class EdgeProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream:
-                stream.close()
-        return code
+        return stop_child(self.proc, sig, timeout)
 
     async def astop(self, sig: int = signal.SIGTERM) -> int:
         return await asyncio.to_thread(self.stop, sig)

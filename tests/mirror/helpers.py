@@ -20,7 +20,7 @@ from typing import Any
 
 import zstandard
 
-from ..support import PYTHONPATH, escaped
+from ..support import PYTHONPATH, escaped, get
 
 CORGI = "application/vnd.npm.install-v1+json"
 ENV = {**os.environ, "PYTHONPATH": PYTHONPATH}
@@ -43,16 +43,6 @@ def refused(result: subprocess.CompletedProcess[str]) -> tuple[int, str]:
     """(exit code, error code) of a refused run, from ``eghact-mirror: <code>: <message>``."""
     line = next((ln for ln in result.stderr.splitlines() if ln.startswith("eghact-mirror: ")), "")
     return result.returncode, line.removeprefix("eghact-mirror: ").split(":", 1)[0]
-
-
-def get(url: str, accept: str | None = None, token: str | None = None) -> bytes:
-    request = urllib.request.Request(url)
-    if accept:
-        request.add_header("Accept", accept)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.read()
 
 
 def get_or_none(url: str, accept: str | None = None) -> bytes | None:

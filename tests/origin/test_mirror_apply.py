@@ -9,17 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ..support import OriginProcess, cli, escaped, manifest, publish_body, tree_digest
-
-
-def get(url: str, accept: str | None = None, token: str | None = None) -> bytes:
-    request = urllib.request.Request(url)
-    if accept:
-        request.add_header("Accept", accept)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.read()
+from ..support import OriginProcess, cli, escaped, get, manifest, publish_body, tree_digest
 
 
 def send(method: str, url: str, body: Any, token: str) -> int:
