@@ -2,9 +2,9 @@
 
 An entry keeps its body in every encoding it may be sent in (identity, and for
 compressible types gzip and zstd), the headers that travel with it, and its
-:class:`~eghact_edge.freshness.Timing`. The headers per encoding are assembled once
-(lazily) into :class:`multidict.CIMultiDict` templates, so a hit copies a template,
-adds ``Age`` and ``X-Cache``, and hands the bytes to aiohttp: no JSON, no header parsing.
+:class:`~eghact_edge.freshness.Timing`. The header lines of each variant (encoding,
+private or shared, 200 or 304) are encoded to bytes once, lazily, so a hit appends
+``Age`` and ``X-Cache`` and writes bytes: no JSON, no header objects.
 
 The disk form is a small versioned binary layout (magic, JSON header, bodies), so a
 disk tier written by one build is either read correctly or refused by another.
@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
-
-from multidict import CIMultiDict
 
 from .freshness import Timing
 
@@ -39,7 +37,7 @@ class Entry:
     tag: str | None                        # the surrogate key that purges it
     timing: Timing
     links: tuple[str, ...] = ()            # paths likely requested next (Link: rel=prefetch)
-    _templates: dict[str, CIMultiDict[str]] = field(default_factory=dict, repr=False, compare=False)
+    _heads: dict[tuple[str, bool, bool], bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def size(self) -> int:
@@ -50,19 +48,30 @@ class Entry:
         return Entry(self.key, self.content_type, self.bodies, self.etag, self.upstream_etag,
                      headers if headers is not None else self.headers, self.tag, timing, self.links)
 
-    def template(self, encoding: str) -> CIMultiDict[str]:
-        """The response headers for ``encoding`` (without Age and X-Cache). Built once."""
-        template = self._templates.get(encoding)
-        if template is None:
-            template = CIMultiDict(self.headers)
-            template["Content-Type"] = self.content_type
-            template["ETag"] = self.etag
-            if encoding != "identity":
-                template["Content-Encoding"] = encoding
+    def head(self, encoding: str, private: bool = False, not_modified: bool = False) -> bytes:
+        """The header lines (``Name: value\r\n``) sent with the ``encoding`` body, without
+        Age, X-Cache, Content-Length and Date. Built once per variant.
+
+        ``private``: the response went to one principal, so it varies on Authorization too.
+        ``not_modified``: a 304 describes the stored body, so it drops Content-Type and
+        Content-Encoding (RFC 9110 §15.4.5) and keeps the validators and caching headers.
+        """
+        variant = (encoding, private, not_modified)
+        head = self._heads.get(variant)
+        if head is None:
+            lines = [(name, value) for name, value in self.headers
+                     if not (private and name.lower() == "vary")]
+            if private:
+                lines.append(("Vary", "Accept, Accept-Encoding, Authorization"))
+            if not not_modified:
+                lines.append(("Content-Type", self.content_type))
+                if encoding != "identity":
+                    lines.append(("Content-Encoding", encoding))
+            lines.append(("ETag", self.etag))
             if self.links:
-                template["Link"] = ", ".join(f"<{path}>; rel=prefetch" for path in self.links)
-            self._templates[encoding] = template
-        return template
+                lines.append(("Link", ", ".join(f"<{path}>; rel=prefetch" for path in self.links)))
+            head = self._heads[variant] = "".join(f"{name}: {value}\r\n" for name, value in lines).encode()
+        return head
 
     # -- disk form ------------------------------------------------------------------
 

@@ -7,6 +7,13 @@ from __future__ import annotations
 from eghact_common.errors import EghactError, UpstreamUnavailable
 
 
+class HeadersTooLarge(EghactError):
+    """431 (RFC 6585): the request's header block, or its number of fields, is over the limit."""
+
+    code = "headers_too_large"
+    status = 431
+
+
 class BadUpstreamContent(EghactError):
     """502: the upstream answered, but with a body we must not cache or serve (a tarball
     whose digest does not match its integrity)."""

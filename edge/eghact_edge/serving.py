@@ -1,7 +1,8 @@
-"""Running the edge until SIGTERM/SIGINT on aiohttp's low-level server.
+"""Running the edge until SIGTERM/SIGINT: its front (:mod:`.front`) and, for the
+connections the front hands over, aiohttp's low-level server.
 
 ``eghact_common.serving.serve`` runs a ``web.Application``; the edge deliberately has
-none (see :mod:`.server`), so this is the same contract for a bare handler: print
+none (see :mod:`.front`), so this is the same contract for the front: print
 ``eghact-edge listening on URL`` once bound, stop cleanly on a signal (in-flight requests
 finish, the follower saves its seq, the disk tier closes), exit 0. With ``reuse_port``
 several worker processes share one port (SO_REUSEPORT) and one disk tier.
@@ -14,8 +15,9 @@ import sys
 
 from aiohttp import web
 
-from eghact_common.serving import bound_url, until_signal
+from eghact_common.serving import until_signal
 
+from .front import Front
 from .node import EdgeNode
 from .server import EdgeHandler
 from .settings import EdgeSettings
@@ -25,18 +27,11 @@ async def serve(settings: EdgeSettings, *, sock: socket.socket | None = None, la
                 shutdown_timeout: float = 5.0) -> None:
     node = EdgeNode(settings)
     handler = EdgeHandler(node)
-    server = web.Server(handler.handle, max_line_size=settings.max_header_bytes,
-                        max_field_size=settings.max_header_bytes, max_headers=64)
-    runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=shutdown_timeout)
-    await runner.setup()
-    if sock is not None:
-        site: web.BaseSite = web.SockSite(runner, sock)
-    else:
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
-                           reuse_port=settings.workers > 1)
+    fallback = web.Server(handler.handle, max_line_size=settings.max_header_bytes,
+                          max_field_size=settings.max_header_bytes, max_headers=64)
+    front = Front(handler, fallback, max_header_bytes=settings.max_header_bytes)
     # Bind first (to learn the port), but start the parts before announcing the address.
-    await site.start()
-    url = bound_url(runner)
+    url = await front.start(settings.host, settings.port, reuse_port=settings.workers > 1, sock=sock)
     node.set_public_url(settings.public_url or url)
     await node.start()
     if settings.worker_index == 0:
@@ -45,5 +40,5 @@ async def serve(settings: EdgeSettings, *, sock: socket.socket | None = None, la
         await until_signal()
     finally:
         print(f"{label} stopping", file=sys.stderr, flush=True)
-        await runner.cleanup()
+        await front.close(shutdown_timeout)
         await node.stop()
