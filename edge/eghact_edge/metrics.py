@@ -35,9 +35,9 @@ class Reporter:
 
     def feed_gap(self) -> None: ...
 
-    def warmed(self, source: str) -> None: ...
+    def warmed(self, source: str, count: int = 1) -> None: ...
 
-    def evicted(self, tier: str) -> None: ...
+    def evicted(self, tier: str, count: int = 1) -> None: ...
 
     def tier_bytes(self, tier: str, size: int, entries: int) -> None: ...
 
@@ -120,11 +120,11 @@ class PrometheusReporter(Reporter):
     def feed_gap(self) -> None:
         self._gaps.inc()
 
-    def warmed(self, source: str) -> None:
-        self._warmed.labels(source).inc()
+    def warmed(self, source: str, count: int = 1) -> None:
+        self._warmed.labels(source).inc(count)
 
-    def evicted(self, tier: str) -> None:
-        self._evicted[tier].inc()
+    def evicted(self, tier: str, count: int = 1) -> None:
+        self._evicted[tier].inc(count)
 
     def tier_bytes(self, tier: str, size: int, entries: int) -> None:
         self._tier_bytes.labels(tier).set(size)

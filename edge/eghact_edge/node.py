@@ -36,7 +36,7 @@ from .settings import EdgeSettings
 from .state import StateFile
 from .tiers import AlwaysAdmit, DiskTier, MemoryTier, TinyLfu
 from .upstream import HttpUpstream
-from .warming import POPULAR, Warmer
+from .warming import Warmer
 
 log = logging.getLogger("eghact.edge")
 
@@ -53,7 +53,9 @@ class EdgeNode:
                                  on_evict=lambda _entry: self.reporter.evicted("memory"))
         data = settings.data_dir
         data.mkdir(parents=True, exist_ok=True)
-        self.disk = DiskTier(data / "cache", settings.disk_bytes) if settings.disk_bytes > 0 else None
+        self.disk = DiskTier(data / "cache", settings.disk_bytes,
+                             on_evict=lambda count: self.reporter.evicted("disk", count)) \
+            if settings.disk_bytes > 0 else None
         self.cache = TieredCache(self.memory, self.disk, reporter=self.reporter, clock=clock)
         self.upstream = HttpUpstream(settings.upstream_url, timeout=settings.upstream_timeout,
                                      max_body=settings.max_upstream_body, reporter=self.reporter,
@@ -111,7 +113,7 @@ class EdgeNode:
             await run_blocking(self.popularity.save_sync, self.settings.data_dir / "popularity.json")
         await self.upstream.close()
         if self.disk is not None:
-            self.disk.close()
+            await self.disk.close()
 
     # -- start-up warming ---------------------------------------------------------------
 
@@ -128,10 +130,9 @@ class EdgeNode:
                 self.memory.store(entry)
 
     async def _warm_popular(self) -> None:
-        """Then the origin's global popular list, at low priority."""
-        for key in await self.fleet.popular(self.settings.warm_top):
-            if self.memory.peek(key) is None:
-                self.warmer.enqueue(key, POPULAR)
+        """Then the origin's global popular list, hottest first."""
+        popular = await self.fleet.popular(self.settings.warm_top)
+        await self.warmer.warm_popular([key for key in popular if self.memory.peek(key) is None])
 
     async def _housekeeping(self) -> None:
         while True:

@@ -30,7 +30,7 @@ _HOP_BY_HOP = frozenset(h.lower() for h in (
     "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
     "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Content-Encoding"))
 # Writes that are reads in disguise (npm search and audit are POSTs that change nothing).
-_SAFE_POSTS = ("/-/v1/search", "/-/npm/v1/security/", "/-/v1/prefetch", "/-/v1/resolve")
+_SAFE_POSTS = ("/-/v1/search", "/-/npm/v1/security/", "/-/v1/prefetch", "/-/v1/resolve", "/-/v1/batch")
 WRITE_METHODS = frozenset({"PUT", "DELETE", "POST", "PATCH"})
 
 

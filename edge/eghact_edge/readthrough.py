@@ -28,6 +28,7 @@ from eghact_common.blocking import run_blocking
 from eghact_common.errors import UpstreamUnavailable
 
 from . import keys
+from .bulk import fetch_batch
 from .cache import TieredCache
 from .coalesce import SingleFlight
 from .entry import Entry
@@ -169,11 +170,18 @@ class ReadThrough:
                 self._reporter.stale_served("error")
                 return Reply("STALE", entry)
             raise
+        return await self._accept(route, key, response, authorization, entry, generation)
+
+    async def _accept(self, route: keys.Route, key: str, response: UpstreamResponse, authorization: str | None,
+                      entry: Entry | None, generation: int) -> Reply:
+        """What an upstream answer means for ``key``, stored when it may be: unless a purge of
+        its surrogate key happened since ``generation`` (the answer may predate that event)."""
+        now = self._clock()
         purged = self.cache.purged_since(generation, route.tag)
         if response.status == 304 and entry is not None:
             directives = parse_cache_control(response.headers.get("Cache-Control")
                                              or dict(entry.headers).get("Cache-Control"))
-            timing = timing_for(directives, stored_at=self._clock(), age_header=0.0,
+            timing = timing_for(directives, stored_at=now, age_header=0.0,
                                 fetch_seconds=response.seconds, feed_covered=entry.timing.feed_covered,
                                 max_ttl=self.builder.max_ttl)
             refreshed = entry.with_timing(timing)
@@ -196,6 +204,48 @@ class ReadThrough:
             if len(self._pass_until) > 10_000:
                 self._pass_until.clear()
         return Reply("MISS", built, private=not storable)
+
+    async def warm_batch(self, items: list[tuple[keys.Route, str, bool]], *, parallel: int = 32) -> int:
+        """Fetch ``(route, key, abbreviated)`` items in one upstream batch and store each answer
+        as a fetch would; the number stored. Items are stored as their frames arrive, up to
+        ``parallel`` at a time (building an entry compresses and checks digests); packuments
+        should come before tarballs.
+        Raises BatchUnsupported (the caller falls back to single fetches) or UpstreamUnavailable."""
+        generation = self.cache.generation()
+        stored = 0
+        running: set[asyncio.Task[None]] = set()
+
+        async def accept(index: int, response: UpstreamResponse) -> None:
+            nonlocal stored
+            route, key, _ = items[index]
+            try:
+                reply = await self._accept(route, key, response, None, None, generation)
+            except Exception as exc:  # one bad item (a tampered tarball) must not stop the batch
+                log.info("warming %s from a batch failed: %s", key, exc)
+                return
+            stored += reply.entry is not None and not reply.private
+
+        documents_done = False
+        try:
+            async for index, response in fetch_batch(self.upstream, [(route.upstream_path, abbreviated)
+                                                                     for route, _, abbreviated in items]):
+                if response.status != 200:
+                    continue
+                if not documents_done and items[index][0].kind == keys.TARBALL:
+                    # Packuments come first in a batch: store them before checking tarballs
+                    # against their integrity, which looks them up in memory.
+                    documents_done = True
+                    if running:
+                        await asyncio.wait(running)
+                        running.clear()
+                if len(running) >= parallel:
+                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                task = asyncio.create_task(accept(index, response))
+                running.add(task)
+        finally:
+            if running:
+                await asyncio.wait(running)
+        return stored
 
     async def _integrity_for(self, name: str, filename: str) -> str | None:
         """``dist.integrity`` from the packument (cached, else fetched): the authority npm uses."""

@@ -96,12 +96,16 @@ class HttpUpstream:
             raise UpstreamUnavailable(f"upstream {self.base_url} did not answer ({reason})",
                                       detail={"upstream": self.base_url}) from exc
         seconds = time.perf_counter() - started
+        self.answered(kind, status, seconds)
+        return UpstreamResponse(status, got, body, seconds)
+
+    def answered(self, kind: str, status: int, seconds: float) -> None:
+        """Count an exchange that got an HTTP answer (a 5xx counts as the upstream failing)."""
         self._reporter.upstream_fetch(kind, status, seconds)
         if status >= 500:
             self.failed(f"HTTP {status}", "5xx")
         else:
             self.succeeded()
-        return UpstreamResponse(status, got, body, seconds)
 
     def failed(self, message: str, reason: str) -> None:
         self._reporter.upstream_error(reason)

@@ -10,14 +10,17 @@ aside while client misses are in flight (warming must never slow a client down).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable
 
 from eghact_common import wire
+from eghact_common.errors import BadRequest, UpstreamUnavailable
 from eghact_common.serving import cancel_and_wait
 
 from . import keys
+from .bulk import BatchUnsupported
 from .entry import Entry
 from .metrics import Reporter
 from .popularity import Popularity
@@ -82,6 +85,63 @@ class Warmer:
             return False
         self._queued.add(key)
         return True
+
+    async def warm_popular(self, popular: list[str], *, batch: int = 250, in_flight: int = 2) -> None:
+        """The popular list at start: fetched in upstream batches (``in_flight`` at a time), so
+        a fresh edge holds what its clients will ask for within seconds. Without a batch
+        endpoint upstream, or for a batch that fails, the keys go through the queue."""
+        items = []
+        for key in popular:
+            path, abbreviated = split_key(key)
+            with contextlib.suppress(BadRequest):
+                route = keys.parse(path)
+                if route.kind is not None and route.cache_key(abbreviated) == key:
+                    items.append((route, key, abbreviated))
+        chunks = []
+        scheduled: set[str] = set()
+        memory = self.readthrough.cache.memory
+        for start in range(0, len(items), batch):
+            chunk = [item for item in items[start:start + batch] if item[1] not in scheduled]
+            # A tarball is checked against its packument's integrity: fetch the packument in
+            # the same batch (ahead of it) rather than alone, when it is not at hand.
+            for route, _, _ in list(chunk):
+                if route.kind == keys.TARBALL and route.name:
+                    packument = keys.parse("/" + keys.escaped(route.name))
+                    key = packument.cache_key(True)
+                    if key not in scheduled and packument.cache_key(False) not in scheduled \
+                            and memory.peek(key) is None:
+                        chunk.append((packument, key, True))
+                        scheduled.add(key)
+            scheduled.update(key for _, key, _ in chunk)
+            chunk.sort(key=lambda item: item[0].kind == keys.TARBALL)
+            chunks.append(chunk)
+        unsupported = False
+
+        async def run() -> None:
+            nonlocal unsupported
+            while chunks:
+                chunk = chunks.pop(0)
+                if unsupported:
+                    self._enqueue_all(chunk)
+                    continue
+                try:
+                    stored = await self.readthrough.warm_batch(chunk)
+                except BatchUnsupported:
+                    unsupported = True
+                    self._enqueue_all(chunk)
+                    continue
+                except UpstreamUnavailable as exc:
+                    log.info("a warming batch failed (%s); its keys go through the queue", exc)
+                    self._enqueue_all(chunk)
+                    continue
+                self.done += stored
+                self._reporter.warmed(_SOURCES[POPULAR], stored)
+
+        await asyncio.gather(*(run() for _ in range(in_flight)))
+
+    def _enqueue_all(self, items: list[tuple[keys.Route, str, bool]]) -> None:
+        for _, key, _ in items:
+            self.enqueue(key, POPULAR)
 
     def is_hot(self, key: str) -> bool:
         return self.popularity.score(key) >= self._hot

@@ -90,6 +90,7 @@ class FakeRegistry:
     conditional: Counter[str] = field(default_factory=Counter)
     not_modified: Counter[str] = field(default_factory=Counter)
     revision: int = 0
+    popular: list[str] = field(default_factory=list)   # cache keys served at /-/v1/popular
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -114,6 +115,8 @@ class FakeRegistry:
             await asyncio.sleep(self.delay)
         if self.status != 200:
             return web.Response(status=self.status, text="broken")
+        if path.startswith("/-/v1/popular") and self.popular:
+            return web.json_response({"keys": [{"key": key, "score": 1.0} for key in self.popular]})
         if path.startswith("/-/"):
             return web.Response(status=404, text="no such endpoint")
         segments = [s for s in path.replace("%2f", "/").replace("%2F", "/").split("/") if s]

@@ -3,7 +3,9 @@ and a disk tier that survives a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +22,13 @@ def entry(key: str, size: int = 100, tag: str | None = None) -> Entry:
 
 
 @pytest.fixture(params=["memory", "disk"])
-def tier(request: pytest.FixtureRequest, tmp_path: Path) -> Tier:
+async def tier(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Tier]:
     if request.param == "memory":
-        return MemoryTier(1 << 20)
+        yield MemoryTier(1 << 20)
+        return
     disk = DiskTier(tmp_path / "disk", 1 << 24)
-    request.addfinalizer(disk.close)
-    return disk
+    yield disk
+    await disk.close()
 
 
 async def test_contract_get_put_purge(tier: Tier) -> None:
@@ -73,14 +76,14 @@ def test_entry_round_trips_through_bytes() -> None:
 async def test_disk_survives_a_restart(tmp_path: Path) -> None:
     disk = DiskTier(tmp_path / "d", 1 << 24)
     await disk.put(entry("/a", tag="pkg:a"))
-    disk.close()
+    await disk.close()
     again = DiskTier(tmp_path / "d", 1 << 24)
     try:
         got = await again.get("/a")
         assert got is not None and got.tag == "pkg:a"
         assert await again.purge("pkg:a") == 1
     finally:
-        again.close()
+        await again.close()
 
 
 def zipf_trace(n_keys: int, length: int, alpha: float, seed: int) -> list[int]:
@@ -109,3 +112,20 @@ def test_tinylfu_beats_lru_on_a_zipf_trace() -> None:
     lru = hit_ratio(MemoryTier(capacity, admission=AlwaysAdmit()), trace)
     lfu = hit_ratio(MemoryTier(capacity, admission=TinyLfu(500)), trace)
     assert lfu >= lru + 0.03, (lru, lfu)
+
+
+async def test_disk_writes_keep_their_order_and_evictions_are_counted(tmp_path: Path) -> None:
+    evicted: list[int] = []
+    disk = DiskTier(tmp_path / "d", 400_000, on_evict=evicted.append)
+    try:
+        # Queued together (one batch): the purge is applied after the store it follows.
+        await asyncio.gather(disk.put(entry("/a", tag="pkg:a")), disk.purge("pkg:a"), disk.put(entry("/b")))
+        assert await disk.get("/a") is None and await disk.get("/b") is not None
+        # Past the byte limit the oldest stores go, and every one is counted.
+        await asyncio.gather(*(disk.put(entry(f"/big{i}", size=40_000)) for i in range(30)))
+        assert sum(evicted) > 0
+        kept = [i for i in range(30) if await disk.get(f"/big{i}") is not None]
+        assert await asyncio.to_thread(disk.volume) <= 400_000 * 1.1
+        assert len(kept) + sum(evicted) == 31 and kept == list(range(30 - len(kept), 30))
+    finally:
+        await disk.close()

@@ -13,7 +13,7 @@ from eghact_edge.hints import hint_key
 from eghact_edge.popularity import Popularity
 
 from .conftest import Origin, get, publish
-from .support import EdgeProcess, FakeRegistry
+from .support import EdgeProcess, FakeRegistry, metric
 
 
 def test_popularity_decays_and_reports_in_batches() -> None:
@@ -90,6 +90,30 @@ async def test_stats_popularity_registration_and_warm_start(origin: Origin, edge
             break
         await asyncio.sleep(0.02)
     assert (await get(http, f"{second.url}/warm-top"))[1]["X-Cache"] == "HIT-MEM"
+    # ... fetched in one batch from the origin, not key by key.
+    exposition = (await get(http, f"{second.url}/-/metrics"))[2].decode()
+    assert metric(exposition, "eghact_edge_upstream_fetches_total", kind="batch", status="200") >= 1
+    assert metric(exposition, "eghact_edge_upstream_fetches_total", kind="packument", status="200") == 0
+
+
+async def test_warm_start_falls_back_to_single_fetches_without_a_batch_endpoint(
+        tmp_path: Path, edges: list[EdgeProcess], http: aiohttp.ClientSession) -> None:
+    tarball = b"\x1f\x8b" + b"warm" * 50
+    fake = await FakeRegistry(packages={"plain": {"1.0.0": tarball}},
+                              popular=["/plain#a", "/plain/-/plain-1.0.0.tgz"]).start()
+    try:
+        edge = await EdgeProcess(fake.url, tmp_path / "edge", args=("--rate", "0")).astart()
+        edges.append(edge)
+        for _ in range(200):
+            if json.loads((await get(http, f"{edge.url}/-/health"))[2])["warming"]["done"] >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert fake.requests["/-/v1/batch"] == 1       # asked once, answered 404, not asked again
+        assert fake.requests["/plain"] >= 1 and fake.requests["/plain/-/plain-1.0.0.tgz"] == 1
+        status, headers, body = await get(http, f"{edge.url}/plain/-/plain-1.0.0.tgz")
+        assert (status, headers["X-Cache"], body) == (200, "HIT-MEM", tarball)
+    finally:
+        await fake.stop()
 
 
 async def test_origin_fleet_endpoints_check_tokens_and_input(origin: Origin, http: aiohttp.ClientSession) -> None:
