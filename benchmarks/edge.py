@@ -161,6 +161,9 @@ async def warm_all(url: str, paths: list[str]) -> int:
 
 # -- 3. hit ratios ------------------------------------------------------------------------
 
+PARTS = ("throughput", "ratio", "lag", "warming")
+
+
 def simulate(policy: str, trace: list[int], sizes: list[int], capacity: int) -> float:
     if policy == "belady":
         return belady(trace, sizes, capacity)
@@ -310,7 +313,9 @@ async def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--quick", action="store_true", help="small universe, short runs (a smoke test)")
+    parser.add_argument("--only", action="append", choices=PARTS, help="run only these parts (repeatable)")
     args = parser.parse_args()
+    parts = set(args.only or PARTS)
     if args.quick:
         args.plugins, args.duration = 500, 3
     ensure_tools()
@@ -330,7 +335,6 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="eghact-bench-edge-"))
     origin = OriginProcess(data, ("--quiet",)).start()
     started: list[EdgeProcess] = []
-    nginx = None
     try:
         trace = zipf(len(paths), 20_000, args.alpha, args.seed)
         (work / "paths.txt").write_text("\n".join(paths[i] for i in trace) + "\n")
@@ -339,79 +343,100 @@ async def main() -> None:
         distinct = sorted({paths[i] for i in trace})
 
         # 2. warm-hit throughput
-        rows = {}
-        big = ("--memory-bytes", "2G", "--rate", "1e9", "--burst", "1e9", "--no-warm")
-        for workers in (1, 2):
-            edge = EdgeProcess(origin.url, work / f"edge-w{workers}", args=(*big, "--workers", str(workers))).start()
-            started.append(edge)
-            await warm_all(edge.url, distinct)
-            rows[f"edge ({workers} worker{'s' if workers > 1 else ''})"] = wrk(edge.url, script, args.duration)
-            edge.stop()
-        conf = nginx_conf(work / "nginx", origin.url, 18_480)
-        nginx = subprocess.Popen(["nginx", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
-        await warm_all("http://127.0.0.1:18480", distinct)
-        rows["nginx proxy_cache"] = wrk("http://127.0.0.1:18480", script, args.duration)
-        rows["origin alone"] = wrk(origin.url, script, args.duration)
-        print(f"\nwarm-hit throughput, wrk -t1 -c64, {args.duration}s each, {len(distinct)} distinct Zipf targets:")
-        print(f"  {'target':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
-        for name, row in rows.items():
-            print(f"  {name:<22}{row['rps']:>10.0f}{row['p50']:>9.2f}{row['p99']:>9.2f}{row['non2xx']:>9.0f}")
-        ng = rows["nginx proxy_cache"]["rps"]
-        for name in ("edge (1 worker)", "edge (2 workers)", "origin alone"):
-            print(f"  {name} / nginx = {rows[name]['rps'] / ng:.2f}x")
+        if "throughput" in parts:
+            await throughput(origin.url, work, script, distinct, args.duration, started)
 
         # 3. hit ratios at 10% of the corpus bytes
-        sim = zipf(len(paths), 200_000, args.alpha, args.seed + 1)
-        capacity = sum(s + OVERHEAD for s in sizes) // 10
-        ratios = {p: simulate(p, sim, sizes, capacity) for p in ("lru", "tinylfu", "belady")}
-        print(f"\nmemory-tier hit ratio at 10% of the corpus ({capacity / 1e6:.1f} MB), 200k Zipf requests:")
-        print(f"  LRU {ratios['lru']:.3f}   TinyLFU (ours) {ratios['tinylfu']:.3f}   Belady (optimum) "
-              f"{ratios['belady']:.3f}   -> ours - LRU = {100 * (ratios['tinylfu'] - ratios['lru']):+.1f} points")
+        if "ratio" in parts:
+            hit_ratios(paths, sizes, args.alpha, args.seed)
 
         # 4. invalidation lag
-        edge = EdgeProcess(origin.url, work / "edge-lag", args=("--rate", "0")).start()
-        started.append(edge)
-        lags = await lag(origin, admin, edge.url, 40 if not args.quick else 10)
-        edge.stop()
-        print("\ninvalidation lag (40 publishes): histogram (event -> purged) p50 <= "
-              f"{lags['hist_p50']:.0f} ms, p99 <= {lags['hist_p99']:.0f} ms (bucket bounds); "
-              f"end to end (201 -> visible at the edge) p50 {lags['e2e_p50']:.1f} ms, p99 {lags['e2e_p99']:.1f} ms")
+        if "lag" in parts:
+            edge = EdgeProcess(origin.url, work / "edge-lag", args=("--rate", "0")).start()
+            started.append(edge)
+            lags = await lag(origin, admin, edge.url, 40 if not args.quick else 10)
+            edge.stop()
+            print("\ninvalidation lag (40 publishes): histogram (event -> purged) p50 <= "
+                  f"{lags['hist_p50']:.0f} ms, p99 <= {lags['hist_p99']:.0f} ms (bucket bounds); "
+                  f"end to end (201 -> visible at the edge) p50 {lags['e2e_p50']:.1f} ms, p99 {lags['e2e_p99']:.1f} ms")
 
         # 5. time to 90% hits, with and without warming
-        trainer = EdgeProcess(origin.url, work / "edge-train", args=("--rate", "0", "--token", edge_token,
-                                                                     "--no-warm")).start()
-        started.append(trainer)
-        await drive(trainer.url, paths, zipf(len(paths), 40_000, args.alpha, args.seed + 2), seconds=30)
-        trainer.stop()   # its last stats batch goes out on stop
-        load = zipf(len(paths), 200_000, args.alpha, args.seed + 3)
-        times = {}
-        cap = 60.0 if not args.quick else 20.0
-        for label, extra in (("without warming", ("--no-warm",)),
-                             ("with warming", ("--warm-top", str(min(len(paths), 8000))))):
-            edge_args = ("--rate", "0", "--token", edge_token, *extra, "--memory-bytes", "1G")
-            # The clock starts before the process does: start-up and warming count.
-            spawned = time.perf_counter()
-            edge = EdgeProcess(origin.url, work / f"edge-{label.replace(' ', '-')}", args=edge_args).start()
-            started.append(edge)
-            reached, curve = await drive(edge.url, paths, load, seconds=cap, since=spawned)
-            edge.stop()
-            times[label] = reached
-            shown = f"{reached:.1f}s" if reached is not None else f"not within {cap:.0f}s"
-            print(f"  {label:<16} 90% hits after {shown}; hit ratio per tenth of the run {curve}", flush=True)
-        cold, warm = times["without warming"], times["with warming"]
-        if warm:
-            print(f"  warming reaches 90% {(cold or cap) / warm:.1f}x sooner"
-                  + (" (at least; cold never got there)" if cold is None else ""))
+        if "warming" in parts:
+            await time_to_hits(origin.url, work, paths, args, edge_token, started)
     finally:
         for edge in started:
             if edge.proc and edge.proc.poll() is None:
                 edge.stop()
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait(10)
         origin.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+async def throughput(origin_url: str, work: Path, script: Path, distinct: list[str], duration: int,
+                     started: list[EdgeProcess]) -> None:
+    rows = {}
+    big = ("--memory-bytes", "2G", "--rate", "1e9", "--burst", "1e9", "--no-warm")
+    for workers in (1, 2):
+        edge = EdgeProcess(origin_url, work / f"edge-w{workers}", args=(*big, "--workers", str(workers))).start()
+        started.append(edge)
+        await warm_all(edge.url, distinct)
+        rows[f"edge ({workers} worker{'s' if workers > 1 else ''})"] = wrk(edge.url, script, duration)
+        edge.stop()
+    conf = nginx_conf(work / "nginx", origin_url, 18_480)
+    nginx = subprocess.Popen(["nginx", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        await warm_all("http://127.0.0.1:18480", distinct)
+        rows["nginx proxy_cache"] = wrk("http://127.0.0.1:18480", script, duration)
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+    rows["origin alone"] = wrk(origin_url, script, duration)
+    print(f"\nwarm-hit throughput, wrk -t1 -c64, {duration}s each, {len(distinct)} distinct Zipf targets:")
+    print(f"  {'target':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    for name, row in rows.items():
+        print(f"  {name:<22}{row['rps']:>10.0f}{row['p50']:>9.2f}{row['p99']:>9.2f}{row['non2xx']:>9.0f}")
+    ng = rows["nginx proxy_cache"]["rps"]
+    for name in ("edge (1 worker)", "edge (2 workers)", "origin alone"):
+        print(f"  {name} / nginx = {rows[name]['rps'] / ng:.2f}x", flush=True)
+
+
+def hit_ratios(paths: list[str], sizes: list[int], alpha: float, seed: int) -> None:
+    sim = zipf(len(paths), 200_000, alpha, seed + 1)
+    capacity = sum(s + OVERHEAD for s in sizes) // 10
+    ratios = {p: simulate(p, sim, sizes, capacity) for p in ("lru", "tinylfu", "belady")}
+    print(f"\nmemory-tier hit ratio at 10% of the corpus ({capacity / 1e6:.1f} MB), 200k Zipf requests:")
+    print(f"  LRU {ratios['lru']:.3f}   TinyLFU (ours) {ratios['tinylfu']:.3f}   Belady (optimum) "
+          f"{ratios['belady']:.3f}   -> ours - LRU = {100 * (ratios['tinylfu'] - ratios['lru']):+.1f} points",
+          flush=True)
+
+
+async def time_to_hits(origin_url: str, work: Path, paths: list[str], args: argparse.Namespace, edge_token: str,
+                       started: list[EdgeProcess]) -> None:
+    trainer = EdgeProcess(origin_url, work / "edge-train", args=("--rate", "0", "--token", edge_token,
+                                                                 "--no-warm")).start()
+    started.append(trainer)
+    await drive(trainer.url, paths, zipf(len(paths), 40_000, args.alpha, args.seed + 2), seconds=30)
+    trainer.stop()   # its last stats batch goes out on stop
+    load = zipf(len(paths), 200_000, args.alpha, args.seed + 3)
+    times = {}
+    cap = 60.0 if not args.quick else 20.0
+    print("\ntime to 90% hits in a 500-request window, from the edge's spawn (8 client connections):")
+    for label, extra in (("without warming", ("--no-warm",)),
+                         ("with warming", ("--warm-top", str(min(len(paths), 8000))))):
+        edge_args = ("--rate", "0", "--token", edge_token, *extra, "--memory-bytes", "1G")
+        # The clock starts before the process does: start-up and warming count.
+        spawned = time.perf_counter()
+        edge = EdgeProcess(origin_url, work / f"edge-{label.replace(' ', '-')}", args=edge_args).start()
+        started.append(edge)
+        reached, curve = await drive(edge.url, paths, load, seconds=cap, since=spawned)
+        edge.stop()
+        times[label] = reached
+        shown = f"{reached:.1f}s" if reached is not None else f"not within {cap:.0f}s"
+        print(f"  {label:<16} 90% hits after {shown}; hit ratio per tenth of the run {curve}", flush=True)
+    cold, warm = times["without warming"], times["with warming"]
+    if warm:
+        print(f"  warming reaches 90% {(cold or cap) / warm:.1f}x sooner"
+              + (" (at least; cold never got there)" if cold is None else ""))
 
 
 if __name__ == "__main__":

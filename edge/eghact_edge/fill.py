@@ -60,6 +60,8 @@ class EntryBuilder:
             body = rewrite_tarball_urls(body, route.name, self.public_url)
             if route.kind == keys.PACKUMENT:
                 links = await _offload(prefetch_links, body, size=len(body))
+        elif route.kind == keys.RESOLUTION:
+            links = await _offload(resolution_links, body, size=len(body))
         headers = tuple((name, response.headers[name]) for name in FORWARDED if name in response.headers)
         vary = _vary(route, content_type)
         if vary:
@@ -166,6 +168,28 @@ def prefetch_links(body: bytes) -> tuple[str, ...]:
     except (ValueError, AttributeError, TypeError):
         return ()
     return tuple("/" + keys.escaped(dep) for dep in deps[:MAX_LINKS] if isinstance(dep, str))
+
+
+def resolution_links(body: bytes) -> tuple[str, ...]:
+    """Paths of the tarballs a client loads after fetching a resolution: its load plan's
+    eager chunk, then its first lazy chunks, in the plan's order (dependencies first)."""
+    try:
+        lock = json.loads(body)
+        packages = lock.get("packages") or {}
+        chunks = (lock.get("loadPlan") or {}).get("chunks") or []
+        ordered = sorted(chunks, key=lambda chunk: chunk.get("mode") != "eager")   # stable: plan order
+        links: list[str] = []
+        for chunk in ordered:
+            for plugin in chunk.get("plugins") or []:
+                package = packages.get(plugin) or {}
+                name, version = package.get("name"), package.get("version")
+                if isinstance(name, str) and isinstance(version, str):
+                    links.append(keys.tarball_path(name, version))
+                if len(links) >= MAX_LINKS:
+                    return tuple(links)
+    except (ValueError, AttributeError, TypeError):
+        return ()
+    return tuple(links)
 
 
 def integrity_in_packument(body: bytes, filename: str) -> str | None:

@@ -131,3 +131,27 @@ async def test_origin_fleet_endpoints_check_tokens_and_input(origin: Origin, htt
         assert r.status == 400
     feed = json.loads((await get(http, f"{origin.url}/-/v1/feed"))[2])
     assert feed["last_seq"] >= 0 and feed["registry_id"]
+
+
+async def test_a_resolution_links_the_tarballs_its_load_plan_needs_first(
+        origin: Origin, edges: list[EdgeProcess], tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    def plugin(kind: str, **extra: object) -> dict[str, object]:
+        return {"eghact": {"version": "^2.0.0", "type": kind}, **extra}
+
+    await publish(http, origin.url, origin.admin, "lp-util", "1.0.0")
+    await publish(http, origin.url, origin.admin, "lp-chart", "1.0.0", **plugin("component",
+                                                                                 dependencies={"lp-util": "^1"}))
+    await publish(http, origin.url, origin.admin, "lp-logger", "1.0.0", **plugin("middleware"))
+    request = {"dependencies": {"lp-chart": "^1.0.0", "lp-logger": "*"}}
+    async with http.post(f"{origin.url}/-/v1/resolve", json=request) as r:
+        assert r.status == 200, await r.text()
+        location = r.headers["Location"]
+    edge = await EdgeProcess(origin.url, tmp_path / "edge").astart()
+    edges.append(edge)
+    status, headers, _ = await get(http, edge.url + location)
+    assert status == 200
+    links = [part.split(">")[0].lstrip("<") for part in headers["Link"].split(", ")]
+    # The eager chunk (the middleware) first, then the lazy chunk of lp-chart, dependencies first.
+    assert links == ["/lp-logger/-/lp-logger-1.0.0.tgz", "/lp-util/-/lp-util-1.0.0.tgz",
+                     "/lp-chart/-/lp-chart-1.0.0.tgz"]
+    assert all("rel=prefetch" in part for part in headers["Link"].split(", "))
