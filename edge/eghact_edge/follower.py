@@ -171,12 +171,7 @@ class Follower:
             return
         async with self._lock:
             tags = list(dict.fromkeys(tag for event in fresh for tag in event.keys))
-            count = 0
-            if self.cache.disk is not None:  # disk first: see TieredCache.purge
-                for tag in tags:
-                    count += await self.cache.disk.purge(tag)
-            removed = self.cache.purge_memory(tags)
-            count += len(removed)
+            count, removed = await self.cache.purge(tags)
             now = self._clock()
             for event in fresh:
                 self._reporter.invalidated(count if event is fresh[-1] else 0, _lag(event, now))
