@@ -115,12 +115,22 @@ def matches(data_digests: Mapping[str, bytes], sri_text: str) -> bool:
     because falling back to a weaker one would quietly downgrade the check.
     """
     hashes = parse_sri(sri_text)
-    strongest = max((algo for algo, _ in hashes), key=ALGORITHMS.index)
+    strongest = _strongest(hashes)
     ours = data_digests.get(strongest)
     if ours is None:
         raise ValueError(f"integrity uses {strongest}, but no {strongest} digest of the data was computed")
     # compare_digest: cheap, and keeps us honest should a digest ever act as a secret.
     return any(hmac.compare_digest(ours, raw) for algo, raw in hashes if algo == strongest)
+
+
+def deciding_algorithm(sri_text: str) -> str:
+    """The algorithm :func:`matches` will compare for ``sri_text`` (its strongest), so a
+    caller computes that digest only. Raises ``ValueError`` as :func:`parse_sri` does."""
+    return _strongest(parse_sri(sri_text))
+
+
+def _strongest(hashes: list[tuple[str, bytes]]) -> str:
+    return max((algo for algo, _ in hashes), key=ALGORITHMS.index)
 
 
 def digests(data: bytes, algorithms: Iterable[str] = ALGORITHMS) -> dict[str, bytes]:

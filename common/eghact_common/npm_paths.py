@@ -8,11 +8,13 @@ and every spelling comes out as one name.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
 
 from .errors import InvalidName, NotFound
 
 MAX_NAME = 214
+_UNROUTABLE = re.compile(r"[\x00-\x20\\?#]")  # control characters, space, backslash, ? and #
 
 
 def raw_segments(raw_path: str) -> list[str]:
@@ -24,7 +26,7 @@ def raw_segments(raw_path: str) -> list[str]:
 def check_name(name: str) -> str:
     """Enough of npm's naming rules to route safely (the full rules apply at publish)."""
     if (not name or len(name) > MAX_NAME or name.count("/") > 1 or name.startswith(".")
-            or any(ord(c) < 0x21 or c in "\\?#" for c in name)):
+            or _UNROUTABLE.search(name)):
         raise InvalidName(f"{name[:60]!r} is not a package name")
     if name.startswith("@") and ("/" not in name or name.endswith("/") or name.startswith("@/")):
         raise InvalidName(f"scoped name {name[:60]!r} lacks the package part")

@@ -59,9 +59,12 @@ class TieredCache:
         return entry
 
     async def store(self, entry: Entry) -> None:
+        """In memory now; on disk soon, without making the caller wait: writes keep their
+        order (a purge queued later still removes it), and the worst a look-up racing the
+        write can do is fetch once more."""
         self.memory.store(entry)
         if self.disk is not None:
-            await self.disk.put(entry)
+            self.disk.put_later(entry)
 
     async def remove(self, key: str) -> None:
         self.memory.remove(key)

@@ -7,7 +7,11 @@
 * Tarballs are checked against every integrity we know (the upstream's ``Eghact-Integrity``
   and ``Repr-Digest`` headers, and ``dist.integrity`` of the packument) before anything
   stores or serves them.
-* Packuments get their ``Link: rel=prefetch`` (the latest version's dependencies).
+* Packuments get their ``Link: rel=prefetch`` (the latest version's dependencies), and the
+  same parse remembers each version's ``dist.integrity`` by tarball file name, so checking
+  a tarball does not parse its packument again. Integrity of a published version never
+  changes, so the map cannot be wrong, only incomplete (a newer version: looked up anew).
+* Resolutions get links to the tarballs of their load plan's first chunks.
 * Bodies are compressed once; our ETag is derived from the upstream's and our base URL,
   because the bytes we serve differ from the upstream's.
 """
@@ -20,6 +24,8 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from cachetools import LRUCache
 
 from eghact_common import integrity
 from eghact_common.blocking import run_blocking
@@ -48,6 +54,16 @@ class EntryBuilder:
         self.max_ttl = max_ttl
         self._reporter = reporter
         self._clock = clock
+        self._integrity: LRUCache[str, dict[str, str]] = LRUCache(maxsize=4096)
+
+    async def learn_integrity(self, name: str, packument: bytes) -> None:
+        """Remember the integrity of ``name``'s tarballs from a packument not worth storing."""
+        _, self._integrity[name] = await _offload(packument_facts, packument, size=len(packument))
+
+    def known_integrity(self, name: str, filename: str) -> str | None:
+        """``dist.integrity`` of ``name``'s tarball ``filename``, from a packument built here."""
+        versions = self._integrity.get(name)
+        return versions.get(filename) if versions is not None else None
 
     async def build(self, route: keys.Route, key: str, response: UpstreamResponse, directives: Directives,
                     *, integrity_for: IntegrityLookup | None = None) -> Entry:
@@ -59,7 +75,8 @@ class EntryBuilder:
         elif route.kind in (keys.PACKUMENT, keys.VERSION) and route.name:
             body = rewrite_tarball_urls(body, route.name, self.public_url)
             if route.kind == keys.PACKUMENT:
-                links = await _offload(prefetch_links, body, size=len(body))
+                links, by_file = await _offload(packument_facts, body, size=len(body))
+                self._integrity[route.name] = by_file
         elif route.kind == keys.RESOLUTION:
             links = await _offload(resolution_links, body, size=len(body))
         headers = tuple((name, response.headers[name]) for name in FORWARDED if name in response.headers)
@@ -103,7 +120,11 @@ class EntryBuilder:
             raise BadUpstreamContent(f"no integrity known for {route.name}/{route.filename}; not serving it",
                                      detail={"path": route.upstream_path})
         body = response.body
-        found = await _offload(lambda b: integrity.digests(b), body, size=len(body))
+        try:   # only the digests the checks below compare (sha512 alone, for npm's SRIs)
+            algorithms = {integrity.deciding_algorithm(sri) for sri in expected}
+        except ValueError:
+            algorithms = set(integrity.ALGORITHMS)
+        found = await _offload(lambda b: integrity.digests(b, algorithms), body, size=len(body))
         for sri in expected:
             try:
                 ok = integrity.matches(found, sri)
@@ -158,16 +179,23 @@ def rewrite_tarball_urls(body: bytes, name: str, public_url: str) -> bytes:
     return pattern.sub(lambda m: m.group(1) + public + b"/", body)
 
 
-def prefetch_links(body: bytes) -> tuple[str, ...]:
-    """Paths of the packuments a client will ask for next: the latest version's dependencies."""
+def packument_facts(body: bytes) -> tuple[tuple[str, ...], dict[str, str]]:
+    """From one parse of a packument: the paths of the packuments a client will ask for
+    next (the latest version's dependencies), and ``dist.integrity`` by tarball file name."""
     try:
         doc = json.loads(body)
+        versions = doc.get("versions") or {}
         latest = doc.get("dist-tags", {}).get("latest")
-        version = doc.get("versions", {}).get(latest) or {}
-        deps = list((version.get("dependencies") or {}).keys())
+        deps = list(((versions.get(latest) or {}).get("dependencies") or {}).keys())
+        by_file = {}
+        for version in versions.values():
+            dist = version.get("dist") or {}
+            tarball, sri = dist.get("tarball"), dist.get("integrity")
+            if isinstance(tarball, str) and isinstance(sri, str):
+                by_file[tarball.rsplit("/", 1)[-1]] = sri
     except (ValueError, AttributeError, TypeError):
-        return ()
-    return tuple("/" + keys.escaped(dep) for dep in deps[:MAX_LINKS] if isinstance(dep, str))
+        return (), {}
+    return tuple("/" + keys.escaped(dep) for dep in deps[:MAX_LINKS] if isinstance(dep, str)), by_file
 
 
 def resolution_links(body: bytes) -> tuple[str, ...]:

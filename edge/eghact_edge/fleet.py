@@ -25,6 +25,8 @@ from .upstream import HttpUpstream
 
 log = logging.getLogger("eghact.edge")
 
+POPULAR_LIMIT = 10_000   # the most the origin's /-/v1/popular lists
+
 
 class FleetClient:
     def __init__(self, upstream: HttpUpstream, popularity: Popularity, *, edge_id: str, region: str,
@@ -81,11 +83,14 @@ class FleetClient:
 
     async def popular(self, limit: int) -> list[str]:
         """The origin's global top keys (cache keys, hottest first); [] when it has none."""
+        limit = max(1, min(limit, POPULAR_LIMIT))
         try:
             response = await self._upstream.fetch(f"/-/v1/popular?limit={limit}", {}, kind="popular")
         except UpstreamUnavailable:
             return []
         if response.status != 200:
+            if response.status != 404:   # 404: a registry without popularity (plain npm)
+                log.warning("the popular list answered %s: %r", response.status, response.body[:200])
             return []
         with contextlib.suppress(ValueError, TypeError, AttributeError):
             body = json.loads(response.body)

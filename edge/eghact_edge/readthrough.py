@@ -205,11 +205,13 @@ class ReadThrough:
                 self._pass_until.clear()
         return Reply("MISS", built, private=not storable)
 
-    async def warm_batch(self, items: list[tuple[keys.Route, str, bool]], *, parallel: int = 32) -> int:
+    async def warm_batch(self, items: list[tuple[keys.Route, str, bool]], *, parallel: int = 32,
+                         integrity_only: frozenset[str] = frozenset()) -> int:
         """Fetch ``(route, key, abbreviated)`` items in one upstream batch and store each answer
         as a fetch would; the number stored. Items are stored as their frames arrive, up to
         ``parallel`` at a time (building an entry compresses and checks digests); packuments
-        should come before tarballs.
+        should come before tarballs. Packuments whose keys are in ``integrity_only`` are not
+        stored: they are there so the batch's tarballs can be checked.
         Raises BatchUnsupported (the caller falls back to single fetches) or UpstreamUnavailable."""
         generation = self.cache.generation()
         stored = 0
@@ -219,6 +221,9 @@ class ReadThrough:
             nonlocal stored
             route, key, _ = items[index]
             try:
+                if key in integrity_only and route.name:
+                    await self.builder.learn_integrity(route.name, response.body)
+                    return
                 reply = await self._accept(route, key, response, None, None, generation)
             except Exception as exc:  # one bad item (a tampered tarball) must not stop the batch
                 log.info("warming %s from a batch failed: %s", key, exc)
@@ -249,6 +254,9 @@ class ReadThrough:
 
     async def _integrity_for(self, name: str, filename: str) -> str | None:
         """``dist.integrity`` from the packument (cached, else fetched): the authority npm uses."""
+        known = self.builder.known_integrity(name, filename)
+        if known is not None:
+            return known
         route = keys.parse("/" + keys.escaped(name))
         for abbreviated in (True, False):
             cached = self.cache.memory.peek(route.cache_key(abbreviated))

@@ -97,13 +97,16 @@ class Warmer:
                 route = keys.parse(path)
                 if route.kind is not None and route.cache_key(abbreviated) == key:
                     items.append((route, key, abbreviated))
-        chunks = []
+        chunks: list[tuple[list[tuple[keys.Route, str, bool]], frozenset[str]]] = []
         scheduled: set[str] = set()
+        wanted = {key for _, key, _ in items}
         memory = self.readthrough.cache.memory
         for start in range(0, len(items), batch):
             chunk = [item for item in items[start:start + batch] if item[1] not in scheduled]
-            # A tarball is checked against its packument's integrity: fetch the packument in
-            # the same batch (ahead of it) rather than alone, when it is not at hand.
+            scheduled.update(key for _, key, _ in chunk)
+            # A tarball is checked against its packument's integrity: when the packument is
+            # neither at hand nor popular, the batch fetches it too, only to learn from it.
+            lookups = set()
             for route, _, _ in list(chunk):
                 if route.kind == keys.TARBALL and route.name:
                     packument = keys.parse("/" + keys.escaped(route.name))
@@ -112,36 +115,38 @@ class Warmer:
                             and memory.peek(key) is None:
                         chunk.append((packument, key, True))
                         scheduled.add(key)
-            scheduled.update(key for _, key, _ in chunk)
+                        if key not in wanted:   # a popular one, due later: stored now instead
+                            lookups.add(key)
             chunk.sort(key=lambda item: item[0].kind == keys.TARBALL)
-            chunks.append(chunk)
+            chunks.append((chunk, frozenset(lookups)))
         unsupported = False
 
         async def run() -> None:
             nonlocal unsupported
             while chunks:
-                chunk = chunks.pop(0)
+                chunk, lookups = chunks.pop(0)
                 if unsupported:
-                    self._enqueue_all(chunk)
+                    self._enqueue_all(chunk, lookups)
                     continue
                 try:
-                    stored = await self.readthrough.warm_batch(chunk)
+                    stored = await self.readthrough.warm_batch(chunk, integrity_only=lookups)
                 except BatchUnsupported:
                     unsupported = True
-                    self._enqueue_all(chunk)
+                    self._enqueue_all(chunk, lookups)
                     continue
                 except UpstreamUnavailable as exc:
                     log.info("a warming batch failed (%s); its keys go through the queue", exc)
-                    self._enqueue_all(chunk)
+                    self._enqueue_all(chunk, lookups)
                     continue
                 self.done += stored
                 self._reporter.warmed(_SOURCES[POPULAR], stored)
 
         await asyncio.gather(*(run() for _ in range(in_flight)))
 
-    def _enqueue_all(self, items: list[tuple[keys.Route, str, bool]]) -> None:
+    def _enqueue_all(self, items: list[tuple[keys.Route, str, bool]], skip: frozenset[str]) -> None:
         for _, key, _ in items:
-            self.enqueue(key, POPULAR)
+            if key not in skip:
+                self.enqueue(key, POPULAR)
 
     def is_hot(self, key: str) -> bool:
         return self.popularity.score(key) >= self._hot

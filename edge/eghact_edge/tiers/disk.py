@@ -47,7 +47,7 @@ class DiskTier:
         )
         self._writer = SerialExecutor("edge-disk-writer")
         self._on_evict = on_evict
-        self._queue: list[tuple[str, Any, asyncio.Future[Any]]] = []
+        self._queue: list[tuple[str, Any, asyncio.Future[Any] | None]] = []
         self._draining: asyncio.Task[None] | None = None
 
     def _get_sync(self, key: str) -> Entry | None:
@@ -85,10 +85,13 @@ class DiskTier:
 
     async def _write(self, op: str, arg: Any) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._enqueue(op, arg, future)
+        return await future
+
+    def _enqueue(self, op: str, arg: Any, future: asyncio.Future[Any] | None) -> None:
         self._queue.append((op, arg, future))
         if self._draining is None:
             self._draining = asyncio.create_task(self._drain(), name="disk-writes")
-        return await future
 
     async def _drain(self) -> None:
         try:
@@ -97,12 +100,13 @@ class DiskTier:
                 try:
                     results = await self._writer.run(self._apply_sync, [(op, arg) for op, arg, _ in batch])
                 except Exception as exc:
+                    log.warning("disk tier writes failed: %s", exc)
                     for _, _, future in batch:
-                        if not future.done():
+                        if future is not None and not future.done():
                             future.set_exception(exc)
                     continue
                 for (_, _, future), result in zip(batch, results, strict=True):
-                    if not future.done():
+                    if future is not None and not future.done():
                         future.set_result(result)
         finally:
             self._draining = None
@@ -112,6 +116,11 @@ class DiskTier:
 
     async def put(self, entry: Entry) -> bool:
         return bool(await self._write(_PUT, entry))
+
+    def put_later(self, entry: Entry) -> None:
+        """Queue a store without waiting for it: it is applied in order with every other
+        write (a later purge still removes it), and before :meth:`close` returns."""
+        self._enqueue(_PUT, entry, None)
 
     async def purge(self, tag: str) -> int:
         return int(await self._write(_PURGE, tag))
