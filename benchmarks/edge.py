@@ -422,7 +422,7 @@ async def time_to_hits(origin_url: str, work: Path, paths: list[str], args: argp
     cap = 60.0 if not args.quick else 20.0
     print("\ntime to 90% hits in a 500-request window, from the edge's spawn (8 client connections):")
     for label, extra in (("without warming", ("--no-warm",)),
-                         ("with warming", ("--warm-top", str(min(len(paths), 8000))))):
+                         ("with warming", ("--warm-top", "10000"))):
         edge_args = ("--rate", "0", "--token", edge_token, *extra, "--memory-bytes", "1G")
         # The clock starts before the process does: start-up and warming count.
         spawned = time.perf_counter()

@@ -132,7 +132,13 @@ class EdgeNode:
     async def _warm_popular(self) -> None:
         """Then the origin's global popular list, hottest first."""
         popular = await self.fleet.popular(self.settings.warm_top)
-        await self.warmer.warm_popular([key for key in popular if self.memory.peek(key) is None])
+        if self.disk is not None:
+            self.disk.hold()   # memory first; the disk copies follow once the warm is done
+        try:
+            await self.warmer.warm_popular([key for key in popular if self.memory.peek(key) is None])
+        finally:
+            if self.disk is not None:
+                self.disk.release()
 
     async def _housekeeping(self) -> None:
         while True:

@@ -129,3 +129,31 @@ async def test_disk_writes_keep_their_order_and_evictions_are_counted(tmp_path: 
         assert len(kept) + sum(evicted) == 31 and kept == list(range(30 - len(kept), 30))
     finally:
         await disk.close()
+
+
+async def test_held_stores_wait_for_release_but_a_waited_write_flushes_them_in_order(tmp_path: Path) -> None:
+    disk = DiskTier(tmp_path / "d", 1 << 24)
+    try:
+        disk.hold()
+        disk.put_later(entry("/held", tag="pkg:held"))
+        disk.put_later(entry("/kept"))
+        await asyncio.sleep(0.05)
+        assert await disk.get("/held") is None          # held back
+        assert await disk.purge("pkg:held") == 1        # flushed first, then purged
+        assert await disk.get("/held") is None and await disk.get("/kept") is not None
+        disk.put_later(entry("/late"))
+        disk.release()
+        for _ in range(100):
+            if await disk.get("/late") is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert await disk.get("/late") is not None
+        disk.hold()
+        disk.put_later(entry("/at-close"))
+    finally:
+        await disk.close()
+    again = DiskTier(tmp_path / "d", 1 << 24)
+    try:
+        assert await again.get("/at-close") is not None   # close applies what was held
+    finally:
+        await again.close()

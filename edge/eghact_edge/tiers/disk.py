@@ -49,6 +49,7 @@ class DiskTier:
         self._on_evict = on_evict
         self._queue: list[tuple[str, Any, asyncio.Future[Any] | None]] = []
         self._draining: asyncio.Task[None] | None = None
+        self._held = 0
 
     def _get_sync(self, key: str) -> Entry | None:
         data = self._cache.get(key)
@@ -90,7 +91,17 @@ class DiskTier:
 
     def _enqueue(self, op: str, arg: Any, future: asyncio.Future[Any] | None) -> None:
         self._queue.append((op, arg, future))
-        if self._draining is None:
+        if self._draining is None and (future is not None or not self._held):
+            self._draining = asyncio.create_task(self._drain(), name="disk-writes")
+
+    def hold(self) -> None:
+        """Keep queued stores back (a start-up warm: they would compete with it for the
+        GIL). A write someone waits for still flushes the whole queue, in order."""
+        self._held += 1
+
+    def release(self) -> None:
+        self._held -= 1
+        if not self._held and self._queue and self._draining is None:
             self._draining = asyncio.create_task(self._drain(), name="disk-writes")
 
     async def _drain(self) -> None:
@@ -140,6 +151,9 @@ class DiskTier:
 
     async def close(self) -> None:
         """Apply the writes still queued, then close."""
+        self._held = 0
+        if self._queue and self._draining is None:
+            self._draining = asyncio.create_task(self._drain(), name="disk-writes")
         while self._draining is not None:
             await asyncio.shield(self._draining)
         self._writer.shutdown()
