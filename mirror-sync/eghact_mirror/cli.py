@@ -86,8 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--top", type=int, help="the N most popular packages and their closure")
     export.add_argument("--max-size", type=_size, help="split into parts of at most SIZE")
     export.add_argument("--token", help="a read token, for origins with private scopes")
-    export.add_argument("--level", type=int, default=3, help="zstd level (default 3, as tar --zstd)")
-    export.add_argument("--threads", type=int, default=0, help="zstd worker threads (0: compress inline)")
+    export.add_argument("--level", type=int, default=1,
+                        help="zstd level (default 1: tarballs are gzip already; level 3, tar --zstd's, made a "
+                             "full bundle 0.3%% smaller for 30%% more CPU)")
+    export.add_argument("--threads", type=int, default=0,
+                        help="zstd worker threads (0: one compressing thread beside the exporter)")
 
     verify = sub.add_parser("verify", help="check a bundle's signature and every digest")
     verify.add_argument("file", type=Path)

@@ -3,70 +3,53 @@
 The mirror may not import the origin (an air-gapped site must not need it), so everything it
 learns comes through here: ``/-/health`` (the registry id, the head seq), the changes feed,
 packuments (full and abbreviated, as bytes, never re-serialised), tarballs (each checked
-against the sha512 its packument promises before anyone sees it), and ``/-/v1/popular``.
+against the sha512 its packument promises before anyone stores it), and ``/-/v1/popular``.
 
-Transient failures (connection errors, 5xx, 429) are retried a few times with backoff;
-whatever still fails becomes ``origin_unavailable`` here, at the boundary.
+Packuments and tarballs are read in bulk (:meth:`OriginClient.packuments`,
+:meth:`OriginClient.tarballs`) through the origin's batch read, ``POST /-/v1/batch``, hundreds
+per request. An upstream without it — an older origin, an edge, a plain npm registry —
+answers 404 or 405, and from then on the same calls make one GET per item, concurrently.
+An item the batch could not serve (a 5xx frame, a link not shaped ``/<name>/-/<file>``) goes by
+GET.
+
+Transient failures (connection errors, 5xx, 429, a batch answer cut short) are retried a few
+times with backoff; whatever still fails becomes ``origin_unavailable`` here, at the boundary.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
+from . import batch
 from .errors import MirrorError
+from .payload import SPOOL_BYTES, Payload, spool
+
+__all__ = ["ABBREVIATED", "SPOOL_BYTES", "OriginClient", "Payload", "package_url", "popular_names"]
 
 ABBREVIATED = "application/vnd.npm.install-v1+json"
-SPOOL_BYTES = 256 * 1024  # tarballs above this wait for the writer on disk, not in memory
 _RETRIES = 4
-
-
-@dataclass
-class Payload:
-    """A verified body: small ones in memory, big ones in a temp file the consumer closes."""
-
-    size: int
-    sha512: str
-    data: bytes | None = None
-    file: Any = None  # a temp file positioned at 0
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
+_RETRY_STATUS = (429, 500, 502, 503, 504)
+_GETS = 24  # GETs in flight when the origin has no batch read
 
 
 async def _spool(response: aiohttp.ClientResponse) -> Payload:
-    digest = hashlib.sha512()
-    memory = bytearray()
-    spool = None
-    try:
-        async for chunk in response.content.iter_chunked(SPOOL_BYTES):
-            digest.update(chunk)
-            if spool is None and len(memory) + len(chunk) <= SPOOL_BYTES:
-                memory += chunk
-                continue
-            if spool is None:
-                spool = tempfile.TemporaryFile()  # noqa: SIM115 - the consumer closes it (Payload.close)
-                await asyncio.to_thread(spool.write, memory)
-                memory = bytearray()
-            await asyncio.to_thread(spool.write, chunk)
-    except BaseException:
-        if spool is not None:
-            spool.close()
-        raise
-    if spool is None:
-        return Payload(len(memory), digest.hexdigest(), data=bytes(memory))
-    size = spool.tell()
-    spool.seek(0)
-    return Payload(size, digest.hexdigest(), file=spool)
+    return await spool(response.content.iter_chunked(SPOOL_BYTES))
+
+
+def _path(name: str) -> str:
+    return "/" + name.replace("/", "%2f")
+
+
+async def _bytes(payload: Payload) -> bytes:
+    if payload.data is not None:
+        return payload.data
+    return await asyncio.to_thread(payload.file.read)  # a giant packument, spooled
 
 
 def package_url(base: str, name: str) -> URL:
@@ -83,6 +66,8 @@ class OriginClient:
         self._connections = connections
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10)
         self._session: aiohttp.ClientSession | None = None
+        self._batch: bool | None = None  # None until the origin has answered a batch read
+        self._gets = asyncio.Semaphore(_GETS)
 
     async def __aenter__(self) -> OriginClient:
         connector = aiohttp.TCPConnector(limit=self._connections)
@@ -161,12 +146,114 @@ class OriginClient:
         Bodies over SPOOL_BYTES go to a temp file as they arrive: memory stays bounded by the
         number of fetches in flight, whatever the tarballs weigh."""
         _, payload, _ = await self._get(URL(url, encoded=True), consume=_spool)
-        if payload.sha512 != sha512:
+        payload.expected, payload.label = sha512, url
+        try:
+            payload.digest()
+        except MirrorError:
             payload.close()
-            raise MirrorError("digest_mismatch", f"the origin served {url} with sha512 {payload.sha512[:16]}..., "
-                              f"its packument promises {sha512[:16]}...: refusing to carry a tarball that fails "
-                              "its integrity")
+            raise
         return payload
+
+    async def packuments(self, names: list[str]) -> list[tuple[bytes | None, int, bytes | None, int]]:
+        """(full, its Eghact-Seq, abbreviated, its Eghact-Seq) of each name, as served; None for
+        a packument the origin answers 404 (unpublished, or never there)."""
+        paths = [path for name in names for path in (_path(name),) * 2]
+        items = [path if k % 2 == 0 else {"path": path, "accept": ABBREVIATED} for k, path in enumerate(paths)]
+        found: list[tuple[bytes | None, int] | None] = [None] * len(paths)
+        for k, frame in enumerate(await self._read_many(items, paths) or ()):
+            if frame.status in (200, 404):
+                body = await _bytes(frame.payload) if frame.status == 200 else None
+                found[k] = (body, int(frame.headers.get("eghact-seq", "0") or 0))
+            frame.payload.close()
+        # No batch read, or items it could not serve: the single read decides (and retries).
+        missing = [k for k, got in enumerate(found) if got is None]
+        singles = await asyncio.gather(*(self._gate(self.packument(names[k // 2], abbreviated=k % 2 == 1))
+                                         for k in missing))
+        for k, got in zip(missing, singles, strict=True):
+            found[k] = got
+        done = [got for got in found if got is not None]
+        return [(*done[2 * k], *done[2 * k + 1]) for k in range(len(names))]
+
+    async def tarballs(self, links: list[tuple[str, str, str]]) -> list[Payload]:
+        """The tarballs of ``links`` ((package name, url, sha512)), in order. Each is checked
+        against its sha512 before it is stored (:meth:`Payload.digest`, by whoever stores it).
+
+        The batch read asks for ``/<name>/-/<file>`` at *this* URL, whatever host the link
+        names: behind an edge or a proxy, the origin renders links for itself, and the exporter
+        must not need to reach it. The bytes are checked by digest, so where they come from
+        does not matter. A GET (no batch read) follows the link, as npm would."""
+        found: list[Payload | None] = [None] * len(links)
+        try:
+            relative = [(i, url.find(f"/{name}/-/")) for i, (name, url, _) in enumerate(links)]
+            batchable = [(i, links[i][1][at:]) for i, at in relative if at >= 0]
+            paths = [path for _, path in batchable]
+            for (i, _), frame in zip(batchable, await self._read_many(list(paths), paths) or (), strict=False):
+                if frame.status == 200:
+                    frame.payload.expected, frame.payload.label = links[i][2], links[i][1]
+                    found[i] = frame.payload
+                else:
+                    frame.payload.close()
+            missing = [i for i, payload in enumerate(found) if payload is None]
+            singles = await asyncio.gather(*(self._gate(self.tarball(links[i][1], links[i][2])) for i in missing))
+            for i, payload in zip(missing, singles, strict=True):
+                found[i] = payload
+        except BaseException:
+            for payload in found:
+                if payload is not None:
+                    payload.close()
+            raise
+        return [payload for payload in found if payload is not None]
+
+    async def _gate(self, call: Awaitable[Any]) -> Any:
+        async with self._gets:
+            return await call
+
+    async def _read_many(self, items: list[Any], paths: list[str]) -> list[batch.Frame] | None:
+        """The frames of ``items`` (batch reads of at most batch.MAX_ITEMS), or None when the
+        origin has no batch read."""
+        frames: list[batch.Frame] = []
+        try:
+            for start in range(0, len(items), batch.MAX_ITEMS):
+                got = await self._post_batch(items[start:start + batch.MAX_ITEMS], paths[start:start + batch.MAX_ITEMS])
+                if got is None:
+                    for frame in frames:
+                        frame.payload.close()
+                    return None
+                frames += got
+        except BaseException:
+            for frame in frames:
+                frame.payload.close()
+            raise
+        return frames
+
+    async def _post_batch(self, items: list[Any], paths: list[str]) -> list[batch.Frame] | None:
+        if self._batch is False or not items:
+            return None if self._batch is False else []
+        assert self._session is not None, "use OriginClient as an async context manager"
+        # Eghact-Seq is the one header read from frames (of packuments): the rest are left out.
+        url = f"{self.url}/-/v1/batch?headers=Eghact-Seq"
+        # A batch may be long: what must not stall is each read, not the whole answer.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=self._timeout.total)
+        delay = 0.2
+        for attempt in range(_RETRIES):
+            try:
+                async with self._session.post(url, json=items, timeout=timeout) as response:
+                    if response.status == 200 and response.content_type == batch.MEDIA_TYPE:
+                        self._batch = True
+                        return await batch.read_frames(response.content, paths)
+                    body = await response.read()
+                    if response.status in (404, 405) or (response.status == 200 and not self._batch):
+                        self._batch = False  # an origin without it, an edge, a plain npm registry
+                        return None
+                    if response.status not in _RETRY_STATUS or attempt == _RETRIES - 1:
+                        raise MirrorError("origin_unavailable", f"POST {url} answered {response.status}: "
+                                          f"{body[:300].decode(errors='replace')}")
+            except (TimeoutError, aiohttp.ClientError, batch.FrameError) as exc:
+                if attempt == _RETRIES - 1:
+                    raise MirrorError("origin_unavailable", f"POST {url} failed: {exc!r}") from exc
+            await asyncio.sleep(delay)
+            delay *= 3
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def popular(self, limit: int) -> list[str] | None:
         """Names from ``/-/v1/popular``, most popular first; None when the origin has no such endpoint."""

@@ -2,9 +2,13 @@
 packuments as served, and the tarballs the mirror lacks — shared by ``export`` (the sink is a
 bundle writer) and ``sync`` (the sink is a staging dir).
 
-Concurrency: a few package workers fetch packuments and tarballs over one HTTP session; one
-writer drains a bounded queue into the sink on a thread (compression and disk writes must not
-block the loop). The queue bound, the spooling of big tarballs (``client.SPOOL_BYTES``) and the
+Concurrency: a few workers each take a group of packages, read their packuments in one batch
+read, then the tarballs the mirror lacks in another (``client``: the origin's batch read, or
+one GET each where there is none), and hand the group's files to one writer, which drains a
+bounded queue into the sink: it hashes and frames them on the loop (a few milliseconds a
+group), while the sink's own thread compresses (``writer``) or creates the files (``stage``)
+— handing each small file to a thread would cost more in GIL hand-offs than it saves. The
+queue bound, the group size, the spooling of big tarballs (``payload.SPOOL_BYTES``) and the
 fixed number of workers are what keep memory flat whatever the range weighs.
 
 Which tarballs travel. A package new to the mirror travels whole. For one the mirror has, only
@@ -18,7 +22,7 @@ has it. Each tarball is checked against its packument's sha512 before it goes an
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import itertools
 import json
 import tempfile
 from collections.abc import Callable, Iterator
@@ -28,13 +32,14 @@ from typing import Any, BinaryIO, Protocol
 from eghact_common import integrity, wire
 
 from . import index as fmt
-from .client import OriginClient, Payload
+from .client import OriginClient
 from .errors import MirrorError
+from .payload import Payload
 
-QUEUE_ITEMS = 128
-PACKAGE_WORKERS = 8
-TARBALL_FETCHES = 24
-INLINE_WRITE_BYTES = 1 << 20
+QUEUE_GROUPS = 4
+GROUP_PACKAGES = 64  # ~130 packuments and a few hundred tarballs: one batch read each
+WORKERS = 3
+INLINE_WRITE_BYTES = 16 << 20
 # Events that change a packument; advisories and resolutions do not.
 PACKAGE_EVENTS = frozenset({wire.PUBLISH, wire.DEPRECATE, wire.UNPUBLISH, wire.DIST_TAG})
 
@@ -118,8 +123,7 @@ class Collector:
         self._sink = sink
         self._on_package = on_package
         self._on_bytes = on_bytes
-        self._queue: asyncio.Queue[tuple[str, Payload] | None] = asyncio.Queue(QUEUE_ITEMS)
-        self._tarball_gate = asyncio.Semaphore(TARBALL_FETCHES)
+        self._queue: asyncio.Queue[list[tuple[str, Payload]] | None] = asyncio.Queue(QUEUE_GROUPS)
         self._scheduled: set[bytes] = set()  # raw digests: half the memory of hex strings
         self._tail_seq = 0
         self._tail: dict[str, set[str]] = {}
@@ -129,12 +133,13 @@ class Collector:
     async def run(self, plan: RangePlan) -> Collected:
         self._plan = plan
         self._tail_seq = plan.to_seq
-        await self._queue.put((fmt.EVENTS_PATH, plan.events))
-        jobs = iter(enumerate(plan.jobs))
+        await self._queue.put([(fmt.EVENTS_PATH, plan.events)])
+        jobs = enumerate(plan.jobs)
+        groups = iter(lambda: list(itertools.islice(jobs, GROUP_PACKAGES)), [])
         try:
             async with asyncio.TaskGroup() as group:
                 writer = group.create_task(self._writer())
-                workers = [group.create_task(self._worker(jobs)) for _ in range(PACKAGE_WORKERS)]
+                workers = [group.create_task(self._worker(groups)) for _ in range(WORKERS)]
                 await asyncio.gather(*workers)
                 await self._queue.put(None)
                 await writer
@@ -142,48 +147,54 @@ class Collector:
             # The first failure is the story (the others are its consequences, or the same
             # refusal seen by another worker): raise it as itself, so callers see a MirrorError.
             raise _first(group) from None
+        finally:
+            while not self._queue.empty():  # what a failure left unwritten
+                for _, payload in self._queue.get_nowait() or ():
+                    payload.close()
         self.result.packages.sort(key=lambda p: p["name"])
         self.result.removed.sort()
         return self.result
 
-    async def _worker(self, jobs: Any) -> None:
-        for i, job in jobs:
-            await self._package(i, job)
-            self._on_package(1)
+    async def _worker(self, groups: Iterator[list[tuple[int, Job]]]) -> None:
+        for jobs in groups:
+            await self._group(jobs)
+            self._on_package(len(jobs))
 
-    async def _package(self, i: int, job: Job) -> None:
-        (full, seq_full), (short, seq_short) = await asyncio.gather(
-            self._client.packument(job.name, abbreviated=False), self._client.packument(job.name, abbreviated=True))
-        if full is None or short is None:
-            self.result.removed.append(job.name)  # unpublished whole (or gone): a tombstone
-            return
-        # The abbreviated document has every version's dist and weighs a third less to parse;
-        # only (version, link, digest) is kept, so a giant packument is garbage at once.
-        doc = await asyncio.to_thread(json.loads, short) if len(short) > 1 << 20 else json.loads(short)
-        dists = [(v, m["dist"]["tarball"], sha512_of(m["dist"])) for v, m in (doc.get("versions") or {}).items()]
-        del doc
-        if dists:
-            self._note_base(job.name, dists[0][1])
-        wanted = None if job.whole or self._plan.from_seq == 0 else \
-            await self._published(job.name, max(seq_full, seq_short))
-        fetches = []
-        for version, link, sha in dists:
-            key = bytes.fromhex(sha)
-            if (wanted is None or version in wanted) and key not in self._scheduled:
-                self._scheduled.add(key)
-                fetches.append(self._tarball(link, sha))
-        await asyncio.gather(*fetches)
-        full_path, short_path = fmt.packument_paths(i)
-        await self._queue.put((full_path, bytes_payload(full)))
-        await self._queue.put((short_path, bytes_payload(short)))
-        self.result.packages.append({"name": job.name, "full": full_path, "abbreviated": short_path})
-
-    async def _tarball(self, url: str, sha: str) -> None:
-        async with self._tarball_gate:
-            payload = await self._client.tarball(url, sha)
-        self.result.tarballs += 1
-        self.result.tarball_bytes += payload.size
-        await self._queue.put((fmt.tarball_path(sha), payload))
+    async def _group(self, jobs: list[tuple[int, Job]]) -> None:
+        docs = await self._client.packuments([job.name for _, job in jobs])
+        files: list[tuple[str, Payload]] = []
+        links: list[tuple[str, str, str]] = []
+        for (i, job), (full, seq_full, short, seq_short) in zip(jobs, docs, strict=True):
+            if full is None or short is None:
+                self.result.removed.append(job.name)  # unpublished whole (or gone): a tombstone
+                continue
+            # The abbreviated document has every version's dist and weighs a third less to parse;
+            # only (version, link, digest) is kept, so a giant packument is garbage at once.
+            doc = await asyncio.to_thread(json.loads, short) if len(short) > 1 << 20 else json.loads(short)
+            dists = [(v, m["dist"]["tarball"], sha512_of(m["dist"])) for v, m in (doc.get("versions") or {}).items()]
+            del doc
+            if dists:
+                self._note_base(job.name, dists[0][1])
+            wanted = None if job.whole or self._plan.from_seq == 0 else \
+                await self._published(job.name, max(seq_full, seq_short))
+            for version, link, sha in dists:
+                key = bytes.fromhex(sha)
+                if (wanted is None or version in wanted) and key not in self._scheduled:
+                    self._scheduled.add(key)
+                    links.append((job.name, link, sha))
+            full_path, short_path = fmt.packument_paths(i)
+            files += [(full_path, Payload(len(full), data=full)), (short_path, Payload(len(short), data=short))]
+            self.result.packages.append({"name": job.name, "full": full_path, "abbreviated": short_path})
+        try:
+            tarballs = await self._client.tarballs(links)
+        except BaseException:
+            for _, payload in files:
+                payload.close()
+            raise
+        self.result.tarballs += len(tarballs)
+        self.result.tarball_bytes += sum(payload.size for payload in tarballs)
+        files += [(fmt.tarball_path(sha), payload) for (_, _, sha), payload in zip(links, tarballs, strict=True)]
+        await self._queue.put(files)
 
     async def _published(self, name: str, seen_seq: int) -> set[str]:
         """Versions of ``name`` published after from_seq, up to at least ``seen_seq``."""
@@ -208,30 +219,26 @@ class Collector:
         self.result.base_url = tarball_url[:marker]
 
     async def _writer(self) -> None:
-        done = False
-        while not done:
-            batch = [await self._queue.get()]
-            while not self._queue.empty() and len(batch) < QUEUE_ITEMS:
-                batch.append(self._queue.get_nowait())
-            if batch[-1] is None:
-                batch.pop()
-                done = True
-            items = [item for item in batch if item is not None]
-            # Small batches are written right here: handing them to a thread costs more in GIL
-            # hand-offs than the writing itself (measured: a 15% slower export). Big payloads
-            # (spooled tarballs, giant packuments) go to a thread, off the event loop.
-            if sum(payload.size for _, payload in items) <= INLINE_WRITE_BYTES:
-                self._write(items)
+        # Hashing and framing a group (hundreds of small files) is done right here: on a
+        # thread, every hash that releases the GIL would wait to get it back from the loop.
+        # Big groups (spooled tarballs to copy) go to a thread, off the loop.
+        while (files := await self._queue.get()) is not None:
+            if sum(payload.size for _, payload in files) <= INLINE_WRITE_BYTES:
+                self._write(files)
             else:
-                await asyncio.to_thread(self._write, items)
+                await asyncio.to_thread(self._write, files)
 
-    def _write(self, batch: list[tuple[str, Payload]]) -> None:
-        for path, payload in batch:
+    def _write(self, files: list[tuple[str, Payload]]) -> None:
+        for k, (path, payload) in enumerate(files):
             try:
+                digest = payload.digest()  # checks a tarball against its packument's integrity first
                 self._sink.add(path, payload.data if payload.data is not None else payload.file, payload.size)
-            finally:
-                payload.close()
-            self.result.files.append(fmt.FileEntry(path, payload.size, payload.sha512))
+            except BaseException:
+                for _, rest in files[k:]:
+                    rest.close()
+                raise
+            payload.close()
+            self.result.files.append(fmt.FileEntry(path, payload.size, digest))
             self._on_bytes(payload.size)
 
 
@@ -243,4 +250,4 @@ def _first(group: BaseExceptionGroup) -> BaseException:
 
 
 def bytes_payload(data: bytes) -> Payload:
-    return Payload(len(data), hashlib.sha512(data).hexdigest(), data=data)
+    return Payload(len(data), data=data)

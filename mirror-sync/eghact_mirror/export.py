@@ -31,6 +31,8 @@ from .selection import ALL, Closure, SelectionSpec, lockfile_roots
 from .writer import BundleWriter, WrittenBundle
 
 FEED_PAGE = 10_000
+# One encoder for every event line (json.dumps with options builds a new one per call).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class ExportOptions:
     selection: SelectionSpec = field(default_factory=SelectionSpec)
     max_size: int | None = None
     token: str | None = None
-    level: int = 3
+    level: int = 1
     threads: int = 0
 
 
@@ -73,7 +75,7 @@ class _Range:
         return len(self.names)
 
     def add(self, event: dict[str, Any]) -> None:
-        self.lines.write(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+        self.lines.write(_ENCODE(event).encode() + b"\n")
         self.names.append(sys.intern(event["name"]))
         if event.get("type") in PACKAGE_EVENTS:
             self.changed.add(event["name"])

@@ -38,8 +38,12 @@ def import_bundle(path: Path, mirror: Path, trusted: TrustedKey, *,
                   on_bytes: Callable[[int], None] = lambda n: None) -> ImportReport:
     staging = stage.create(mirror)
     try:
-        verified = verify_bundle(path, trusted, sink=stage.StageSink(staging), on_bytes=on_bytes)
-        stage.write_stage_json(staging, verified.index, verified.digest)
+        sink = stage.StageSink(staging)
+        try:
+            verified = verify_bundle(path, trusted, sink=sink, on_bytes=on_bytes)
+        finally:
+            sink.close()
+        sink.finish(verified.index, verified.digest)
         applied = stage.apply(mirror, staging)
     finally:
         stage.remove(staging)

@@ -4,33 +4,38 @@ and the tar members inside it — in one pass, each member handed to a sink as i
 This module checks only what the bytes themselves can tell: that parts match their signed
 manifest, that the zstd frame is whole (python-zstandard's stream reader returns a clean EOF
 on a cut-off frame, so :class:`_FrameChecker` walks the frame's block headers itself), that
-every member is a regular file with a name a bundle may hold. Deciding whether the content
+every member is a regular file with a name a bundle may hold (``ustar``). It hashes every
+member on the way (sha512), so that a sink only stores bytes. Deciding whether the content
 is what the signer signed is ``verify``'s job, once the index has gone by.
 
-Memory: one member's chunk at a time; the decompressor's output is bounded per read, so a
-decompression bomb cannot make us buffer more than a chunk either.
+Memory: one decompressed chunk at a time; the decompressor's output is bounded per read, so
+a decompression bomb cannot make us buffer more than a chunk either.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Protocol, cast
 
 import zstandard
 
 from . import index as fmt
 from .errors import MirrorError
+from .ustar import TarFormatError, UstarReader
 
-CHUNK = 1 << 18
+CHUNK = 1 << 20
 _MAGIC = b"\x28\xb5\x2f\xfd"
 
-# A sink takes (path, stream, size), reads exactly size bytes and returns their sha512 hex.
-Sink = Callable[[str, IO[bytes], int], str]
+
+class Sink(Protocol):
+    def __call__(self, path: str, chunks: Iterator[memoryview], size: int) -> None:
+        """Store a content member: ``chunks`` yields its ``size`` bytes as views that stay valid
+        after the call (the reader hashes them as they go; what the sink leaves unread is
+        skipped). Cost: what storing costs; the reader does the rest."""
 
 
 class _PartsReader(io.RawIOBase):
@@ -199,9 +204,9 @@ def _read_members(raw: _PartsReader, result: StreamResult, sink: Sink) -> None:
     checker = _FrameChecker(raw)
     reader = zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], checker), read_size=CHUNK)
     try:
-        with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK) as tar:  # type: ignore[call-overload]
-            for member in tar:
-                _member(tar, member, result, sink)
+        tar = UstarReader(reader.read, CHUNK)
+        while (header := tar.next()) is not None:
+            _member(tar, header[0], header[1], result, sink)
         while reader.read(CHUNK):  # the tar's end padding: the frame checker must see the frame's end
             pass
         if not checker.done:
@@ -210,7 +215,9 @@ def _read_members(raw: _PartsReader, result: StreamResult, sink: Sink) -> None:
             raise MirrorError("corrupt", "bytes follow the end of the bundle's compressed stream")
     except zstandard.ZstdError as exc:
         raise MirrorError("corrupt", f"the compressed stream is damaged ({exc}): a flipped or lost byte") from exc
-    except tarfile.TarError as exc:
+    except TarFormatError as exc:
+        if exc.kind == "unsupported":
+            raise MirrorError("not_a_bundle", str(exc)) from exc
         raise MirrorError("corrupt", f"the tar stream inside the bundle is damaged: {exc}") from exc
 
 
@@ -228,51 +235,43 @@ def _find_bad_part(parts: list[tuple[Path, fmt.FileEntry | None]]) -> None:
                               "or altered copy (the others are intact)")
 
 
-def _member(tar: tarfile.TarFile, member: tarfile.TarInfo, result: StreamResult, sink: Sink) -> None:
-    name = member.name
-    if not member.isreg():
-        raise MirrorError("not_a_bundle", f"member {name!r} is not a regular file (links and devices are refused)")
+def _member(tar: UstarReader, name: str, size: int, result: StreamResult, sink: Sink) -> None:
     if name in result.seen or name in result.extras or (name == fmt.INDEX_PATH and result.index_bytes is not None):
         raise MirrorError("not_a_bundle", f"member {name!r} appears twice")
-    stream = tar.extractfile(member)
-    assert stream is not None  # a regular file always has a stream
     if result.signature is not None:
         # Nothing may follow the signature: the index must describe everything.
         result.extras.append(name)
-        _discard(stream, member.size)
+        tar.skip(size)
     elif name == fmt.INDEX_PATH:
-        if member.size > fmt.MAX_INDEX_BYTES:
-            raise MirrorError("not_a_bundle", f"the index is {member.size} bytes, over the {fmt.MAX_INDEX_BYTES} cap")
-        result.index_bytes = stream.read()
+        if size > fmt.MAX_INDEX_BYTES:
+            raise MirrorError("not_a_bundle", f"the index is {size} bytes, over the {fmt.MAX_INDEX_BYTES} cap")
+        result.index_bytes = b"".join(tar.body(size))
     elif name == fmt.SIGNATURE_PATH:
         if result.index_bytes is None:
             raise MirrorError("not_a_bundle", "the signature comes before the index")
-        result.signature = stream.read(1024)
+        kept = bytearray()
+        for view in tar.body(size):
+            kept += view[:1024 - len(kept)]
+        result.signature = bytes(kept)
     elif fmt.is_content_path(name):
-        result.seen[name] = (member.size, sink(name, stream, member.size))
+        digest = hashlib.sha512()
+        chunks = _hashed(tar.body(size), digest)
+        sink(name, chunks, size)
+        for _ in chunks:  # whatever the sink did not read still counts, and must be passed
+            pass
+        result.seen[name] = (size, digest.hexdigest())
     elif name.startswith("/") or ".." in name.split("/") or "\\" in name or "\0" in name:
         raise MirrorError("not_a_bundle", f"member {name!r} has an unsafe path")
     else:
         result.extras.append(name)
-        _discard(stream, member.size)
+        tar.skip(size)
 
 
-def _discard(stream: IO[bytes], size: int) -> None:
-    while size > 0:
-        chunk = stream.read(min(size, CHUNK))
-        if not chunk:
-            break
-        size -= len(chunk)
+def _hashed(views: Iterator[memoryview], digest: hashlib._Hash) -> Iterator[memoryview]:
+    for view in views:
+        digest.update(view)
+        yield view
 
 
-def hash_only(path: str, stream: IO[bytes], size: int) -> str:
-    """The sink of a verification that extracts nothing."""
-    digest = hashlib.sha512()
-    remaining = size
-    while remaining > 0:
-        chunk = stream.read(min(remaining, CHUNK))
-        if not chunk:
-            break
-        digest.update(chunk)
-        remaining -= len(chunk)
-    return digest.hexdigest()
+def hash_only(path: str, chunks: Iterator[memoryview], size: int) -> None:
+    """The sink of a verification that extracts nothing (the reader hashes)."""

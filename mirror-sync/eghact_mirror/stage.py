@@ -2,11 +2,20 @@
 mirror-apply`` reads, and runs it.
 
 The origin owns its data dir, so the mirror never writes one: it fills a staging dir
-(``STAGE/stage.json``, ``STAGE/packuments/...``, ``STAGE/tarballs/<sha512>`` — the contract in
-origin/eghact_origin/mirror_apply.py) and runs ``eghact-origin mirror-apply`` as a child
-process, in our process group so that killing us kills it too. mirror-apply applies all or
-nothing, re-checks continuity under its write lock, and treats the last applied digest as a
-no-op; its exit codes 10-16 are passed through as ours.
+(``STAGE/stage.json``, every packument in ``STAGE/packuments.pack``, each tarball in
+``STAGE/tarballs/ab/cd/<sha512>`` — the contract in origin/eghact_origin/mirror_apply.py) and
+runs ``eghact-origin mirror-apply`` as a child process, in our process group so that killing
+us kills it too. mirror-apply applies all or nothing, re-checks continuity under its write
+lock, and treats the last applied digest as a no-op; its exit codes 10-16 are passed through
+as ours.
+
+The layout is shaped by what files cost (a full bundle is ~80,000 of them). Packuments go
+into one pack file: created, read back and deleted as one file, not 20,000. Tarballs are laid
+out as the origin's blob store is, so that mirror-apply moves them in with renames — a whole
+``ab`` directory at once where the store has none — instead of copying and re-hashing each;
+the tarball names are their sha512, checked against the signed index before mirror-apply runs.
+The tarball files are created on a thread (:class:`_FileWriter`): that is kernel time, which
+overlaps with decompressing and hashing the bundle on the caller's thread.
 
 Staging dirs live beside the mirror (``.<name>.staging-<pid>-<random>`` in its parent), not in
 it, so a refused bundle leaves the data dir byte-identical; a crashed run's leftovers are
@@ -15,57 +24,186 @@ removed by the next run (their pid is gone).
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import os
+import queue
 import re
 import secrets
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from . import index as fmt
 from .errors import EXIT_CODES, MirrorError, code_for_exit
 
-STAGE_FORMAT = 1
+STAGE_FORMAT = 2
+PACK = "packuments.pack"
 _COPY = 1 << 20
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+_SMALL = 1 << 20  # tarballs up to this size are written by the writer thread
+_BATCH = 256
+_AHEAD = 8
+
+
+class _FileWriter:
+    """Small files written on a thread, a batch at a time: creating tens of thousands of files
+    and their directories is kernel time, which then overlaps with decompressing and hashing
+    on the caller's thread. An error there is raised by the next :meth:`write` or by :meth:`join`."""
+
+    def __init__(self) -> None:
+        self._batch: list[tuple[str, list[memoryview]]] = []
+        self._queue: queue.Queue[list[tuple[str, list[memoryview]]] | None] = queue.Queue(_AHEAD)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._dirs: set[str] = set()
+
+    def write(self, target: str, views: list[memoryview]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._batch.append((target, views))
+        if len(self._batch) >= _BATCH:
+            self._hand_over()
+
+    def write_now(self, target: str, chunks: Iterable[memoryview]) -> None:
+        """A big file, streamed here (its chunks are not all in memory), after the queued ones."""
+        self.join()
+        _make_parents(target, self._dirs)
+        _write_file(target, chunks)
+
+    def _hand_over(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="stage-writer", daemon=True)
+            self._thread.start()
+        self._queue.put(self._batch)
+        self._batch = []
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            for target, views in batch:
+                if self._error is None:  # after an error, only drain: the caller must never block
+                    try:
+                        _make_parents(target, self._dirs)
+                        _write_file(target, views)
+                    except BaseException as exc:  # handed to the caller's thread
+                        self._error = exc
+
+    def join(self) -> None:
+        """Every file written (or the first error raised)."""
+        if self._batch:
+            self._hand_over()
+        self.stop()
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None  # a later write starts another
+
+
+def _make_parents(target: str, made: set[str]) -> None:
+    """The directories of a staged tarball (``tarballs/ab/cd/``), made once each."""
+    parent = target.rsplit("/", 1)[0]
+    if parent in made:
+        return
+    grand = parent.rsplit("/", 1)[0]
+    for level in (grand.rsplit("/", 1)[0], grand, parent):
+        if level not in made:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(level)
+            made.add(level)
+
+
+def _write_file(target: str, views: Iterable[memoryview]) -> None:
+    fd = os.open(target, _NEW_FILE, 0o644)
+    try:
+        for view in views:
+            while view:
+                view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 class StageSink:
-    """Files into a staging dir: a ``collect`` sink (sync) and a ``reader`` sink (import)."""
+    """Files into a staging dir: a ``collect`` sink (sync, :meth:`add`) and a ``reader`` sink
+    (import, called with each member's chunks); :meth:`finish` writes ``stage.json``."""
 
     def __init__(self, root: Path):
         self.root = root
-        self._dirs: set[Path] = set()
-
-    def _open(self, path: str) -> BinaryIO:
-        target = self.root / fmt.staged_path(path)
-        if target.parent not in self._dirs:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(target.parent)
-        return open(target, "wb")
+        self._pack: BinaryIO | None = None
+        self._packed: dict[str, tuple[int, int]] = {}  # packument path -> (offset, length) in the pack
+        self._files = _FileWriter()
 
     def add(self, path: str, source: bytes | BinaryIO, size: int) -> None:
-        with self._open(path) as out:
-            if isinstance(source, bytes | bytearray):
-                out.write(source)
-            else:
-                shutil.copyfileobj(source, out, _COPY)
+        self(path, [memoryview(source)] if isinstance(source, bytes | bytearray) else _read(source, size), size)
 
-    def __call__(self, path: str, stream: IO[bytes], size: int) -> str:
-        digest = hashlib.sha512()
-        with self._open(path) as out:
-            remaining = size
-            while remaining > 0:
-                chunk = stream.read(min(remaining, _COPY))
-                if not chunk:
-                    break
-                digest.update(chunk)
-                out.write(chunk)
-                remaining -= len(chunk)
-        return digest.hexdigest()
+    def __call__(self, path: str, chunks: Iterable[memoryview], size: int) -> None:
+        if path.startswith("packuments/"):
+            if self._pack is None:
+                self._pack = open(self.root / PACK, "wb")  # noqa: SIM115 - closed by finish/close
+            offset = self._pack.tell()
+            for chunk in chunks:
+                self._pack.write(chunk)
+            self._packed[path] = (offset, self._pack.tell() - offset)
+        elif path.startswith("tarballs/") and size <= _SMALL:
+            # Views of immutable bytes: safe to hand to the writer thread.
+            self._files.write(f"{self.root}/tarballs/{path[9:11]}/{path[11:13]}/{path[9:].replace('/', '')}",
+                              list(chunks))
+        elif path.startswith("tarballs/"):
+            self._files.write_now(f"{self.root}/tarballs/{path[9:11]}/{path[11:13]}/{path[9:].replace('/', '')}",
+                                  chunks)
+        else:
+            _write_file(str(self.root / path), chunks)
+
+    def finish(self, index: fmt.Index, digest: str) -> None:
+        """``stage.json`` for ``index`` (verified: its entries are what was staged). The events
+        are copied from ``events.jsonl`` as raw JSON objects (never parsed), so a range of a
+        million events costs no memory here."""
+        self._files.join()
+        self.close()
+        head = {"format": STAGE_FORMAT, "origin_id": index.origin_id, "from_seq": index.from_seq,
+                "to_seq": index.to_seq, "bundle_digest": digest, "previous_digest": index.previous_digest,
+                "base_url": index.origin_url, "packuments": PACK,
+                "packages": [{"name": p["name"], "full": self._packed[p["full"]],
+                              "abbreviated": self._packed[p["abbreviated"]]} for p in index.packages],
+                "removed": list(index.removed),
+                "tarballs": {f.path[9:].replace("/", ""): f.size for f in index.files
+                             if f.path.startswith("tarballs/")}}
+        events = self.root / fmt.EVENTS_PATH
+        with open(self.root / "stage.json", "wb") as out:
+            out.write(json.dumps(head, separators=(",", ":")).encode()[:-1] + b',"events":[')
+            if events.exists():
+                with open(events, "rb") as lines:
+                    first = True
+                    for line in lines:
+                        line = line.strip()
+                        if line:
+                            out.write(line if first else b"," + line)
+                            first = False
+            out.write(b"]}")
+
+    def close(self) -> None:
+        """Stop writing (what a failure left is removed with the staging dir)."""
+        self._files.stop()
+        if self._pack is not None:
+            self._pack.close()
+            self._pack = None
+
+
+def _read(source: BinaryIO, size: int) -> Iterator[memoryview]:
+    remaining = size
+    while remaining > 0:
+        chunk = source.read(min(remaining, _COPY))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+        yield memoryview(chunk)
 
 
 def create(mirror: Path) -> Path:
@@ -97,26 +235,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def write_stage_json(stage: Path, index: fmt.Index, digest: str) -> None:
-    """``stage.json`` for ``index``; the events are copied from ``events.jsonl`` as raw JSON
-    objects (never parsed), so a range of a million events costs no memory here."""
-    head = {"format": STAGE_FORMAT, "origin_id": index.origin_id, "from_seq": index.from_seq,
-            "to_seq": index.to_seq, "bundle_digest": digest, "previous_digest": index.previous_digest,
-            "base_url": index.origin_url, "packages": list(index.packages), "removed": list(index.removed)}
-    events = stage / fmt.EVENTS_PATH
-    with open(stage / "stage.json", "wb") as out:
-        out.write(json.dumps(head, separators=(",", ":")).encode()[:-1] + b',"events":[')
-        if events.exists():
-            with open(events, "rb") as lines:
-                first = True
-                for line in lines:
-                    line = line.strip()
-                    if line:
-                        out.write(line if first else b"," + line)
-                        first = False
-        out.write(b"]}")
 
 
 def origin_command() -> list[str]:

@@ -123,8 +123,9 @@ async def _batch(client: OriginClient, options: SyncOptions, spec: SelectionSpec
     jobs = [Job(name, False) for name in changed if spec.matches(name)]
     plan = RangePlan(link.seq, last, jobs, published, bytes_payload(lines), len(kept))
     staging = stage.create(options.mirror)
+    sink = stage.StageSink(staging)
     try:
-        collector = Collector(client, stage.StageSink(staging))
+        collector = Collector(client, sink)
         try:
             got = await collector.run(plan)
             files = tuple(got.files)  # a batch is small: its entries can be objects
@@ -140,13 +141,14 @@ async def _batch(client: OriginClient, options: SyncOptions, spec: SelectionSpec
         index_bytes = index.encode()
         digest = fmt.digest(index_bytes)
         _journal(options.mirror, digest, index_bytes, key)
-        stage.write_stage_json(staging, index, digest)
+        sink.finish(index, digest)
         try:
             await asyncio.to_thread(stage.apply, options.mirror, staging)
         except MirrorError:
             chain.journal_path(options.mirror, digest).unlink(missing_ok=True)
             raise
     finally:
+        sink.close()
         await asyncio.to_thread(stage.remove, staging)
     return index, digest
 

@@ -1,8 +1,15 @@
-"""Writing a bundle in one streaming pass: tarfile (``w|``) into a zstd stream writer into
-a file, or into numbered parts of at most ``max_part_size`` bytes each.
+"""Writing a bundle in one streaming pass: ustar framing (``ustar``) into a zstd stream
+writer into a file, or into numbered parts of at most ``max_part_size`` bytes each.
 
 Nothing is held beyond one member's source (a bytes object or a spooled file the caller
-owns), so memory does not depend on the bundle's size. The output goes to temp names beside
+owns) and a few framed buffers on their way to the compressor, so memory does not depend on
+the bundle's size.
+
+Compression runs on its own thread (:class:`_CompressorThread`), fed a few MB at a time: the
+caller frames and hashes members while the previous buffers are compressed, written and
+hashed there. Big buffers matter — a thread that gives up the GIL for a short C call waits up
+to the interpreter's switch interval to get it back, so handing over each 5 KB member made
+both threads crawl. The output goes to temp names beside
 the target and is renamed into place only when complete: a crashed or failed export never
 leaves something that looks like a bundle.
 """
@@ -11,9 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
-import tarfile
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +30,9 @@ import zstandard
 
 from . import index as fmt
 from .index import FileEntry, PartManifest
+from .ustar import UstarWriter
 
-# Big enough that the Python-level write calls are few (a tar member is often 5 KB).
-_TAR_BUFSIZE = 1 << 20
+_AHEAD = 8  # framed buffers (a few MB each) waiting for the compressor
 
 
 class _PartSink:
@@ -92,6 +99,47 @@ class _PartSink:
                 temp.unlink()
 
 
+class _CompressorThread:
+    """A zstd stream writer driven by one thread: ``write`` queues a buffer (the caller gives
+    it up) and blocks only when the thread is _AHEAD buffers behind; an error there is raised
+    by the next ``write`` or by ``close``."""
+
+    def __init__(self, zstd: zstandard.ZstdCompressionWriter):
+        self._zstd = zstd
+        self._queue: queue.Queue[bytearray | None] = queue.Queue(_AHEAD)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="bundle-compressor", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:  # after an error, only drain: the writer must never block
+                try:
+                    self._zstd.write(data)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, data: bytearray) -> int:
+        self._raise()
+        self._queue.put(data)
+        return len(data)
+
+    def close(self) -> None:
+        """Compress what is queued and end the frame."""
+        self.stop()
+        self._raise()
+        self._zstd.close()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 @dataclass(frozen=True)
 class WrittenBundle:
     paths: tuple[Path, ...]  # the bundle file, or the parts then the manifest and its signature
@@ -103,7 +151,7 @@ class WrittenBundle:
 class BundleWriter:
     """``add`` members, then ``finish`` with the signed index; or ``abort``."""
 
-    def __init__(self, target: Path, *, level: int = 3, threads: int = 0, max_part_size: int | None = None,
+    def __init__(self, target: Path, *, level: int = 1, threads: int = 0, max_part_size: int | None = None,
                  mtime: int = 0):
         if max_part_size is not None and max_part_size < 1024:
             raise ValueError("a part must hold at least 1 KiB")
@@ -111,24 +159,13 @@ class BundleWriter:
         self._sink = _PartSink(target, max_part_size)
         self._split = max_part_size is not None
         compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=threads)
-        self._zstd = compressor.stream_writer(cast(IO[bytes], self._sink), closefd=False)
-        # ustar, not pax: our names fit its fields, and a pax header per member would double
-        # the tar work of every reader. copybufsize is a TarFile argument typeshed leaves out.
-        self._tar = tarfile.open(fileobj=self._zstd, mode="w|", format=tarfile.USTAR_FORMAT,  # type: ignore[call-overload]  # noqa: SIM115
-                                 bufsize=_TAR_BUFSIZE, copybufsize=_TAR_BUFSIZE)
-        self._mtime = mtime
+        self._zstd = _CompressorThread(compressor.stream_writer(cast(IO[bytes], self._sink), closefd=False))
+        self._tar = UstarWriter(self._zstd, mtime=mtime)
         self._closed = False
 
     def add(self, path: str, source: bytes | BinaryIO, size: int) -> None:
         """One member; ``source`` is read for exactly ``size`` bytes (a file is read from its position)."""
-        info = tarfile.TarInfo(path)
-        info.size = size
-        info.mtime = self._mtime
-        info.mode = 0o644
-        self._tar.addfile(info, io.BytesIO(source) if isinstance(source, bytes | bytearray) else source)
-        # TarFile remembers every member it wrote (for reading back): 30 MB of TarInfo for a
-        # universe of 80,000 files, which a stream being written never needs.
-        self._tar.members.clear()
+        self._tar.add(path, source, size)
 
     def finish(self, index_bytes: bytes, signature: bytes, sign: Callable[[bytes], bytes],
                fingerprint: str) -> WrittenBundle:
@@ -160,4 +197,5 @@ class BundleWriter:
             return
         self._closed = True
         # Closing the tar or zstd writer would try to finish the stream; we only want it gone.
+        self._zstd.stop()
         self._sink.discard()

@@ -10,7 +10,7 @@ from eghact_common import wire
 
 from .auth import AccessPolicy
 from .feed import ChangeNotifier
-from .http import changes, dist_tags, fleet, packages, resolve, service
+from .http import batch, changes, dist_tags, fleet, packages, resolve, service
 from .http.keys import ACCESS, CLOSING, NOTIFIER, REGISTRY, REPORTER, RESOLUTIONS, SETTINGS, TOKENS
 from .http.middleware import context, errors
 from .metrics import PrometheusReporter, Reporter
@@ -65,6 +65,7 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) ->
 
     router = app.router
     router.add_get("/-/v1/changes", changes.changes)
+    router.add_post("/-/v1/batch", batch.batch)
     router.add_post("/-/v1/resolve", resolve.resolve)
     router.add_get("/-/v1/resolutions/{hash}", resolve.resolution)
     router.add_get("/-/v1/popular", fleet.popular)

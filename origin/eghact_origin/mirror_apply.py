@@ -2,42 +2,56 @@
 
 The origin owns its data-dir format; the mirror tool (which may not import the origin)
 verifies a bundle's signature and digests, unpacks it into a *staged* directory, and runs
-this command. Staged layout (a contract with ``eghact_mirror``)::
+this command. Staged layout (a contract with ``eghact_mirror``, format 2)::
 
-    STAGE/stage.json   {"format": 1, "origin_id", "from_seq", "to_seq", "bundle_digest",
-                        "previous_digest", "base_url",
-                        "packages": [{"name", "full": PATH, "abbreviated": PATH} ...],
+    STAGE/stage.json   {"format": 2, "origin_id", "from_seq", "to_seq", "bundle_digest",
+                        "previous_digest", "base_url", "packuments": "packuments.pack",
+                        "packages": [{"name", "full": [OFFSET, LENGTH],
+                                      "abbreviated": [OFFSET, LENGTH]} ...],
                         "removed": [names every version of which is unpublished],
+                        "tarballs": {"<sha512 hex>": SIZE, ...},
                         "events": [change events, origin seqs, in order]}
-    STAGE/<PATH>       packuments exactly as the origin served them
-    STAGE/tarballs/<sha512 hex>
+    STAGE/packuments.pack               the packuments exactly as the origin served them
+    STAGE/tarballs/<ab>/<cd>/<sha512>   each tarball ``tarballs`` lists, named by its sha512
+
+The stager vouches for the tarballs' names — eghact-mirror checked every byte against the
+signed index (import) or each tarball against its packument's integrity (sync) — so they are
+renamed into the blob store, not re-read (``FileBlobStore.adopt``): a full bundle's tens of
+thousands of blobs move in a few hundred renames, and are synced once.
 
 Packuments are stored as the origin served them (only the base URL of tarball links is
 put back to the mark), so a mirror answers byte for byte what the origin answered; the
 origin's seqs are kept, so an edge can follow a mirror's feed as it follows an origin's.
-Everything happens in one transaction after the blobs are durable: a crash leaves the
-mirror before the bundle or after it, never between. Continuity is checked again inside
-that transaction, whatever the caller checked before.
+The metadata is written in one transaction, which commits only once the blobs are durable
+(they are moved in and synced beside it): a crash leaves the mirror before the bundle or
+after it, never between (blobs moved in before a crash are invisible until metadata names
+them). Continuity is checked again inside that transaction,
+whatever the caller checked before.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import sqlite3
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from eghact_common import integrity
 from eghact_common.errors import EghactError
 
-from . import packument
+from . import mirror_fragments as fragments
 from .storage import FileBlobStore, SqliteMetadataStore
 from .storage.search import update_search_row
 
-FORMAT = 1
+FORMAT = 2
+_HEX512 = re.compile(r"^[0-9a-f]{128}$")
 
 
 class MirrorApplyError(EghactError):
@@ -85,67 +99,60 @@ def _check_continuity(state: dict[str, Any], stage: dict[str, Any]) -> bool:
     return True
 
 
-def _marked(body: bytes, base_url: str) -> bytes:
-    # Only the tarball links carry the base: `"tarball":"` can never occur unescaped inside a
-    # JSON string, so this touches nothing else.
-    base = json.dumps(base_url.rstrip("/"))[1:-1].encode()
-    return body.replace(b'"tarball":"' + base, b'"tarball":"' + packument.BASE_MARK)
-
-
-def _fragment(doc: dict[str, Any], base_url: str) -> bytes:
-    # The stored fragment never carries `deprecated` (it is spliced in at render) and keeps
-    # dist last with tarball last, exactly as render_version wrote it at the origin.
-    clean = {k: v for k, v in doc.items() if k != "deprecated"}
-    return _marked(packument._dumps(clean), base_url)
-
-
 def _apply_package(conn: sqlite3.Connection, name: str, full: bytes, abbreviated: bytes, base_url: str,
-                   seq: int, digests: dict[str, str]) -> list[str]:
+                   seq: int, sizes: dict[str, int], existed: bool) -> list[str]:
     """Store one package's packuments as served; returns blob digests it no longer uses."""
-    doc = json.loads(full)
-    short = json.loads(abbreviated)
-    times = doc.get("time", {})
-    conn.execute("INSERT OR IGNORE INTO packages (name, created, modified, seq) VALUES (?, ?, ?, ?)",
-                 (name, times.get("created", ""), times.get("modified", ""), seq))
-    live = set(doc.get("versions", {}))
-    for version, vdoc in doc.get("versions", {}).items():
+    head, versions = fragments.versions(full, abbreviated, base_url)
+    times = head.get("time") or {}
+    rows = []
+    for version, vdoc, stored, short in versions:
         dist = vdoc["dist"]
         digest = integrity.parse_sri(dist["integrity"])
         sha512 = next((d.hex() for algo, d in digest if algo == "sha512"), None)
-        if sha512 is None or sha512 not in digests:
+        if sha512 is None or sha512 not in sizes:
             raise MirrorApplyError(f"{name}@{version}: its tarball is not in the bundle", code="missing_tarball",
                                    exit_code=14)
-        conn.execute(
-            "INSERT OR REPLACE INTO versions (name, version, tarball_file, published, doc, abbrev, blob_digest,"
-            " integrity, shasum, size, deprecated, unpublished, unpublish_reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-            (name, version, dist["tarball"].rsplit("/", 1)[-1], times.get(version, ""),
-             _fragment(vdoc, base_url), _fragment(short["versions"][version], base_url), sha512,
-             dist["integrity"], dist.get("shasum", ""), os.path.getsize(digests[sha512]), vdoc.get("deprecated")),
-        )
-    gone = conn.execute("SELECT version, blob_digest FROM versions WHERE name=? AND unpublished IS NULL",
-                        (name,)).fetchall()
+        rows.append((name, version, dist["tarball"].rsplit("/", 1)[-1], times.get(version, ""), stored, short,
+                     sha512, dist["integrity"], dist.get("shasum", ""), sizes[sha512], vdoc.get("deprecated")))
+    conn.executemany(
+        "INSERT OR REPLACE INTO versions (name, version, tarball_file, published, doc, abbrev, blob_digest,"
+        " integrity, shasum, size, deprecated, unpublished, unpublish_reason)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)", rows)
     freed = []
-    for version, blob in gone:
-        if version not in live:
-            conn.execute("UPDATE versions SET unpublished=?, unpublish_reason='unpublished at the origin' "
-                         "WHERE name=? AND version=?", (times.get("modified", ""), name, version))
-            freed.append(blob)
-    conn.execute("DELETE FROM dist_tags WHERE name=?", (name,))
-    for tag, version in doc.get("dist-tags", {}).items():
-        conn.execute("INSERT INTO dist_tags (name, tag, version) VALUES (?, ?, ?)", (name, tag, version))
-    latest = doc.get("dist-tags", {}).get("latest")
-    conn.execute("UPDATE packages SET full_doc=?, abbrev_doc=?, modified=?, seq=?, latest=? WHERE name=?",
-                 (_marked(full, base_url), _marked(abbreviated, base_url), times.get("modified", ""), seq, latest,
-                  name))
-    update_search_row(conn, name, doc["versions"].get(latest) if latest else None)
+    if existed:
+        live = {version for version, *_ in versions}
+        gone = conn.execute("SELECT version, blob_digest FROM versions WHERE name=? AND unpublished IS NULL",
+                            (name,)).fetchall()
+        for version, blob in gone:
+            if version not in live:
+                conn.execute("UPDATE versions SET unpublished=?, unpublish_reason='unpublished at the origin' "
+                             "WHERE name=? AND version=?", (times.get("modified", ""), name, version))
+                freed.append(blob)
+        conn.execute("DELETE FROM dist_tags WHERE name=?", (name,))
+    tags = head.get("dist-tags") or {}
+    conn.executemany("INSERT INTO dist_tags (name, tag, version) VALUES (?, ?, ?)",
+                     [(name, tag, version) for tag, version in tags.items()])
+    latest = tags.get("latest")
+    # created is kept from the first time the mirror saw the package, as the origin keeps it.
+    conn.execute("INSERT INTO packages (name, created, modified, seq, full_doc, abbrev_doc, latest)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET modified=excluded.modified,"
+                 " seq=excluded.seq, full_doc=excluded.full_doc, abbrev_doc=excluded.abbrev_doc,"
+                 " latest=excluded.latest",
+                 (name, times.get("created", ""), times.get("modified", ""), seq, fragments.marked(full, base_url),
+                  fragments.marked(abbreviated, base_url), latest))
+    latest_doc = next((doc for version, doc, _, _ in versions if version == latest), None) if latest else None
+    update_search_row(conn, name, latest_doc)
     return freed
 
 
 def apply_staged(data_dir: Path, stage_dir: Path) -> ApplyReport:
-    stage = json.loads((stage_dir / "stage.json").read_text())
+    stage = json.loads((stage_dir / "stage.json").read_bytes())
     if stage.get("format") != FORMAT:
         raise MirrorApplyError(f"staged format {stage.get('format')} is not {FORMAT}", code="bad_stage", exit_code=10)
+    staged: dict[str, int] = stage.get("tarballs") or {}
+    if not all(_HEX512.match(digest) and isinstance(size, int) for digest, size in staged.items()):
+        raise MirrorApplyError("the staged tarball list names something that is not a sha512", code="bad_stage",
+                               exit_code=10)
     data_dir.mkdir(parents=True, exist_ok=True)
     blobs = FileBlobStore(data_dir / "blobs")
     store = SqliteMetadataStore(data_dir)
@@ -156,42 +163,51 @@ def apply_staged(data_dir: Path, stage_dir: Path) -> ApplyReport:
                 # Also heals a mirror.json left one bundle behind by a crash after the commit.
                 _write_mirror_json(data_dir, state)
                 return ApplyReport(False, 0, 0, 0, stage["to_seq"])
-        digests: dict[str, str] = {}
-        tarball_dir = stage_dir / "tarballs"
-        for path in sorted(tarball_dir.iterdir()) if tarball_dir.exists() else []:
-            # put() re-hashes: a blob is stored under the digest of its bytes, whatever its name says.
-            # No fsync per blob (tens of thousands in a full bundle): one sync below covers them all.
-            if blobs.put(path.read_bytes(), durable=False) != path.name:
-                raise MirrorApplyError(f"tarball {path.name} does not match its digest", code="digest_mismatch",
-                                       exit_code=15)
-            digests[path.name] = str(blobs.path_for(path.name))
-        if digests:
-            os.sync()  # every blob durable before the metadata that points at them commits
-        freed = store.write_sync(lambda conn: _apply(conn, store, stage, stage_dir, digests, blobs))
+        # No fsync per blob (tens of thousands in a full bundle): one sync covers them all. It
+        # runs beside the metadata writes (flushing a few hundred MB takes a while) and the
+        # transaction waits for it before it commits: nothing points at a blob not yet durable.
+        durable = _Durable(blobs, stage_dir / "tarballs") if staged else None
+        try:
+            with open(stage_dir / stage["packuments"], "rb") if stage["packages"] else io.BytesIO() as pack:
+                freed = store.write_sync(lambda conn: _apply(conn, store, stage, pack, staged,
+                                                             durable.wait if durable else lambda: None))
+        finally:
+            if durable is not None:
+                durable.thread.join()
         for blob in freed:
             blobs.delete(blob)
         with store.read_sync() as conn:
             _write_mirror_json(data_dir, mirror_state(conn))
-        return ApplyReport(True, len(stage["packages"]), len(digests), len(stage["events"]), stage["to_seq"])
+        return ApplyReport(True, len(stage["packages"]), len(staged), len(stage["events"]), stage["to_seq"])
     finally:
         store.close()
 
 
-def _apply(conn: sqlite3.Connection, store: SqliteMetadataStore, stage: dict[str, Any], stage_dir: Path,
-           digests: dict[str, str], blobs: FileBlobStore) -> list[str]:
+def _read_at(pack: BinaryIO, where: list[int]) -> bytes:
+    offset, length = where
+    pack.seek(offset)
+    data = pack.read(length)
+    if len(data) != length:
+        raise MirrorApplyError("the staged packuments end before a packument does", code="bad_stage", exit_code=10)
+    return data
+
+
+def _apply(conn: sqlite3.Connection, store: SqliteMetadataStore, stage: dict[str, Any], pack: BinaryIO,
+           staged: dict[str, int], before_commit: Callable[[], None]) -> list[str]:
     state = mirror_state(conn)
     if not _check_continuity(state, stage):  # re-checked under the write lock
         return []
-    # Digests of blobs already in the mirror also satisfy versions (incremental bundles carry
-    # only new tarballs).
-    for (digest,) in conn.execute("SELECT DISTINCT blob_digest FROM versions"):
-        digests.setdefault(digest, str(blobs.path_for(digest)))
+    # Blobs already in the mirror also satisfy versions (incremental bundles carry only new
+    # tarballs); their sizes are known from the versions that brought them.
+    sizes = dict(conn.execute("SELECT blob_digest, size FROM versions"))
+    sizes.update(staged)
+    existing = {row[0] for row in conn.execute("SELECT name FROM packages")}
     freed: list[str] = []
     base = stage["base_url"]
     for entry in stage["packages"]:
-        full = (stage_dir / entry["full"]).read_bytes()
-        short = (stage_dir / entry["abbreviated"]).read_bytes()
-        freed += _apply_package(conn, entry["name"], full, short, base, stage["to_seq"], digests)
+        full, short = _read_at(pack, entry["full"]), _read_at(pack, entry["abbreviated"])
+        freed += _apply_package(conn, entry["name"], full, short, base, stage["to_seq"], sizes,
+                                entry["name"] in existing)
     for name in stage.get("removed", []):
         rows = conn.execute("SELECT blob_digest FROM versions WHERE name=? AND unpublished IS NULL", (name,))
         freed += [r[0] for r in rows]
@@ -200,11 +216,12 @@ def _apply(conn: sqlite3.Connection, store: SqliteMetadataStore, stage: dict[str
         conn.execute("UPDATE packages SET full_doc=NULL, abbrev_doc=NULL WHERE name=?", (name,))
         if conn.execute("SELECT rowid FROM packages WHERE name=?", (name,)).fetchone():
             update_search_row(conn, name, None)
+    conn.executemany(
+        "INSERT INTO changes (seq, time, type, name, version, keys, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(event["seq"], event["time"], event["type"], event["name"], event.get("version"), json.dumps(event["keys"]),
+          json.dumps({k: v for k, v in event.items() if k not in ("seq", "time", "type", "name", "version", "keys")}))
+         for event in stage["events"]])
     for event in stage["events"]:
-        conn.execute("INSERT INTO changes (seq, time, type, name, version, keys, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (event["seq"], event["time"], event["type"], event["name"], event.get("version"),
-                      json.dumps(event["keys"]), json.dumps({k: v for k, v in event.items() if k not in (
-                          "seq", "time", "type", "name", "version", "keys")})))
         advisory = event.get("advisory")
         if event["type"] == "advisory" and isinstance(advisory, dict):
             conn.execute(
@@ -225,7 +242,30 @@ def _apply(conn: sqlite3.Connection, store: SqliteMetadataStore, stage: dict[str
                        {"origin_id": stage["origin_id"], "from_seq": stage["from_seq"], "to_seq": stage["to_seq"],
                         "packages": len(stage["packages"]), "events": len(stage["events"])})
     live = {r[0] for r in conn.execute("SELECT DISTINCT blob_digest FROM versions WHERE unpublished IS NULL")}
+    before_commit()
     return [d for d in freed if d not in live]
+
+
+class _Durable:
+    """The staged blobs moved into the store and synced to disk, on a thread; :meth:`wait`
+    returns once they are durable, or raises what failed."""
+
+    def __init__(self, blobs: FileBlobStore, tree: Path):
+        self._error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(blobs, tree), name="blobs-durable")
+        self.thread.start()
+
+    def _run(self, blobs: FileBlobStore, tree: Path) -> None:
+        try:
+            blobs.adopt(tree)
+            os.sync()
+        except BaseException as exc:  # raised again by wait(), in the transaction
+            self._error = exc
+
+    def wait(self) -> None:
+        self.thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _write_mirror_json(data_dir: Path, state: dict[str, Any]) -> None:

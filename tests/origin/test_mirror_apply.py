@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -26,27 +28,33 @@ def stage(origin: OriginProcess, into: Path, *, since: int, previous: str | None
     """What eghact-mirror's export+verify produce, done the simplest way over HTTP."""
     events = json.loads(get(f"{origin.url}/-/v1/changes?since={since}&limit=10000"))["results"]
     names = sorted({e["name"] for e in events if e["type"] != "advisory"})
-    (into / "packuments").mkdir(parents=True)
-    (into / "tarballs").mkdir()
-    packages, removed = [], []
-    for i, name in enumerate(names):
-        try:
-            full = get(f"{origin.url}/{escaped(name)}")
-        except urllib.error.HTTPError as error:
-            assert error.code == 404
-            removed.append(name)
-            continue
-        (into / f"packuments/{i}.json").write_bytes(full)
-        (into / f"packuments/{i}.abbrev.json").write_bytes(get(f"{origin.url}/{escaped(name)}", CORGI))
-        packages.append({"name": name, "full": f"packuments/{i}.json", "abbreviated": f"packuments/{i}.abbrev.json"})
-        for version in json.loads(full)["versions"].values():
-            data = get(version["dist"]["tarball"])
-            (into / "tarballs" / hashlib.sha512(data).hexdigest()).write_bytes(data)
+    (into / "tarballs").mkdir(parents=True)
+    packages, removed, tarballs = [], [], {}
+    with open(into / "packuments.pack", "wb") as pack:
+        for name in names:
+            try:
+                full = get(f"{origin.url}/{escaped(name)}")
+            except urllib.error.HTTPError as error:
+                assert error.code == 404
+                removed.append(name)
+                continue
+            entry: dict[str, Any] = {"name": name}
+            for form, body in (("full", full), ("abbreviated", get(f"{origin.url}/{escaped(name)}", CORGI))):
+                entry[form] = [pack.tell(), len(body)]
+                pack.write(body)
+            packages.append(entry)
+            for version in json.loads(full)["versions"].values():
+                data = get(version["dist"]["tarball"])
+                digest = hashlib.sha512(data).hexdigest()
+                folder = into / "tarballs" / digest[:2] / digest[2:4]
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / digest).write_bytes(data)
+                tarballs[digest] = len(data)
     to_seq = events[-1]["seq"] if events else since
     digest = hashlib.sha256(json.dumps([since, to_seq, names]).encode()).hexdigest()
-    manifest_ = {"format": 1, "origin_id": origin_id, "from_seq": since, "to_seq": to_seq, "bundle_digest": digest,
-                 "previous_digest": previous, "base_url": origin.url, "packages": packages, "removed": removed,
-                 "events": events}
+    manifest_ = {"format": 2, "origin_id": origin_id, "from_seq": since, "to_seq": to_seq, "bundle_digest": digest,
+                 "previous_digest": previous, "base_url": origin.url, "packuments": "packuments.pack",
+                 "packages": packages, "removed": removed, "tarballs": tarballs, "events": events}
     (into / "stage.json").write_text(json.dumps(manifest_))
     return manifest_
 
@@ -127,6 +135,15 @@ def test_full_then_incremental_bundles_reproduce_the_origin(tmp_path: Path) -> N
     state = json.loads((mirror_dir / "mirror.json").read_text())
     assert state["applied_seq"] == second["to_seq"]
     assert state["bundle_chain"] == [first["bundle_digest"], second["bundle_digest"]]
+    # The stored version fragments (cut out of the served packuments, not re-serialised) are the
+    # origin's own, byte for byte: a later re-render on the mirror would give what the origin gives.
+    query = ("SELECT name, version, doc, abbrev, deprecated, blob_digest, size FROM versions"
+             " WHERE unpublished IS NULL ORDER BY name, version")
+    with closing(sqlite3.connect(data / "registry.sqlite3")) as at_origin, \
+            closing(sqlite3.connect(mirror_dir / "registry.sqlite3")) as at_mirror:
+        rows = at_origin.execute(query).fetchall()
+        assert rows == at_mirror.execute(query).fetchall()
+    assert any(row[4] == "old" for row in rows)  # a deprecated version is among them
 
 
 def test_out_of_order_and_foreign_bundles_change_nothing(tmp_path: Path) -> None:

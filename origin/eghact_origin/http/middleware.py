@@ -34,7 +34,8 @@ _AIOHTTP_CODES = {
 }
 
 # Writes that are reads in disguise: they never change state.
-_SAFE_POSTS = ("/-/v1/search", "/-/npm/v1/security/advisories/bulk", "/-/npm/v1/security/audits/quick")
+_SAFE_POSTS = ("/-/v1/search", "/-/v1/batch", "/-/npm/v1/security/advisories/bulk",
+               "/-/npm/v1/security/audits/quick")
 
 
 def error_response(error: EghactError) -> web.Response:

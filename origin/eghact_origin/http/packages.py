@@ -23,6 +23,8 @@ from eghact_common.blocking import run_blocking
 from eghact_common.errors import AuthRequired, BadRequest, MethodNotAllowed, NotFound
 
 from ..packument import ABBREVIATED_TYPE
+from ..registry import Rendered
+from ..storage import TarballRecord
 from .keys import ACCESS, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
 from .paths import PackagePath, package_path, raw_segments
 from .responses import base_url, cacheable, json_ok
@@ -62,12 +64,8 @@ async def get_packument(request: web.Request, path: PackagePath) -> web.StreamRe
     registry = request.app[REGISTRY]
     rendered = await registry.packument(path.name, abbreviated=abbreviated,
                                         base_url=base_url(request, request.app[SETTINGS].public_url))
-    return cacheable(
-        request, rendered.body, etag=rendered.etag, content_class="packument",
-        content_type=ABBREVIATED_TYPE if abbreviated else "application/json",
-        private=access.is_private(path.name), surrogate_keys=[wire.package_key(path.name)],
-        seq=rendered.seq, vary="Accept",
-    )
+    return cacheable(request, rendered.body, **packument_caching(path.name, rendered, abbreviated=abbreviated,
+                                                                private=access.is_private(path.name)))
 
 
 async def get_version(request: web.Request, path: PackagePath, spec: str) -> web.StreamResponse:
@@ -76,10 +74,8 @@ async def get_version(request: web.Request, path: PackagePath, spec: str) -> web
     access.check_read(request[PRINCIPAL], path.name)
     rendered = await request.app[REGISTRY].version(
         path.name, spec, base_url=base_url(request, request.app[SETTINGS].public_url))
-    return cacheable(
-        request, rendered.body, etag=rendered.etag, content_class="version",
-        private=access.is_private(path.name), surrogate_keys=[wire.package_key(path.name)], seq=rendered.seq,
-    )
+    return cacheable(request, rendered.body,
+                     **version_caching(path.name, rendered, private=access.is_private(path.name)))
 
 
 async def get_tarball(request: web.Request, path: PackagePath, filename: str) -> web.StreamResponse:
@@ -88,21 +84,36 @@ async def get_tarball(request: web.Request, path: PackagePath, filename: str) ->
     access.check_read(request[PRINCIPAL], path.name)
     registry = request.app[REGISTRY]
     record = await registry.tarball(path.name, filename)
-    sha512 = base64.b64encode(bytes.fromhex(record.blob_digest)).decode()
-    etag = f'"{record.blob_digest[:40]}"'
-    headers = {"Repr-Digest": f"sha-512=:{sha512}:", "Eghact-Integrity": record.integrity}
+    caching = tarball_caching(record, private=access.is_private(path.name))
     if request.headers.get("If-None-Match"):
         # Validators first: a 304 needs no disk read.
-        probe = cacheable(request, b"", etag=etag, content_class="tarball", private=access.is_private(path.name),
-                          surrogate_keys=[wire.tarball_key(path.name, record.version)], extra=headers)
+        probe = cacheable(request, b"", **caching)
         if probe.status == 304:
             return probe
     body = await run_blocking(registry.blobs.get, record.blob_digest)
-    return cacheable(
-        request, body, etag=etag, content_class="tarball", content_type="application/octet-stream",
-        private=access.is_private(path.name), surrogate_keys=[wire.tarball_key(path.name, record.version)],
-        extra=headers,
-    )
+    return cacheable(request, body, **caching)
+
+
+# The caching parameters of each read (``responses.cacheable`` / ``caching_headers``), shared
+# by the single reads above and the batch read (``batch``), so both answer the same headers.
+
+def packument_caching(name: str, rendered: Rendered, *, abbreviated: bool, private: bool) -> dict[str, Any]:
+    return {"etag": rendered.etag, "content_class": "packument",
+            "content_type": ABBREVIATED_TYPE if abbreviated else "application/json", "private": private,
+            "surrogate_keys": [wire.package_key(name)], "seq": rendered.seq, "vary": "Accept"}
+
+
+def version_caching(name: str, rendered: Rendered, *, private: bool) -> dict[str, Any]:
+    return {"etag": rendered.etag, "content_class": "version", "private": private,
+            "surrogate_keys": [wire.package_key(name)], "seq": rendered.seq}
+
+
+def tarball_caching(record: TarballRecord, *, private: bool) -> dict[str, Any]:
+    sha512 = base64.b64encode(bytes.fromhex(record.blob_digest)).decode()
+    return {"etag": f'"{record.blob_digest[:40]}"', "content_class": "tarball",
+            "content_type": "application/octet-stream", "private": private,
+            "surrogate_keys": [wire.tarball_key(record.name, record.version)],
+            "extra": {"Repr-Digest": f"sha-512=:{sha512}:", "Eghact-Integrity": record.integrity}}
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

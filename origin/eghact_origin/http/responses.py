@@ -20,6 +20,37 @@ def base_url(request: web.Request, public_url: str | None) -> str:
     return f"{request.scheme}://{request.host}"
 
 
+def caching_headers(
+    *,
+    content_class: str,
+    etag: str,
+    content_type: str = "application/json",
+    private: bool = False,
+    surrogate_keys: Iterable[str] = (),
+    seq: int | None = None,
+    vary: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The headers of a cacheable read: validator, caching policy, surrogate keys, seq."""
+    headers = {
+        "Content-Type": content_type,
+        "ETag": etag,
+        "Cache-Control": POLICIES[content_class].header(private=private),
+    }
+    keys = " ".join(surrogate_keys)
+    if keys:
+        headers["Surrogate-Key"] = keys
+    if seq is not None:
+        headers["Eghact-Seq"] = str(seq)
+    if vary:
+        headers["Vary"] = vary
+    if private:
+        headers["Vary"] = ", ".join(filter(None, [vary, "Authorization"]))
+    if extra:
+        headers.update(extra)
+    return headers
+
+
 def cacheable(
     request: web.Request,
     body: bytes,
@@ -35,21 +66,9 @@ def cacheable(
 ) -> web.Response:
     """A 200 (or a 304 when the client's validator matches) with every caching header."""
     etag = etag or strong_etag(body)
-    headers = {
-        "ETag": etag,
-        "Cache-Control": POLICIES[content_class].header(private=private),
-    }
-    keys = " ".join(surrogate_keys)
-    if keys:
-        headers["Surrogate-Key"] = keys
-    if seq is not None:
-        headers["Eghact-Seq"] = str(seq)
-    if vary:
-        headers["Vary"] = vary
-    if private:
-        headers["Vary"] = ", ".join(filter(None, [vary, "Authorization"]))
-    if extra:
-        headers.update(extra)
+    headers = caching_headers(content_class=content_class, etag=etag, content_type=content_type, private=private,
+                              surrogate_keys=surrogate_keys, seq=seq, vary=vary, extra=extra)
+    content_type = headers.pop("Content-Type")
     if etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     response = web.Response(body=body, headers=headers)

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from eghact_common import wire
+from eghact_common.errors import EghactError
 
 from .blobs import FileBlobStore
 from .records import (
     Advisory,
+    Lookup,
     NewVersion,
     PackageState,
     SearchHit,
@@ -30,6 +32,7 @@ __all__ = [
     "Advisory",
     "BlobStore",
     "FileBlobStore",
+    "Lookup",
     "MetadataStore",
     "NewVersion",
     "PackageState",
@@ -88,6 +91,11 @@ class MetadataStore(Protocol):
 
     async def tarball(self, name: str, filename: str) -> TarballRecord:
         """Where a tarball lives and what it must hash to."""
+
+    async def lookup_many(self, lookups: list[Lookup]) -> list[StoredDoc | TarballRecord | EghactError]:
+        """Many packument / version / tarball look-ups in one consistent snapshot, each answered
+        by what the single method returns or by the error it raises (NotFound, Unpublished),
+        in order. Cost: one indexed row read per look-up, one thread hop for them all."""
 
     async def package_state(self, name: str) -> PackageState: ...
 

@@ -34,6 +34,11 @@ class StoredDoc:
     seq: int
 
 
+# One read of MetadataStore.lookup_many: ("packument", name, "full" | "abbreviated"),
+# ("version", name, version-or-tag) or ("tarball", name, filename).
+Lookup = tuple[str, str, str]
+
+
 @dataclass(frozen=True)
 class TarballRecord:
     name: str

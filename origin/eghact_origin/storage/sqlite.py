@@ -30,11 +30,12 @@ from typing import Any, TypeVar
 
 from eghact_common import semver, wire
 from eghact_common.blocking import SerialExecutor, run_blocking
-from eghact_common.errors import BadRequest, NotFound, Unpublished, VersionExists
+from eghact_common.errors import BadRequest, EghactError, NotFound, Unpublished, VersionExists
 
 from .. import audit, packument
 from .records import (
     Advisory,
+    Lookup,
     NewVersion,
     PackageState,
     StoredDoc,
@@ -451,43 +452,29 @@ class SqliteMetadataStore:
     # -- reads ----------------------------------------------------------------------
 
     async def packument(self, name: str, *, abbreviated: bool) -> StoredDoc:
-        column = "abbrev_doc" if abbreviated else "full_doc"
-
-        def run(conn: sqlite3.Connection) -> StoredDoc:
-            row = conn.execute(f"SELECT {column}, seq FROM packages WHERE name=?", (name,)).fetchone()
-            if row is None:
-                raise NotFound(f"package {name} not found", detail={"name": name})
-            if row[0] is None:
-                raise Unpublished(f"every version of {name} has been unpublished", detail={"name": name})
-            return StoredDoc(bytes(row[0]), _last_seq(conn))
-
-        return await self.read(run)
+        return await self.read(lambda conn: _packument(conn, name, abbreviated))
 
     async def version_doc(self, name: str, spec: str) -> StoredDoc:
         """One version's document; ``spec`` is a version or a dist-tag."""
-        def run(conn: sqlite3.Connection) -> StoredDoc:
-            version = spec
-            tagged = conn.execute("SELECT version FROM dist_tags WHERE name=? AND tag=?", (name, spec)).fetchone()
-            if tagged:
-                version = tagged[0]
-            row = conn.execute("SELECT doc, deprecated, unpublished FROM versions WHERE name=? AND version=?",
-                               (name, version)).fetchone()
-            if row is None:
-                raise NotFound(f"{name}@{spec} not found", detail={"name": name, "version": spec})
-            if row[2]:
-                raise Unpublished(f"{name}@{version} has been unpublished", detail={"name": name, "version": version})
-            return StoredDoc(packument.with_deprecation(bytes(row[0]), row[1]), _last_seq(conn))
-
-        return await self.read(run)
+        return await self.read(lambda conn: _version_doc(conn, name, spec))
 
     async def tarball(self, name: str, filename: str) -> TarballRecord:
-        def run(conn: sqlite3.Connection) -> TarballRecord:
-            row = conn.execute(
-                "SELECT version, blob_digest, integrity, shasum, size, unpublished FROM versions "
-                "WHERE name=? AND tarball_file=?", (name, filename)).fetchone()
-            if row is None:
-                raise NotFound(f"no tarball {filename} for {name}", detail={"name": name, "file": filename})
-            return TarballRecord(name, row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+        return await self.read(lambda conn: _tarball(conn, name, filename))
+
+    async def lookup_many(self, lookups: list[Lookup]) -> list[StoredDoc | TarballRecord | EghactError]:
+        """Several reads in one snapshot and one thread hop; each answer or its error, in order."""
+        readers: dict[str, Callable[[sqlite3.Connection, str, str], StoredDoc | TarballRecord]] = {
+            "packument": lambda c, n, a: _packument(c, n, a == "abbreviated"),
+            "version": _version_doc, "tarball": _tarball}
+
+        def run(conn: sqlite3.Connection) -> list[StoredDoc | TarballRecord | EghactError]:
+            found: list[StoredDoc | TarballRecord | EghactError] = []
+            for kind, name, arg in lookups:
+                try:
+                    found.append(readers[kind](conn, name, arg))
+                except EghactError as error:
+                    found.append(error)
+            return found
 
         return await self.read(run)
 
@@ -579,6 +566,39 @@ def _unmark(stored: bytes) -> bytes:
 def _last_seq(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='changes'").fetchone()
     return int(row[0]) if row else 0
+
+
+def _packument(conn: sqlite3.Connection, name: str, abbreviated: bool) -> StoredDoc:
+    column = "abbrev_doc" if abbreviated else "full_doc"
+    row = conn.execute(f"SELECT {column} FROM packages WHERE name=?", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"package {name} not found", detail={"name": name})
+    if row[0] is None:
+        raise Unpublished(f"every version of {name} has been unpublished", detail={"name": name})
+    return StoredDoc(bytes(row[0]), _last_seq(conn))
+
+
+def _version_doc(conn: sqlite3.Connection, name: str, spec: str) -> StoredDoc:
+    version = spec
+    tagged = conn.execute("SELECT version FROM dist_tags WHERE name=? AND tag=?", (name, spec)).fetchone()
+    if tagged:
+        version = tagged[0]
+    row = conn.execute("SELECT doc, deprecated, unpublished FROM versions WHERE name=? AND version=?",
+                       (name, version)).fetchone()
+    if row is None:
+        raise NotFound(f"{name}@{spec} not found", detail={"name": name, "version": spec})
+    if row[2]:
+        raise Unpublished(f"{name}@{version} has been unpublished", detail={"name": name, "version": version})
+    return StoredDoc(packument.with_deprecation(bytes(row[0]), row[1]), _last_seq(conn))
+
+
+def _tarball(conn: sqlite3.Connection, name: str, filename: str) -> TarballRecord:
+    row = conn.execute(
+        "SELECT version, blob_digest, integrity, shasum, size, unpublished FROM versions "
+        "WHERE name=? AND tarball_file=?", (name, filename)).fetchone()
+    if row is None:
+        raise NotFound(f"no tarball {filename} for {name}", detail={"name": name, "file": filename})
+    return TarballRecord(name, row[0], row[1], row[2], row[3], row[4], bool(row[5]))
 
 
 def _changes(conn: sqlite3.Connection, since: int, limit: int) -> list[wire.ChangeEvent]:

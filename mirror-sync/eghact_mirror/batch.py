@@ -1,0 +1,123 @@
+"""Reading the answer of an origin's batch read (``POST /-/v1/batch``): one request for
+hundreds of packuments or tarballs instead of one each.
+
+The frame format is the origin's (origin/eghact_origin/http/batch.py)::
+
+    {"path": PATH, "status": 200, "length": N, "headers": {...}}\\n  <N bytes>  \\n
+
+Frames are cut out of large reads of the body (an await per frame field would cost more than
+the frame), checked to answer the paths asked for, in order, and to keep in step (the newline
+after each body). Bodies over ``SPOOL_BYTES`` are spooled to temp files as they arrive, so
+a batch of big tarballs holds no more memory than a batch of small ones.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from .payload import SPOOL_BYTES, Payload, spool
+
+MEDIA_TYPE = "application/x-eghact-batch"
+MAX_ITEMS = 500  # per request (the origin takes up to 1000): a few MB of small tarballs
+_READ = 1 << 20
+_MAX_HEADER = 64 * 1024
+
+
+class FrameError(Exception):
+    """The answer broke off or fell out of step: the batch failed as a whole (callers retry)."""
+
+
+@dataclass
+class Frame:
+    path: str
+    status: int
+    headers: dict[str, str]  # names in lower case
+    payload: Payload  # the body: the document or tarball, or a JSON error body
+
+
+class _Buffer:
+    """The unread part of the body: a bytearray cut from the front only when refilled."""
+
+    def __init__(self, content: aiohttp.StreamReader):
+        self._content = content
+        self._buf = bytearray()
+        self._pos = 0
+
+    async def _fill(self) -> None:
+        chunk = await self._content.read(_READ)
+        if not chunk:
+            raise FrameError("the batch answer ends inside a frame")
+        if self._pos:
+            del self._buf[:self._pos]
+            self._pos = 0
+        self._buf += chunk
+
+    async def line(self) -> bytes:
+        while (end := self._buf.find(b"\n", self._pos)) < 0:
+            if len(self._buf) - self._pos > _MAX_HEADER:
+                raise FrameError("a frame header runs past 64 KiB")
+            await self._fill()
+        line = bytes(self._buf[self._pos:end])
+        self._pos = end + 1
+        return line
+
+    async def take(self, n: int) -> bytes:
+        while len(self._buf) - self._pos < n:
+            await self._fill()
+        data = bytes(self._buf[self._pos:self._pos + n])
+        self._pos += n
+        return data
+
+    async def chunks(self, n: int) -> AsyncIterator[bytes]:
+        while n:
+            if self._pos == len(self._buf):
+                await self._fill()
+            take = min(n, len(self._buf) - self._pos)
+            yield bytes(self._buf[self._pos:self._pos + take])
+            self._pos += take
+            n -= take
+
+    async def at_end(self) -> bool:
+        return self._pos == len(self._buf) and not await self._content.read(1)
+
+
+def _header(line: bytes, path: str) -> tuple[int, int, dict[str, str]]:
+    try:
+        head: Any = json.loads(line)
+    except ValueError as exc:
+        raise FrameError(f"a frame header is not JSON: {line[:80]!r}") from exc
+    status, length, headers = (head.get(k) for k in ("status", "length", "headers")) if isinstance(head, dict) \
+        else (None, None, None)
+    if not (isinstance(status, int) and isinstance(length, int) and length >= 0 and isinstance(headers, dict)):
+        raise FrameError(f"a frame header lacks status, length or headers: {line[:80]!r}")
+    if head.get("path") != path:
+        raise FrameError(f"the batch answered {head.get('path')!r} where {path!r} was asked for: out of step")
+    return status, length, {str(name).lower(): str(value) for name, value in headers.items()}
+
+
+async def read_frames(content: aiohttp.StreamReader, paths: list[str]) -> list[Frame]:
+    """One frame per path asked for, in order; raises :class:`FrameError` on a broken answer."""
+    buffer = _Buffer(content)
+    frames: list[Frame] = []
+    try:
+        for path in paths:
+            status, length, headers = _header(await buffer.line(), path)
+            if length > SPOOL_BYTES:
+                payload = await spool(buffer.chunks(length))
+            else:
+                payload = Payload(length, data=await buffer.take(length))
+            frames.append(Frame(path, status, headers, payload))
+            if await buffer.take(1) != b"\n":
+                raise FrameError(f"the body of {path} is not followed by a newline: out of step")
+        if not await buffer.at_end():
+            raise FrameError("the batch answer goes on after its last frame")
+    except BaseException:
+        for frame in frames:
+            frame.payload.close()
+        raise
+    return frames
