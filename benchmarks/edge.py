@@ -1,7 +1,7 @@
 """Edge benchmark, one run, side by side on one machine and one corpus.
 
     .venv/bin/python benchmarks/edge.py [--plugins 10000] [--seed 1] [--data DIR] [--duration 10]
-                                        [--alpha 1.0] [--quick]
+                                        [--alpha 1.0] [--quick] [--only throughput|ratio|lag|warming ...]
 
 1. Seeds a universe into DIR (once; reused afterwards) and starts the origin.
 2. Warm-hit throughput and p50/p99 with wrk (installed with apt when missing, as is
@@ -12,8 +12,9 @@
    plain LRU vs Belady's offline optimum (farthest next use), same trace and sizes.
 4. Invalidation lag: publishes at the origin; lag as the edge's histogram records it
    (event time -> purged) and end to end (201 at the publisher -> visible at the edge).
-5. Time for a fresh edge to reach a 90% hit ratio under Zipf load, with and without
-   warming from the origin's popular list (trained by a first edge's stats).
+5. Time for a fresh edge to reach a 90% hit ratio (in a 500-request window) under Zipf
+   load, counted from the spawn of its process, with and without warming from the
+   origin's popular list (its top 10,000 keys, trained by a first edge's stats).
 
 Everything runs on 127.0.0.1; every loop is bounded in count and time.
 """
