@@ -7,8 +7,11 @@ against the sha512 its packument promises before anyone stores it), and ``/-/v1/
 
 Packuments and tarballs are read in bulk (:meth:`OriginClient.packuments`,
 :meth:`OriginClient.tarballs`) through the origin's batch read, ``POST /-/v1/batch``, hundreds
-per request. An upstream without it — an older origin, an edge, a plain npm registry —
-answers 404 or 405, and from then on the same calls make one GET per item, concurrently.
+per request, with each package's tarball list (``DISTS``: version, file, sha512, size) so that
+the collector need not parse packuments to find tarballs. An upstream without it — an older
+origin, an edge, a plain npm registry — answers 404 or 405, and from then on the same calls
+make one GET per item, concurrently (and an origin without the tarball list answers a
+packument instead, which the collector then parses).
 An item the batch could not serve (a 5xx frame, a link not shaped ``/<name>/-/<file>``) goes by
 GET.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -30,12 +34,41 @@ from . import batch
 from .errors import MirrorError
 from .payload import SPOOL_BYTES, Payload, spool
 
-__all__ = ["ABBREVIATED", "SPOOL_BYTES", "OriginClient", "Payload", "package_url", "popular_names"]
+__all__ = ["ABBREVIATED", "DISTS", "SPOOL_BYTES", "OriginClient", "Packuments", "Payload", "package_url",
+           "popular_names"]
 
 ABBREVIATED = "application/vnd.npm.install-v1+json"
+DISTS = "application/vnd.eghact.dists+json"  # the batch read's tarball list of a packument
 _RETRIES = 4
 _RETRY_STATUS = (429, 500, 502, 503, 504)
 _GETS = 24  # GETs in flight when the origin has no batch read
+
+
+@dataclass(frozen=True)
+class Packuments:
+    full: bytes | None
+    full_seq: int
+    abbreviated: bytes | None
+    abbreviated_seq: int
+    # [(version, tarball file, sha512 hex, size)] as of dists_seq, or None (not offered)
+    dists: tuple[list[tuple[str, str, str, int]], int] | None
+
+
+def _dists(body: bytes, name: str, seq: int) -> tuple[list[tuple[str, str, str, int]], int] | None:
+    """The tarball list's entries and its seq; None (the packument decides) when it is not
+    the expected shape."""
+    try:
+        doc = json.loads(body)
+        rows = doc["dists"]
+        if doc.get("name") != name or not all(len(row) == 4 for row in rows):
+            return None
+        dists = [(str(v), str(f), str(h), int(z)) for v, f, h, z in rows]
+        # Length only: bytes.fromhex (the collector's key for each) refuses what is not hex.
+        if not all(len(h) == 128 for _, _, h, _ in dists):
+            return None
+        return dists, seq
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 async def _spool(response: aiohttp.ClientResponse) -> Payload:
@@ -154,25 +187,39 @@ class OriginClient:
             raise
         return payload
 
-    async def packuments(self, names: list[str]) -> list[tuple[bytes | None, int, bytes | None, int]]:
-        """(full, its Eghact-Seq, abbreviated, its Eghact-Seq) of each name, as served; None for
-        a packument the origin answers 404 (unpublished, or never there)."""
-        paths = [path for name in names for path in (_path(name),) * 2]
-        items = [path if k % 2 == 0 else {"path": path, "accept": ABBREVIATED} for k, path in enumerate(paths)]
+    async def packuments(self, names: list[str]) -> list[Packuments]:
+        """Each name's packuments as served (full and abbreviated, with their ``Eghact-Seq``;
+        None for one the origin answers 404: unpublished, or never there) and, where the origin
+        has it, the tarball list of its batch read (``dists``), so that no packument need be
+        parsed to learn which tarballs to fetch."""
+        paths = [path for name in names for path in (_path(name),) * 3]
+        items = [path if k % 3 == 0 else {"path": path, "accept": ABBREVIATED if k % 3 == 1 else DISTS}
+                 for k, path in enumerate(paths)]
         found: list[tuple[bytes | None, int] | None] = [None] * len(paths)
+        dists: list[tuple[list[tuple[str, str, str, int]], int] | None] = [None] * len(names)
         for k, frame in enumerate(await self._read_many(items, paths) or ()):
-            if frame.status in (200, 404):
+            if k % 3 == 2:
+                # An origin without the tarball list answers the full packument (any other
+                # Accept asks for it): told apart by its type, and then simply not used.
+                if frame.status == 200 and frame.headers.get("content-type", "").startswith(DISTS):
+                    dists[k // 3] = _dists(await _bytes(frame.payload), names[k // 3],
+                                           int(frame.headers.get("eghact-seq", "0") or 0))
+            elif frame.status in (200, 404):
                 body = await _bytes(frame.payload) if frame.status == 200 else None
                 found[k] = (body, int(frame.headers.get("eghact-seq", "0") or 0))
             frame.payload.close()
         # No batch read, or items it could not serve: the single read decides (and retries).
-        missing = [k for k, got in enumerate(found) if got is None]
-        singles = await asyncio.gather(*(self._gate(self.packument(names[k // 2], abbreviated=k % 2 == 1))
+        missing = [k for k, got in enumerate(found) if got is None and k % 3 != 2]
+        singles = await asyncio.gather(*(self._gate(self.packument(names[k // 3], abbreviated=k % 3 == 1))
                                          for k in missing))
         for k, got in zip(missing, singles, strict=True):
             found[k] = got
-        done = [got for got in found if got is not None]
-        return [(*done[2 * k], *done[2 * k + 1]) for k in range(len(names))]
+        packs: list[Packuments] = []
+        for n in range(len(names)):
+            full, short = found[3 * n], found[3 * n + 1]
+            assert full is not None and short is not None  # for the type checker: every gap was filled
+            packs.append(Packuments(full[0], full[1], short[0], short[1], dists[n]))
+        return packs
 
     async def tarballs(self, links: list[tuple[str, str, str]]) -> list[Payload]:
         """The tarballs of ``links`` ((package name, url, sha512)), in order. Each is checked
@@ -230,8 +277,9 @@ class OriginClient:
         if self._batch is False or not items:
             return None if self._batch is False else []
         assert self._session is not None, "use OriginClient as an async context manager"
-        # Eghact-Seq is the one header read from frames (of packuments): the rest are left out.
-        url = f"{self.url}/-/v1/batch?headers=Eghact-Seq"
+        # The only headers read from frames (Content-Type tells a tarball list from a packument
+        # an older origin answers instead): the rest are left out, and the origin skips them.
+        url = f"{self.url}/-/v1/batch?headers=Eghact-Seq,Content-Type"
         # A batch may be long: what must not stall is each read, not the whole answer.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=self._timeout.total)
         delay = 0.2

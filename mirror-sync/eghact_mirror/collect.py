@@ -16,7 +16,9 @@ the versions published after ``from_seq``: those whose publish event is in the r
 because packuments are read after the range was fixed, and a publish may land in between —
 those published after ``to_seq`` up to the packument's ``Eghact-Seq`` (the feed is read that far
 on demand). Everything else in the packument was published before ``from_seq``, so the mirror
-has it. Each tarball is checked against its packument's sha512 before it goes anywhere.
+has it. The versions and their tarballs come from the origin's tarball list (``client``: read
+beside the packuments, at their seq) or, where there is none, from the abbreviated packument.
+Each tarball is checked against the sha512 they promise before it goes anywhere.
 """
 
 from __future__ import annotations
@@ -164,21 +166,31 @@ class Collector:
         docs = await self._client.packuments([job.name for _, job in jobs])
         files: list[tuple[str, Payload]] = []
         links: list[tuple[str, str, str]] = []
-        for (i, job), (full, seq_full, short, seq_short) in zip(jobs, docs, strict=True):
+        for (i, job), docs_of in zip(jobs, docs, strict=True):
+            full, short = docs_of.full, docs_of.abbreviated
             if full is None or short is None:
                 self.result.removed.append(job.name)  # unpublished whole (or gone): a tombstone
                 continue
-            # The abbreviated document has every version's dist and weighs a third less to parse;
-            # only (version, link, digest) is kept, so a giant packument is garbage at once.
-            doc = await asyncio.to_thread(json.loads, short) if len(short) > 1 << 20 else json.loads(short)
-            dists = [(v, m["dist"]["tarball"], sha512_of(m["dist"])) for v, m in (doc.get("versions") or {}).items()]
-            del doc
-            if dists:
-                self._note_base(job.name, dists[0][1])
-            wanted = None if job.whole or self._plan.from_seq == 0 else \
-                await self._published(job.name, max(seq_full, seq_short))
+            seen_seq = max(docs_of.full_seq, docs_of.abbreviated_seq)
+            if docs_of.dists is not None and docs_of.dists[1] == seen_seq == min(docs_of.full_seq,
+                                                                                 docs_of.abbreviated_seq) \
+                    and self.result.base_url is not None:
+                # The origin's tarball list, read at the packuments' seq, so naming the same
+                # versions: no packument to parse. Links are this origin's (the batch reads
+                # /<name>/-/<file> here whatever host a packument names).
+                prefix = f"{self._client.url}/{job.name}/-/"
+                dists = [(v, prefix + file, sha) for v, file, sha, _ in docs_of.dists[0]]
+            else:
+                dists = await self._parsed_dists(short)
+                if dists:
+                    self._note_base(job.name, dists[0][1])
+            wanted = None if job.whole or self._plan.from_seq == 0 else await self._published(job.name, seen_seq)
             for version, link, sha in dists:
-                key = bytes.fromhex(sha)
+                try:
+                    key = bytes.fromhex(sha)
+                except ValueError:
+                    raise MirrorError("origin_unavailable", f"{job.name}@{version}: {sha[:20]!r}... is not a "
+                                      "sha512 to check its tarball by") from None
                 if (wanted is None or version in wanted) and key not in self._scheduled:
                     self._scheduled.add(key)
                     links.append((job.name, link, sha))
@@ -195,6 +207,14 @@ class Collector:
         self.result.tarball_bytes += sum(payload.size for payload in tarballs)
         files += [(fmt.tarball_path(sha), payload) for (_, _, sha), payload in zip(links, tarballs, strict=True)]
         await self._queue.put(files)
+
+    @staticmethod
+    async def _parsed_dists(short: bytes) -> list[tuple[str, str, str]]:
+        """(version, tarball link, sha512 hex) of each version in an abbreviated packument."""
+        # The abbreviated document has every version's dist and weighs a third less to parse;
+        # only (version, link, digest) is kept, so a giant packument is garbage at once.
+        doc = await asyncio.to_thread(json.loads, short) if len(short) > 1 << 20 else json.loads(short)
+        return [(v, m["dist"]["tarball"], sha512_of(m["dist"])) for v, m in (doc.get("versions") or {}).items()]
 
     async def _published(self, name: str, seen_seq: int) -> set[str]:
         """Versions of ``name`` published after from_seq, up to at least ``seen_seq``."""

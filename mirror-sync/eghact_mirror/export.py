@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import chain
+from . import chain, feed
 from . import index as fmt
 from .client import OriginClient, Payload
 from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan
@@ -30,7 +30,6 @@ from .progress import Progress
 from .selection import ALL, Closure, SelectionSpec, lockfile_roots
 from .writer import BundleWriter, WrittenBundle
 
-FEED_PAGE = 10_000
 # One encoder for every event line (json.dumps with options builds a new one per call).
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -100,28 +99,18 @@ class _Range:
 
 async def read_range(client: OriginClient, since: int, until: int) -> _Range:
     seen = _Range(track_published=since > 0)
-    cursor = since
-    while cursor < until:
-        events, last = await client.changes(cursor, FEED_PAGE)
+    async for events in feed.pages(client, since, until):
         for event in events:
             if event["seq"] <= until:
                 seen.add(event)
-        if last <= cursor:
-            break  # the origin has no more, even though its head said so: take what there is
-        cursor = last
     return seen
 
 
 async def all_names(client: OriginClient, until: int) -> set[str]:
     """Every package name the feed ever mentioned (filter roots for a closure)."""
     names: set[str] = set()
-    cursor = 0
-    while cursor < until:
-        events, last = await client.changes(cursor, FEED_PAGE)
+    async for events in feed.pages(client, 0, until):
         names.update(e["name"] for e in events if e.get("type") in PACKAGE_EVENTS and e["seq"] <= until)
-        if last <= cursor:
-            break
-        cursor = last
     return names
 
 

@@ -48,7 +48,7 @@ from eghact_common.errors import EghactError
 
 from . import mirror_fragments as fragments
 from .storage import FileBlobStore, SqliteMetadataStore
-from .storage.search import update_search_row
+from .storage.search import SEARCH_COLUMNS, index_search_row, search_fields, update_search_row
 
 FORMAT = 2
 _HEX512 = re.compile(r"^[0-9a-f]{128}$")
@@ -133,15 +133,21 @@ def _apply_package(conn: sqlite3.Connection, name: str, full: bytes, abbreviated
     conn.executemany("INSERT INTO dist_tags (name, tag, version) VALUES (?, ?, ?)",
                      [(name, tag, version) for tag, version in tags.items()])
     latest = tags.get("latest")
-    # created is kept from the first time the mirror saw the package, as the origin keeps it.
-    conn.execute("INSERT INTO packages (name, created, modified, seq, full_doc, abbrev_doc, latest)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET modified=excluded.modified,"
-                 " seq=excluded.seq, full_doc=excluded.full_doc, abbrev_doc=excluded.abbrev_doc,"
-                 " latest=excluded.latest",
-                 (name, times.get("created", ""), times.get("modified", ""), seq, fragments.marked(full, base_url),
-                  fragments.marked(abbreviated, base_url), latest))
     latest_doc = next((doc for version, doc, _, _ in versions if version == latest), None) if latest else None
-    update_search_row(conn, name, latest_doc)
+    # The search columns go in with the packuments: updating them afterwards would write the
+    # whole row (packuments and all) a second time. created is kept from the first time the
+    # mirror saw the package, as the origin keeps it.
+    fields = None if latest_doc is None else search_fields(latest_doc)
+    columns = ("name", "created", "modified", "seq", "full_doc", "abbrev_doc", "latest",
+               *(SEARCH_COLUMNS if fields else ()))
+    values = (name, times.get("created", ""), times.get("modified", ""), seq, fragments.marked(full, base_url),
+              fragments.marked(abbreviated, base_url), latest, *(fields or ()))
+    updated = ", ".join(f"{column}=excluded.{column}" for column in columns[2:])  # all but name, created
+    cursor = conn.execute(f"INSERT INTO packages ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+                          f" ON CONFLICT (name) DO UPDATE SET {updated}", values)
+    rowid = conn.execute("SELECT rowid FROM packages WHERE name=?", (name,)).fetchone()[0] if existed \
+        else cursor.lastrowid
+    index_search_row(conn, rowid, name, fields, replace=existed)
     return freed
 
 
@@ -197,6 +203,10 @@ def _apply(conn: sqlite3.Connection, store: SqliteMetadataStore, stage: dict[str
     state = mirror_state(conn)
     if not _check_continuity(state, stage):  # re-checked under the write lock
         return []
+    # A full bundle writes a few hundred MB in this one transaction: with SQLite's default
+    # 2 MB page cache, pages are spilled to the WAL and written there again as they fill up.
+    # 64 MB (for this short-lived process) keeps index pages in memory until the commit.
+    conn.execute("PRAGMA cache_size=-65536")
     # Blobs already in the mirror also satisfy versions (incremental bundles carry only new
     # tarballs); their sizes are known from the versions that brought them.
     sizes = dict(conn.execute("SELECT blob_digest, size FROM versions"))
@@ -241,7 +251,15 @@ def _apply(conn: sqlite3.Connection, store: SqliteMetadataStore, stage: dict[str
     store.record_audit(conn, "mirror-apply", "mirror", stage["bundle_digest"],
                        {"origin_id": stage["origin_id"], "from_seq": stage["from_seq"], "to_seq": stage["to_seq"],
                         "packages": len(stage["packages"]), "events": len(stage["events"])})
-    live = {r[0] for r in conn.execute("SELECT DISTINCT blob_digest FROM versions WHERE unpublished IS NULL")}
+    # Only blobs no live version still names are freed: asked of the digest index for those
+    # few, not by reading every digest of the mirror (a full bundle frees nothing at all).
+    live: set[str] = set()
+    unique = sorted(set(freed))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start:start + 500]
+        live.update(r[0] for r in conn.execute(
+            f"SELECT DISTINCT blob_digest FROM versions WHERE unpublished IS NULL AND blob_digest IN "
+            f"({','.join('?' * len(chunk))})", chunk))
     before_commit()
     return [d for d in freed if d not in live]
 

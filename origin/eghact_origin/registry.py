@@ -55,17 +55,17 @@ class PublishOutcome:
     rev: str
 
 
-def _render(stored: bytes, base_url: str, seq: int) -> Rendered:
+def _render(stored: bytes, base_url: str, seq: int, etag: bool = True) -> Rendered:
     body = packument.materialize(stored, base_url)
-    return Rendered(body, packument.strong_etag(body), seq)
+    return Rendered(body, packument.strong_etag(body) if etag else "", seq)
 
 
 def _finish_lookups(stored: list[StoredDoc | TarballRecord | EghactError],
-                    base_url: str) -> list[Rendered | TarballRecord | EghactError]:
+                    base_url: str, etags: bool) -> list[Rendered | TarballRecord | EghactError]:
     done: list[Rendered | TarballRecord | EghactError] = []
     for found in stored:
         if isinstance(found, StoredDoc):
-            done.append(_render(found.body, base_url, found.seq))
+            done.append(_render(found.body, base_url, found.seq, etags))
         elif isinstance(found, TarballRecord) and found.unpublished:
             done.append(Unpublished(f"{found.name}@{found.version} has been unpublished",
                                     detail={"name": found.name, "version": found.version}))
@@ -150,14 +150,16 @@ class Registry:
                               detail={"name": name, "version": record.version})
         return record
 
-    async def lookup_many(self, lookups: list[Lookup], *,
-                          base_url: str) -> list[Rendered | TarballRecord | EghactError]:
+    async def lookup_many(self, lookups: list[Lookup], *, base_url: str,
+                          etags: bool = True) -> list[Rendered | TarballRecord | EghactError]:
         """Many reads at once (the batch read): packuments and version documents rendered,
         tarball records (the caller reads their blobs), or the error each single read raises.
         One snapshot and two thread hops for them all, instead of a hop per read; the rendered
-        cache is bypassed, as a bulk reader would only churn it."""
+        cache is bypassed, as a bulk reader would only churn it. ``etags=False`` leaves
+        ``Rendered.etag`` empty, for a reader that will not send it: hashing every document
+        is a good part of the cost of a bulk read."""
         stored = await self.store.lookup_many(lookups)
-        return await run_blocking(_finish_lookups, stored, base_url)
+        return await run_blocking(_finish_lookups, stored, base_url, etags)
 
     # -- writes ---------------------------------------------------------------------
 

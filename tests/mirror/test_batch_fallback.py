@@ -19,6 +19,7 @@ from aiohttp import web
 from yarl import URL
 
 from eghact_mirror import keys
+from eghact_mirror.client import DISTS
 from eghact_mirror.errors import MirrorError
 from eghact_mirror.export import ExportOptions, export
 from eghact_mirror.selection import SelectionSpec
@@ -33,7 +34,8 @@ _HOP_BY_HOP = {"content-length", "transfer-encoding", "content-encoding", "conne
 
 class Upstream:
     """``mode``: "pass" (the batch read is passed on), 404 or 405 (refused as an upstream
-    without it would), or "cut" (its answer stops halfway)."""
+    without it would), "cut" (its answer stops halfway), or "no-dists" (asked for a tarball
+    list, it answers the full packument, as an origin older than that read does)."""
 
     def __init__(self, origin: str, *, own_host: bool = True):
         self.origin = origin
@@ -69,8 +71,11 @@ class Upstream:
                                                                               "content-type")}
         if self.own_host:
             headers["Host"] = request.host
+        data = await request.read()
+        if is_batch and self.mode == "no-dists":
+            data = data.replace(DISTS.encode(), b"application/json")
         async with self._session.request(request.method, URL(self.origin + request.raw_path, encoded=True),
-                                         headers=headers, data=await request.read()) as answer:
+                                         headers=headers, data=data) as answer:
             body = await answer.read()
             passed = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP}
         if is_batch and self.mode == "cut":
@@ -99,6 +104,17 @@ async def test_the_same_bundle_with_the_batch_read_and_without(live: Live, tmp_p
             # Asked once, then one GET per item: the answer is remembered for the whole export.
             assert upstream.seen["batch"] == 1
             assert (upstream.seen["tarball"], upstream.seen["packument"]) == (tarballs, packuments)
+
+
+async def test_an_origin_without_the_tarball_list_gives_the_same_bundle(live: Live, tmp_path: Path) -> None:
+    """The exporter learns which tarballs to fetch from the batch read's tarball list; where an
+    origin answers a packument instead, it parses the packument: the bundle is the same."""
+    key = keys.generate(tmp_path / "key")
+    async with Upstream(live.url) as upstream:
+        listed = await _export(upstream, key, tmp_path / "listed.bundle")
+        upstream.mode = "no-dists"
+        assert await _export(upstream, key, tmp_path / "parsed.bundle") == listed
+        assert upstream.seen["tarball"] == upstream.seen["packument"] == 0
 
 
 async def test_tarballs_come_through_the_upstream_whatever_host_the_links_name(live: Live, tmp_path: Path) -> None:

@@ -137,3 +137,41 @@ async def test_a_read_only_mirror_serves_batches(tmp_path: Any) -> None:
                 assert response.status == 405  # a reader that probes with GET learns the method
     finally:
         await runner.cleanup()
+
+
+async def test_the_tarball_list_names_what_the_packument_names(origin: LiveOrigin) -> None:
+    """The dists read (batch only): each live version's tarball file, sha512 and size, at the
+    packument's seq, so a mirror exporter need not parse the packument; errors as a packument's."""
+    import base64
+
+    token = origin.token("publish:*")
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        await publish(origin, token, "@eg/listed", version)
+    async with origin.session.get(f"{origin.url}/{escaped('@eg/listed')}") as response:
+        doc = await response.json()
+    del doc["versions"]["1.1.0"]
+    async with origin.session.put(f"{origin.url}/{escaped('@eg/listed')}/-rev/1", json=doc,
+                                  headers=origin.auth(origin.token("admin"))) as response:
+        assert response.status == 200, await response.text()
+    await publish(origin, origin.token("publish:*"), "@acme/hidden", "1.0.0")
+    dists = {"accept": batch.DISTS_TYPE}
+    items = [{"path": "/@eg%2flisted", "accept": CORGI}, {"path": "/@eg%2flisted", **dists},
+             {"path": "/nothing-here", **dists}, {"path": "/@acme/hidden", **dists}]
+    async with origin.session.post(f"{origin.url}/-/v1/batch?headers=eghact-seq,content-type",
+                                   json=items) as response:
+        (short_head, short), (head, body), (missing, missing_body), (hidden, _) = frames(await response.read())
+    assert head["status"] == 200 and head["headers"] == {"Content-Type": batch.DISTS_TYPE,
+                                                         "Eghact-Seq": short_head["headers"]["Eghact-Seq"]}
+    assert short_head["headers"] == {"Content-Type": CORGI, "Eghact-Seq": short_head["headers"]["Eghact-Seq"]}
+    listed = json.loads(body)
+    assert listed["name"] == "@eg/listed"
+    served = json.loads(short)["versions"]
+    assert sorted(row[0] for row in listed["dists"]) == ["1.0.0", "1.2.0"] == sorted(served)
+    for version, file, sha512, size in listed["dists"]:
+        dist = served[version]["dist"]
+        assert dist["tarball"].endswith(f"/@eg/listed/-/{file}")
+        assert dist["integrity"] == "sha512-" + base64.b64encode(bytes.fromhex(sha512)).decode()
+        async with origin.session.get(dist["tarball"]) as response:
+            assert size == len(await response.read())
+    assert missing["status"] == 404 and json.loads(missing_body)["error"] == "not_found"
+    assert hidden["status"] == 401

@@ -15,8 +15,14 @@ MEDIA_TYPE}`` — the corgi type asks for the abbreviated packument, as ``Accept
      "/left-pad/1.3.0",
      "/left-pad/-/left-pad-1.3.0.tgz"]
 
-Package read paths are packuments, version documents and tarballs. A body that is not such a
-list is refused as a whole with a 400 and the usual JSON error body: ``invalid_json``,
+Package read paths are packuments, version documents and tarballs. One read exists only here:
+``{"path": "/left-pad", "accept": "application/vnd.eghact.dists+json"}`` answers the tarballs
+the packument lists, ``{"name": NAME, "dists": [[version, file, sha512 hex, size], ...]}``
+(``Content-Type`` that media type, ``Eghact-Seq`` as the packument's), read in the same kind of
+snapshot: a mirror exporter learns which tarballs to fetch, and the digest to check each by,
+without parsing the packument (several times the bytes). Its errors are the packument's.
+
+A body that is not such a list is refused as a whole with a 400 and the usual JSON error body: ``invalid_json``,
 ``invalid_batch`` (every problem listed in ``detail.problems``, e.g. a ``/-/...`` path),
 ``batch_too_large`` (more than MAX_ITEMS items, or more than MAX_BODY_BYTES of request).
 
@@ -66,6 +72,7 @@ from .paths import package_path, raw_segments
 from .responses import base_url, caching_headers, dumps
 
 MEDIA_TYPE = "application/x-eghact-batch"
+DISTS_TYPE = "application/vnd.eghact.dists+json"
 MAX_ITEMS = 1000
 MAX_BODY_BYTES = 1 << 20
 MAX_PATH = 2048
@@ -111,6 +118,8 @@ def _lookup(item: Item) -> Lookup:
     path = package_path(raw_segments(item.path))
     rest = path.rest
     if not rest:
+        if DISTS_TYPE in item.accept:
+            return "packument", path.name, "dists"
         return "packument", path.name, "abbreviated" if ABBREVIATED_TYPE in item.accept else "full"
     if len(rest) == 1:
         return "version", path.name, rest[0]
@@ -171,7 +180,8 @@ async def _produce(request: web.Request, items: list[Item], frames: asyncio.Queu
                 lookups.append(lookup)
                 answers.append(None)
             wanted = [lookup for lookup, answer in zip(lookups, answers, strict=True) if answer is None]
-            found = iter(await registry.lookup_many(wanted, base_url=base) if wanted else ())
+            found = iter(await registry.lookup_many(wanted, base_url=base, etags=keep is None or "etag" in keep)
+                         if wanted else ())
             answered = [(item, lookup, next(found) if answer is None else answer)
                         for item, lookup, answer in zip(chunk, lookups, answers, strict=True)]
             for group in _groups(answered):
@@ -214,9 +224,23 @@ def _read_blobs(blobs: BlobStore, digests: list[str]) -> list[bytes | EghactErro
     return bodies
 
 
+# Headers a frame can carry without working out the caching advice (most of a frame's cost
+# when the reader keeps only these, as a mirror exporter does).
+_CHEAP_HEADERS = frozenset({"content-type", "eghact-seq"})
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _cheap_headers(keep: set[str], content_type: str, seq: int | None) -> dict[str, str]:
+    headers = {"Content-Type": content_type} if "content-type" in keep else {}
+    if seq is not None and "eghact-seq" in keep:
+        headers["Eghact-Seq"] = str(seq)
+    return headers
+
+
 async def _frames(registry: Registry, group: list[Answered], is_private: Any, keep: set[str] | None) -> bytes:
     digests = [answer.blob_digest for _, _, answer in group if isinstance(answer, TarballRecord)]
     blobs = iter(await run_blocking(_read_blobs, registry.blobs, digests) if digests else ())
+    cheap = keep is not None and keep <= _CHEAP_HEADERS
     parts: list[bytes] = []
     for item, lookup, answer in group:
         if isinstance(answer, EghactError):
@@ -227,15 +251,22 @@ async def _frames(registry: Registry, group: list[Answered], is_private: Any, ke
                 status, headers, body = blob.status, _ERROR_HEADERS, dumps(blob.to_body())
             else:
                 status, body = 200, blob
-                headers = caching_headers(**tarball_caching(answer, private=is_private(answer.name)))
+                headers = _cheap_headers(keep, "application/octet-stream", None) if cheap else \
+                    caching_headers(**tarball_caching(answer, private=is_private(answer.name)))
         else:
             kind, name, arg = lookup
-            caching = packument_caching(name, answer, abbreviated=arg == "abbreviated", private=is_private(name)) \
-                if kind == "packument" else version_caching(name, answer, private=is_private(name))
-            status, headers, body = 200, caching_headers(**caching), answer.body
-        if keep is not None:
+            if kind == "packument":
+                caching = packument_caching(name, answer, abbreviated=arg == "abbreviated", private=is_private(name))
+                if arg == "dists":
+                    caching["content_type"] = DISTS_TYPE
+            else:
+                caching = version_caching(name, answer, private=is_private(name))
+            status, body = 200, answer.body
+            headers = _cheap_headers(keep, caching.get("content_type", "application/json"), answer.seq) \
+                if cheap else caching_headers(**caching)
+        if keep is not None and (not cheap or headers is _ERROR_HEADERS):
             headers = {name: value for name, value in headers.items() if name.lower() in keep}
-        parts.append(dumps({"path": item.path, "status": status, "length": len(body), "headers": headers}))
+        parts.append(_ENCODE({"path": item.path, "status": status, "length": len(body), "headers": headers}).encode())
         parts.append(b"\n")
         parts.append(body)
         parts.append(b"\n")

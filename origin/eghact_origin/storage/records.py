@@ -34,8 +34,9 @@ class StoredDoc:
     seq: int
 
 
-# One read of MetadataStore.lookup_many: ("packument", name, "full" | "abbreviated"),
-# ("version", name, version-or-tag) or ("tarball", name, filename).
+# One read of MetadataStore.lookup_many: ("packument", name, "full" | "abbreviated" | "dists"),
+# ("version", name, version-or-tag) or ("tarball", name, filename). "dists" is the packument's
+# tarball list (``dists_body``), for a bulk reader that needs the tarballs, not the document.
 Lookup = tuple[str, str, str]
 
 

@@ -44,22 +44,35 @@ def _summary(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def update_search_row(conn: sqlite3.Connection, name: str, latest_doc: dict[str, Any] | None) -> None:
-    rowid = conn.execute("SELECT rowid FROM packages WHERE name=?", (name,)).fetchone()[0]
-    conn.execute("DELETE FROM search_fts WHERE rowid=?", (rowid,))
-    if latest_doc is None:
-        return
+# The packages columns search filters on, in search_fields' order.
+SEARCH_COLUMNS = ("description", "keywords", "type", "category", "capabilities", "license", "summary")
+
+
+def search_fields(latest_doc: dict[str, Any]) -> tuple[Any, ...]:
+    """The values of SEARCH_COLUMNS for a package whose latest version is ``latest_doc``."""
     summary = _summary(latest_doc)
     description = latest_doc.get("description") if isinstance(latest_doc.get("description"), str) else ""
-    conn.execute(
-        "UPDATE packages SET description=?, keywords=?, type=?, category=?, capabilities=?, license=?, summary=?"
-        " WHERE name=?",
-        (description, " ".join(summary["keywords"]), summary["type"], summary["category"],
-         " " + " ".join(summary["capabilities"]) + " ", summary["license"], json.dumps(summary), name),
-    )
-    conn.execute("INSERT INTO search_fts (rowid, name, description, keywords) VALUES (?, ?, ?, ?)",
-                 (rowid, name.replace("/", " ").replace("-", " ") + " " + name, description,
-                  " ".join(summary["keywords"])))
+    return (description, " ".join(summary["keywords"]), summary["type"], summary["category"],
+            " " + " ".join(summary["capabilities"]) + " ", summary["license"], json.dumps(summary))
+
+
+def index_search_row(conn: sqlite3.Connection, rowid: int, name: str, fields: tuple[Any, ...] | None, *,
+                     replace: bool = True) -> None:
+    """The package's full-text row, from its search_fields (None: no live version, no row).
+    ``replace=False`` for a package row just inserted, which has no full-text row yet."""
+    if replace:
+        conn.execute("DELETE FROM search_fts WHERE rowid=?", (rowid,))
+    if fields is not None:
+        conn.execute("INSERT INTO search_fts (rowid, name, description, keywords) VALUES (?, ?, ?, ?)",
+                     (rowid, name.replace("/", " ").replace("-", " ") + " " + name, fields[0], fields[1]))
+
+
+def update_search_row(conn: sqlite3.Connection, name: str, latest_doc: dict[str, Any] | None) -> None:
+    rowid = conn.execute("SELECT rowid FROM packages WHERE name=?", (name,)).fetchone()[0]
+    fields = None if latest_doc is None else search_fields(latest_doc)
+    if fields is not None:
+        conn.execute(f"UPDATE packages SET {'=?, '.join(SEARCH_COLUMNS)}=? WHERE name=?", (*fields, name))
+    index_search_row(conn, rowid, name, fields)
 
 
 def parse_text(text: str, query: SearchQuery) -> SearchQuery:

@@ -463,11 +463,14 @@ class SqliteMetadataStore:
 
     async def lookup_many(self, lookups: list[Lookup]) -> list[StoredDoc | TarballRecord | EghactError]:
         """Several reads in one snapshot and one thread hop; each answer or its error, in order."""
-        readers: dict[str, Callable[[sqlite3.Connection, str, str], StoredDoc | TarballRecord]] = {
-            "packument": lambda c, n, a: _packument(c, n, a == "abbreviated"),
-            "version": _version_doc, "tarball": _tarball}
-
         def run(conn: sqlite3.Connection) -> list[StoredDoc | TarballRecord | EghactError]:
+            seq = _last_seq(conn)  # one snapshot: the same for every document in it
+
+            def packument_or_dists(c: sqlite3.Connection, name: str, form: str) -> StoredDoc:
+                return _dists(c, name, seq) if form == "dists" else _packument(c, name, form == "abbreviated", seq)
+
+            readers: dict[str, Callable[[sqlite3.Connection, str, str], StoredDoc | TarballRecord]] = {
+                "packument": packument_or_dists, "version": _version_doc, "tarball": _tarball}
             found: list[StoredDoc | TarballRecord | EghactError] = []
             for kind, name, arg in lookups:
                 try:
@@ -568,14 +571,33 @@ def _last_seq(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def _packument(conn: sqlite3.Connection, name: str, abbreviated: bool) -> StoredDoc:
+def _packument(conn: sqlite3.Connection, name: str, abbreviated: bool, seq: int | None = None) -> StoredDoc:
     column = "abbrev_doc" if abbreviated else "full_doc"
     row = conn.execute(f"SELECT {column} FROM packages WHERE name=?", (name,)).fetchone()
     if row is None:
         raise NotFound(f"package {name} not found", detail={"name": name})
     if row[0] is None:
         raise Unpublished(f"every version of {name} has been unpublished", detail={"name": name})
-    return StoredDoc(bytes(row[0]), _last_seq(conn))
+    return StoredDoc(bytes(row[0]), _last_seq(conn) if seq is None else seq)
+
+
+def _dists(conn: sqlite3.Connection, name: str, seq: int | None = None) -> StoredDoc:
+    """The tarballs the packument lists, as ``dists_body``: what the packument's live versions
+    are, read from the same rows the packument was rendered from (in the same snapshot)."""
+    row = conn.execute("SELECT full_doc IS NULL FROM packages WHERE name=?", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"package {name} not found", detail={"name": name})
+    if row[0]:
+        raise Unpublished(f"every version of {name} has been unpublished", detail={"name": name})
+    rows = conn.execute("SELECT version, tarball_file, blob_digest, size FROM versions "
+                        "WHERE name=? AND unpublished IS NULL ORDER BY rowid", (name,)).fetchall()
+    return StoredDoc(dists_body(name, rows), _last_seq(conn) if seq is None else seq)
+
+
+def dists_body(name: str, rows: list[tuple[str, str, str, int]]) -> bytes:
+    """``{"name": NAME, "dists": [[version, tarball file, sha512 hex, size], ...]}``: a list of
+    lists, which parses several times faster than the packument it summarises."""
+    return json.dumps({"name": name, "dists": rows}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _version_doc(conn: sqlite3.Connection, name: str, spec: str) -> StoredDoc:
