@@ -201,16 +201,16 @@ class FrontConnection(asyncio.Protocol):
             if self._header_count > _MAX_HEADERS:
                 self._fail(HeadersTooLarge(f"at most {_MAX_HEADERS} request headers"))
                 return
+            head_only = buffer[0] == 0x48   # "HEAD", the other method framed here being "GET"
             try:
                 route = self._routes.get(self._url.decode("utf-8", "surrogateescape"))
             except EghactError as error:
                 del buffer[:size]
-                self._send(responses.from_error(error), head_only=False, keep_alive=self._keep_alive)
+                self._send(responses.from_error(error), head_only=head_only, keep_alive=self._keep_alive)
                 continue
             if route.kind is None:
                 self._hand_off()
                 return
-            head_only = buffer[0] == 0x48   # "HEAD", the other method framed here being "GET"
             del buffer[:size]
             keep_alive = self._keep_alive
             answer = self._handler.read(route, self._headers, self._remote)
@@ -252,8 +252,9 @@ class FrontConnection(asyncio.Protocol):
 
     def _fail(self, error: EghactError) -> None:
         """Answer an unframeable request, then close: nothing after it can be trusted."""
+        head_only = self._buffer.startswith(b"HEAD ")
         self._buffer.clear()
-        self._send(responses.from_error(error), head_only=False, keep_alive=False)
+        self._send(responses.from_error(error), head_only=head_only, keep_alive=False)
 
     def _hand_off(self) -> None:
         """From here on aiohttp owns the connection, starting with the buffered bytes."""

@@ -101,6 +101,18 @@ async def test_head_has_the_length_and_no_body(edge: EdgeProcess) -> None:
         wire.close()
 
 
+async def test_a_refused_head_has_no_body_and_the_connection_stays_in_step(edge: EdgeProcess) -> None:
+    wire = await Wire.open(edge.url)
+    try:
+        await wire.send(get("/pkg/-/..tgz", method="HEAD") + get("/pkg"))
+        status, headers, _ = await wire.response(head_only=True)
+        assert status == 400 and int(headers["content-length"]) > 0
+        status, _, body = await wire.response()
+        assert status == 200 and json.loads(body)["name"] == "pkg"
+    finally:
+        wire.close()
+
+
 async def test_conditional_get_answers_304_without_a_body(edge: EdgeProcess) -> None:
     wire = await Wire.open(edge.url)
     try:
