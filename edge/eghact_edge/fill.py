@@ -218,17 +218,3 @@ def resolution_links(body: bytes) -> tuple[str, ...]:
     except (ValueError, AttributeError, TypeError):
         return ()
     return tuple(links)
-
-
-def integrity_in_packument(body: bytes, filename: str) -> str | None:
-    """``dist.integrity`` of the version whose tarball is ``filename``."""
-    try:
-        doc = json.loads(body)
-        for version in (doc.get("versions") or {}).values():
-            dist = version.get("dist") or {}
-            if str(dist.get("tarball", "")).endswith("/" + filename):
-                found = dist.get("integrity")
-                return found if isinstance(found, str) else None
-    except (ValueError, AttributeError, TypeError):
-        return None
-    return None

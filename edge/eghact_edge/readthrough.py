@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from eghact_common.blocking import run_blocking
 from eghact_common.errors import UpstreamUnavailable
 
 from . import keys
@@ -32,7 +31,7 @@ from .bulk import fetch_batch
 from .cache import TieredCache
 from .coalesce import SingleFlight
 from .entry import Entry
-from .fill import EntryBuilder, integrity_in_packument
+from .fill import EntryBuilder
 from .freshness import State, parse_cache_control, timing_for
 from .metrics import Reporter
 from .upstream import HttpUpstream, UpstreamResponse
@@ -261,14 +260,16 @@ class ReadThrough:
         for abbreviated in (True, False):
             cached = self.cache.memory.peek(route.cache_key(abbreviated))
             if cached is not None:
-                found = await run_blocking(integrity_in_packument, cached.bodies["identity"], filename)
-                if found:
-                    return found
+                await self.builder.learn_integrity(name, cached.bodies["identity"])
+                known = self.builder.known_integrity(name, filename)
+                if known is not None:
+                    return known
         with contextlib.suppress(UpstreamUnavailable):
             response = await self.upstream.fetch(route.upstream_path, {"Accept": ACCEPT_ABBREVIATED},
                                                  kind="packument")
             if response.status == 200:
-                return await run_blocking(integrity_in_packument, response.body, filename)
+                await self.builder.learn_integrity(name, response.body)
+                return self.builder.known_integrity(name, filename)
         return None
 
     async def close(self) -> None:
