@@ -65,27 +65,30 @@ class OriginProcess:
     url: str = ""
 
     def start(self, timeout: float = 20.0) -> OriginProcess:
-        env = {**os.environ, "PYTHONPATH": PYTHONPATH}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "eghact_origin.cli", "serve", "--data", str(self.data_dir), "--port", "0",
-             "--quiet", *self.args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if "listening on" in line:
-                self.url = line.strip().rsplit(" ", 1)[-1]
-                return self
-            if not line and self.proc.poll() is not None:
-                break
-        err = self.proc.stderr.read() if self.proc.stderr else ""
-        raise RuntimeError(f"origin did not start: {err[-2000:]}")
+        self.proc, self.url = spawn_server(
+            ["eghact_origin.cli", "serve", "--data", str(self.data_dir), "--port", "0", "--quiet", *self.args],
+            "origin", timeout)
+        return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         assert self.proc is not None
         return stop_child(self.proc, sig, timeout)
+
+
+def spawn_server(module_args: list[str], what: str, timeout: float = 20.0) -> tuple[subprocess.Popen[str], str]:
+    """``python -m MODULE ARGS`` as a child, once it prints ``... listening on URL``: (child, URL)."""
+    proc = subprocess.Popen([sys.executable, "-m", *module_args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": PYTHONPATH})
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if "listening on" in line:
+            return proc, line.strip().rsplit(" ", 1)[-1]
+        if not line and proc.poll() is not None:
+            break
+    err = proc.stderr.read() if proc.stderr else ""
+    raise RuntimeError(f"{what} did not start: {err[-3000:]}")
 
 
 def stop_child(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:

@@ -7,18 +7,15 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
-from ..support import PYTHONPATH, stop_child
+from ..support import spawn_server, stop_child
 
 
 @dataclass
@@ -35,25 +32,11 @@ class EdgeProcess:
     port: int = 0
 
     def start(self, timeout: float = 20.0) -> EdgeProcess:
-        env = {**os.environ, "PYTHONPATH": PYTHONPATH}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "eghact_edge.cli", "serve", "--upstream", self.upstream, "--data",
-             str(self.data_dir), "--region", self.region, "--port", str(self.port), "--stats-interval", "0.5",
-             *self.args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if "listening on" in line:
-                self.url = line.strip().rsplit(" ", 1)[-1]
-                self.port = int(self.url.rsplit(":", 1)[-1])
-                return self
-            if not line and self.proc.poll() is not None:
-                break
-        err = self.proc.stderr.read() if self.proc.stderr else ""
-        raise RuntimeError(f"edge did not start: {err[-3000:]}")
+        self.proc, self.url = spawn_server(
+            ["eghact_edge.cli", "serve", "--upstream", self.upstream, "--data", str(self.data_dir), "--region",
+             self.region, "--port", str(self.port), "--stats-interval", "0.5", *self.args], "edge", timeout)
+        self.port = int(self.url.rsplit(":", 1)[-1])
+        return self
 
     async def astart(self, timeout: float = 20.0) -> EdgeProcess:
         return await asyncio.to_thread(self.start, timeout)
