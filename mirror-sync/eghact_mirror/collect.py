@@ -27,7 +27,7 @@ import asyncio
 import itertools
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -61,10 +61,13 @@ class Job:
 class RangePlan:
     from_seq: int
     to_seq: int
-    jobs: list[Job]
+    # The packages to collect: a list, or (a full export) batches of them as the feed is read,
+    # so that collecting starts with the first page instead of after the last.
+    jobs: list[Job] | AsyncIterator[list[Job]]
     published: dict[str, set[str]]  # versions published in (from_seq, to_seq], by name
-    events: Payload  # events.jsonl of the range (already filtered to the selection)
-    event_count: int
+    # events.jsonl of the range (already filtered to the selection), or what makes it once
+    # the jobs have all been handed out (the feed is then read to its end).
+    events: Payload | Callable[[], Payload]
 
 
 class FileLog:
@@ -135,14 +138,17 @@ class Collector:
     async def run(self, plan: RangePlan) -> Collected:
         self._plan = plan
         self._tail_seq = plan.to_seq
-        await self._queue.put([(fmt.EVENTS_PATH, plan.events)])
-        jobs = enumerate(plan.jobs)
-        groups = iter(lambda: list(itertools.islice(jobs, GROUP_PACKAGES)), [])
+        groups: asyncio.Queue[list[tuple[int, Job]] | None] = asyncio.Queue(WORKERS)
         try:
             async with asyncio.TaskGroup() as group:
                 writer = group.create_task(self._writer())
                 workers = [group.create_task(self._worker(groups)) for _ in range(WORKERS)]
+                await _deal(plan.jobs, groups)
+                for _ in workers:
+                    await groups.put(None)
                 await asyncio.gather(*workers)
+                events = plan.events if isinstance(plan.events, Payload) else plan.events()
+                await self._queue.put([(fmt.EVENTS_PATH, events)])
                 await self._queue.put(None)
                 await writer
         except BaseExceptionGroup as group:
@@ -157,8 +163,8 @@ class Collector:
         self.result.removed.sort()
         return self.result
 
-    async def _worker(self, groups: Iterator[list[tuple[int, Job]]]) -> None:
-        for jobs in groups:
+    async def _worker(self, groups: asyncio.Queue[list[tuple[int, Job]] | None]) -> None:
+        while (jobs := await groups.get()) is not None:
             await self._group(jobs)
             self._on_package(len(jobs))
 
@@ -260,6 +266,26 @@ class Collector:
             payload.close()
             self.result.files.append(fmt.FileEntry(path, payload.size, digest))
             self._on_bytes(payload.size)
+
+
+async def _deal(jobs: list[Job] | AsyncIterator[list[Job]], groups: asyncio.Queue[list[tuple[int, Job]] | None]
+                ) -> None:
+    """Number the jobs (their packuments' place in the bundle) and hand them out GROUP_PACKAGES
+    at a time; a batch from a stream that does not fill a group waits for the next one."""
+    numbered = itertools.count()
+    pending: list[tuple[int, Job]] = []
+    batches = _as_stream(jobs) if isinstance(jobs, list) else jobs
+    async for batch in batches:
+        pending += [(next(numbered), job) for job in batch]
+        while len(pending) >= GROUP_PACKAGES:
+            await groups.put(pending[:GROUP_PACKAGES])
+            del pending[:GROUP_PACKAGES]
+    if pending:
+        await groups.put(pending)
+
+
+async def _as_stream(jobs: list[Job]) -> AsyncIterator[list[Job]]:
+    yield jobs
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:

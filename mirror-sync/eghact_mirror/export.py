@@ -15,6 +15,7 @@ import hashlib
 import json
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +107,37 @@ async def read_range(client: OriginClient, since: int, until: int) -> _Range:
     return seen
 
 
+async def jobs_as_read(client: OriginClient, seen: _Range, until: int, spec: SelectionSpec
+                       ) -> AsyncIterator[list[Job]]:
+    """The feed of (0, until] read into ``seen``, yielding after each page the packages it
+    names for the first time (those ``spec`` matches): a full bundle's jobs, in feed order."""
+    async for events in feed.pages(client, 0, until):
+        batch: list[Job] = []
+        for event in events:
+            if event["seq"] > until:
+                continue
+            name = event["name"]
+            new = name not in seen.changed
+            seen.add(event)
+            if new and name in seen.changed and spec.matches(name):
+                batch.append(Job(name, False))
+        yield batch
+
+
+@dataclass
+class _KeptEvents:
+    """The range's events that go into the bundle, spooled once the feed has been read."""
+
+    seen: _Range
+    keep: Any
+    count: int = 0
+
+    def payload(self) -> Payload:
+        payload, self.count = self.seen.filtered(self.keep)
+        self.seen.lines.close()
+        return payload
+
+
 async def all_names(client: OriginClient, until: int) -> set[str]:
     """Every package name the feed ever mentioned (filter roots for a closure)."""
     names: set[str] = set()
@@ -172,16 +204,23 @@ async def export(options: ExportOptions, key: SigningKey, progress: Progress | N
                               "another origin, or one restored from an older backup")
         if head == start.seq:
             raise MirrorError("up_to_date", f"the origin has nothing after seq {head}: no bundle written")
-        seen = await read_range(client, start.seq, head)
         warnings: list[str] = []
-        jobs, holds = await plan_selection(client, options.selection, seen, start, head, warnings)
+        if start.seq == 0 and not options.selection.explicit:
+            # A full bundle of a predicate selection holds every package the feed names, so
+            # collecting starts with the feed's first page instead of after its last.
+            seen = _Range(track_published=False)
+            jobs: list[Job] | AsyncIterator[list[Job]] = jobs_as_read(client, seen, head, options.selection)
+            holds = None
+        else:
+            seen = await read_range(client, start.seq, head)
+            jobs, holds = await plan_selection(client, options.selection, seen, start, head, warnings)
         keep = options.selection.matches if holds is None else set(holds).__contains__
-        events, count = seen.filtered(keep)
-        seen.lines.close()
-        plan = RangePlan(start.seq, head, jobs, seen.published, events, count)
+        kept = _KeptEvents(seen, keep)
+        plan = RangePlan(start.seq, head, jobs, seen.published, kept.payload)
         writer = BundleWriter(options.output, level=options.level, threads=options.threads,
                               max_part_size=options.max_size, mtime=int(time.time()))
-        packages = progress.task("packages", len(jobs))
+        # A streamed full bundle has as many packages as the origin holds, give or take the unpublished.
+        packages = progress.task("packages", len(jobs) if isinstance(jobs, list) else health.get("packages"))
         written = progress.task("bytes bundled", None, unit="bytes")
         collector = Collector(client, writer, on_package=lambda n: progress.advance(packages, n),
                               on_bytes=lambda n: progress.advance(written, n))
@@ -195,7 +234,7 @@ async def export(options: ExportOptions, key: SigningKey, progress: Progress | N
                 origin_id=origin_id, origin_url=got.base_url or client.url, from_seq=start.seq, to_seq=head,
                 created=datetime.now(UTC).isoformat(timespec="seconds"), previous_digest=start.digest,
                 key_fingerprint=key.fingerprint, source="export", selection=selection,
-                packages=tuple(got.packages), removed=tuple(got.removed), event_count=count,
+                packages=tuple(got.packages), removed=tuple(got.removed), event_count=kept.count,
                 files=got.files, warnings=tuple(warnings))
             index_bytes = index.encode()
             bundle = writer.finish(index_bytes, key.sign(index_bytes), key.sign, key.fingerprint)
@@ -204,5 +243,6 @@ async def export(options: ExportOptions, key: SigningKey, progress: Progress | N
             raise
         finally:
             files.close()
+            seen.lines.close()
     return ExportReport(bundle, dataclasses.replace(index, files=()), files.count, files.tarballs,
                         files.total_bytes, time.perf_counter() - started)

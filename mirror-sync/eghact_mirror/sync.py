@@ -121,7 +121,7 @@ async def _batch(client: OriginClient, options: SyncOptions, spec: SelectionSpec
     kept = [e for e in events if spec.matches(str(e["name"]))]
     lines = b"".join(json.dumps(e, separators=(",", ":"), ensure_ascii=False).encode() + b"\n" for e in kept)
     jobs = [Job(name, False) for name in changed if spec.matches(name)]
-    plan = RangePlan(link.seq, last, jobs, published, bytes_payload(lines), len(kept))
+    plan = RangePlan(link.seq, last, jobs, published, bytes_payload(lines))
     staging = stage.create(options.mirror)
     sink = stage.StageSink(staging)
     try:

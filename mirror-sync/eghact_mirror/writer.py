@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, cast
+from typing import BinaryIO
 
 import zstandard
 
@@ -100,12 +100,18 @@ class _PartSink:
 
 
 class _CompressorThread:
-    """A zstd stream writer driven by one thread: ``write`` queues a buffer (the caller gives
-    it up) and blocks only when the thread is _AHEAD buffers behind; an error there is raised
-    by the next ``write`` or by ``close``."""
+    """A zstd compression driven by one thread: ``write`` queues a buffer (the caller gives it
+    up) and blocks only when the thread is _AHEAD buffers behind; an error there is raised by
+    the next ``write`` or by ``close``.
 
-    def __init__(self, zstd: zstandard.ZstdCompressionWriter):
-        self._zstd = zstd
+    Each buffer is compressed by one ``compressobj.compress`` call and its output written and
+    hashed in one piece: three calls that release the GIL per few MB. A stream writer instead
+    hands its output to a Python ``write`` every 128 KB, and each of those must win the GIL
+    back from the busy event loop — up to a switch interval (5 ms) each time."""
+
+    def __init__(self, compressor: zstandard.ZstdCompressor, sink: _PartSink):
+        self._zstd = compressor.compressobj()
+        self._sink = sink
         self._queue: queue.Queue[bytearray | None] = queue.Queue(_AHEAD)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="bundle-compressor", daemon=True)
@@ -115,7 +121,7 @@ class _CompressorThread:
         while (data := self._queue.get()) is not None:
             if self._error is None:  # after an error, only drain: the writer must never block
                 try:
-                    self._zstd.write(data)
+                    self._sink.write(self._zstd.compress(data))
                 except BaseException as exc:  # handed to the caller's thread
                     self._error = exc
 
@@ -132,7 +138,7 @@ class _CompressorThread:
         """Compress what is queued and end the frame."""
         self.stop()
         self._raise()
-        self._zstd.close()
+        self._sink.write(self._zstd.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH))
 
     def stop(self) -> None:
         if self._thread.is_alive():
@@ -159,7 +165,7 @@ class BundleWriter:
         self._sink = _PartSink(target, max_part_size)
         self._split = max_part_size is not None
         compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=threads)
-        self._zstd = _CompressorThread(compressor.stream_writer(cast(IO[bytes], self._sink), closefd=False))
+        self._zstd = _CompressorThread(compressor, self._sink)
         self._tar = UstarWriter(self._zstd, mtime=mtime)
         self._closed = False
 

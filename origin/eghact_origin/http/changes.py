@@ -19,7 +19,6 @@ from eghact_common import wire
 from eghact_common.errors import BadRequest
 
 from .keys import ACCESS, CLOSING, NOTIFIER, PRINCIPAL, REGISTRY, REPORTER, ROUTE
-from .responses import json_ok
 
 MAX_LIMIT = 10_000
 HEARTBEAT_SECONDS = 15.0
@@ -38,9 +37,13 @@ def _int_param(request: web.Request, name: str, default: int, *, low: int, high:
     return value
 
 
-def _visible(request: web.Request, events: list[wire.ChangeEvent]) -> list[wire.ChangeEvent]:
+def _shown(request: web.Request, name: str) -> bool:
     access, principal = request.app[ACCESS], request[PRINCIPAL]
-    return [e for e in events if not access.is_private(e.name) or (principal and principal.can_read(e.name))]
+    return not access.is_private(name) or bool(principal and principal.can_read(name))
+
+
+def _visible(request: web.Request, events: list[wire.ChangeEvent]) -> list[wire.ChangeEvent]:
+    return [e for e in events if _shown(request, e.name)]
 
 
 async def changes(request: web.Request) -> web.StreamResponse:
@@ -59,14 +62,18 @@ async def changes(request: web.Request) -> web.StreamResponse:
     if feed not in ("normal", "longpoll"):
         raise BadRequest("feed must be normal, longpoll or sse", code="invalid_parameter")
     store = request.app[REGISTRY].store
-    events = await store.changes(since, limit)
+    events = await store.changes_json(since, limit)
     if not events and feed == "longpoll":
         timeout = _int_param(request, "timeout", 30_000, low=0, high=300_000) / 1000
         await request.app[NOTIFIER].wait_beyond(since, timeout)
-        events = await store.changes(since, limit)
+        events = await store.changes_json(since, limit)
     # last_seq is where the reader should resume: past filtered-out events too.
-    last_seq = events[-1].seq if events else max(since, 0)
-    return json_ok({"results": [e.to_json() for e in _visible(request, events)], "last_seq": last_seq})
+    last_seq = events[-1][0] if events else max(since, 0)
+    shown = [event for _, name, event in events if _shown(request, name)]
+    response = web.Response(body=b'{"results":[' + b",".join(shown) + b'],"last_seq":%d}' % last_seq,
+                            content_type="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def _sse(request: web.Request, since: int) -> web.StreamResponse:

@@ -107,6 +107,10 @@ class MetadataStore(Protocol):
     async def changes(self, since: int, limit: int) -> list[wire.ChangeEvent]:
         """Events with seq > since, in seq order, at most ``limit``."""
 
+    async def changes_json(self, since: int, limit: int) -> list[tuple[int, str, bytes]]:
+        """The same events as (seq, name, the event's JSON as ``ChangeEvent.to_json`` renders
+        it): the feed's page, without an object per event on the way."""
+
     async def last_seq(self) -> int: ...
 
     async def advisories_for(self, names: list[str]) -> list[Advisory]: ...
