@@ -3,7 +3,7 @@ peak RSS of a full export at two bundle sizes, and an incremental bundle's size 
 changed — on a seeded universe served by a real origin process.
 
     .venv/bin/python benchmarks/mirror.py [--data DIR] [--plugins 10000] [--seed 1]
-                                          [--changes 100] [--work DIR] [--keep]
+                                          [--changes 100] [--work DIR] [--keep] [--repeat 3]
 
 ``--data`` reuses a seeded data dir (seeding 10,000 plugins takes a minute or two); an empty or
 missing one is seeded first. The run publishes, deprecates and unpublishes a few versions in
@@ -13,7 +13,10 @@ Throughput is the bundle's content bytes (packuments as served, tarballs, events
 wall time: ``eghact-mirror export`` from start to exit against ``tar --zstd -cf`` of the same
 files extracted to disk, and ``eghact-mirror import`` (verify + stage + mirror-apply) against
 ``tar --zstd -xf``. Everything runs on this machine at once (origin, exporter, tar), so the
-figures compare within one run; the load average is printed beside them. Each timed step
+figures compare within one run; the load average is printed beside them. The full export,
+tar's two runs and the import are each timed ``--repeat`` times and their medians compared;
+each one's CPU seconds (user + system; for the export the origin's too) are printed beside
+its wall time, as the steadier figure on a shared machine. Each timed step
 starts after a ``sync``, and the big trees (tar's extraction, the staged copy) are removed
 only after the last one: on a file system that discards freed blocks, deleting ~100,000
 files slows the file creation that follows for a while, which penalised whichever step came
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,15 +56,27 @@ def ensure_zstd() -> None:
     subprocess.run([*sudo, "apt-get", "install", "-y", "-q", "zstd"], check=True)
 
 
+CPU = {"last": 0.0}  # CPU seconds (user + system) of the last timed command, beside its wall time
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds a running process has used so far (Linux: /proc/PID/stat, utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(command: list[str]) -> tuple[float, float, str]:
     """(wall seconds, the process's own peak RSS in MB, its stdout); raises when it fails.
-    ``wait4`` reports the one child's figures (RUSAGE_CHILDREN would keep the maximum of all)."""
+    ``wait4`` reports the one child's figures (RUSAGE_CHILDREN would keep the maximum of all);
+    its CPU seconds are left in ``CPU["last"]``: on a shared machine, CPU time is the steadier
+    figure when wall times drift."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(command, stdout=out, stderr=err, env=ENV)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - started
+        CPU["last"] = usage.ru_utime + usage.ru_stime
         out.seek(0)
         err.seek(0)
         if proc.returncode != 0:
@@ -79,19 +95,21 @@ def content_bytes(bundle: Path, trust: Path) -> tuple[int, int]:
     return record["counts"]["content_bytes"], record["counts"]["files_checked"]
 
 
-def tar_baseline(bundle: Path, work: Path) -> tuple[float, float, int]:
-    """(tar --zstd -xf seconds, tar --zstd -cf seconds, bytes on disk) for the bundle's files,
-    which stay in ``work/tar-files`` until the end (see the module docstring)."""
-    files = work / "tar-files"
+def tar_baseline(bundle: Path, work: Path, run: int) -> tuple[float, float, int, float, float]:
+    """(tar --zstd -xf seconds, tar --zstd -cf seconds, bytes on disk, and the CPU seconds of
+    each, zstd's included) for the bundle's files, which stay in ``work/tar-files-RUN`` until
+    the end (see the module docstring)."""
+    files = work / f"tar-files-{run}"
     shutil.rmtree(files, ignore_errors=True)
     files.mkdir()
     subprocess.run(["sync"], check=True)
     extract, _, _ = timed(["tar", "--zstd", "-xf", str(bundle), "-C", str(files)])
+    extract_cpu = CPU["last"]
     size = sum(p.stat().st_size for p in files.rglob("*") if p.is_file())
     subprocess.run(["sync"], check=True)
     create, _, _ = timed(["tar", "--zstd", "-cf", str(work / "baseline.tar.zst"), "-C", str(files), "."])
     (work / "baseline.tar.zst").unlink()
-    return extract, create, size
+    return extract, create, size, extract_cpu, CPU["last"]
 
 
 def make_changes(url: str, admin: str, names: list[str], count: int) -> int:
@@ -194,6 +212,8 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--work", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the work dir (bundles, mirror)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each timed full export, tar and import "
+                        "(their medians are reported)")
     args = parser.parse_args()
     ensure_zstd()
     work = args.work or Path(tempfile.mkdtemp(prefix="eghact-bench-mirror-"))
@@ -227,11 +247,25 @@ def main() -> int:
         results["http_fetch_only_quarter"] = {"seconds": round(seconds, 1), "MB": round(fetched / MB, 1),
                                               "MB_per_s": round(fetched / MB / seconds, 1)}
         print("the same packuments and tarballs fetched and dropped:", results["http_fetch_only_quarter"], flush=True)
-        seconds, rss, _ = timed(mirror("export", "--origin", url, "--key", str(key), "-o", str(full)))
+        assert origin.proc is not None
+        runs = []
+        for k in range(args.repeat):
+            target = full if k == 0 else work / f"full-{k + 1}.bundle"
+            subprocess.run(["sync"], check=True)
+            origin_cpu = process_cpu(origin.proc.pid)
+            seconds, rss, _ = timed(mirror("export", "--origin", url, "--key", str(key), "-o", str(target)))
+            runs.append((seconds, CPU["last"], process_cpu(origin.proc.pid) - origin_cpu, rss))
+            if target != full:
+                target.unlink()
+        seconds = median(r[0] for r in runs)
         full_bytes, full_files = content_bytes(full, trust)
-        results["export_full"] = {"seconds": round(seconds, 1), "content_MB": round(full_bytes / MB, 1),
+        results["export_full"] = {"seconds": round(seconds, 2), "runs_s": [round(r[0], 2) for r in runs],
+                                  "content_MB": round(full_bytes / MB, 1),
                                   "files": full_files, "bundle_MB": round(full.stat().st_size / MB, 1),
-                                  "MB_per_s": round(full_bytes / MB / seconds, 1), "peak_rss_MB": round(rss)}
+                                  "MB_per_s": round(full_bytes / MB / seconds, 1),
+                                  "peak_rss_MB": round(max(r[3] for r in runs)),
+                                  "exporter_cpu_s": round(median(r[1] for r in runs), 2),
+                                  "origin_cpu_s": round(median(r[2] for r in runs), 2)}
         print("export (full):", results["export_full"], flush=True)
 
         new_tarball_bytes = make_changes(url, admin, names, args.changes)
@@ -252,10 +286,14 @@ def main() -> int:
     finally:
         origin.stop()
 
-    extract, create, on_disk = tar_baseline(full, work)
-    results["tar_zstd"] = {"create_s": round(create, 1), "create_MB_per_s": round(full_bytes / MB / create, 1),
-                           "extract_s": round(extract, 1), "extract_MB_per_s": round(full_bytes / MB / extract, 1),
-                           "files_MB": round(on_disk / MB, 1)}
+    tars = [tar_baseline(full, work, k) for k in range(args.repeat)]
+    extract, create = median(t[0] for t in tars), median(t[1] for t in tars)
+    results["tar_zstd"] = {"create_s": round(create, 2), "create_runs_s": [round(t[1], 2) for t in tars],
+                           "create_MB_per_s": round(full_bytes / MB / create, 1),
+                           "create_cpu_s": round(median(t[4] for t in tars), 2),
+                           "extract_s": round(extract, 2), "extract_runs_s": [round(t[0], 2) for t in tars],
+                           "extract_MB_per_s": round(full_bytes / MB / extract, 1),
+                           "extract_cpu_s": round(median(t[3] for t in tars), 2), "files_MB": round(tars[0][2] / MB, 1)}
     print("tar --zstd of the same files:", results["tar_zstd"], flush=True)
     subprocess.run(["sync"], check=True)
     seconds, _, _ = timed(mirror("verify", str(full), "--trust", str(trust)))
@@ -272,12 +310,18 @@ def main() -> int:
                            "sink=sink); sink.finish(v.index, v.digest)", str(full), str(trust), str(staged)])
     results["verify_and_stage_full"] = {"seconds": round(seconds, 1), "MB_per_s": round(full_bytes / MB / seconds, 1)}
     print("verify + stage, the mirror tool's part of an import:", results["verify_and_stage_full"], flush=True)
-    into = work / "mirror"
-    shutil.rmtree(into, ignore_errors=True)
-    subprocess.run(["sync"], check=True)
-    seconds, rss, _ = timed(mirror("import", str(full), "--into", str(into), "--trust", str(trust)))
-    results["import_full"] = {"seconds": round(seconds, 1), "MB_per_s": round(full_bytes / MB / seconds, 1),
-                              "peak_rss_MB_with_mirror_apply_child": round(rss),
+    imports = []
+    for k in range(args.repeat):
+        into = work / f"mirror-{k}"
+        shutil.rmtree(into, ignore_errors=True)
+        subprocess.run(["sync"], check=True)
+        seconds, rss, _ = timed(mirror("import", str(full), "--into", str(into), "--trust", str(trust)))
+        imports.append((seconds, CPU["last"], rss))
+    seconds = median(i[0] for i in imports)
+    results["import_full"] = {"seconds": round(seconds, 2), "runs_s": [round(i[0], 2) for i in imports],
+                              "MB_per_s": round(full_bytes / MB / seconds, 1),
+                              "cpu_s_with_mirror_apply_child": round(median(i[1] for i in imports), 2),
+                              "peak_rss_MB_with_mirror_apply_child": round(max(i[2] for i in imports)),
                               "of_which_mirror_apply_s": round(seconds - results["verify_and_stage_full"]["seconds"],
                                                                1)}
     print("import (full):", results["import_full"], flush=True)
@@ -291,7 +335,9 @@ def main() -> int:
             results["verify_and_stage_full"]["MB_per_s"] / results["tar_zstd"]["extract_MB_per_s"], 3),
     }
     results["load_average_at_end"] = os.getloadavg()
-    shutil.rmtree(work / "tar-files", ignore_errors=True)
+    for k in range(args.repeat):
+        shutil.rmtree(work / f"tar-files-{k}", ignore_errors=True)
+        shutil.rmtree(work / f"mirror-{k}", ignore_errors=True)
     shutil.rmtree(staged, ignore_errors=True)
     print(json.dumps(results, indent=1))
     if made_work and not args.keep:
