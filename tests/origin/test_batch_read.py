@@ -175,3 +175,12 @@ async def test_the_tarball_list_names_what_the_packument_names(origin: LiveOrigi
             assert size == len(await response.read())
     assert missing["status"] == 404 and json.loads(missing_body)["error"] == "not_found"
     assert hidden["status"] == 401
+
+
+@pytest.mark.parametrize("path", ["/a", "/@s%2fb/-/b-1.0.0.tgz", '/"x', "/é\\\n", "/\x7f\u2028", "/\x00"])
+def test_frame_heads_are_formatted_as_the_json_encoder_would(path: str) -> None:
+    """The batch read formats frame heads directly (it writes tens of thousands): byte for byte
+    what encoding the dict gives, escapes included."""
+    head = batch._frame_head(path, 404, 17, '{"Eghact-Seq":"3"}')
+    assert head == json.dumps({"path": path, "status": 404, "length": 17, "headers": {"Eghact-Seq": "3"}},
+                              separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
