@@ -184,3 +184,19 @@ def test_frame_heads_are_formatted_as_the_json_encoder_would(path: str) -> None:
     head = batch._frame_head(path, 404, 17, '{"Eghact-Seq":"3"}')
     assert head == json.dumps({"path": path, "status": 404, "length": 17, "headers": {"Eghact-Seq": "3"}},
                               separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+async def test_a_blob_missing_or_cut_short_is_an_error_frame_and_the_stream_goes_on(origin: LiveOrigin) -> None:
+    token = origin.token("publish:*")
+    for name in ("blob-gone", "blob-short", "blob-fine"):
+        await publish(origin, token, name, "1.0.0")
+    paths = [f"/{name}/-/{name}-1.0.0.tgz" for name in ("blob-gone", "blob-short", "blob-fine")]
+    (_, whole), = await read_batch(origin, [paths[1]])
+    blobs = origin.registry.blobs
+    digests = [(await origin.registry.tarball(n, f"{n}-1.0.0.tgz")).blob_digest for n in ("blob-gone", "blob-short")]
+    blobs.path_for(digests[0]).unlink()
+    blobs.path_for(digests[1]).write_bytes(whole[:-10])  # a torn write: the size no longer matches
+    gone, short, fine = await read_batch(origin, paths)
+    assert gone[0]["status"] == short[0]["status"] == 500
+    assert json.loads(gone[1])["error"] == json.loads(short[1])["error"] == "internal_error"
+    assert fine[0]["status"] == 200 and fine[0]["length"] == len(fine[1]) > 0

@@ -213,11 +213,12 @@ def _groups(answered: list[Answered]) -> Iterator[list[Answered]]:
         yield group
 
 
-def _read_blobs(blobs: BlobStore, digests: list[str]) -> list[bytes | EghactError]:
+def _read_blobs(blobs: BlobStore, records: list[TarballRecord]) -> list[bytes | EghactError]:
     bodies: list[bytes | EghactError] = []
-    for digest in digests:
+    for record in records:
+        digest = record.blob_digest
         try:
-            bodies.append(blobs.get(digest))
+            bodies.append(blobs.get(digest, record.size))
         except OSError:
             # What the single read answers for a blob its metadata names but the disk lacks.
             log.exception("blob %s is missing from the blob store", digest)
@@ -249,8 +250,8 @@ def _frame_head(path: str, status: int, length: int, headers: str) -> bytes:
 
 
 async def _frames(registry: Registry, group: list[Answered], is_private: Any, keep: set[str] | None) -> bytes:
-    digests = [answer.blob_digest for _, _, answer in group if isinstance(answer, TarballRecord)]
-    blobs = iter(await run_blocking(_read_blobs, registry.blobs, digests) if digests else ())
+    records = [answer for _, _, answer in group if isinstance(answer, TarballRecord)]
+    blobs = iter(await run_blocking(_read_blobs, registry.blobs, records) if records else ())
     cheap = keep is not None and keep <= _CHEAP_HEADERS
     parts: list[bytes] = []
     for item, lookup, answer in group:

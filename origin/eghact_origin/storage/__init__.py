@@ -52,8 +52,9 @@ class BlobStore(Protocol):
     def put(self, data: bytes) -> str:
         """Store ``data`` durably (fsync before returning); returns its sha512 hex. Idempotent."""
 
-    def get(self, sha512_hex: str) -> bytes:
-        """The whole blob. Raises FileNotFoundError. Cost: one file read."""
+    def get(self, sha512_hex: str, size: int | None = None) -> bytes:
+        """The whole blob. Raises FileNotFoundError, or OSError when ``size`` (what the
+        metadata says, when the caller has it) is not what the store holds. Cost: one file read."""
 
     def path_for(self, sha512_hex: str) -> Path:
         """A local path to stream from (file backends) — lets aiohttp use sendfile."""

@@ -55,6 +55,9 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+READER_MMAP_BYTES = 1 << 30
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -101,6 +104,10 @@ class SqliteMetadataStore:
         if pair is None:
             conn = _connect(self.path)
             conn.execute("PRAGMA query_only=ON")
+            # Readers map the database instead of reading it a page per pread() into a 2 MB
+            # cache: a bulk read (a mirror export reads every packument) spent a third of its
+            # system time copying pages. The mapping is virtual; the pages are the OS's cache.
+            conn.execute(f"PRAGMA mmap_size={READER_MMAP_BYTES}")
             pair = (conn, threading.Lock())
             with self._readers_lock:
                 if self._closed:
