@@ -250,7 +250,13 @@ class Collector:
         # a full export: 0.3-0.6 s sooner this way, now that the compressor takes the GIL back
         # once per few MB rather than every 128 KB).
         while (files := await self._queue.get()) is not None:
-            await asyncio.to_thread(self._write, files)
+            write = asyncio.ensure_future(asyncio.to_thread(self._write, files))
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                # A thread cannot be stopped: let it finish before the caller tears the sink down.
+                await asyncio.wait([write])
+                raise
 
     def _write(self, files: list[tuple[str, Payload]]) -> None:
         for k, (path, payload) in enumerate(files):

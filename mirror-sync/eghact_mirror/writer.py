@@ -131,6 +131,8 @@ class _CompressorThread:
 
     def write(self, data: bytearray) -> int:
         self._raise()
+        if not self._thread.is_alive():
+            raise RuntimeError("the bundle compressor was stopped")  # nobody would take it off the queue
         self._queue.put(data)
         return len(data)
 

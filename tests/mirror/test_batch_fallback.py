@@ -156,3 +156,27 @@ async def test_a_big_tarball_travels_spooled_and_lands_whole(live: Live, tmp_pat
     mirror("import", str(bundle), "--into", str(tmp_path / "mirror"), "--trust", str(tmp_path / "key.pub"))
     digest = hashlib.sha512(tarball).hexdigest()
     assert (tmp_path / "mirror" / "blobs" / "sha512" / digest[:2] / digest[2:4] / digest).read_bytes() == tarball
+
+
+async def test_a_tarball_that_fails_its_integrity_stops_the_export_and_leaves_no_bundle(live: Live,
+                                                                                       tmp_path: Path) -> None:
+    """The check runs on the writer's thread, mid-stream: the refusal still ends the export
+    with nothing that looks like a bundle, and the origin's rotten blob is not carried."""
+    import base64
+    import json
+    import urllib.request
+
+    live.publish("export-rot", "1.0.0")
+    with urllib.request.urlopen(f"{live.url}/export-rot", timeout=30) as response:
+        integrity = json.loads(response.read())["versions"]["1.0.0"]["dist"]["integrity"]
+    digest = base64.b64decode(integrity.removeprefix("sha512-")).hex()
+    blob = live.data / "blobs" / "sha512" / digest[:2] / digest[2:4] / digest
+    good = blob.read_bytes()
+    blob.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # the origin's disk rots
+    try:
+        with pytest.raises(MirrorError) as refused:
+            await export(ExportOptions(origin=live.url, output=tmp_path / "rot.bundle"), keys.generate(tmp_path / "k"))
+    finally:
+        blob.write_bytes(good)
+    assert refused.value.code == "digest_mismatch" and "export-rot" in refused.value.message
+    assert not list(tmp_path.glob("*.bundle*")) and not list(tmp_path.glob(".rot.bundle*"))
