@@ -27,6 +27,11 @@ The metadata is written in one transaction, which commits only once the blobs ar
 after it, never between (blobs moved in before a crash are invisible until metadata names
 them). Continuity is checked again inside that transaction,
 whatever the caller checked before.
+
+A first bundle into an empty mirror takes another way to the same result (``mirror_fresh``):
+the database is built aside as a new file, with no journal, and linked into place once it
+and the blobs are durable — writing a few hundred MB once instead of twice (WAL, then
+checkpoint). Both ways write the same rows (:func:`package_rows`, :func:`write_events`).
 """
 
 from __future__ import annotations
@@ -99,9 +104,25 @@ def _check_continuity(state: dict[str, Any], stage: dict[str, Any]) -> bool:
     return True
 
 
-def _apply_package(conn: sqlite3.Connection, name: str, full: bytes, abbreviated: bytes, base_url: str,
-                   seq: int, sizes: dict[str, int], existed: bool) -> list[str]:
-    """Store one package's packuments as served; returns blob digests it no longer uses."""
+@dataclass(frozen=True)
+class PackageRows:
+    """One package's rows, as both ways of applying write them."""
+
+    name: str
+    versions: list[tuple[Any, ...]]  # the versions table's columns, in the packument's order
+    tags: list[tuple[str, str, str]]
+    columns: tuple[str, ...]  # of the packages row (the search columns only with a latest version)
+    values: tuple[Any, ...]
+    fields: tuple[Any, ...] | None  # search_fields of the latest version
+    modified: str
+
+
+_PACKAGE_COLUMNS = ("name", "created", "modified", "seq", "full_doc", "abbrev_doc", "latest")
+
+
+def package_rows(name: str, full: bytes, abbreviated: bytes, base_url: str, seq: int,
+                 sizes: dict[str, int]) -> PackageRows:
+    """One package's rows from its packuments as served; raises ``missing_tarball``."""
     head, versions = fragments.versions(full, abbreviated, base_url)
     times = head.get("time") or {}
     rows = []
@@ -114,40 +135,47 @@ def _apply_package(conn: sqlite3.Connection, name: str, full: bytes, abbreviated
                                    exit_code=14)
         rows.append((name, version, dist["tarball"].rsplit("/", 1)[-1], times.get(version, ""), stored, short,
                      sha512, dist["integrity"], dist.get("shasum", ""), sizes[sha512], vdoc.get("deprecated")))
+    tags = head.get("dist-tags") or {}
+    latest = tags.get("latest")
+    latest_doc = next((doc for version, doc, _, _ in versions if version == latest), None) if latest else None
+    # The search columns go in with the packuments: updating them afterwards would write the
+    # whole row (packuments and all) a second time.
+    fields = None if latest_doc is None else search_fields(latest_doc)
+    columns = _PACKAGE_COLUMNS + (SEARCH_COLUMNS if fields else ())
+    values = (name, times.get("created", ""), times.get("modified", ""), seq, fragments.marked(full, base_url),
+              fragments.marked(abbreviated, base_url), latest, *(fields or ()))
+    return PackageRows(name, rows, [(name, tag, version) for tag, version in tags.items()], columns, values,
+                       fields, times.get("modified", ""))
+
+
+def _apply_package(conn: sqlite3.Connection, name: str, full: bytes, abbreviated: bytes, base_url: str,
+                   seq: int, sizes: dict[str, int], existed: bool) -> list[str]:
+    """Store one package's packuments as served; returns blob digests it no longer uses."""
+    rows = package_rows(name, full, abbreviated, base_url, seq, sizes)
     conn.executemany(
         "INSERT OR REPLACE INTO versions (name, version, tarball_file, published, doc, abbrev, blob_digest,"
         " integrity, shasum, size, deprecated, unpublished, unpublish_reason)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)", rows)
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)", rows.versions)
     freed = []
     if existed:
-        live = {version for version, *_ in versions}
+        live = {row[1] for row in rows.versions}
         gone = conn.execute("SELECT version, blob_digest FROM versions WHERE name=? AND unpublished IS NULL",
                             (name,)).fetchall()
         for version, blob in gone:
             if version not in live:
                 conn.execute("UPDATE versions SET unpublished=?, unpublish_reason='unpublished at the origin' "
-                             "WHERE name=? AND version=?", (times.get("modified", ""), name, version))
+                             "WHERE name=? AND version=?", (rows.modified, name, version))
                 freed.append(blob)
         conn.execute("DELETE FROM dist_tags WHERE name=?", (name,))
-    tags = head.get("dist-tags") or {}
-    conn.executemany("INSERT INTO dist_tags (name, tag, version) VALUES (?, ?, ?)",
-                     [(name, tag, version) for tag, version in tags.items()])
-    latest = tags.get("latest")
-    latest_doc = next((doc for version, doc, _, _ in versions if version == latest), None) if latest else None
-    # The search columns go in with the packuments: updating them afterwards would write the
-    # whole row (packuments and all) a second time. created is kept from the first time the
-    # mirror saw the package, as the origin keeps it.
-    fields = None if latest_doc is None else search_fields(latest_doc)
-    columns = ("name", "created", "modified", "seq", "full_doc", "abbrev_doc", "latest",
-               *(SEARCH_COLUMNS if fields else ()))
-    values = (name, times.get("created", ""), times.get("modified", ""), seq, fragments.marked(full, base_url),
-              fragments.marked(abbreviated, base_url), latest, *(fields or ()))
+    conn.executemany("INSERT INTO dist_tags (name, tag, version) VALUES (?, ?, ?)", rows.tags)
+    # created is kept from the first time the mirror saw the package, as the origin keeps it.
+    columns = rows.columns
     updated = ", ".join(f"{column}=excluded.{column}" for column in columns[2:])  # all but name, created
     cursor = conn.execute(f"INSERT INTO packages ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-                          f" ON CONFLICT (name) DO UPDATE SET {updated}", values)
+                          f" ON CONFLICT (name) DO UPDATE SET {updated}", rows.values)
     rowid = conn.execute("SELECT rowid FROM packages WHERE name=?", (name,)).fetchone()[0] if existed \
         else cursor.lastrowid
-    index_search_row(conn, rowid, name, fields, replace=existed)
+    index_search_row(conn, rowid, name, rows.fields, replace=existed)
     return freed
 
 
@@ -159,6 +187,9 @@ def apply_staged(data_dir: Path, stage_dir: Path) -> ApplyReport:
     if not all(_HEX512.match(digest) and isinstance(size, int) for digest, size in staged.items()):
         raise MirrorApplyError("the staged tarball list names something that is not a sha512", code="bad_stage",
                                exit_code=10)
+    report = ApplyReport(True, len(stage["packages"]), len(staged), len(stage["events"]), stage["to_seq"])
+    if _apply_fresh(data_dir, stage_dir, stage, staged):
+        return report
     data_dir.mkdir(parents=True, exist_ok=True)
     blobs = FileBlobStore(data_dir / "blobs")
     store = SqliteMetadataStore(data_dir)
@@ -184,12 +215,32 @@ def apply_staged(data_dir: Path, stage_dir: Path) -> ApplyReport:
             blobs.delete(blob)
         with store.read_sync() as conn:
             _write_mirror_json(data_dir, mirror_state(conn))
-        return ApplyReport(True, len(stage["packages"]), len(staged), len(stage["events"]), stage["to_seq"])
+        return report
     finally:
         store.close()
 
 
-def _read_at(pack: BinaryIO, where: list[int]) -> bytes:
+def _apply_fresh(data_dir: Path, stage_dir: Path, stage: dict[str, Any], staged: dict[str, int]) -> bool:
+    """A first bundle into an empty mirror, built aside (``mirror_fresh``); False when the mirror
+    is not empty. Continuity is checked first, against an empty mirror: a refusal changes nothing."""
+    from . import mirror_fresh  # it builds on this module's rows
+
+    if not mirror_fresh.possible(data_dir, stage):
+        return False
+    _check_continuity({"origin_id": None, "seq": 0, "digest": None, "chain": []}, stage)
+    if not mirror_fresh.apply(data_dir, stage_dir, stage, staged):
+        return False
+    store = SqliteMetadataStore(data_dir)  # appends the outbox's audit record to audit.jsonl
+    try:
+        with store.read_sync() as conn:
+            _write_mirror_json(data_dir, mirror_state(conn))
+    finally:
+        store.close()
+    return True
+
+
+def read_at(pack: BinaryIO, where: list[int]) -> bytes:
+    """The staged packument at ``where`` ([offset, length]) in the pack."""
     offset, length = where
     pack.seek(offset)
     data = pack.read(length)
@@ -215,7 +266,7 @@ def _apply(conn: sqlite3.Connection, store: SqliteMetadataStore, stage: dict[str
     freed: list[str] = []
     base = stage["base_url"]
     for entry in stage["packages"]:
-        full, short = _read_at(pack, entry["full"]), _read_at(pack, entry["abbreviated"])
+        full, short = read_at(pack, entry["full"]), read_at(pack, entry["abbreviated"])
         freed += _apply_package(conn, entry["name"], full, short, base, stage["to_seq"], sizes,
                                 entry["name"] in existing)
     for name in stage.get("removed", []):
@@ -226,25 +277,7 @@ def _apply(conn: sqlite3.Connection, store: SqliteMetadataStore, stage: dict[str
         conn.execute("UPDATE packages SET full_doc=NULL, abbrev_doc=NULL WHERE name=?", (name,))
         if conn.execute("SELECT rowid FROM packages WHERE name=?", (name,)).fetchone():
             update_search_row(conn, name, None)
-    conn.executemany(
-        "INSERT INTO changes (seq, time, type, name, version, keys, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(event["seq"], event["time"], event["type"], event["name"], event.get("version"), json.dumps(event["keys"]),
-          json.dumps({k: v for k, v in event.items() if k not in ("seq", "time", "type", "name", "version", "keys")}))
-         for event in stage["events"]])
-    for event in stage["events"]:
-        advisory = event.get("advisory")
-        if event["type"] == "advisory" and isinstance(advisory, dict):
-            conn.execute(
-                "INSERT OR REPLACE INTO advisories (id, name, vulnerable_versions, severity, title, url, cwe, cvss,"
-                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (advisory["id"], advisory["name"], advisory["vulnerable_versions"], advisory["severity"],
-                 advisory["title"], advisory.get("url", ""), json.dumps(advisory.get("cwe", [])),
-                 advisory.get("cvss"), advisory.get("created", event["time"])))
-    if stage["to_seq"] > 0:
-        # Keep the feed's position at the origin's even when the filter left no event here.
-        conn.execute("INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('changes', "
-                     "MAX(?, COALESCE((SELECT seq FROM sqlite_sequence WHERE name='changes'), 0)))",
-                     (stage["to_seq"],))
+    write_events(conn, stage)
     state = {"origin_id": stage["origin_id"], "seq": stage["to_seq"], "digest": stage["bundle_digest"],
              "chain": [*state["chain"], stage["bundle_digest"]]}
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror', ?)", (json.dumps(state),))
@@ -262,6 +295,32 @@ def _apply(conn: sqlite3.Connection, store: SqliteMetadataStore, stage: dict[str
             f"({','.join('?' * len(chunk))})", chunk))
     before_commit()
     return [d for d in freed if d not in live]
+
+
+def write_events(conn: sqlite3.Connection, stage: dict[str, Any]) -> None:
+    """The bundle's change events (origin seqs), the advisories they carry, and the feed's position."""
+    conn.executemany(
+        "INSERT INTO changes (seq, time, type, name, version, keys, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(event["seq"], event["time"], event["type"], event["name"], event.get("version"), json.dumps(event["keys"]),
+          json.dumps({k: v for k, v in event.items() if k not in _EVENT_COLUMNS}))
+         for event in stage["events"]])
+    for event in stage["events"]:
+        advisory = event.get("advisory")
+        if event["type"] == "advisory" and isinstance(advisory, dict):
+            conn.execute(
+                "INSERT OR REPLACE INTO advisories (id, name, vulnerable_versions, severity, title, url, cwe, cvss,"
+                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (advisory["id"], advisory["name"], advisory["vulnerable_versions"], advisory["severity"],
+                 advisory["title"], advisory.get("url", ""), json.dumps(advisory.get("cwe", [])),
+                 advisory.get("cvss"), advisory.get("created", event["time"])))
+    if stage["to_seq"] > 0:
+        # Keep the feed's position at the origin's even when the filter left no event here.
+        conn.execute("INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('changes', "
+                     "MAX(?, COALESCE((SELECT seq FROM sqlite_sequence WHERE name='changes'), 0)))",
+                     (stage["to_seq"],))
+
+
+_EVENT_COLUMNS = frozenset(("seq", "time", "type", "name", "version", "keys"))
 
 
 class _Durable:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from json.decoder import scanstring  # type: ignore[attr-defined]  # the C scanner, untyped
+from json.encoder import encode_basestring as _quote  # type: ignore[attr-defined]  # C, what dumps does
 from typing import Any
 
 from . import packument
@@ -32,8 +33,12 @@ _DECODER = json.JSONDecoder()
 def marked(body: bytes, base_url: str) -> bytes:
     # Only the tarball links carry the base: `"tarball":"` can never occur unescaped inside a
     # JSON string, so this touches nothing else.
+    return body.replace(*_marking(base_url))
+
+
+def _marking(base_url: str) -> tuple[bytes, bytes]:
     base = json.dumps(base_url.rstrip("/"))[1:-1].encode()
-    return body.replace(b'"tarball":"' + base, b'"tarball":"' + packument.BASE_MARK)
+    return b'"tarball":"' + base, b'"tarball":"' + packument.BASE_MARK
 
 
 def _fragment(doc: dict[str, Any], base_url: str) -> bytes:
@@ -150,7 +155,138 @@ def _abbreviated_fragments(body: bytes, versions: list[tuple[str, dict[str, Any]
 def versions(full: bytes, abbreviated: bytes,
              base_url: str) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any], bytes, bytes]]]:
     """(top-level fields of the full packument, [(version, its document, its stored fragment,
-    its stored abbreviated fragment)]), the fragments as the origin stores them."""
+    its stored abbreviated fragment)]), the fragments as the origin stores them. The document
+    holds at least the version's ``dist`` and ``deprecated``; the dist-tags' latest version's is
+    whole (the search columns come from it)."""
+    try:
+        head, found = _cut(full.decode(), abbreviated.decode())
+    except (_Irregular, ValueError, IndexError):
+        return _versions_parsed(full, abbreviated, base_url)
+    link, mark = _marking(base_url)
+    return head, [(version, doc, stored.encode().replace(link, mark), short.encode().replace(link, mark))
+                  for version, doc, stored, short in found]
+
+
+_VERSIONS = ',"versions":{'
+_DIST = ',"dist":{'
+_DEPRECATED = ',"deprecated":'
+
+
+def _cut(full: str, short: str) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any], str, str]]]:
+    """Both packuments cut as the origin renders them, parsing only their heads and each
+    version's ``dist``: the abbreviated versions are walked first (each is
+    ``{"name":N,"version":V,...,"dist":{...}}`` with ``deprecated`` spliced in last), which
+    gives each version's exact dist text; the full versions end with that same text, which
+    holds the tarball's integrity, so each full fragment's end is found by searching for it.
+    Every cut is checked to be followed by the next version's key or by the end of the
+    versions; anything else raises (then both documents are parsed)."""
+    head = _head(short)
+    name = head.get("name")
+    pos = short.index(_VERSIONS) + len(_VERSIONS)
+    cuts: list[tuple[str, dict[str, Any], str, str]] = []  # version, its dist+deprecation, abbreviated text, its tail
+    while short[pos] != "}":
+        version, pos = _key(short, pos)
+        opening = '{"name":' + _text(name) + ',"version":' + _text(version)
+        if not short.startswith(opening, pos):
+            raise _Irregular(f"version {version} does not open as rendered")
+        doc, end, tail = _dist_at_end(short, pos)
+        cuts.append((version, doc, short[pos:end], tail))
+        pos = end + 1 if short[end] == "," else end
+    if short[pos:] != "}}":
+        raise _Irregular("bytes after the abbreviated versions")
+    start = full.index(_VERSIONS)
+    top = _head(full)
+    pos = start + len(_VERSIONS)
+    found = []
+    for version, doc, abbreviated, tail in cuts:
+        key = _text(version) + ":"
+        if not full.startswith(key, pos):
+            raise _Irregular(f"the full packument's versions differ at {version}")
+        pos += len(key)
+        end = full.find(tail, pos)
+        if end < 0:
+            raise _Irregular(f"version {version}'s dist is not where the renderer puts it")
+        end += len(tail)
+        if full[end] not in ",}":
+            raise _Irregular(f"no comma after version {version}")
+        message = doc.get("deprecated")
+        cut = len(_DEPRECATED) + len(_text(message)) + 1 if message is not None else 1
+        found.append((version, doc, full[pos:end - cut] + "}", abbreviated[:-cut] + "}"))
+        pos = end + 1 if full[end] == "," else end
+    if full[pos] != "}" or full[pos + 1] != ",":
+        raise _Irregular("the full packument has more versions than the abbreviated one")
+    top.update(_DECODER.decode("{" + full[pos + 2:]))
+    top["versions"] = None
+    latest = (top.get("dist-tags") or {}).get("latest")
+    for i, (version, doc, stored, short_cut) in enumerate(found):
+        if version == latest:  # the whole document: search reads its description, keywords ...
+            found[i] = (version, _DECODER.decode(stored[:-1] + _tail_of(doc)), stored, short_cut)
+    return top, found
+
+
+def _head(text: str) -> dict[str, Any]:
+    """The fields before ``versions``: parsing fails unless the cut is at the top level."""
+    cut = text.index(_VERSIONS)
+    head = _DECODER.decode(text[:cut] + "}")
+    if not isinstance(head, dict):
+        raise _Irregular("not an object")
+    return head
+
+
+def _key(text: str, pos: int) -> tuple[str, int]:
+    if text[pos] != '"':
+        raise _Irregular(f"no version at {pos}")
+    version, pos = scanstring(text, pos + 1)
+    if text[pos] != ":":
+        raise _Irregular(f"no colon at {pos}")
+    return version, pos + 1
+
+
+def _dist_at_end(text: str, start: int) -> tuple[dict[str, Any], int, str]:
+    """The last member of the version object at ``start`` must be its dist (then, maybe, its
+    deprecation): ({"dist", "deprecated"}, where the object ends, its exact tail text from
+    ``,"dist":`` on). A ``"dist":{`` nested deeper (a dependency named dist) is passed over:
+    only the one followed by the object's end counts."""
+    pos = start
+    while True:
+        pos = text.find(_DIST, pos + 1)
+        if pos < 0:
+            raise _Irregular("no dist")
+        try:
+            dist, end = _DECODER.raw_decode(text, pos + len(_DIST) - 1)
+        except ValueError:
+            continue
+        message = None
+        after = end
+        if text.startswith(_DEPRECATED, end):
+            message, after = scanstring(text, end + len(_DEPRECATED) + 1) if text[end + len(_DEPRECATED)] == '"' \
+                else (None, end)
+            if message is None or text[end:after] != _DEPRECATED + _text(message):
+                continue  # not as the renderer writes it: the general way will say what it is
+        if text[after] == "}" and text[after + 1] in ",}" and isinstance(dist, dict) \
+                and isinstance(dist.get("tarball"), str):
+            doc: dict[str, Any] = {"dist": dist}
+            if message is not None:
+                doc["deprecated"] = message
+            return doc, after + 1, text[pos:after + 1]
+
+
+def _tail_of(doc: dict[str, Any]) -> str:
+    message = doc.get("deprecated")
+    return "}" if message is None else _DEPRECATED + _text(message) + "}"
+
+
+def _text(value: Any) -> str:
+    """``value`` as the renderer serialises it (``packument._dumps``), without its encoder's set-up
+    cost for the common case, a string."""
+    if isinstance(value, str):
+        return _quote(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _versions_parsed(full: bytes, abbreviated: bytes,
+                     base_url: str) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any], bytes, bytes]]]:
+    """The general way: the full packument walked and parsed, the abbreviated one cut or parsed."""
     try:
         head, parsed = _walk_full(full.decode())
     except (_Irregular, ValueError, IndexError):

@@ -14,7 +14,9 @@ def _rendered() -> tuple[list[packument.VersionFragment], bytes, bytes]:
     fragments = []
     for version, deprecated in (("1.0.0", "use 2 — it is «better»"), ("1.1.0-beta.1", None), ("2.0.0", None)):
         doc = {"name": "@s/pkg", "version": version, "description": "ünïcode \"quoted\" \\ and \n",
-               "dependencies": {"tarball": "1.0.0"}, "eghact": {"type": "theme", "tarball": {"x": 1}}}
+               "dependencies": {"tarball": "1.0.0", "dist": "^1.0.0"},
+               "peerDependenciesMeta": {"dist": {"optional": True}},  # a "dist":{ before the dist
+               "eghact": {"type": "theme", "tarball": {"x": 1}}}
         dist = {"integrity": "sha512-" + "A" * 86 + "==", "shasum": "0" * 40}
         rendered = packument.render_version(doc, name="@s/pkg", version=version, filename=f"pkg-{version}.tgz",
                                             dist=dist, publisher="p")
@@ -33,6 +35,10 @@ def test_cut_fragments_are_the_stored_ones() -> None:
     assert [(v, stored, abbreviated) for v, _, stored, abbreviated in found] == \
         [(f.version, f.full, f.abbreviated) for f in fragments]
     assert found[0][1]["deprecated"].startswith("use 2")
+    assert found[2][1]["eghact"]["type"] == "theme"  # the latest version's document is whole
+    # ... and all that came from the cut, not from parsing the documents
+    assert [v for v, *_ in mirror_fragments._cut(full.decode(), short.decode())[1]] == ["1.0.0", "1.1.0-beta.1",
+                                                                                          "2.0.0"]
 
 
 def test_documents_laid_out_otherwise_are_parsed_the_general_way() -> None:
