@@ -51,6 +51,15 @@ def publish_body(doc: dict[str, Any], tarball: bytes | None = None, *, tag: str 
     }
 
 
+def blob_path(data_dir: Path, digest: str) -> Path:
+    """Where a data dir's blob store keeps ``digest``: one level (a store with a layout file),
+    or the two levels of stores made before it (read only: nothing is created)."""
+    root = data_dir / "blobs"
+    if (root / "layout").exists():
+        return root / "sha512" / digest[:2] / digest
+    return root / "sha512" / digest[:2] / digest[2:4] / digest
+
+
 def escaped(name: str) -> str:
     return name.replace("/", "%2f")
 

@@ -3,7 +3,7 @@ mirror-apply`` reads, and runs it.
 
 The origin owns its data dir, so the mirror never writes one: it fills a staging dir
 (``STAGE/stage.json``, every packument in ``STAGE/packuments.pack``, each tarball in
-``STAGE/tarballs/ab/cd/<sha512>`` — the contract in origin/eghact_origin/mirror_apply.py) and
+``STAGE/tarballs/ab/<sha512>`` — the contract in origin/eghact_origin/mirror_apply.py) and
 runs ``eghact-origin mirror-apply`` as a child process, in our process group so that killing
 us kills it too. mirror-apply applies all or nothing, re-checks continuity under its write
 lock, and treats the last applied digest as a no-op; its exit codes 10-16 are passed through
@@ -11,8 +11,9 @@ as ours.
 
 The layout is shaped by what files cost (a full bundle is ~80,000 of them). Packuments go
 into one pack file: created, read back and deleted as one file, not 20,000. Tarballs are laid
-out as the origin's blob store is, so that mirror-apply moves them in with renames — a whole
-``ab`` directory at once where the store has none — instead of copying and re-hashing each;
+out as the origin's blob store is (one level of 256 directories), so that mirror-apply moves
+them in with renames — a whole ``ab`` directory at once where the store has none — instead of
+copying and re-hashing each;
 the tarball names are their sha512, checked against the signed index before mirror-apply runs.
 The tarball files are created on a thread (:class:`_FileWriter`): that is kernel time, which
 overlaps with decompressing and hashing the bundle on the caller's thread.
@@ -41,7 +42,7 @@ from typing import Any, BinaryIO
 from . import index as fmt
 from .errors import EXIT_CODES, MirrorError, code_for_exit
 
-STAGE_FORMAT = 2
+STAGE_FORMAT = 3
 PACK = "packuments.pack"
 _COPY = 1 << 20
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
@@ -108,12 +109,11 @@ class _FileWriter:
 
 
 def _make_parents(target: str, made: set[str]) -> None:
-    """The directories of a staged tarball (``tarballs/ab/cd/``), made once each."""
+    """The directories of a staged tarball (``tarballs/ab/``), made once each."""
     parent = target.rsplit("/", 1)[0]
     if parent in made:
         return
-    grand = parent.rsplit("/", 1)[0]
-    for level in (grand.rsplit("/", 1)[0], grand, parent):
+    for level in (parent.rsplit("/", 1)[0], parent):
         if level not in made:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(level)
@@ -153,11 +153,9 @@ class StageSink:
             self._packed[path] = (offset, self._pack.tell() - offset)
         elif path.startswith("tarballs/") and size <= _SMALL:
             # Views of immutable bytes: safe to hand to the writer thread.
-            self._files.write(f"{self.root}/tarballs/{path[9:11]}/{path[11:13]}/{path[9:].replace('/', '')}",
-                              list(chunks))
+            self._files.write(f"{self.root}/tarballs/{path[9:11]}/{path[9:].replace('/', '')}", list(chunks))
         elif path.startswith("tarballs/"):
-            self._files.write_now(f"{self.root}/tarballs/{path[9:11]}/{path[11:13]}/{path[9:].replace('/', '')}",
-                                  chunks)
+            self._files.write_now(f"{self.root}/tarballs/{path[9:11]}/{path[9:].replace('/', '')}", chunks)
         else:
             _write_file(str(self.root / path), chunks)
 

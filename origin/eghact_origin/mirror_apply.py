@@ -2,9 +2,9 @@
 
 The origin owns its data-dir format; the mirror tool (which may not import the origin)
 verifies a bundle's signature and digests, unpacks it into a *staged* directory, and runs
-this command. Staged layout (a contract with ``eghact_mirror``, format 2)::
+this command. Staged layout (a contract with ``eghact_mirror``, format 3)::
 
-    STAGE/stage.json   {"format": 2, "origin_id", "from_seq", "to_seq", "bundle_digest",
+    STAGE/stage.json   {"format": 3, "origin_id", "from_seq", "to_seq", "bundle_digest",
                         "previous_digest", "base_url", "packuments": "packuments.pack",
                         "packages": [{"name", "full": [OFFSET, LENGTH],
                                       "abbreviated": [OFFSET, LENGTH]} ...],
@@ -12,7 +12,7 @@ this command. Staged layout (a contract with ``eghact_mirror``, format 2)::
                         "tarballs": {"<sha512 hex>": SIZE, ...},
                         "events": [change events, origin seqs, in order]}
     STAGE/packuments.pack               the packuments exactly as the origin served them
-    STAGE/tarballs/<ab>/<cd>/<sha512>   each tarball ``tarballs`` lists, named by its sha512
+    STAGE/tarballs/<ab>/<sha512>        each tarball ``tarballs`` lists, named by its sha512
 
 The stager vouches for the tarballs' names — eghact-mirror checked every byte against the
 signed index (import) or each tarball against its packument's integrity (sync) — so they are
@@ -55,7 +55,7 @@ from . import mirror_fragments as fragments
 from .storage import FileBlobStore, SqliteMetadataStore
 from .storage.search import SEARCH_COLUMNS, index_search_row, search_fields, update_search_row
 
-FORMAT = 2
+FORMAT = 3
 _HEX512 = re.compile(r"^[0-9a-f]{128}$")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import zstandard
 
-from ..support import PYTHONPATH, escaped, get
+from ..support import PYTHONPATH, blob_path, escaped, get
 
 CORGI = "application/vnd.npm.install-v1+json"
 ENV = {**os.environ, "PYTHONPATH": PYTHONPATH}
@@ -107,7 +107,7 @@ def db_snapshot(data_dir: Path) -> str:
     finally:
         conn.close()
     for (blob,) in live:  # whatever the database points at must be there
-        assert (data_dir / "blobs" / "sha512" / blob[:2] / blob[2:4] / blob).is_file(), blob
+        assert blob_path(data_dir, blob).is_file(), blob
     return digest.hexdigest()
 
 

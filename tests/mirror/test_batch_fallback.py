@@ -25,7 +25,7 @@ from eghact_mirror.export import ExportOptions, export
 from eghact_mirror.selection import SelectionSpec
 from eghact_mirror.verify import verify_bundle
 
-from ..support import manifest, publish_body, tarball_for
+from ..support import blob_path, manifest, publish_body, tarball_for
 from .conftest import Live
 from .helpers import mirror, send
 
@@ -155,7 +155,7 @@ async def test_a_big_tarball_travels_spooled_and_lands_whole(live: Live, tmp_pat
         assert upstream.seen["tarball"] == 0
     mirror("import", str(bundle), "--into", str(tmp_path / "mirror"), "--trust", str(tmp_path / "key.pub"))
     digest = hashlib.sha512(tarball).hexdigest()
-    assert (tmp_path / "mirror" / "blobs" / "sha512" / digest[:2] / digest[2:4] / digest).read_bytes() == tarball
+    assert blob_path(tmp_path / "mirror", digest).read_bytes() == tarball
 
 
 async def test_a_tarball_that_fails_its_integrity_stops_the_export_and_leaves_no_bundle(live: Live,
@@ -170,7 +170,7 @@ async def test_a_tarball_that_fails_its_integrity_stops_the_export_and_leaves_no
     with urllib.request.urlopen(f"{live.url}/export-rot", timeout=30) as response:
         integrity = json.loads(response.read())["versions"]["1.0.0"]["dist"]["integrity"]
     digest = base64.b64decode(integrity.removeprefix("sha512-")).hex()
-    blob = live.data / "blobs" / "sha512" / digest[:2] / digest[2:4] / digest
+    blob = blob_path(live.data, digest)
     good = blob.read_bytes()
     blob.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # the origin's disk rots
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from eghact_mirror import keys
 
-from ..support import OriginProcess, tree_digest
+from ..support import OriginProcess, blob_path, tree_digest
 from .conftest import Live
 from .helpers import ENV, feed_names, get, mirror, mirror_cmd, refused, served
 
@@ -65,7 +65,7 @@ def test_sync_refuses_a_tarball_that_fails_its_integrity(live: Live) -> None:
     live.publish("sync-bad", "1.0.0")
     doc = json.loads(get(f"{live.url}/sync-bad"))
     digest = bytes(__import__("base64").b64decode(doc["versions"]["1.0.0"]["dist"]["integrity"][7:])).hex()
-    blob = live.data / "blobs" / "sha512" / digest[:2] / digest[2:4] / digest
+    blob = blob_path(live.data, digest)
     good = blob.read_bytes()
     before = tree_digest(into)
     blob.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # the origin's disk rots

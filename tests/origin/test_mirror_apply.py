@@ -46,13 +46,13 @@ def stage(origin: OriginProcess, into: Path, *, since: int, previous: str | None
             for version in json.loads(full)["versions"].values():
                 data = get(version["dist"]["tarball"])
                 digest = hashlib.sha512(data).hexdigest()
-                folder = into / "tarballs" / digest[:2] / digest[2:4]
+                folder = into / "tarballs" / digest[:2]
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / digest).write_bytes(data)
                 tarballs[digest] = len(data)
     to_seq = events[-1]["seq"] if events else since
     digest = hashlib.sha256(json.dumps([since, to_seq, names]).encode()).hexdigest()
-    manifest_ = {"format": 2, "origin_id": origin_id, "from_seq": since, "to_seq": to_seq, "bundle_digest": digest,
+    manifest_ = {"format": 3, "origin_id": origin_id, "from_seq": since, "to_seq": to_seq, "bundle_digest": digest,
                  "previous_digest": previous, "base_url": origin.url, "packuments": "packuments.pack",
                  "packages": packages, "removed": removed, "tarballs": tarballs, "events": events}
     (into / "stage.json").write_text(json.dumps(manifest_))
