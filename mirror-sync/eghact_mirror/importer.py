@@ -41,9 +41,9 @@ def import_bundle(path: Path, mirror: Path, trusted: TrustedKey, *,
         sink = stage.StageSink(staging)
         try:
             verified = verify_bundle(path, trusted, sink=sink, on_bytes=on_bytes)
+            sink.finish(verified.index, verified.digest)  # waits for every staged file
         finally:
-            sink.close()
-        sink.finish(verified.index, verified.digest)
+            sink.close()  # a refusal: stops the staging child at once
         applied = stage.apply(mirror, staging)
     finally:
         stage.remove(staging)

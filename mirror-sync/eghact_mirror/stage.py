@@ -15,8 +15,8 @@ out as the origin's blob store is (one level of 256 directories), so that mirror
 them in with renames — a whole ``ab`` directory at once where the store has none — instead of
 copying and re-hashing each;
 the tarball names are their sha512, checked against the signed index before mirror-apply runs.
-The tarball files are created on a thread (:class:`_FileWriter`): that is kernel time, which
-overlaps with decompressing and hashing the bundle on the caller's thread.
+The tarball files are created by a child process (``stage_files``, fed through a spool file):
+that is kernel time, which overlaps with decompressing and hashing the bundle here.
 
 Staging dirs live beside the mirror (``.<name>.staging-<pid>-<random>`` in its parent), not in
 it, so a refused bundle leaves the data dir byte-identical; a crashed run's leftovers are
@@ -28,106 +28,107 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import re
 import secrets
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import index as fmt
 from .errors import EXIT_CODES, MirrorError, code_for_exit
+from .stage_files import NEW_FILE, write_file
 
 STAGE_FORMAT = 3
 PACK = "packuments.pack"
+SPOOL = "tarballs.spool"  # the tarballs' bytes on their way to the staging child
 _COPY = 1 << 20
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-_SMALL = 1 << 20  # tarballs up to this size are written by the writer thread
-_BATCH = 256
-_AHEAD = 8
+_BATCH = 256  # file records sent to the staging child at once
 
 
 class _FileWriter:
-    """Small files written on a thread, a batch at a time: creating tens of thousands of files
-    and their directories is kernel time, which then overlaps with decompressing and hashing
-    on the caller's thread. An error there is raised by the next :meth:`write` or by :meth:`join`."""
+    """Tarball files created by a child process (``stage_files``), fed through a spool file:
+    creating tens of thousands of files is kernel time, which then overlaps with decompressing
+    and hashing on the caller's thread, without the two contending for the GIL. A failure
+    there is raised by the next :meth:`write` or by :meth:`join`."""
 
-    def __init__(self) -> None:
-        self._batch: list[tuple[str, list[memoryview]]] = []
-        self._queue: queue.Queue[list[tuple[str, list[memoryview]]] | None] = queue.Queue(_AHEAD)
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        self._dirs: set[str] = set()
+    def __init__(self, tarballs: Path):
+        self._tarballs = tarballs
+        self._spool_path = tarballs.parent / SPOOL
+        self._spool: int | None = None
+        self._end = 0
+        self._lines: list[bytes] = []
+        self._child: subprocess.Popen[bytes] | None = None
 
-    def write(self, target: str, views: list[memoryview]) -> None:
-        if self._error is not None:
-            raise self._error
-        self._batch.append((target, views))
-        if len(self._batch) >= _BATCH:
-            self._hand_over()
+    def write(self, name: str, chunks: Iterable[memoryview]) -> None:
+        """``name`` is the file's path under ``tarballs/`` (``ab/<sha512 hex>``)."""
+        if self._child is None:
+            self._start()
+        assert self._spool is not None  # for the type checker: _start opened it
+        offset = self._end
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                written = os.write(self._spool, view)
+                view = view[written:]
+                self._end += written
+        self._lines.append(b"%d %d %s\n" % (offset, self._end - offset, name.encode()))
+        if len(self._lines) >= _BATCH:
+            self._send()
 
-    def write_now(self, target: str, chunks: Iterable[memoryview]) -> None:
-        """A big file, streamed here (its chunks are not all in memory), after the queued ones."""
-        self.join()
-        _make_parents(target, self._dirs)
-        _write_file(target, chunks)
+    def _start(self) -> None:
+        self._tarballs.mkdir(exist_ok=True)
+        self._spool = os.open(self._spool_path, NEW_FILE | os.O_APPEND, 0o600)
+        self._child = subprocess.Popen([sys.executable, "-m", "eghact_mirror.stage_files", str(self._tarballs),
+                                        str(self._spool_path)], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def _hand_over(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="stage-writer", daemon=True)
-            self._thread.start()
-        self._queue.put(self._batch)
-        self._batch = []
+    def _send(self) -> None:
+        assert self._child is not None and self._child.stdin is not None
+        try:
+            self._child.stdin.write(b"".join(self._lines))
+            self._child.stdin.flush()
+        except BrokenPipeError:
+            self._fail()
+        self._lines = []
 
-    def _run(self) -> None:
-        while (batch := self._queue.get()) is not None:
-            for target, views in batch:
-                if self._error is None:  # after an error, only drain: the caller must never block
-                    try:
-                        _make_parents(target, self._dirs)
-                        _write_file(target, views)
-                    except BaseException as exc:  # handed to the caller's thread
-                        self._error = exc
+    def _fail(self) -> None:
+        assert self._child is not None and self._child.stderr is not None
+        self._child.wait()
+        said = self._child.stderr.read().decode(errors="replace").strip()
+        raise MirrorError("internal_error", said or f"the staging child exited with {self._child.returncode}")
 
     def join(self) -> None:
-        """Every file written (or the first error raised)."""
-        if self._batch:
-            self._hand_over()
+        """Every file written (or the failure raised)."""
+        if self._child is None:
+            return
+        if self._lines:
+            self._send()
+        assert self._child.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._child.stdin.close()
+        if self._child.wait() != 0:
+            self._fail()
         self.stop()
-        if self._error is not None:
-            raise self._error
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None  # a later write starts another
-
-
-def _make_parents(target: str, made: set[str]) -> None:
-    """The directories of a staged tarball (``tarballs/ab/``), made once each."""
-    parent = target.rsplit("/", 1)[0]
-    if parent in made:
-        return
-    for level in (parent.rsplit("/", 1)[0], parent):
-        if level not in made:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(level)
-            made.add(level)
-
-
-def _write_file(target: str, views: Iterable[memoryview]) -> None:
-    fd = os.open(target, _NEW_FILE, 0o644)
-    try:
-        for view in views:
-            while view:
-                view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
+        """End the child (killed if it is still running: a failure elsewhere) and drop the spool."""
+        if self._child is not None:
+            if self._child.poll() is None:
+                self._child.kill()
+                self._child.wait()
+            for stream in (self._child.stdin, self._child.stderr):
+                if stream is not None:
+                    with contextlib.suppress(BrokenPipeError):
+                        stream.close()
+            self._child = None
+        if self._spool is not None:
+            os.close(self._spool)
+            self._spool = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._spool_path)
+        self._lines = []
 
 
 class StageSink:
@@ -138,7 +139,7 @@ class StageSink:
         self.root = root
         self._pack: BinaryIO | None = None
         self._packed: dict[str, tuple[int, int]] = {}  # packument path -> (offset, length) in the pack
-        self._files = _FileWriter()
+        self._files = _FileWriter(root / "tarballs")
 
     def add(self, path: str, source: bytes | BinaryIO, size: int) -> None:
         self(path, [memoryview(source)] if isinstance(source, bytes | bytearray) else _read(source, size), size)
@@ -151,13 +152,10 @@ class StageSink:
             for chunk in chunks:
                 self._pack.write(chunk)
             self._packed[path] = (offset, self._pack.tell() - offset)
-        elif path.startswith("tarballs/") and size <= _SMALL:
-            # Views of immutable bytes: safe to hand to the writer thread.
-            self._files.write(f"{self.root}/tarballs/{path[9:11]}/{path[9:].replace('/', '')}", list(chunks))
         elif path.startswith("tarballs/"):
-            self._files.write_now(f"{self.root}/tarballs/{path[9:11]}/{path[9:].replace('/', '')}", chunks)
+            self._files.write(f"{path[9:11]}/{path[9:].replace('/', '')}", chunks)
         else:
-            _write_file(str(self.root / path), chunks)
+            write_file(str(self.root / path), chunks)
 
     def finish(self, index: fmt.Index, digest: str) -> None:
         """``stage.json`` for ``index`` (verified: its entries are what was staged). The events
@@ -187,7 +185,8 @@ class StageSink:
             out.write(b"]}")
 
     def close(self) -> None:
-        """Stop writing (what a failure left is removed with the staging dir)."""
+        """Stop writing, at once: after :meth:`finish` a no-op; before it, a failure (what it
+        left is removed with the staging dir)."""
         self._files.stop()
         if self._pack is not None:
             self._pack.close()
