@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .durable import fsync_dir
+
 __all__ = [
     "GENESIS",
     "AuditLogCorrupt",
@@ -135,7 +137,7 @@ def append(path: Path, sealed_records: list[dict[str, Any]]) -> None:
         os.close(fd)
     if created:
         # A new file's name lives in the directory; without this a crash could lose the whole log.
-        _fsync_dir(Path(path).parent)
+        fsync_dir(Path(path).parent)
 
 
 def tail(path: Path) -> tuple[int, str]:
@@ -297,11 +299,3 @@ def _open_existing(path: Path, mode: str) -> BinaryIO | None:
         return open(path, mode)  # type: ignore[return-value]  # mode is always binary here
     except FileNotFoundError:
         return None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

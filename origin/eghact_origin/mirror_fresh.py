@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from . import audit
+from .durable import fsync_dir
 from .mirror_apply import PackageRows, package_rows, read_at, write_events
 from .storage import FileBlobStore
 from .storage.schema import migrate
@@ -85,7 +86,7 @@ def apply(data_dir: Path, stage_dir: Path, stage: dict[str, Any], staged: dict[s
         _link(building, target, data_dir)
     except FileExistsError:
         return False
-    _fsync_dir(data_dir)
+    fsync_dir(data_dir)
     with contextlib.suppress(FileNotFoundError):
         building.unlink()
     return True
@@ -107,14 +108,6 @@ def _link(source: Path, target: Path, data_dir: Path) -> None:
             os.link(copy, target)
         finally:
             copy.unlink()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _build(path: Path, stage: dict[str, Any], pack_path: Path, sizes: dict[str, int]) -> None:

@@ -29,18 +29,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..durable import fsync_dir
+
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _HEX = frozenset("0123456789abcdef")
 LAYOUT_FILE = "layout"
 _ONE_LEVEL = "sha512/ab/<hex>\n"  # what a store made with one level says in its layout file
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FileBlobStore:
@@ -71,7 +66,7 @@ class FileBlobStore:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, marker)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
             return 1
         if said != _ONE_LEVEL:
             raise ValueError(f"{marker} names a blob layout this version does not know: {said[:80]!r}")
@@ -107,7 +102,7 @@ class FileBlobStore:
                 os.unlink(tmp_name)
             raise
         if durable:
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         return digest
 
     def adopt(self, tree: Path) -> int:
