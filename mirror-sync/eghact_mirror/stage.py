@@ -39,59 +39,73 @@ from typing import Any, BinaryIO
 
 from . import index as fmt
 from .errors import EXIT_CODES, MirrorError, code_for_exit
-from .stage_files import NEW_FILE, write_file
+from .stage_files import DONE, NEW_FILE, write_file
 
 STAGE_FORMAT = 3
 PACK = "packuments.pack"
-SPOOL = "tarballs.spool"  # the tarballs' bytes on their way to the staging child
+SPOOL = "tarballs.spool"  # segments tarballs.spool.<n>: tarballs' bytes on their way to the staging child
 _COPY = 1 << 20
-_BATCH = 256  # file records sent to the staging child at once
+_BATCH_FILES = 256  # a batch for the staging child: this many files,
+_BATCH_BYTES = 8 << 20  # or this many bytes (one segment)
+_AHEAD = 4  # batches the staging child may have in hand
 
 
 class _FileWriter:
-    """Tarball files created by a child process (``stage_files``), fed through a spool file:
-    creating tens of thousands of files is kernel time, which then overlaps with decompressing
-    and hashing on the caller's thread, without the two contending for the GIL. A failure
-    there is raised by the next :meth:`write` or by :meth:`join`."""
+    """Tarball files created by a child process (``stage_files``), fed a batch at a time
+    through spool segments: creating tens of thousands of files is kernel time, which then
+    overlaps with decompressing and hashing here, without the two contending for the GIL. At
+    most _AHEAD batches wait for the child, so the spool stays a few segments. A failure there
+    is raised by a later :meth:`write` or by :meth:`join`."""
 
-    def __init__(self, tarballs: Path):
-        self._tarballs = tarballs
-        self._spool_path = tarballs.parent / SPOOL
-        self._spool: int | None = None
-        self._end = 0
+    def __init__(self, stage: Path):
+        self._stage = stage
+        self._segment: int | None = None  # the segment being filled
+        self._number = 0
+        self._size = 0
         self._lines: list[bytes] = []
+        self._waiting = 0  # batches sent and not answered yet
         self._child: subprocess.Popen[bytes] | None = None
 
     def write(self, name: str, chunks: Iterable[memoryview]) -> None:
         """``name`` is the file's path under ``tarballs/`` (``ab/<sha512 hex>``)."""
         if self._child is None:
-            self._start()
-        assert self._spool is not None  # for the type checker: _start opened it
-        offset = self._end
+            (self._stage / "tarballs").mkdir(exist_ok=True)
+            self._child = subprocess.Popen([sys.executable, "-m", "eghact_mirror.stage_files", str(self._stage)],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if self._segment is None:
+            self._number += 1
+            self._segment = os.open(self._stage / f"{SPOOL}.{self._number}", NEW_FILE, 0o600)
+            self._size = 0
+        offset = self._size
         for chunk in chunks:
             view = memoryview(chunk)
             while view:
-                written = os.write(self._spool, view)
+                written = os.write(self._segment, view)
                 view = view[written:]
-                self._end += written
-        self._lines.append(b"%d %d %s\n" % (offset, self._end - offset, name.encode()))
-        if len(self._lines) >= _BATCH:
+                self._size += written
+        self._lines.append(b"%d %d %s\n" % (offset, self._size - offset, name.encode()))
+        if len(self._lines) >= _BATCH_FILES or self._size >= _BATCH_BYTES:
             self._send()
 
-    def _start(self) -> None:
-        self._tarballs.mkdir(exist_ok=True)
-        self._spool = os.open(self._spool_path, NEW_FILE | os.O_APPEND, 0o600)
-        self._child = subprocess.Popen([sys.executable, "-m", "eghact_mirror.stage_files", str(self._tarballs),
-                                        str(self._spool_path)], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-
     def _send(self) -> None:
-        assert self._child is not None and self._child.stdin is not None
+        assert self._child is not None and self._child.stdin is not None and self._segment is not None
+        os.close(self._segment)
+        self._segment = None
+        while self._waiting >= _AHEAD:
+            self._answered()
         try:
-            self._child.stdin.write(b"".join(self._lines))
+            self._child.stdin.write(b"%s.%d\n%s\n" % (SPOOL.encode(), self._number, b"".join(self._lines)))
             self._child.stdin.flush()
         except BrokenPipeError:
             self._fail()
+        self._waiting += 1
         self._lines = []
+
+    def _answered(self) -> None:
+        assert self._child is not None and self._child.stdout is not None
+        if self._child.stdout.read(1) != DONE:
+            self._fail()
+        self._waiting -= 1
 
     def _fail(self) -> None:
         assert self._child is not None and self._child.stderr is not None
@@ -103,9 +117,11 @@ class _FileWriter:
         """Every file written (or the failure raised)."""
         if self._child is None:
             return
+        assert self._child.stdin is not None
         if self._lines:
             self._send()
-        assert self._child.stdin is not None
+        while self._waiting:
+            self._answered()
         with contextlib.suppress(BrokenPipeError):
             self._child.stdin.close()
         if self._child.wait() != 0:
@@ -118,17 +134,18 @@ class _FileWriter:
             if self._child.poll() is None:
                 self._child.kill()
                 self._child.wait()
-            for stream in (self._child.stdin, self._child.stderr):
+            for stream in (self._child.stdin, self._child.stdout, self._child.stderr):
                 if stream is not None:
                     with contextlib.suppress(BrokenPipeError):
                         stream.close()
             self._child = None
-        if self._spool is not None:
-            os.close(self._spool)
-            self._spool = None
+        if self._segment is not None:
+            os.close(self._segment)
+            self._segment = None
+        for leftover in self._stage.glob(f"{SPOOL}.*"):
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._spool_path)
-        self._lines = []
+                leftover.unlink()
+        self._lines, self._waiting = [], 0
 
 
 class StageSink:
@@ -139,7 +156,7 @@ class StageSink:
         self.root = root
         self._pack: BinaryIO | None = None
         self._packed: dict[str, tuple[int, int]] = {}  # packument path -> (offset, length) in the pack
-        self._files = _FileWriter(root / "tarballs")
+        self._files = _FileWriter(root)
 
     def add(self, path: str, source: bytes | BinaryIO, size: int) -> None:
         self(path, [memoryview(source)] if isinstance(source, bytes | bytearray) else _read(source, size), size)

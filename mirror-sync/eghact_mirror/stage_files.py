@@ -1,4 +1,4 @@
-"""Creating the staged tarball files in a child process, fed through a spool file.
+"""Creating the staged tarball files in a child process, fed through spool segments.
 
 Why a process: creating tens of thousands of small files is a few seconds of kernel time, and
 it should overlap with decompressing, parsing and hashing the bundle. On a thread of the same
@@ -6,12 +6,18 @@ process it did, but each of its three system calls per file had to win the GIL b
 busy reader thread, and the two threads took turns instead of running side by side (verify
 alone 2.7 s, verify and stage 4.4 s, creating the files alone 2.3 s).
 
-The protocol: the parent appends each tarball's bytes to a spool file in the staging dir and
-then writes ``<offset> <length> <name>\\n`` to the child's stdin, where ``name`` is the file's
-path under the staging dir's ``tarballs/`` (``ab/<sha512 hex>``: hex and one slash, nothing
-to escape). The child reads those bytes back from the spool (the page cache) and creates the
-file, making each ``ab`` folder once. It exits 0 at the end of its stdin once every file is
-written, or non-zero with the reason on stderr; the parent checks both.
+The protocol, a batch at a time. The parent writes a batch's tarball bytes to a segment file
+in the staging dir, then sends the child, on its stdin::
+
+    <segment file name>\\n
+    <offset> <length> <name>\\n      (one line per file; name is ``ab/<sha512 hex>``)
+    \\n
+
+The child creates each file from the segment (read back from the page cache, making each
+``ab`` folder once), deletes the segment, and answers one byte on its stdout. The parent keeps
+at most a few batches unanswered, so the spool on disk is a few segments whatever the bundle
+weighs, never a second copy of its tarballs. The child exits 0 at the end of its stdin, or
+non-zero with the reason on stderr; the parent checks both.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ import sys
 from collections.abc import Iterable
 
 NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+DONE = b"."  # the child's answer to each batch
 _PIECE = 1 << 20
 _NAME = re.compile(rb"[0-9a-f]{2}/[0-9a-f]{128}")
+_SEGMENT = re.compile(rb"tarballs\.spool\.[0-9]+")
 
 
 def write_file(target: str, views: Iterable[memoryview | bytes]) -> None:
@@ -50,22 +58,31 @@ def _spooled(spool: int, offset: int, length: int) -> Iterable[bytes]:
 
 
 def main(argv: list[str]) -> int:
-    tarballs, spool_path = argv
-    spool = os.open(spool_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    stage = argv[0]
+    tarballs = f"{stage}/tarballs"
     made: set[bytes] = set()
-    try:
-        for line in sys.stdin.buffer:
-            offset, length, name = line.rstrip(b"\n").split(b" ")
-            if not _NAME.fullmatch(name):
-                raise ValueError(f"not a staged tarball name: {name[:80]!r}")
-            folder = name[:2]
-            if folder not in made:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(f"{tarballs}/{folder.decode()}")
-                made.add(folder)
-            write_file(f"{tarballs}/{name.decode()}", _spooled(spool, int(offset), int(length)))
-    finally:
-        os.close(spool)
+    lines = sys.stdin.buffer
+    while segment := lines.readline().rstrip(b"\n"):
+        if not _SEGMENT.fullmatch(segment):
+            raise ValueError(f"not a spool segment: {segment[:80]!r}")
+        path = f"{stage}/{segment.decode()}"
+        spool = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            while record := lines.readline().rstrip(b"\n"):
+                offset, length, name = record.split(b" ")
+                if not _NAME.fullmatch(name):
+                    raise ValueError(f"not a staged tarball name: {name[:80]!r}")
+                folder = name[:2]
+                if folder not in made:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(f"{tarballs}/{folder.decode()}")
+                    made.add(folder)
+                write_file(f"{tarballs}/{name.decode()}", _spooled(spool, int(offset), int(length)))
+        finally:
+            os.close(spool)
+        os.unlink(path)
+        sys.stdout.buffer.write(DONE)
+        sys.stdout.buffer.flush()
     return 0
 
 

@@ -35,7 +35,7 @@ def test_tarballs_land_whole_big_and_small(tmp_path: Path) -> None:
     sink.close()
     for data, digest in zip(blobs, digests, strict=True):
         assert (tmp_path / "tarballs" / digest[:2] / digest).read_bytes() == data
-    assert not (tmp_path / SPOOL).exists()
+    assert not list(tmp_path.glob(f"{SPOOL}*"))
 
 
 def test_the_childs_failure_is_raised_with_its_reason(tmp_path: Path) -> None:
@@ -49,7 +49,7 @@ def test_the_childs_failure_is_raised_with_its_reason(tmp_path: Path) -> None:
         sink._files.join()
     assert failed.value.code == "internal_error" and "staging a tarball failed" in failed.value.message
     sink.close()
-    assert not (tmp_path / SPOOL).exists()
+    assert not list(tmp_path.glob(f"{SPOOL}*"))
 
 
 def test_a_refusal_stops_the_child_and_drops_the_spool(tmp_path: Path) -> None:
@@ -59,4 +59,23 @@ def test_a_refusal_stops_the_child_and_drops_the_spool(tmp_path: Path) -> None:
     child = sink._files._child
     assert child is not None
     sink.close()
-    assert child.poll() is not None and not (tmp_path / SPOOL).exists()
+    assert child.poll() is not None and not list(tmp_path.glob(f"{SPOOL}*"))
+
+
+def test_the_spool_stays_a_few_segments_whatever_is_staged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child answers each batch; the stager waits once _AHEAD batches are unanswered, so
+    the disk holds a few segments, not a second copy of every tarball."""
+    from eghact_mirror import stage
+
+    monkeypatch.setattr(stage, "_BATCH_BYTES", 64 * 1024)
+    monkeypatch.setattr(stage, "_AHEAD", 2)
+    sink = StageSink(tmp_path)
+    most = 0
+    blobs = [os.urandom(20_000) for _ in range(300)]
+    for data in blobs:
+        _stage(sink, data)
+        most = max(most, len(list(tmp_path.glob(f"{SPOOL}.*"))))
+    sink._files.join()
+    assert 1 <= most <= 2 + 1  # the unanswered batches and the one being filled
+    assert all((tmp_path / "tarballs" / d[:2] / d).read_bytes() == data
+               for data, d in ((data, hashlib.sha512(data).hexdigest()) for data in blobs))
