@@ -6,9 +6,9 @@ Concurrency: a few workers each take a group of packages, read their packuments 
 read, then the tarballs the mirror lacks in another (``client``: the origin's batch read, or
 one GET each where there is none), and hand the group's files to one writer, which drains a
 bounded queue into the sink: it hashes and frames a group at a time on a thread (a few
-milliseconds a group, in order), while the sink's own thread compresses (``writer``) or
-creates the files (``stage``) — handing each small file to a thread on its own would cost
-more in GIL hand-offs than it saves. The queue bound, the group size, the spooling of big
+milliseconds a group, in order), while the sink's own thread compresses (``writer``) or its
+child process creates the files (``stage``) — handing each small file to a thread on its own
+would cost more in GIL hand-offs than it saves. The queue bound, the group size, the spooling of big
 tarballs (``payload.SPOOL_BYTES``) and the fixed number of workers are what keep memory flat
 whatever the range weighs.
 
