@@ -63,25 +63,19 @@ def _walk_full(text: str) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any
     versions: list[tuple[str, dict[str, Any], str]] = []
     pos = 1
     while text[pos] != "}":
-        if text[pos] != '"':
-            raise _Irregular(f"no key at {pos}")
-        key, pos = scanstring(text, pos + 1)
-        if text[pos] != ":" or key in head:
-            raise _Irregular(f"no colon at {pos}, or a key twice")
-        pos += 1
+        key, pos = _key(text, pos)
+        if key in head:
+            raise _Irregular(f"{key!r} twice")
         if key == "versions":
             if text[pos] != "{":
                 raise _Irregular("versions is not an object")
             pos += 1
             seen: set[str] = set()
             while text[pos] != "}":
-                if text[pos] != '"':
-                    raise _Irregular(f"no version at {pos}")
-                version, pos = scanstring(text, pos + 1)
-                if text[pos] != ":" or version in seen:
-                    raise _Irregular(f"no colon at {pos}, or a version twice")
+                version, start = _key(text, pos)
+                if version in seen:
+                    raise _Irregular(f"version {version!r} twice")
                 seen.add(version)
-                start = pos + 1
                 doc, pos = _DECODER.raw_decode(text, start)
                 if not isinstance(doc, dict):
                     raise _Irregular(f"version {version} is not an object")
@@ -234,12 +228,13 @@ def _head(text: str) -> dict[str, Any]:
 
 
 def _key(text: str, pos: int) -> tuple[str, int]:
+    """The object key at ``pos`` and where its value starts."""
     if text[pos] != '"':
-        raise _Irregular(f"no version at {pos}")
-    version, pos = scanstring(text, pos + 1)
+        raise _Irregular(f"no key at {pos}")
+    key, pos = scanstring(text, pos + 1)
     if text[pos] != ":":
         raise _Irregular(f"no colon at {pos}")
-    return version, pos + 1
+    return key, pos + 1
 
 
 def _dist_at_end(text: str, start: int) -> tuple[dict[str, Any], int, str]:
