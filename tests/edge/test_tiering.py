@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from .conftest import Origin, get, publish
-from .support import EdgeProcess, FakeRegistry
+from .support import EdgeProcess, FakeRegistry, metric
 
 
 async def test_child_behind_parent_edge(origin: Origin, edges: list[EdgeProcess], tmp_path: Path,
@@ -62,3 +62,31 @@ async def test_plain_registry_without_feed_uses_time_based_freshness(tmp_path: P
         assert status == 200 and json.loads(body)["name"] == "@s/n"
     finally:
         await fake.stop()
+
+
+async def test_child_edge_warms_in_batches_through_its_parent(origin: Origin, edges: list[EdgeProcess],
+                                                              tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    """The start-up warm of an edge behind a shield: the popular list and the batch read both
+    pass through the parent, and the child's first request is a hit without a single per-key
+    fetch (a parent that refused the batch would send the child back to single reads)."""
+    await publish(http, origin.url, origin.admin, "tier-warm", "1.0.0")
+    async with http.post(f"{origin.url}/-/v1/stats", json={"edge": "scout", "hits": {"/tier-warm#f": 9}},
+                         headers={"Authorization": f"Bearer {origin.edge_token}"}) as response:
+        assert response.status in (200, 202, 204), await response.text()
+    token = ("--token", origin.edge_token)
+    parent = await EdgeProcess(origin.url, tmp_path / "parent", region="shield", args=token).astart()
+    edges.append(parent)
+    child = await EdgeProcess(origin.url, tmp_path / "child", region="leaf",
+                              args=("--parent", parent.url, *token)).astart()
+    edges.append(child)
+    for edge in (parent, child):
+        for _ in range(150):
+            if json.loads((await get(http, f"{edge.url}/-/health"))[2])["warming"]["done"] >= 1:
+                break
+            await asyncio.sleep(0.02)
+    status, headers, body = await get(http, f"{child.url}/tier-warm")
+    assert (status, headers["X-Cache"]) == (200, "HIT-MEM")
+    assert json.loads(body)["versions"]["1.0.0"]["dist"]["tarball"].startswith(child.url + "/")
+    exposition = (await get(http, f"{child.url}/-/metrics"))[2].decode()
+    assert metric(exposition, "eghact_edge_upstream_fetches_total", kind="batch", status="200") >= 1
+    assert metric(exposition, "eghact_edge_upstream_fetches_total", kind="packument", status="200") == 0
