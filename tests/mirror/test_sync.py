@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
@@ -123,3 +124,30 @@ def test_bundles_exported_after_a_synced_dir_continue_its_chain(live: Live) -> N
            str(position["applied_seq"]), "--previous", position["last_bundle"])
     mirror("import", str(bundle), "--into", str(air), "--trust", str(live.root / "key.pub"))
     assert_same(live, air)
+
+
+def test_a_following_sync_stops_cleanly_on_sigterm(live: Live) -> None:
+    """SIGTERM while the follower waits in its long poll: it stops at once (not when the 30 s
+    poll ends), exits 0 with its position, and leaves a whole mirror and no staging dir."""
+    into = live.root / "m-sigterm"
+    follower = subprocess.Popen(mirror_cmd("sync", "--origin", live.url, "--into", str(into), "--wait", "30"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        head = json.loads(get(f"{live.url}/-/health"))["seq"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and follower.poll() is None:
+            state = into / "mirror.json"
+            if state.exists() and json.loads(state.read_text())["applied_seq"] >= head:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # caught up: into its long poll
+        follower.send_signal(signal.SIGTERM)
+        out, err = follower.communicate(timeout=20)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.communicate()
+    assert follower.returncode == 0, err
+    assert f"mirror at seq {head} after" in out
+    assert not list(live.root.glob(f".{into.name}.staging-*"))
+    assert_same(live, into)
