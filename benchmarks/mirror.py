@@ -13,9 +13,12 @@ Throughput is the bundle's content bytes (packuments as served, tarballs, events
 wall time: ``eghact-mirror export`` from start to exit against ``tar --zstd -cf`` of the same
 files extracted to disk, and ``eghact-mirror import`` (verify + stage + mirror-apply) against
 ``tar --zstd -xf``. Everything runs on this machine at once (origin, exporter, tar), so the
-figures compare within one run; the load average is printed beside them. The full export,
-tar's two runs and the import are each timed ``--repeat`` times and their medians compared;
-each one's CPU seconds (user + system; for the export the origin's too) are printed beside
+figures compare within one run; the load average is printed beside them. The comparison is
+made ``--repeat`` times in rounds (a full export, then tar's extraction and creation of its
+files, then an import), each of ours set against tar's of the same round, and the ratios'
+median is reported: a shared machine drifts within minutes, so only side-by-side pairs are
+comparable. (The origin stays up through the rounds, idle while tar and the import run.)
+Each step's CPU seconds (user + system; for the export the origin's too) are printed beside
 its wall time, as the steadier figure on a shared machine. Each timed step
 starts after a ``sync``, and the big trees (tar's extraction, the staged copy) are removed
 only after the last one: on a file system that discards freed blocks, deleting ~100,000
@@ -313,6 +316,9 @@ def main() -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="eghact-bench-mirror-"))
     made_work = args.work is None
     work.mkdir(parents=True, exist_ok=True)
+    # A kept work dir's trees go before anything is timed (see above on deleting big trees).
+    for tree in ["staged", *(f"{kind}-{k}" for kind in ("tar-files", "mirror") for k in range(args.repeat))]:
+        shutil.rmtree(work / tree, ignore_errors=True)
     data = args.data or work / "origin"
     if not (data / "registry.sqlite3").exists():
         seconds, _, out = timed([sys.executable, "-m", "eghact_origin.cli", "seed", "--data", str(data),
@@ -342,25 +348,52 @@ def main() -> int:
                                               "MB_per_s": round(fetched / MB / seconds, 1)}
         print("the same packuments and tarballs fetched and dropped:", results["http_fetch_only_quarter"], flush=True)
         assert origin.proc is not None
-        runs = []
+        # Rounds of export, tar -x and tar -c of its files, and import, so that each of ours
+        # is compared with tar's in the same minute: a shared machine drifts over a run (tar's
+        # own CPU seconds have been seen to vary 4x between runs), and a ratio of medians
+        # taken minutes apart would compare two different machines.
+        rounds = []
         for k in range(args.repeat):
             target = full if k == 0 else work / f"full-{k + 1}.bundle"
             subprocess.run(["sync"], check=True)
             origin_cpu = process_cpu(origin.proc.pid)
             seconds, rss, _ = timed(mirror("export", "--origin", url, "--key", str(key), "-o", str(target)))
-            runs.append((seconds, CPU["last"], process_cpu(origin.proc.pid) - origin_cpu, rss))
+            export = (seconds, CPU["last"], process_cpu(origin.proc.pid) - origin_cpu, rss)
             if target != full:
                 target.unlink()
-        seconds = median(r[0] for r in runs)
+            tar = tar_baseline(full, work, k)
+            subprocess.run(["sync"], check=True)
+            seconds, rss, _ = timed(mirror("import", str(full), "--into", str(work / f"mirror-{k}"),
+                                           "--trust", str(trust)))
+            rounds.append((export, tar, (seconds, CPU["last"], rss)))
+            print(f"round {k + 1}: export {export[0]:.2f} s, tar --zstd -c {tar[1]:.2f} s; "
+                  f"import {seconds:.2f} s, tar --zstd -x {tar[0]:.2f} s", flush=True)
+        exports, tars, imports = ([r[i] for r in rounds] for i in range(3))
         full_bytes, full_files = content_bytes(full, trust)
-        results["export_full"] = {"seconds": round(seconds, 2), "runs_s": [round(r[0], 2) for r in runs],
+        seconds = median(r[0] for r in exports)
+        results["export_full"] = {"seconds": round(seconds, 2), "runs_s": [round(r[0], 2) for r in exports],
                                   "content_MB": round(full_bytes / MB, 1),
                                   "files": full_files, "bundle_MB": round(full.stat().st_size / MB, 1),
                                   "MB_per_s": round(full_bytes / MB / seconds, 1),
-                                  "peak_rss_MB": round(max(r[3] for r in runs)),
-                                  "exporter_cpu_s": round(median(r[1] for r in runs), 2),
-                                  "origin_cpu_s": round(median(r[2] for r in runs), 2)}
+                                  "peak_rss_MB": round(max(r[3] for r in exports)),
+                                  "exporter_cpu_s": round(median(r[1] for r in exports), 2),
+                                  "origin_cpu_s": round(median(r[2] for r in exports), 2)}
         print("export (full):", results["export_full"], flush=True)
+        extract, create = median(t[0] for t in tars), median(t[1] for t in tars)
+        results["tar_zstd"] = {"create_s": round(create, 2), "create_runs_s": [round(t[1], 2) for t in tars],
+                               "create_MB_per_s": round(full_bytes / MB / create, 1),
+                               "create_cpu_s": round(median(t[4] for t in tars), 2),
+                               "extract_s": round(extract, 2), "extract_runs_s": [round(t[0], 2) for t in tars],
+                               "extract_MB_per_s": round(full_bytes / MB / extract, 1),
+                               "extract_cpu_s": round(median(t[3] for t in tars), 2),
+                               "files_MB": round(tars[0][2] / MB, 1)}
+        print("tar --zstd of the same files:", results["tar_zstd"], flush=True)
+        seconds = median(i[0] for i in imports)
+        results["import_full"] = {"seconds": round(seconds, 2), "runs_s": [round(i[0], 2) for i in imports],
+                                  "MB_per_s": round(full_bytes / MB / seconds, 1),
+                                  "cpu_s_with_mirror_apply_child": round(median(i[1] for i in imports), 2),
+                                  "peak_rss_MB_with_mirror_apply_child": round(max(i[2] for i in imports))}
+        print("import (full):", results["import_full"], flush=True)
         origin_cpu = process_cpu(origin.proc.pid)
         seconds, fetched = batch_ceiling(url, names)
         results["origin_serve_only_full"] = {"seconds": round(seconds, 2), "MB": round(fetched / MB, 1),
@@ -386,15 +419,6 @@ def main() -> int:
     finally:
         origin.stop()
 
-    tars = [tar_baseline(full, work, k) for k in range(args.repeat)]
-    extract, create = median(t[0] for t in tars), median(t[1] for t in tars)
-    results["tar_zstd"] = {"create_s": round(create, 2), "create_runs_s": [round(t[1], 2) for t in tars],
-                           "create_MB_per_s": round(full_bytes / MB / create, 1),
-                           "create_cpu_s": round(median(t[4] for t in tars), 2),
-                           "extract_s": round(extract, 2), "extract_runs_s": [round(t[0], 2) for t in tars],
-                           "extract_MB_per_s": round(full_bytes / MB / extract, 1),
-                           "extract_cpu_s": round(median(t[3] for t in tars), 2), "files_MB": round(tars[0][2] / MB, 1)}
-    print("tar --zstd of the same files:", results["tar_zstd"], flush=True)
     results["native_floor"] = native_floor(full)
     print("byte work in C, no per-file cost:", results["native_floor"], flush=True)
     subprocess.run(["sync"], check=True)
@@ -412,31 +436,19 @@ def main() -> int:
                            "sink=sink); sink.finish(v.index, v.digest)", str(full), str(trust), str(staged)])
     results["verify_and_stage_full"] = {"seconds": round(seconds, 1), "MB_per_s": round(full_bytes / MB / seconds, 1)}
     print("verify + stage, the mirror tool's part of an import:", results["verify_and_stage_full"], flush=True)
-    imports = []
-    for k in range(args.repeat):
-        into = work / f"mirror-{k}"
-        shutil.rmtree(into, ignore_errors=True)
-        subprocess.run(["sync"], check=True)
-        seconds, rss, _ = timed(mirror("import", str(full), "--into", str(into), "--trust", str(trust)))
-        imports.append((seconds, CPU["last"], rss))
-    seconds = median(i[0] for i in imports)
-    results["import_full"] = {"seconds": round(seconds, 2), "runs_s": [round(i[0], 2) for i in imports],
-                              "MB_per_s": round(full_bytes / MB / seconds, 1),
-                              "cpu_s_with_mirror_apply_child": round(median(i[1] for i in imports), 2),
-                              "peak_rss_MB_with_mirror_apply_child": round(max(i[2] for i in imports)),
-                              "of_which_mirror_apply_s": round(seconds - results["verify_and_stage_full"]["seconds"],
-                                                               1)}
-    print("import (full):", results["import_full"], flush=True)
+    results["import_full"]["of_which_mirror_apply_s"] = round(
+        results["import_full"]["seconds"] - results["verify_and_stage_full"]["seconds"], 1)
+    export_ratios = [t[1] / e[0] for e, t in zip(exports, tars, strict=True)]
+    import_ratios = [t[0] / i[0] for i, t in zip(imports, tars, strict=True)]
     results["ratios"] = {
-        "export_vs_tar_create": round(results["export_full"]["MB_per_s"] / results["tar_zstd"]["create_MB_per_s"], 3),
-        "import_vs_tar_extract": round(results["import_full"]["MB_per_s"] / results["tar_zstd"]["extract_MB_per_s"],
-                                       3),
-        "origin_serve_only_vs_tar_create": round(results["tar_zstd"]["create_s"]
-                                                 / results["origin_serve_only_full"]["seconds"], 3),
-        "verify_vs_tar_extract": round(results["verify_full"]["MB_per_s"] / results["tar_zstd"]["extract_MB_per_s"],
-                                       3),
-        "verify_and_stage_vs_tar_extract": round(
-            results["verify_and_stage_full"]["MB_per_s"] / results["tar_zstd"]["extract_MB_per_s"], 3),
+        # Throughput ratios (same bytes, so tar's seconds over ours), each of a round's pair.
+        "export_vs_tar_create": round(median(export_ratios), 3),
+        "export_vs_tar_create_runs": [round(r, 3) for r in export_ratios],
+        "import_vs_tar_extract": round(median(import_ratios), 3),
+        "import_vs_tar_extract_runs": [round(r, 3) for r in import_ratios],
+        "origin_serve_only_vs_tar_create": round(create / results["origin_serve_only_full"]["seconds"], 3),
+        "verify_vs_tar_extract": round(extract / results["verify_full"]["seconds"], 3),
+        "verify_and_stage_vs_tar_extract": round(extract / results["verify_and_stage_full"]["seconds"], 3),
     }
     results["load_average_at_end"] = os.getloadavg()
     for k in range(args.repeat):
