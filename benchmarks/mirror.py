@@ -21,13 +21,15 @@ comparable. (The origin stays up through the rounds, idle while tar and the impo
 Each step's CPU seconds (user + system; for the export the origin's too) are printed beside
 its wall time, as the steadier figure on a shared machine. tar's own CPU seconds also show how
 the machine's file operations are doing: when they are several times their quiet value, tar
-(nearly all system calls) slows far more than the bundle tools (mostly user code), and the
+(mostly system calls) slows far more than the bundle tools (mostly user code), and the
 ratios read high. Compare runs whose tar CPU seconds agree, and take the quiet ones for the
-target (on this project's 2-core VM, tar's create took 3.9 CPU-s quiet and up to 15 slowed). Each timed step
-starts after a ``sync``, and the big trees (tar's extraction, the staged copy) are removed
-only after the last one: on a file system that discards freed blocks, deleting ~100,000
-files slows the file creation that follows for a while, which penalised whichever step came
-next (measured: staging took 3x as long in a directory where such a tree had just been removed).
+target (on this project's 2-core VM, tar's create took 3.9 CPU-s quiet and up to 15 slowed).
+
+Each timed step starts after a ``sync``, and the big trees (tar's extractions, the mirrors,
+the staged copy) are removed only after the last one: on a file system that discards freed
+blocks, deleting ~100,000 files slows the file creation that follows for a while, which
+penalised whichever step came next (measured: staging took 3x as long in a directory where
+such a tree had just been removed).
 
 Two figures bound what any exporter or importer could reach here, and are printed beside the
 ratios: the origin's own share of a full export (every read the export makes, through the
