@@ -225,10 +225,10 @@ def batch_ceiling(url: str, names: list[str], per_request: int = 1000, in_flight
 
     import aiohttp
 
-    dists_type = "application/vnd.eghact.dists+json"
+    from eghact_mirror.client import ABBREVIATED, DISTS
 
     def path(name: str) -> str:
-        return "/" + name.replace("/", "%2f")
+        return "/" + escaped(name)
 
     async def post(session: aiohttp.ClientSession, items: list[Any], keep: bool) -> tuple[int, bytes]:
         async with session.post(f"{url}/-/v1/batch?headers=Eghact-Seq,Content-Type", json=items) as response:
@@ -246,15 +246,14 @@ def batch_ceiling(url: str, names: list[str], per_request: int = 1000, in_flight
         async with aiohttp.ClientSession() as session:
             tarballs = []
             for start in range(0, len(names), per_request):
-                _, body = await post(session, [{"path": path(n), "accept": dists_type}
+                _, body = await post(session, [{"path": path(n), "accept": DISTS}
                                                for n in names[start:start + per_request]], keep=True)
                 for line in body.split(b"\n"):
                     if line.startswith(b'{"name"'):
                         doc = json.loads(line)
                         tarballs += [f"/{doc['name']}/-/{row[1]}" for row in doc["dists"]]
             items: list[Any] = [item for n in names for item in (
-                path(n), {"path": path(n), "accept": "application/vnd.npm.install-v1+json"},
-                {"path": path(n), "accept": dists_type})] + tarballs
+                path(n), {"path": path(n), "accept": ABBREVIATED}, {"path": path(n), "accept": DISTS})] + tarballs
             queue = [items[start:start + per_request] for start in range(0, len(items), per_request)][::-1]
             total = 0
 

@@ -39,7 +39,7 @@ from typing import Any, BinaryIO
 
 from . import index as fmt
 from .errors import EXIT_CODES, MirrorError, code_for_exit
-from .stage_files import DONE, NEW_FILE, write_file
+from .stage_files import DONE, NEW_FILE, write_all, write_file
 
 STAGE_FORMAT = 3
 PACK = "packuments.pack"
@@ -77,12 +77,7 @@ class _FileWriter:
             self._segment = os.open(self._stage / f"{SPOOL}.{self._number}", NEW_FILE, 0o600)
             self._size = 0
         offset = self._size
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                written = os.write(self._segment, view)
-                view = view[written:]
-                self._size += written
+        self._size += write_all(self._segment, chunks)
         self._lines.append(b"%d %d %s\n" % (offset, self._size - offset, name.encode()))
         if len(self._lines) >= _BATCH_FILES or self._size >= _BATCH_BYTES:
             self._send()

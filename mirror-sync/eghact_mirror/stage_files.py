@@ -38,12 +38,21 @@ _SEGMENT = re.compile(rb"tarballs\.spool\.[0-9]+")
 def write_file(target: str, views: Iterable[memoryview | bytes]) -> None:
     fd = os.open(target, NEW_FILE, 0o644)
     try:
-        for piece in views:
-            view = memoryview(piece)
-            while view:
-                view = view[os.write(fd, view):]
+        write_all(fd, views)
     finally:
         os.close(fd)
+
+
+def write_all(fd: int, views: Iterable[memoryview | bytes]) -> int:
+    """Every byte of ``views`` to ``fd`` (os.write may take less than it is given); the count."""
+    written = 0
+    for piece in views:
+        view = memoryview(piece)
+        while view:
+            step = os.write(fd, view)
+            view = view[step:]
+            written += step
+    return written
 
 
 def _spooled(spool: int, offset: int, length: int) -> Iterable[bytes]:
