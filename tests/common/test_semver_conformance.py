@@ -1,6 +1,6 @@
 """eghact_common.semver against node-semver's own test fixtures.
 
-The data (``shared/conformance/semver/*.json``, one JSON case per JS fixture tuple) and the
+The data (``tests/conformance/semver/*.json``, one JSON case per JS fixture tuple) and the
 rules for reading it are in that folder's README: every case of every file is driven here,
 exactly as the README says each file must be satisfied. Nothing is skipped; an unknown file
 or a missing case fails the run. The number of cases checked is printed at the end.
@@ -9,7 +9,6 @@ or a missing case fails the run. The number of cases checked is printed at the e
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,23 +19,8 @@ import pytest
 from eghact_common import semver
 from eghact_common.semver import Comparator, InvalidRange, InvalidVersion, Range, Version
 
-
-def _data_dir() -> Path:
-    beside = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "semver"
-    if beside.is_dir():
-        return beside
-    configured = os.environ.get("EGHACT_CONFORMANCE_DIR")
-    if configured:
-        root = Path(configured)
-        for candidate in (root / "semver", root):
-            if candidate.is_dir() and any(candidate.glob("*.json")):
-                return candidate
-    raise RuntimeError(
-        f"semver conformance data not found at {beside} nor under $EGHACT_CONFORMANCE_DIR={configured!r}"
-    )
-
-
-DATA = _data_dir()
+# In the repository, beside the tests: a fresh clone runs the suite with nothing beside it.
+DATA = Path(__file__).resolve().parents[1] / "conformance" / "semver"
 
 
 # -- reading the data, as the README's "Encoding" section says -------------------------------
