@@ -24,7 +24,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from eghact_common.errors import UpstreamUnavailable
 
-from .upstream import HttpUpstream, UpstreamResponse
+from .upstream import FILL, HttpUpstream, UpstreamResponse
 
 BATCH_PATH = "/-/v1/batch"
 MAX_ITEMS = 1000            # the origin's limit per request
@@ -50,7 +50,7 @@ async def fetch_batch(upstream: HttpUpstream,
     started = time.perf_counter()
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=upstream.timeout)
     try:
-        async with upstream.session.post(upstream.url(BATCH_PATH), data=body, timeout=timeout,
+        async with upstream.session(FILL).post(upstream.url(BATCH_PATH), data=body, timeout=timeout,
                                          headers={"Content-Type": "application/json"}) as response:
             if response.status in (404, 405, 501):
                 raise BatchUnsupported(f"{upstream.base_url} answered {response.status} to a batch")

@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--disk-bytes", type=_size, default=4 << 30)
     serve.add_argument("--admission", choices=("tinylfu", "lru"), default="tinylfu")
     serve.add_argument("--upstream-timeout", type=float, default=10.0)
+    serve.add_argument("--stream-budget", type=int, default=32,
+                       help="long-polls and SSE streams passed through at once (child edges' feeds count)")
+    serve.add_argument("--stream-per-client", type=int, default=4, help="... of them per client address")
+    serve.add_argument("--max-longpoll", type=float, default=30.0,
+                       help="cap, in seconds, on the timeout= of a long-poll passed through")
     serve.add_argument("--max-ttl", type=float, help="cap header freshness lifetimes at this many seconds")
     serve.add_argument("--feed-lifetime", type=float, default=86_400.0,
                        help="freshness of event-covered entries while the feed is followed")
@@ -75,10 +80,14 @@ def settings_from(args: argparse.Namespace) -> EdgeSettings:
         value = getattr(args, flag)
         if value and not value.startswith(("http://", "https://")):
             raise SystemExit(f"eghact-edge: --{flag.replace('_', '-')} takes an http(s) URL, not {value!r}")
+    if args.stream_budget < 1 or args.stream_per_client < 1 or not args.max_longpoll > 0:
+        raise SystemExit("eghact-edge: --stream-budget and --stream-per-client take at least 1, "
+                         "--max-longpoll a positive number of seconds")
     return EdgeSettings(
         upstream=args.upstream, data_dir=args.data, region=args.region, host=args.host, port=args.port,
         public_url=args.public_url, parent=args.parent, memory_bytes=args.memory_bytes, disk_bytes=args.disk_bytes,
         admission=args.admission, upstream_timeout=args.upstream_timeout, max_ttl=args.max_ttl,
+        stream_budget=args.stream_budget, stream_per_client=args.stream_per_client, max_longpoll=args.max_longpoll,
         feed_lifetime=args.feed_lifetime, rate=args.rate, burst=args.burst, max_request_bytes=args.max_request_bytes,
         warm_top=args.warm_top, warm_concurrency=args.warm_concurrency, warm=not args.no_warm,
         stats_interval=args.stats_interval, token=args.token,

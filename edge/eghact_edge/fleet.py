@@ -21,7 +21,7 @@ import aiohttp
 from eghact_common.errors import UpstreamUnavailable
 
 from .popularity import Popularity
-from .upstream import HttpUpstream
+from .upstream import PASS, HttpUpstream
 
 log = logging.getLogger("eghact.edge")
 
@@ -50,7 +50,7 @@ class FleetClient:
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
-            async with self._upstream.session.post(self._upstream.url(path), data=json.dumps(body),
+            async with self._upstream.session(PASS).post(self._upstream.url(path), data=json.dumps(body),
                                                    headers=headers) as response:
                 await response.read()
                 return response.status

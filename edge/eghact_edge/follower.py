@@ -37,7 +37,7 @@ from .cache import TieredCache
 from .entry import Entry
 from .metrics import Reporter
 from .state import FollowerState, StateFile
-from .upstream import HttpUpstream
+from .upstream import FEED, HttpUpstream
 
 log = logging.getLogger("eghact.edge")
 
@@ -66,6 +66,9 @@ class Follower:
         self._last_message = 0.0
         self._lock = asyncio.Lock()
         self._dirty = asyncio.Event()
+        # Set (and replaced) each time the applied seq moves: what waits for a seq wakes up.
+        self._advanced = asyncio.Event()
+        self._heard = 0   # the highest seq the upstream said exists (feed extent, pages, documents)
         self._tasks: list[asyncio.Task[None]] = []
         self.gaps = 0
 
@@ -80,6 +83,36 @@ class Follower:
     @property
     def applied_seq(self) -> int:
         return self.state.seq
+
+    @property
+    def following(self) -> bool:
+        """True while events arrive as they happen (the stream is connected)."""
+        return self.mode == EVENTS and self.connected
+
+    @property
+    def known_seq(self) -> int:
+        """The highest seq known to exist upstream: applied, or heard of and not yet applied."""
+        return max(self.state.seq, self._heard)
+
+    def heard(self, seq: int) -> None:
+        """The upstream mentioned ``seq`` (an ``Eghact-Seq`` header): it exists."""
+        self._heard = max(self._heard, seq)
+
+    async def reach(self, seq: int, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until events up to ``seq`` are applied (purged)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.state.seq < seq:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._advanced.wait(), left)
+        return True
+
+    def _advance(self) -> None:
+        advanced, self._advanced = self._advanced, asyncio.Event()
+        advanced.set()
 
     def health(self) -> dict[str, Any]:
         return {"mode": self.mode, "connected": self.connected, "seq": self.state.seq,
@@ -116,12 +149,12 @@ class Follower:
     # -- gap detection -------------------------------------------------------------
 
     async def _extent(self) -> dict[str, Any] | None:
-        response = await self.upstream.fetch("/-/v1/changes?since=0&limit=1", {}, kind="feed")
+        response = await self.upstream.fetch("/-/v1/changes?since=0&limit=1", {}, kind="feed", pool=FEED)
         if response.status in (404, 405, 400):
             return None
         if response.status != 200:
             raise UpstreamUnavailable(f"changes feed answered {response.status}")
-        extent = await self.upstream.fetch("/-/v1/feed", {}, kind="feed")
+        extent = await self.upstream.fetch("/-/v1/feed", {}, kind="feed", pool=FEED)
         if extent.status == 200:
             with contextlib.suppress(ValueError):
                 body = json.loads(extent.body)
@@ -132,6 +165,7 @@ class Follower:
     async def _check_gap(self, extent: dict[str, Any], *, disk_empty: bool) -> None:
         state = self.state
         last = int(extent.get("last_seq", state.seq) or 0)
+        self.heard(last)
         first = int(extent.get("first_seq", 1) or 1)
         registry_id = extent.get("registry_id")
         if not state.known and disk_empty:
@@ -160,6 +194,7 @@ class Follower:
         self.cache.mark_all_stale(now)
         self.state.stale_before = now
         self.state.seq = resume_at
+        self._heard = resume_at   # seqs heard of before the gap may belong to another history
         self.gaps += 1
         self._reporter.feed_gap()
 
@@ -178,6 +213,7 @@ class Follower:
             self.state.seq = max(self.state.seq, fresh[-1].seq)
             self._reporter.feed_state(self.connected, self.state.seq)
             self._dirty.set()
+            self._advance()
         if self._on_events is not None:
             await self._on_events(fresh, removed)
 
@@ -186,7 +222,8 @@ class Follower:
         applied = 0
         while True:
             since = self.state.seq
-            response = await self.upstream.fetch(f"/-/v1/changes?since={since}&limit={PAGE}", {}, kind="feed")
+            response = await self.upstream.fetch(f"/-/v1/changes?since={since}&limit={PAGE}", {}, kind="feed",
+                                                 pool=FEED)
             if response.status != 200:
                 raise UpstreamUnavailable(f"changes feed answered {response.status}")
             body = json.loads(response.body)
@@ -198,6 +235,7 @@ class Follower:
                 # Events we may not see (private ones) still move our position.
                 self.state.seq = last
                 self._dirty.set()
+                self._advance()
             if self.state.seq <= since:
                 return applied
 
@@ -225,7 +263,7 @@ class Follower:
         # No total timeout on a stream; the origin's heartbeat keeps it observably alive.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=self._vouch_window)
         url = self.upstream.url(f"/-/v1/changes?feed=sse&since={self.state.seq}")
-        async with self.upstream.session.get(url, headers=headers, timeout=timeout) as response:
+        async with self.upstream.session(FEED).get(url, headers=headers, timeout=timeout) as response:
             if response.status != 200:
                 raise UpstreamUnavailable(f"SSE feed answered {response.status}")
             self.connected = True

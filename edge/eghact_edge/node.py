@@ -34,6 +34,7 @@ from .ratelimit import RateLimiter
 from .readthrough import ReadThrough, Reply
 from .settings import EdgeSettings
 from .state import StateFile
+from .streams import StreamBudget
 from .tiers import AlwaysAdmit, DiskTier, MemoryTier, TinyLfu
 from .upstream import HttpUpstream
 from .warming import Warmer
@@ -59,7 +60,8 @@ class EdgeNode:
         self.cache = TieredCache(self.memory, self.disk, reporter=self.reporter, clock=clock)
         self.upstream = HttpUpstream(settings.upstream_url, timeout=settings.upstream_timeout,
                                      max_body=settings.max_upstream_body, reporter=self.reporter,
-                                     token=settings.token, user_agent=f"eghact-edge/{settings.region}")
+                                     token=settings.token, user_agent=f"eghact-edge/{settings.region}",
+                                     streams=settings.stream_budget)
         self.popularity = Popularity(clock=clock)
         state_name = "feed.seq" if settings.worker_index == 0 else f"feed.{settings.worker_index}.seq"
         self.follower = Follower(self.upstream, self.cache, StateFile(data / state_name), reporter=self.reporter,
@@ -77,8 +79,9 @@ class EdgeNode:
         self.hints = Hints(self.warmer)
         self.limiter = RateLimiter(settings.rate, settings.burst)
         self.routes = keys.RouteCache()
+        self.streams = StreamBudget(total=settings.stream_budget, per_client=settings.stream_per_client)
         self.proxy = Proxy(self.upstream, max_body=settings.max_request_bytes, timeout=settings.upstream_timeout,
-                           after_write=self._after_write)
+                           after_write=self._after_write, budget=self.streams, max_longpoll=settings.max_longpoll)
         self.fleet = FleetClient(self.upstream, self.popularity, edge_id=settings.identity, region=settings.region,
                                  public_url=lambda: self.public_url, health=self.health_summary,
                                  token=settings.token, stats_interval=settings.stats_interval,
@@ -175,5 +178,6 @@ class EdgeNode:
                                  "max_bytes": self.memory.max_bytes},
                       "disk": {"max_bytes": self.settings.disk_bytes if self.disk else 0}},
             "warming": {"queued": self.warmer.pending, "done": self.warmer.done},
+            "streams": {"open": self.streams.open, "budget": self.streams.total},
             "uptime": round(self.clock() - self.started_at, 1),
         }

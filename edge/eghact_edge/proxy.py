@@ -6,6 +6,11 @@ responses are streamed back, so a child edge can follow the origin's SSE feed th
 its parent. Read-your-writes: after a successful write, the affected package's keys are
 purged here and the follower catches up with the feed *before* the client gets its
 answer, so the next read through this edge sees the write.
+
+Each request takes its connection from the pool of its class (:mod:`.upstream`): writes,
+short reads, and long-lived feeds and streams, which are also budgeted and have their
+long-poll timeout capped (:mod:`.streams`). A client that hangs up cancels its handler
+(:mod:`.serving`), and with it the upstream request, whose connection is closed at once.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from aiohttp import web
 from eghact_common import wire
 from eghact_common.errors import PayloadTooLarge, UpstreamUnavailable
 
-from . import keys
-from .upstream import HttpUpstream
+from . import keys, streams
+from .streams import StreamBudget
+from .upstream import PASS, STREAM, WRITE, HttpUpstream
 
 log = logging.getLogger("eghact.edge")
 
@@ -32,6 +38,8 @@ _HOP_BY_HOP = frozenset(h.lower() for h in (
 # Writes that are reads in disguise (npm search and audit are POSTs that change nothing).
 _SAFE_POSTS = ("/-/v1/search", "/-/npm/v1/security/", "/-/v1/prefetch", "/-/v1/resolve", "/-/v1/batch")
 WRITE_METHODS = frozenset({"PUT", "DELETE", "POST", "PATCH"})
+# An SSE stream with nothing, not even the origin's heartbeat (every 15 s), for this long is dead.
+_STREAM_IDLE = 60.0
 
 
 def is_write(method: str, path: str) -> bool:
@@ -55,33 +63,46 @@ def written_tags(raw_path: str) -> list[str]:
 
 class Proxy:
     def __init__(self, upstream: HttpUpstream, *, max_body: int, timeout: float,
-                 after_write: Callable[[list[str]], Awaitable[None]]):
+                 after_write: Callable[[list[str]], Awaitable[None]], budget: StreamBudget,
+                 max_longpoll: float):
         self._upstream = upstream
         self._max_body = max_body
         self._timeout = timeout
         self._after_write = after_write
+        self._budget = budget
+        self._max_longpoll_ms = int(max_longpoll * 1000)
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
+        long_lived = streams.long_lived(request.query, request.headers)
+        if long_lived is None:
+            return await self._forward(request, None)
+        with self._budget.hold(request.remote or "?"):
+            return await self._forward(request, long_lived)
+
+    async def _forward(self, request: web.BaseRequest, long_lived: str | None) -> web.StreamResponse:
         if request.content_length is not None and request.content_length > self._max_body:
             raise PayloadTooLarge(f"request bodies are limited to {self._max_body} bytes")
         body = await request.content.read(self._max_body + 1) if request.body_exists else None
         if body is not None and len(body) > self._max_body:
             raise PayloadTooLarge(f"request bodies are limited to {self._max_body} bytes")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        streaming = "feed=sse" in request.query_string or "feed=longpoll" in request.query_string
-        timeout = aiohttp.ClientTimeout(total=None if streaming else self._timeout, sock_connect=5)
         write = is_write(request.method, request.path)
+        pool, timeout, raw_path = self._plan(request, long_lived, write)
         try:
-            async with self._upstream.session.request(
-                    request.method, self._upstream.url(request.raw_path), headers=headers, data=body,
+            async with self._upstream.session(pool).request(
+                    request.method, self._upstream.url(raw_path), headers=headers, data=body,
                     timeout=timeout, allow_redirects=False) as upstream:
                 if write and 200 <= upstream.status < 300:
                     payload = await upstream.read()
-                    await self._after_write(written_tags(request.raw_path))
+                    # The upstream took the write: purge even if the client hangs up now
+                    # (a cancelled handler must not leave other clients the old content).
+                    await asyncio.shield(self._after_write(written_tags(request.raw_path)))
                     return web.Response(status=upstream.status, body=payload, headers=_copy(upstream))
                 response = web.StreamResponse(status=upstream.status, headers=_copy(upstream))
                 await response.prepare(request)
-                with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+                # A client that hangs up cancels this handler: the CancelledError leaves
+                # through the ``async with``, which closes the upstream connection.
+                with contextlib.suppress(ConnectionResetError):
                     async for chunk in upstream.content.iter_any():
                         await response.write(chunk)
                     await response.write_eof()
@@ -89,6 +110,18 @@ class Proxy:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self._upstream.failed(str(exc)[:200], "connect")
             raise UpstreamUnavailable(f"upstream {self._upstream.base_url} did not answer") from exc
+
+    def _plan(self, request: web.BaseRequest, long_lived: str | None,
+              write: bool) -> tuple[str, aiohttp.ClientTimeout, str]:
+        """The pool, the timeouts and the raw path (query included) a request is forwarded with."""
+        if long_lived == streams.SSE:
+            # No end to a stream, but a silent one is dead: its connection goes back.
+            return STREAM, aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=_STREAM_IDLE), request.raw_path
+        if long_lived == streams.LONGPOLL:
+            rel_url, wait_ms = streams.capped_longpoll(request.rel_url, self._max_longpoll_ms)
+            return STREAM, aiohttp.ClientTimeout(total=wait_ms / 1000 + self._timeout, sock_connect=5), \
+                rel_url.raw_path_qs
+        return WRITE if write else PASS, aiohttp.ClientTimeout(total=self._timeout, sock_connect=5), request.raw_path
 
 
 def _copy(upstream: aiohttp.ClientResponse) -> dict[str, str]:

@@ -8,6 +8,13 @@
                                 200 -> MISS, upstream down/5xx -> STALE if stale-if-error allows
     miss                     -> fetch, coalesced for anonymous requests -> MISS
 
+``Eghact-Min-Seq`` (sent by a child edge: "I have applied the feed up to N") is trusted only
+as far as the feed goes. While our follower is connected, we wait a moment for it to apply N
+(the child heard of N first, through us); once it has, the purges are done and the cache
+answers as usual. A seq our upstream never mentioned (``known_seq``) does not exist, so
+``Eghact-Min-Seq: 999999999`` cannot make every request go upstream; without a feed (time
+mode) seqs mean nothing here and the header is ignored.
+
 What may be stored (RFC 9111 §3, §3.5): a 200 to a cacheable route, not ``private`` nor
 ``no-store``; when the request carried credentials, only when the response says ``public``
 (or ``s-maxage``). A private response goes to the one client that asked, and is never
@@ -41,6 +48,9 @@ log = logging.getLogger("eghact.edge")
 ACCEPT_ABBREVIATED = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
 MIN_SEQ_HEADER = "Eghact-Min-Seq"
 _PASS_SECONDS = 10.0
+# How long a read with Eghact-Min-Seq beyond our applied seq waits for our own follower: a
+# child edge hears of an event through our pass-through a few milliseconds before we apply it.
+MIN_SEQ_WAIT = 1.0
 
 
 class FeedStatus(Protocol):
@@ -50,6 +60,20 @@ class FeedStatus(Protocol):
 
     @property
     def applied_seq(self) -> int: ...
+
+    @property
+    def following(self) -> bool:
+        """True while events arrive as they happen."""
+
+    @property
+    def known_seq(self) -> int:
+        """The highest seq known to exist upstream (at least ``applied_seq``)."""
+
+    def heard(self, seq: int) -> None:
+        """The upstream mentioned ``seq``."""
+
+    async def reach(self, seq: int, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for events up to ``seq`` to be applied; whether they were."""
 
 
 @dataclass(slots=True)
@@ -86,10 +110,12 @@ class ReadThrough:
             if self.cache.disk is not None:
                 self._reporter.tier_miss("disk")
             return await self._fetch(route, key, abbreviated, authorization, None, min_seq)
+        if min_seq is not None:
+            min_seq = await self._unapplied(min_seq)
         now = self._clock()
         state = entry.timing.state(now, feed_lifetime=self.feed.lifetime, stale_before=self.cache.stale_before)
-        if min_seq is not None and self.feed.applied_seq < min_seq:
-            state = State.MUST_REVALIDATE  # a child edge needs what we have not applied yet
+        if min_seq is not None:
+            state = State.MUST_REVALIDATE  # a child edge needs events that exist and we have not applied
         if state is State.FRESH:
             return Reply(tier, entry)
         if state is State.STALE_REVALIDATE:
@@ -97,6 +123,18 @@ class ReadThrough:
             self._reporter.stale_served("revalidating")
             return Reply("STALE", entry)
         return await self._fetch(route, key, abbreviated, authorization, entry, min_seq)
+
+    async def _unapplied(self, min_seq: int) -> int | None:
+        """The part of a client's Eghact-Min-Seq that calls for a revalidation: None when our
+        follower has applied it (or applies it within MIN_SEQ_WAIT), when no such seq is known
+        to exist, or when there is no feed; else the seq, capped at the highest known one."""
+        feed = self.feed
+        if min_seq <= feed.applied_seq:
+            return None
+        if feed.following and await feed.reach(min_seq, MIN_SEQ_WAIT):
+            return None
+        capped = min(min_seq, feed.known_seq)
+        return capped if capped > feed.applied_seq else None
 
     async def warm(self, route: keys.Route, key: str, abbreviated: bool, *, force: bool = False) -> bool:
         """Fetch ``key`` unless it is cached and fresh (``force``: revalidate anyway). True
@@ -169,6 +207,9 @@ class ReadThrough:
                 self._reporter.stale_served("error")
                 return Reply("STALE", entry)
             raise
+        seq = response.headers.get("Eghact-Seq", "")
+        if seq.isdigit():
+            self.feed.heard(int(seq))
         return await self._accept(route, key, response, authorization, entry, generation)
 
     async def _accept(self, route: keys.Route, key: str, response: UpstreamResponse, authorization: str | None,

@@ -25,7 +25,7 @@ from eghact_common.errors import EghactError, RateLimited
 
 from .encoding import choose
 from .entry import Entry
-from .errors import TooManyWaiters
+from .errors import StreamsExhausted, TooManyWaiters
 from .upstream import UpstreamResponse
 
 # Headers of an upstream answer that is passed on without being cached.
@@ -69,7 +69,7 @@ def from_upstream(upstream: UpstreamResponse, result: str) -> Outgoing:
 
 def from_error(error: EghactError) -> Outgoing:
     lines = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
-    if isinstance(error, RateLimited):
+    if isinstance(error, (RateLimited, StreamsExhausted)):
         lines.append(("Retry-After", str(max(1, round(error.retry_after + 0.49)))))
     elif isinstance(error, TooManyWaiters):
         lines.append(("Retry-After", "1"))

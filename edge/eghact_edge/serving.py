@@ -27,8 +27,13 @@ async def serve(settings: EdgeSettings, *, sock: socket.socket | None = None, la
                 shutdown_timeout: float = 5.0) -> None:
     node = EdgeNode(settings)
     handler = EdgeHandler(node)
+    # handler_cancellation (off by default since aiohttp 3.9): a client that hangs up cancels
+    # its handler, so the upstream request it was waiting on (a long-poll, a stream, a slow
+    # pass-through) is closed at once instead of holding a connection until it ends. Handlers
+    # are written for it: a coalesced fill runs as its own task (other waiters keep it), and
+    # the purge after an acknowledged write is shielded.
     fallback = web.Server(handler.handle, max_line_size=settings.max_header_bytes,
-                          max_field_size=settings.max_header_bytes, max_headers=64)
+                          max_field_size=settings.max_header_bytes, max_headers=64, handler_cancellation=True)
     front = Front(handler, fallback, max_header_bytes=settings.max_header_bytes)
     # Bind first (to learn the port), but start the parts before announcing the address.
     url = await front.start(settings.host, settings.port, reuse_port=settings.workers > 1, sock=sock)

@@ -20,6 +20,9 @@ class EdgeSettings:
     disk_bytes: int = 4 * 1024 * 1024 * 1024
     admission: str = "tinylfu"            # or "lru"
     upstream_timeout: float = 10.0
+    stream_budget: int = 32               # long-lived pass-through requests (long-polls, SSE) at once
+    stream_per_client: int = 4            # ... per client address (a child edge with --workers N needs N)
+    max_longpoll: float = 30.0            # seconds: a forwarded long-poll's timeout= is capped at this
     max_upstream_body: int = 128 * 1024 * 1024
     max_request_bytes: int = 70 * 1024 * 1024
     max_header_bytes: int = 8190

@@ -6,6 +6,12 @@ Foreign exceptions (aiohttp's, timeouts) are translated here, once, into
 :class:`~eghact_common.errors.UpstreamUnavailable`; a 5xx is returned, not raised, so the
 caller can choose stale-if-error. The client also remembers whether the upstream is up,
 for ``/-/health``.
+
+Connections are held in one pool per class of work (:data:`POOLS`), each with its own
+limit, so that no class can take another's: 130 anonymous long-polls once held all 128
+connections of a single shared pool, and cache fills, writes and the edge's own feed
+follower waited for minutes. Long-lived pass-through (feeds, SSE) has its own pool, sized
+by the stream budget that :mod:`.streams` enforces per client and in total.
 """
 
 from __future__ import annotations
@@ -24,6 +30,16 @@ from eghact_common.errors import UpstreamUnavailable
 
 from .metrics import Reporter
 
+# The classes of upstream work, each with its own connection pool.
+FILL = "fill"        # cache fills and revalidations, warming, batch reads
+WRITE = "write"      # publishes and other writes passed through
+PASS = "pass"        # short pass-through reads (whoami, search, audit) and fleet reports
+FEED = "feed"        # this edge's own feed follower (SSE stream and paged catch-up)
+STREAM = "stream"    # long-lived pass-through: clients' long-polls and SSE streams
+# Connections per pool; STREAM's comes from the stream budget (settings). The sum is about
+# the 128 the one shared pool had; the follower needs one stream and one catch-up at most.
+POOLS = {FILL: 64, WRITE: 16, PASS: 24, FEED: 4}
+
 
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
@@ -36,9 +52,11 @@ class UpstreamResponse:
 class UpstreamClient(Protocol):
     base_url: str
 
-    async def fetch(self, path: str, headers: Mapping[str, str], *, kind: str = "other") -> UpstreamResponse:
-        """GET ``path`` (raw, already escaped) with ``headers``; the whole body, bounded in
-        size and time. Raises UpstreamUnavailable when there is no HTTP answer."""
+    async def fetch(self, path: str, headers: Mapping[str, str], *, kind: str = "other",
+                    pool: str = FILL) -> UpstreamResponse:
+        """GET ``path`` (raw, already escaped) with ``headers`` over a connection of ``pool``;
+        the whole body, bounded in size and time. Raises UpstreamUnavailable when there is
+        no HTTP answer."""
 
     def health(self) -> dict[str, Any]:
         """Whether the last exchanges worked, for /-/health."""
@@ -46,29 +64,31 @@ class UpstreamClient(Protocol):
 
 class HttpUpstream:
     def __init__(self, base_url: str, *, timeout: float, max_body: int, reporter: Reporter,
-                 token: str | None = None, user_agent: str = "eghact-edge"):
+                 token: str | None = None, user_agent: str = "eghact-edge", streams: int = 32):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_body = max_body
         self.token = token
         self._reporter = reporter
         self._user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
+        self._limits = {**POOLS, STREAM: max(1, streams)}
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._up = True
         self._last_error: str | None = None
         self._last_ok: float | None = None
         self._consecutive_errors = 0
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def session(self, pool: str) -> aiohttp.ClientSession:
+        """The session whose connections belong to ``pool`` (one of :data:`POOLS` or STREAM)."""
+        session = self._sessions.get(pool)
+        if session is None:
             # Created lazily, on the loop that uses it.
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=128, keepalive_timeout=30),
+            session = self._sessions[pool] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._limits[pool], keepalive_timeout=30),
                 timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(self.timeout, 5.0)),
                 headers={"User-Agent": self._user_agent},
             )
-        return self._session
+        return session
 
     def url(self, path: str) -> URL:
         # encoded=True: keep "%2f" in scoped names exactly as we spelled it.
@@ -77,10 +97,11 @@ class HttpUpstream:
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    async def fetch(self, path: str, headers: Mapping[str, str], *, kind: str = "other") -> UpstreamResponse:
+    async def fetch(self, path: str, headers: Mapping[str, str], *, kind: str = "other",
+                    pool: str = FILL) -> UpstreamResponse:
         started = time.perf_counter()
         try:
-            async with self.session.get(self.url(path), headers=dict(headers), allow_redirects=False) as response:
+            async with self.session(pool).get(self.url(path), headers=dict(headers), allow_redirects=False) as response:
                 if response.content_length is not None and response.content_length > self.max_body:
                     raise UpstreamUnavailable(f"upstream body of {response.content_length} bytes exceeds the limit",
                                               code="upstream_too_large")
@@ -127,7 +148,10 @@ class HttpUpstream:
                 "last_ok": self._last_ok, "consecutive_errors": self._consecutive_errors}
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            # Lets the connector's transports finish closing (no ResourceWarning).
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        for session in sessions:
+            await session.close()
+        if sessions:
+            # Lets the connectors' transports finish closing (no ResourceWarning).
             await asyncio.sleep(0)
