@@ -208,7 +208,7 @@ class ReadThrough:
                 return Reply("STALE", entry)
             raise
         seq = response.headers.get("Eghact-Seq", "")
-        if seq.isdigit():
+        if seq.isascii() and seq.isdigit():
             self.feed.heard(int(seq))
         return await self._accept(route, key, response, authorization, entry, generation)
 
