@@ -95,8 +95,10 @@ class Follower:
         return max(self.state.seq, self._heard)
 
     def heard(self, seq: int) -> None:
-        """The upstream mentioned ``seq`` (an ``Eghact-Seq`` header): it exists."""
-        self._heard = max(self._heard, seq)
+        """The upstream mentioned ``seq`` (an ``Eghact-Seq`` header): it exists. Without a feed
+        we cannot apply seqs, so none is worth waiting or revalidating for."""
+        if self.mode != TIME:
+            self._heard = max(self._heard, seq)
 
     async def reach(self, seq: int, timeout: float) -> bool:
         """Wait, at most ``timeout`` seconds, until events up to ``seq`` are applied (purged)."""

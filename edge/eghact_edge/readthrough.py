@@ -104,14 +104,15 @@ class ReadThrough:
 
     async def get(self, route: keys.Route, key: str, *, abbreviated: bool, authorization: str | None = None,
                   min_seq: int | None = None) -> Reply:
+        if min_seq is not None:
+            # Before the look-up: what the wait lets our follower purge must not be served.
+            min_seq = await self._unapplied(min_seq)
         entry, tier = await self.cache.lookup(key)
         if entry is None:
             self._reporter.tier_miss("memory")
             if self.cache.disk is not None:
                 self._reporter.tier_miss("disk")
             return await self._fetch(route, key, abbreviated, authorization, None, min_seq)
-        if min_seq is not None:
-            min_seq = await self._unapplied(min_seq)
         now = self._clock()
         state = entry.timing.state(now, feed_lifetime=self.feed.lifetime, stale_before=self.cache.stale_before)
         if min_seq is not None:

@@ -37,8 +37,9 @@ PASS = "pass"        # short pass-through reads (whoami, search, audit) and flee
 FEED = "feed"        # this edge's own feed follower (SSE stream and paged catch-up)
 STREAM = "stream"    # long-lived pass-through: clients' long-polls and SSE streams
 # Connections per pool; STREAM's comes from the stream budget (settings). The sum is about
-# the 128 the one shared pool had; the follower needs one stream and one catch-up at most.
-POOLS = {FILL: 64, WRITE: 16, PASS: 24, FEED: 4}
+# the 128 the one shared pool had. The follower holds one stream; every acknowledged write
+# adds a short catch-up read (read-your-writes).
+POOLS = {FILL: 64, WRITE: 16, PASS: 24, FEED: 8}
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,3 +241,20 @@ async def test_min_seq_is_ignored_in_front_of_a_registry_without_a_feed(edges: l
         assert fake.requests["/no-feed"] == 1 and not fake.conditional["/no-feed"]
     finally:
         await fake.stop()
+
+
+async def test_min_seq_just_ahead_waits_for_the_feed_and_serves_the_new_content(
+        origin: Origin, edges: list[EdgeProcess], tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    """A child edge that heard of an event before this edge applied it (the real use of the
+    header) gets content that reflects the event, not the cached copy from before it."""
+    await publish(http, origin.url, origin.admin, "min-seq-wait", "1.0.0")
+    edge = await EdgeProcess(origin.url, tmp_path / "edge", args=("--no-warm",)).astart()
+    edges.append(edge)
+    assert (await get(http, f"{edge.url}/min-seq-wait"))[1]["X-Cache"] == "MISS"
+    ahead = str(await _origin_head(http, origin) + 1)
+    read = asyncio.create_task(get(http, f"{edge.url}/min-seq-wait", **{"Eghact-Min-Seq": ahead}))
+    await asyncio.sleep(0.2)
+    assert not read.done()
+    assert await publish(http, origin.url, origin.admin, "min-seq-wait", "1.1.0") == 201
+    status, _, body = await asyncio.wait_for(read, 10)
+    assert status == 200 and "1.1.0" in json.loads(body)["versions"]
