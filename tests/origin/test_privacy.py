@@ -139,3 +139,32 @@ async def test_edge_ids_belong_to_their_token_and_the_public_list_hides_upstream
     assert "127.0.0.1:9" not in json.dumps(listed) and "last_error" not in json.dumps(listed)
     _, _, listed = await get_json(origin, "/-/v1/edges", origin.token("admin"))
     assert listed["edges"][0]["health"]["upstream"]["last_error"].startswith("ConnectError")
+
+
+async def test_new_private_scopes_renumber_the_public_feed_under_a_new_id(tmp_path: Any) -> None:
+    """Seqs handed out before a scope became private counted its events: the public feed is
+    numbered again, and its registry id changes so that a follower cannot resume by mistake."""
+    import aiohttp
+
+    from ..conftest import start_origin
+
+    data = tmp_path / "data"
+    runner, url = await start_origin(data)
+    async with aiohttp.ClientSession() as session:
+        origin = LiveOrigin(url, runner.app, data, session)
+        admin = origin.token("admin")
+        for name in ("re-a", "@acme/was-public", "re-b"):
+            await publish(origin, admin, name, "1.0.0")
+        _, _, before = await get_json(origin, "/-/v1/feed")
+    await runner.cleanup()
+    assert before["last_seq"] == 3
+    runner, url = await start_origin(data, private_scopes=("@acme",))
+    async with aiohttp.ClientSession() as session:
+        origin = LiveOrigin(url, runner.app, data, session)
+        _, _, after = await get_json(origin, "/-/v1/feed")
+        _, _, page = await get_json(origin, "/-/v1/changes?since=0")
+        _, _, health = await get_json(origin, "/-/health")
+    await runner.cleanup()
+    assert after == {"registry_id": before["registry_id"] + ".1", "first_seq": 1, "last_seq": 2}
+    assert [(e["seq"], e["name"]) for e in page["results"]] == [(1, "re-a"), (2, "re-b")]
+    assert (health["registry_id"], health["seq"], health["packages"]) == (after["registry_id"], 2, 2)
