@@ -97,8 +97,8 @@ async def test_popular_lists_only_public_keys_counted_by_registered_edges(origin
         await publish(origin, admin, name, "1.0.0")
     edges = [origin.token("edge", name=f"edge-{i}") for i in range(3)]
     for i, token in enumerate(edges):
-        status, _ = await post(origin, "/-/v1/edges", {"id": f"e{i}", "region": "r", "url": f"http://127.0.0.1:{i + 1}"},
-                               token)
+        registration = {"id": f"e{i}", "region": "r", "url": f"http://127.0.0.1:{i + 1}"}
+        status, _ = await post(origin, "/-/v1/edges", registration, token)
         assert status == 200
     # Two honest edges saw the public package; one of them also served a reader the private one
     # and a search; the third edge token posts a billion hits.
