@@ -83,6 +83,8 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) ->
     router.add_route("*", r"/{name:[^-].*}", packages.dispatch)
 
     async def start(app: web.Application) -> None:
+        # Before the notifier reads its first public seq: the numbering must follow our scopes.
+        await registry.store.configure_public_view(settings.private_scopes)
         await notifier.start()
         await resolutions.start()
 

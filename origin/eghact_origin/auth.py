@@ -8,7 +8,8 @@ Scopes (a token has one or more):
     read:PATTERN         read packages matching PATTERN (``@acme/*``, ``*``, an exact name)
     publish:PATTERN      publish, deprecate and tag matching packages (implies read of them)
     admin                everything, including unpublish
-    edge                 an edge node: report hit counts and register (/-/v1/stats, /-/v1/edges)
+    edge                 an edge node: report hit counts and register (/-/v1/stats, /-/v1/edges);
+                         reads nothing private
 Patterns are shell-style (``fnmatchcase``), matched against the full package name.
 """
 
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from eghact_common.errors import AuthRequired, BadRequest, Forbidden
+
+from .storage.visibility import NameFilter
 
 TOKEN_PREFIX = "egh_"
 _SCOPE_KINDS = ("read", "publish")
@@ -52,6 +55,11 @@ class Principal:
 
     name: str
     scopes: tuple[str, ...]
+    token_id: int | None = None  # what edge registrations are bound to
+
+    @property
+    def is_edge(self) -> bool:
+        return "edge" in self.scopes
 
     @property
     def is_admin(self) -> bool:
@@ -92,6 +100,44 @@ class AccessPolicy:
             raise AuthRequired(f"{package} is in a private scope; a token with read access is required")
         if not principal.can_read(package):
             raise Forbidden(f"token {principal.name!r} may not read {package}")
+
+    def reach(self, principal: Principal | None, scope: str) -> str:
+        """How much of a private scope ``principal`` may read: ``all``, ``some`` (a pattern that
+        may match some of its names; ask :meth:`Principal.can_read` name by name) or ``none``.
+        Conservative: a pattern is only ``all`` when it plainly covers the whole scope."""
+        if principal is None:
+            return "none"
+        prefix = scope.rstrip("/") + "/"
+        reach = "none"
+        for granted in principal.scopes:
+            if granted in ("admin", "read"):
+                return "all"
+            kind, _, pattern = granted.partition(":")
+            if kind not in _SCOPE_KINDS or not pattern:
+                continue
+            literal = pattern[:min((i for i, c in enumerate(pattern) if c in "*?["), default=len(pattern))]
+            if pattern == literal + "*" and prefix.startswith(literal):
+                return "all"
+            if prefix.startswith(literal) or literal.startswith(prefix):
+                reach = "some"
+        return reach
+
+    def public_view(self, principal: Principal | None) -> bool:
+        """Whether ``principal`` sees the registry as a caller who may read no private package
+        (anonymous, an edge, a token for public names only): the public numbering of the
+        feed and counts without any private package. False when no scope is private."""
+        return bool(self.private_scopes) and all(self.reach(principal, s) == "none" for s in self.private_scopes)
+
+    def name_filter(self, principal: Principal | None) -> NameFilter:
+        """What a listing or a count may include for ``principal`` (storage turns it into SQL)."""
+        hidden: list[str] = []
+        partial: list[str] = []
+        for scope in self.private_scopes:
+            reach = self.reach(principal, scope)
+            if reach != "all":
+                (hidden if reach == "none" else partial).append(scope.rstrip("/") + "/")
+        readable = principal.can_read if principal is not None and partial else None
+        return NameFilter(tuple(hidden), tuple(partial), readable)
 
     def check_publish(self, principal: Principal | None, package: str) -> Principal:
         if principal is None:

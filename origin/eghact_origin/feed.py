@@ -24,6 +24,7 @@ class ChangeNotifier:
         self._poll_interval = poll_interval
         self._on_foreign = on_foreign_events
         self._seen = 0
+        self._public_seen = 0  # the same in the public numbering (storage/public_feed.py)
         self._moved = asyncio.Event()
         self._poke = asyncio.Event()
         self._stopped = False
@@ -33,8 +34,13 @@ class ChangeNotifier:
     def last_seq(self) -> int:
         return self._seen
 
+    @property
+    def last_public_seq(self) -> int:
+        return self._public_seen
+
     async def start(self) -> None:
         self._seen = await self._store.last_seq()
+        self._public_seen = await self._store.last_seq(public=True)
         self._task = asyncio.create_task(self._poll(), name="change-notifier")
 
     async def stop(self) -> None:
@@ -55,14 +61,19 @@ class ChangeNotifier:
         self._moved.set()
         self._moved = asyncio.Event()
 
-    async def wait_beyond(self, seq: int, timeout: float) -> bool:
-        """Wait until the feed holds something after ``seq``; False on timeout."""
-        if self._seen > seq or self._stopped:
-            return self._seen > seq
-        moved = self._moved
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(moved.wait(), timeout)
-        return self._seen > seq
+    async def wait_beyond(self, seq: int, timeout: float, *, public: bool = False) -> bool:
+        """Wait until the feed holds something after ``seq`` (in the public numbering when
+        ``public``: a private event does not end the wait); False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            seen = self._public_seen if public else self._seen
+            remaining = deadline - loop.time()
+            if seen > seq or self._stopped or remaining <= 0:
+                return seen > seq
+            moved = self._moved
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(moved.wait(), remaining)
 
     async def _poll(self) -> None:
         while True:
@@ -80,5 +91,8 @@ class ChangeNotifier:
             return
         if self._on_foreign:
             self._on_foreign(events)
+        # Events another process appended (mirror-apply) are numbered here; ours already are.
+        await self._store.number_public()
+        self._public_seen = await self._store.last_seq(public=True)
         self._seen = events[-1].seq
         self._wake()

@@ -8,9 +8,19 @@ stored value is then ordering by the decayed one at any moment, so ``popular`` i
 indexed ``ORDER BY`` and nothing is rewritten as time passes. When the exponent grows
 large the table is rebased (every score scaled down, t0 moved) in one statement.
 
+The popular list is public and edges warm it at start, so what may enter it is narrow: keys
+of public packages that exist (never a private name an authorized client fetched, never a
+search query string), counted only from edge tokens, for an edge id registered by the same
+token, and with each token's share of a key capped (``share_cap`` decayed hits, and as much
+per report): one edge token cannot post 10^9 hits and rank a key first, it can at most
+weigh as much as ``share_cap`` hits of an honest edge.
+
 Edges register and heartbeat (``POST /-/v1/edges``: region, public URL, health), so
 clients can list them (``GET /-/v1/edges``) and pick the nearest; an edge not heard from
-within ``edge_ttl`` is listed as not alive.
+within ``edge_ttl`` is listed as not alive. A registration belongs to the token that made it:
+another token cannot take the id over (403) unless the owner's token is revoked, or it is an
+admin's. The public list shows what a client needs to choose (region, URL, alive, status);
+an edge's upstream, feed state and last error are for admin tokens only.
 """
 
 from __future__ import annotations
@@ -24,10 +34,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from eghact_common.errors import BadRequest
+from eghact_common.errors import BadRequest, Forbidden
+
+from .auth import AccessPolicy, Principal
+from .storage.visibility import clause
 
 MAX_KEYS_PER_BATCH = 50_000
 MAX_KEY_LENGTH = 512
+SHARE_CAP = 100_000.0   # decayed hits one edge token may add to one key
 _REBASE_EXPONENT = 200.0
 
 
@@ -102,12 +116,21 @@ def validate_edge(body: Any) -> dict[str, Any]:
 
 
 class Fleet:
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, half_life: float = 86_400.0,
-                 edge_ttl: float = 120.0):
+    def __init__(self, store: Store, *, access: AccessPolicy | None = None, clock: Callable[[], float] = time.time,
+                 half_life: float = 86_400.0, edge_ttl: float = 120.0, share_cap: float = SHARE_CAP):
         self._store = store
+        self._access = access or AccessPolicy()
         self._clock = clock
         self._half_life = half_life
         self._edge_ttl = edge_ttl
+        self._share_cap = share_cap
+
+    def countable(self, key: str) -> str | None:
+        """The public package ``key`` counts for, or None: not a package read, or private."""
+        if "?" in key:
+            return None
+        name = package_of(key)
+        return None if name is None or self._access.is_private(name) else name
 
     # -- popularity -----------------------------------------------------------------
 
@@ -119,10 +142,17 @@ class Fleet:
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('popularity_epoch', ?)", (repr(now),))
         return now
 
-    async def record_hits(self, hits: dict[str, int]) -> int:
+    async def record_hits(self, owner: Principal, edge_id: str, hits: dict[str, int]) -> dict[str, int]:
+        """Add an edge's counts; ``{"keys": counted, "ignored": left out, "capped": cut}``.
+        Forbidden unless ``edge_id`` is registered by ``owner``'s token."""
         now = self._clock()
+        named = {key: (name, count) for key, count in hits.items() if (name := self.countable(key)) is not None}
 
-        def run(conn: sqlite3.Connection) -> int:
+        def run(conn: sqlite3.Connection) -> dict[str, int]:
+            row = conn.execute("SELECT owner FROM edges WHERE id=?", (edge_id,)).fetchone()
+            if row is None or row[0] != owner.token_id:
+                raise Forbidden(f"edge {edge_id!r} is not registered by token {owner.name!r}: register it first "
+                                "(POST /-/v1/edges)", code="edge_not_registered", detail={"edge": edge_id})
             epoch = self._epoch(conn)
             exponent = (now - epoch) / self._half_life
             if exponent > _REBASE_EXPONENT:
@@ -131,15 +161,29 @@ class Fleet:
                 epoch += shift * self._half_life
                 conn.execute("UPDATE meta SET value=? WHERE key='popularity_epoch'", (repr(epoch),))
                 exponent -= shift
+                conn.execute("UPDATE popularity_shares SET score = score * ?", (math.pow(2.0, -shift),))
             weight = math.pow(2.0, exponent)
+            cap = self._share_cap * weight
+            rows, capped = [], 0
+            for key, (name, count) in named.items():
+                share = conn.execute("SELECT score FROM popularity_shares WHERE owner=? AND key=?",
+                                     (owner.token_id, key)).fetchone()
+                before = share[0] if share else 0.0
+                after = min(before + count * weight, cap)
+                capped += after < before + count * weight
+                if after > before:
+                    rows.append((key, name, after - before, now, after))
+            conn.executemany("INSERT OR REPLACE INTO popularity_shares (owner, key, score) VALUES (?, ?, ?)",
+                             [(owner.token_id, key, after) for key, _, _, _, after in rows])
             conn.executemany(
                 "INSERT INTO popularity (key, name, score, updated) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET score = score + excluded.score, updated = excluded.updated",
-                [(key, package_of(key), count * weight, now) for key, count in hits.items()],
+                [row[:4] for row in rows],
             )
-            return len(hits)
+            return {"keys": len(rows), "ignored": len(hits) - len(named), "capped": capped}
 
-        return int(await self._store.write(run))
+        result: dict[str, int] = await self._store.write(run)
+        return result
 
     async def popular(self, limit: int) -> dict[str, Any]:
         """Top keys and top packages, decayed scores as of now."""
@@ -148,10 +192,16 @@ class Fleet:
         def run(conn: sqlite3.Connection) -> dict[str, Any]:
             row = conn.execute("SELECT value FROM meta WHERE key='popularity_epoch'").fetchone()
             scale = math.pow(2.0, -(now - float(row[0])) / self._half_life) if row else 1.0
-            keys = conn.execute("SELECT key, score FROM popularity ORDER BY score DESC LIMIT ?", (limit,)).fetchall()
+            # Anyone reads this list: only public packages that exist, whatever was recorded
+            # before (private scopes are configuration, and older data counted every key).
+            public, args = clause(self._access.name_filter(None), "name", conn)
+            where = (f"name IS NOT NULL AND {public} AND name IN "
+                     "(SELECT name FROM packages WHERE full_doc IS NOT NULL)")
+            keys = conn.execute(f"SELECT key, score FROM popularity WHERE {where} ORDER BY score DESC LIMIT ?",
+                                (*args, limit)).fetchall()
             packages = conn.execute(
-                "SELECT name, SUM(score) AS s FROM popularity WHERE name IS NOT NULL GROUP BY name "
-                "ORDER BY s DESC LIMIT ?", (limit,)).fetchall()
+                f"SELECT name, SUM(score) AS s FROM popularity WHERE {where} GROUP BY name "
+                "ORDER BY s DESC LIMIT ?", (*args, limit)).fetchall()
             return {
                 "keys": [{"key": k, "score": round(s * scale, 4)} for k, s in keys],
                 "packages": [{"name": n, "score": round(s * scale, 4)} for n, s in packages],
@@ -162,42 +212,47 @@ class Fleet:
 
     # -- edges ----------------------------------------------------------------------
 
-    async def register(self, edge: dict[str, Any]) -> dict[str, Any]:
+    async def register(self, owner: Principal, edge: dict[str, Any]) -> dict[str, Any]:
         now = self._clock()
         stamp = datetime.fromtimestamp(now, UTC).isoformat()
 
         def run(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT e.owner, t.revoked IS NULL AND t.id IS NOT NULL FROM edges e "
+                               "LEFT JOIN tokens t ON t.id = e.owner WHERE e.id=?", (edge["id"],)).fetchone()
+            if row is not None and row[0] != owner.token_id and row[1] and not owner.is_admin:
+                raise Forbidden(f"edge {edge['id']!r} is registered by another token", code="edge_taken",
+                                detail={"edge": edge["id"]})
             conn.execute(
-                "INSERT INTO edges (id, region, url, health, registered, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
+                "INSERT INTO edges (id, region, url, health, registered, last_seen, owner) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET region=excluded.region, url=excluded.url, health=excluded.health, "
-                "last_seen=excluded.last_seen",
-                (edge["id"], edge["region"], edge["url"], json.dumps(edge["health"]), stamp, now))
+                "last_seen=excluded.last_seen, owner=excluded.owner",
+                (edge["id"], edge["region"], edge["url"], json.dumps(edge["health"]), stamp, now, owner.token_id))
 
         await self._store.write(run)
         return {**edge, "last_seen": now, "alive": True}
 
-    async def edges(self) -> list[dict[str, Any]]:
+    async def edges(self, *, full: bool = False) -> list[dict[str, Any]]:
+        """Registered edges; ``full`` (admins) adds what the edge reported about its upstream."""
         now = self._clock()
 
         def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = conn.execute("SELECT id, region, url, health, registered, last_seen FROM edges "
                                 "ORDER BY region, id").fetchall()
-            return [{"id": r[0], "region": r[1], "url": r[2], "health": json.loads(r[3]), "registered": r[4],
-                     "last_seen": r[5], "alive": now - r[5] < self._edge_ttl} for r in rows]
+            listed = []
+            for r in rows:
+                health = json.loads(r[3])
+                entry: dict[str, Any] = {"id": r[0], "region": r[1], "url": r[2], "registered": r[4],
+                                         "last_seen": r[5], "alive": now - r[5] < self._edge_ttl}
+                if full:
+                    entry["health"] = health
+                else:
+                    # What a client needs to choose an edge; the upstream URL, feed state and
+                    # last error an edge reports stay with admins.
+                    status = health.get("status") if isinstance(health, dict) else None
+                    entry["health"] = {"status": status} if isinstance(status, str) else {}
+                listed.append(entry)
+            return listed
 
         result: list[dict[str, Any]] = await self._store.read(run)
         return result
-
-    # -- feed extent ----------------------------------------------------------------
-
-    async def feed_extent(self) -> dict[str, Any]:
-        """What a follower needs to know whether it can resume from its seq."""
-        def run(conn: sqlite3.Connection) -> dict[str, Any]:
-            first = conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
-            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='changes'").fetchone()
-            last = int(row[0]) if row else 0
-            return {"first_seq": int(first) if first is not None else last + 1, "last_seq": last}
-
-        extent: dict[str, Any] = await self._store.read(run)
-        extent["registry_id"] = self._store.registry_id
-        return extent

@@ -45,6 +45,10 @@ class Rendered:
     body: bytes
     etag: str
     seq: int
+    public_seq: int  # the same moment in the public numbering (storage/public_feed.py)
+
+    def seq_for(self, *, public_numbering: bool) -> int:
+        return self.public_seq if public_numbering else self.seq
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,9 @@ class PublishOutcome:
     rev: str
 
 
-def _render(stored: bytes, base_url: str, seq: int, etag: bool = True) -> Rendered:
-    body = packument.materialize(stored, base_url)
-    return Rendered(body, packument.strong_etag(body) if etag else "", seq)
+def _render(stored: StoredDoc, base_url: str, etag: bool = True) -> Rendered:
+    body = packument.materialize(stored.body, base_url)
+    return Rendered(body, packument.strong_etag(body) if etag else "", stored.seq, stored.public_seq)
 
 
 def _finish_lookups(stored: list[StoredDoc | TarballRecord | EghactError],
@@ -65,7 +69,7 @@ def _finish_lookups(stored: list[StoredDoc | TarballRecord | EghactError],
     done: list[Rendered | TarballRecord | EghactError] = []
     for found in stored:
         if isinstance(found, StoredDoc):
-            done.append(_render(found.body, base_url, found.seq, etags))
+            done.append(_render(found, base_url, etags))
         elif isinstance(found, TarballRecord) and found.unpublished:
             done.append(Unpublished(f"{found.name}@{found.version} has been unpublished",
                                     detail={"name": found.name, "version": found.version}))
@@ -130,9 +134,9 @@ class Registry:
         generation = self._generation.get(name, 0)
         stored = await self.store.packument(name, abbreviated=abbreviated)
         if len(stored.body) > 512 * 1024:  # multi-MB packuments: splice and hash off the loop
-            rendered = await run_blocking(_render, stored.body, base_url, stored.seq)
+            rendered = await run_blocking(_render, stored, base_url)
         else:
-            rendered = _render(stored.body, base_url, stored.seq)
+            rendered = _render(stored, base_url)
         # A write that committed while we read must not be shadowed by our older bytes.
         if self._generation.get(name, 0) == generation:
             self._rendered[key] = rendered
@@ -141,7 +145,7 @@ class Registry:
 
     async def version(self, name: str, spec: str, *, base_url: str) -> Rendered:
         stored = await self.store.version_doc(name, spec)
-        return _render(stored.body, base_url, stored.seq)
+        return _render(stored, base_url)
 
     async def tarball(self, name: str, filename: str) -> TarballRecord:
         record = await self.store.tarball(name, filename)

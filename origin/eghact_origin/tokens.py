@@ -28,7 +28,7 @@ class TokenResolver:
             principal = self._cache[digest]
         else:
             record = await self._store.token_by_hash(digest)
-            principal = None if record is None or record.revoked else Principal(record.name, record.scopes)
+            principal = None if record is None or record.revoked else Principal(record.name, record.scopes, record.id)
             self._cache[digest] = principal
         if principal is None:
             raise AuthRequired("the token is unknown or revoked", code="invalid_token")

@@ -30,7 +30,7 @@ async def poll_versions(http: aiohttp.ClientSession, url: str, wanted: str, time
 
 
 async def origin_fetches(http: aiohttp.ClientSession, origin: Origin) -> float:
-    text = (await get(http, f"{origin.url}/-/metrics"))[2].decode()
+    text = (await get(http, f"{origin.url}/-/metrics", Authorization=f"Bearer {origin.admin}"))[2].decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("eghact_origin_requests_total{")
                and ('route="packument"' in line or 'route="tarball"' in line or 'route="version"' in line))

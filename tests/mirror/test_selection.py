@@ -16,7 +16,7 @@ from eghact_mirror import keys
 from eghact_mirror.client import popular_names
 from eghact_mirror.selection import ALL, Closure, SelectionSpec, lockfile_roots
 
-from ..support import escaped
+from ..support import cli, escaped
 from .conftest import Live
 from .helpers import CORGI, get, get_or_none, mirror, read_members, send
 
@@ -162,8 +162,13 @@ def test_top_exports_the_popular_packages_and_their_closure(live: Live, key: Pat
     seeded = sorted({e["name"] for e in json.loads(get(f"{live.url}/-/v1/changes?since=0&limit=10000"))["results"]
                      if e["type"] == "publish" and not e["name"].startswith(("sync-", "sel-"))})
     hot = {seeded[3]: 10_000, seeded[7]: 9_000}  # far above anything another test may have counted
+    # Counts come only from an edge token, for an edge id that token registered.
+    edge = cli("token", "create", "--data", str(live.data), "--name", "mirror-test-edge",
+               "--scope", "edge").stdout.splitlines()[-1]
+    assert send("POST", f"{live.url}/-/v1/edges", {"id": "mirror-test", "region": "test",
+                                                   "url": "http://127.0.0.1:9"}, edge) == 200
     assert send("POST", f"{live.url}/-/v1/stats", {"edge": "mirror-test", "hits": {
-        f"/{escaped(name)}": count for name, count in hot.items()}}, live.admin) == 202  # cache keys: paths
+        f"/{escaped(name)}": count for name, count in hot.items()}}, edge) == 202  # cache keys: paths
     popular = popular_names(json.loads(get(f"{live.url}/-/v1/popular?limit=2")))
     assert set(popular) == set(hot)
     index, packuments = export(live, key, tmp_path / "t.bundle", "--top", "2")

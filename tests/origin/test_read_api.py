@@ -235,7 +235,10 @@ async def test_health_and_metrics(origin: LiveOrigin) -> None:
     assert health["status"] == "ok" and health["role"] == "origin"
     async with origin.session.get(f"{origin.url}/-/ping") as response:
         assert response.status == 200
+    # This origin has a private scope: its counters count private activity, for admins only.
     async with origin.session.get(f"{origin.url}/-/metrics") as response:
+        assert response.status == 401 and (await response.json())["error"] == "auth_required"
+    async with origin.session.get(f"{origin.url}/-/metrics", headers=origin.auth(origin.token("admin"))) as response:
         text = await response.text()
         assert response.headers["Content-Type"].startswith("text/plain")
     assert "eghact_origin_requests_total" in text

@@ -165,6 +165,7 @@ async def _produce(request: web.Request, items: list[Item], frames: asyncio.Queu
     """Look up, read and frame the items, a chunk at a time; ends with None, or the exception."""
     registry, access, principal = request.app[REGISTRY], request.app[ACCESS], request[PRINCIPAL]
     base = base_url(request, request.app[SETTINGS].public_url)
+    public_numbering = not access.private_scopes or access.public_view(principal)
     try:
         for start in range(0, len(items), CHUNK_ITEMS):
             chunk = items[start:start + CHUNK_ITEMS]
@@ -186,7 +187,7 @@ async def _produce(request: web.Request, items: list[Item], frames: asyncio.Queu
             answered = [(item, lookup, next(found) if answer is None else answer)
                         for item, lookup, answer in zip(chunk, lookups, answers, strict=True)]
             for group in _groups(answered):
-                await frames.put(await _frames(registry, group, access.is_private, keep))
+                await frames.put(await _frames(registry, group, access.is_private, keep, public_numbering))
     except Exception as exc:
         await frames.put(exc)
         return
@@ -249,7 +250,11 @@ def _frame_head(path: str, status: int, length: int, headers: str) -> bytes:
     return f'{{"path":{quoted},"status":{status},"length":{length},"headers":{headers}}}\n'.encode()
 
 
-async def _frames(registry: Registry, group: list[Answered], is_private: Any, keep: set[str] | None) -> bytes:
+async def _frames(registry: Registry, group: list[Answered], is_private: Any, keep: set[str] | None,
+                  public_numbering: bool) -> bytes:
+    """``public_numbering``: the caller sees the public numbering (storage/public_feed.py); a
+    batch is never stored by a shared cache, so its seqs are the caller's, documents of
+    public packages included (an exporter compares them with the feed it reads)."""
     records = [answer for _, _, answer in group if isinstance(answer, TarballRecord)]
     blobs = iter(await run_blocking(_read_blobs, registry.blobs, records) if records else ())
     cheap = keep is not None and keep <= _CHEAP_HEADERS
@@ -272,15 +277,16 @@ async def _frames(registry: Registry, group: list[Answered], is_private: Any, ke
             if cheap:
                 content_type = "application/json" if kind == "version" or arg == "full" else \
                     DISTS_TYPE if arg == "dists" else ABBREVIATED_TYPE
-                headers = _cheap_headers(keep, content_type, answer.seq)
+                headers = _cheap_headers(keep, content_type, answer.seq_for(public_numbering=public_numbering))
             else:
                 if kind == "packument":
                     caching = packument_caching(name, answer, abbreviated=arg == "abbreviated",
-                                                private=is_private(name))
+                                                private=is_private(name), public_numbering=public_numbering)
                     if arg == "dists":
                         caching["content_type"] = DISTS_TYPE
                 else:
-                    caching = version_caching(name, answer, private=is_private(name))
+                    caching = version_caching(name, answer, private=is_private(name),
+                                              public_numbering=public_numbering)
                 headers = caching_headers(**caching)
         if isinstance(headers, dict):
             if keep is not None:

@@ -5,7 +5,11 @@
     &feed=sse                    a stream: `id: <seq>`, `event: change`, `data: <event>`;
                                  resumes from `Last-Event-ID` when the client sends it
 
-Events about private packages are shown only to principals that may read them.
+Events about private packages are shown only to principals that may read them, and a caller
+who may read no private package sees the public numbering (``storage/public_feed.py``): its
+seqs have no gap where a private event is, and its ``last_seq`` is the seq of the last event it
+was shown (or ``since`` when there is none), so nothing in the page tells it that a private
+event happened.
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ def _shown(request: web.Request, name: str) -> bool:
     return not access.is_private(name) or bool(principal and principal.can_read(name))
 
 
+def _public(request: web.Request) -> bool:
+    """Whether the caller reads the public numbering (it may read no private package)."""
+    return request.app[ACCESS].public_view(request[PRINCIPAL])
+
+
 def _visible(request: web.Request, events: list[wire.ChangeEvent]) -> list[wire.ChangeEvent]:
     return [e for e in events if _shown(request, e.name)]
 
@@ -61,13 +70,14 @@ async def changes(request: web.Request) -> web.StreamResponse:
         return await _sse(request, since)
     if feed not in ("normal", "longpoll"):
         raise BadRequest("feed must be normal, longpoll or sse", code="invalid_parameter")
-    store = request.app[REGISTRY].store
-    events = await store.changes_json(since, limit)
+    store, public = request.app[REGISTRY].store, _public(request)
+    events = await store.changes_json(since, limit, public=public)
     if not events and feed == "longpoll":
         timeout = _int_param(request, "timeout", 30_000, low=0, high=300_000) / 1000
-        await request.app[NOTIFIER].wait_beyond(since, timeout)
-        events = await store.changes_json(since, limit)
-    # last_seq is where the reader should resume: past filtered-out events too.
+        await request.app[NOTIFIER].wait_beyond(since, timeout, public=public)
+        events = await store.changes_json(since, limit, public=public)
+    # last_seq is where the reader should resume: past filtered-out events too (those of a
+    # reader of the registry's numbering that may read some private packages, not all).
     last_seq = events[-1][0] if events else max(since, 0)
     shown = [event for _, name, event in events if _shown(request, name)]
     response = web.Response(body=b'{"results":[' + b",".join(shown) + b'],"last_seq":%d}' % last_seq,
@@ -81,14 +91,14 @@ async def _sse(request: web.Request, since: int) -> web.StreamResponse:
         "Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
     })
     await response.prepare(request)
-    notifier, store = request.app[NOTIFIER], request.app[REGISTRY].store
+    notifier, store, public = request.app[NOTIFIER], request.app[REGISTRY].store, _public(request)
     closing: asyncio.Event = request.app[CLOSING]  # type: ignore[assignment]
     reporter = request.app[REPORTER]
     reporter.feed_clients(1)
     try:
         await response.write(b"retry: 2000\n\n")
         while not closing.is_set():
-            events = await store.changes(since, 1000)
+            events = await store.changes(since, 1000, public=public)
             if events:
                 chunk = b"".join(
                     b"id: %d\nevent: change\ndata: %s\n\n" % (e.seq, e.to_bytes()) for e in _visible(request, events)
@@ -97,7 +107,7 @@ async def _sse(request: web.Request, since: int) -> web.StreamResponse:
                 if chunk:
                     await response.write(chunk)
                 continue
-            if not await notifier.wait_beyond(since, HEARTBEAT_SECONDS) and not closing.is_set():
+            if not await notifier.wait_beyond(since, HEARTBEAT_SECONDS, public=public) and not closing.is_set():
                 await response.write(b": keep-alive\n\n")
     except ConnectionResetError:
         return response

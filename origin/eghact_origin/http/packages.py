@@ -97,15 +97,25 @@ async def get_tarball(request: web.Request, path: PackagePath, filename: str) ->
 # The caching parameters of each read (``responses.cacheable`` / ``caching_headers``), shared
 # by the single reads above and the batch read (``batch``), so both answer the same headers.
 
-def packument_caching(name: str, rendered: Rendered, *, abbreviated: bool, private: bool) -> dict[str, Any]:
+#
+# ``Eghact-Seq`` of a single read is in the public numbering unless the document is private:
+# a shared cache keeps a public document and hands it to anyone, whoever fetched it, so its
+# headers must not depend on who that was (storage/public_feed.py).
+
+def packument_caching(name: str, rendered: Rendered, *, abbreviated: bool, private: bool,
+                      public_numbering: bool | None = None) -> dict[str, Any]:
+    public_numbering = not private if public_numbering is None else public_numbering
     return {"etag": rendered.etag, "content_class": "packument",
             "content_type": ABBREVIATED_TYPE if abbreviated else "application/json", "private": private,
-            "surrogate_keys": [wire.package_key(name)], "seq": rendered.seq, "vary": "Accept"}
+            "surrogate_keys": [wire.package_key(name)], "seq": rendered.seq_for(public_numbering=public_numbering),
+            "vary": "Accept"}
 
 
-def version_caching(name: str, rendered: Rendered, *, private: bool) -> dict[str, Any]:
+def version_caching(name: str, rendered: Rendered, *, private: bool,
+                    public_numbering: bool | None = None) -> dict[str, Any]:
+    public_numbering = not private if public_numbering is None else public_numbering
     return {"etag": rendered.etag, "content_class": "version", "private": private,
-            "surrogate_keys": [wire.package_key(name)], "seq": rendered.seq}
+            "surrogate_keys": [wire.package_key(name)], "seq": rendered.seq_for(public_numbering=public_numbering)}
 
 
 def tarball_caching(record: TarballRecord, *, private: bool) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from eghact_common import wire
 from eghact_common.errors import BadRequest
 
 from ..resolutions import Built
-from .keys import PRINCIPAL, RESOLUTIONS, ROUTE, SETTINGS
+from .keys import ACCESS, PRINCIPAL, REGISTRY, RESOLUTIONS, ROUTE, SETTINGS
 from .responses import base_url, cacheable
 
 _HEX = frozenset("0123456789abcdef")
@@ -36,9 +36,11 @@ async def resolve(request: web.Request) -> web.StreamResponse:
     resolutions = request.app[RESOLUTIONS]
     built = await resolutions.resolve(request[PRINCIPAL], body)
     payload, _ = resolutions.rendered(built, base_url(request, request.app[SETTINGS].public_url))
+    seq = built.seq
+    if request.app[ACCESS].public_view(request[PRINCIPAL]):
+        seq = await request.app[REGISTRY].store.public_seq_at(seq)
     response = web.Response(body=payload, status=built.status, content_type="application/json",
-                            headers={**_headers(built), "Cache-Control": "no-store",
-                                     "Eghact-Seq": str(built.seq)})
+                            headers={**_headers(built), "Cache-Control": "no-store", "Eghact-Seq": str(seq)})
     return response
 
 
@@ -51,9 +53,12 @@ async def resolution(request: web.Request) -> web.StreamResponse:
     built = await resolutions.fetch(request[PRINCIPAL], digest)
     payload, etag = resolutions.rendered(built, base_url(request, request.app[SETTINGS].public_url))
     keys = [wire.resolution_key(built.hash), *(wire.package_key(name) for name in built.considered)]
+    private = resolutions.private(built)
+    # A public answer may be kept by a shared cache: its seq is in the public numbering.
+    seq = built.seq if private else await request.app[REGISTRY].store.public_seq_at(built.seq)
     response = cacheable(request, payload, etag=etag,
                          content_class="resolution" if built.status == 200 else "dynamic",
-                         private=resolutions.private(built), surrogate_keys=keys, seq=built.seq,
+                         private=private, surrogate_keys=keys, seq=seq,
                          extra=_headers(built))
     if built.status != 200 and response.status != 304:
         response.set_status(built.status)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aiohttp import web
 
 from eghact_common import semver, wire
-from eghact_common.errors import AuthRequired, BadRequest
+from eghact_common.errors import AuthRequired, BadRequest, Forbidden
 
 from ..metrics import PROMETHEUS_CONTENT_TYPE
 from ..storage import SearchQuery
@@ -29,13 +30,13 @@ async def search(request: web.Request) -> web.StreamResponse:
         type=q.get("type") or None, capability=q.get("capability") or None,
         category=q.get("category") or None, keywords=tuple(q.getall("keyword", [])),
     )
-    query = parse_text(q.get("text", ""), query)
-    total, hits = await request.app[REGISTRY].store.search(query)
     access, principal = request.app[ACCESS], request[PRINCIPAL]
+    # What the caller may not read is left out by the query itself, so that the total
+    # counts only what it may see (a total of hidden hits told which words they contain).
+    query = parse_text(q.get("text", ""), replace(query, names=access.name_filter(principal)))
+    total, hits = await request.app[REGISTRY].store.search(query)
     objects = []
     for hit in hits:
-        if access.is_private(hit.name) and not (principal and principal.can_read(hit.name)):
-            continue
         scope = hit.name.split("/")[0][1:] if hit.name.startswith("@") else "unscoped"
         objects.append({
             "package": {
@@ -86,18 +87,31 @@ async def ping(request: web.Request) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.StreamResponse:
+    """Counts and seqs of what the caller may see: in the public numbering, without private
+    packages, for a caller who may read none (``storage/public_feed.py``)."""
     request[ROUTE] = "health"
-    store = request.app[REGISTRY].store
-    stats = await store.stats()
+    store, access, principal = request.app[REGISTRY].store, request.app[ACCESS], request[PRINCIPAL]
+    public = access.public_view(principal)
+    stats = await store.stats(access.name_filter(principal), public=public)
+    notifier = request.app[NOTIFIER]
     return json_ok({
-        "status": "ok", "role": "origin", "registry_id": store.registry_id,
+        "status": "ok", "role": "origin",
+        "registry_id": await store.public_registry_id() if public else store.registry_id,
         "read_only": request.app[SETTINGS].read_only, "seq": stats["seq"],
-        "notifier_seq": request.app[NOTIFIER].last_seq, "packages": stats["packages"], "versions": stats["versions"],
+        "notifier_seq": notifier.last_public_seq if public else notifier.last_seq,
+        "packages": stats["packages"], "versions": stats["versions"],
     })
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
+    """Prometheus text. With private scopes it needs an admin token: its counters (publishes,
+    the change seq, reads by route and status) count private activity too."""
     request[ROUTE] = "metrics"
+    access, principal = request.app[ACCESS], request[PRINCIPAL]
+    if access.private_scopes and not (principal and principal.is_admin):
+        if principal is None:
+            raise AuthRequired("metrics count private activity here: an admin token is required")
+        raise Forbidden(f"metrics count private activity here; {principal.name!r} is not admin")
     reporter = request.app[REPORTER]
     reporter.set_seq(request.app[NOTIFIER].last_seq)
     response = web.Response(body=reporter.exposition())

@@ -27,6 +27,7 @@ from .records import (
     VersionState,
 )
 from .sqlite import SqliteMetadataStore
+from .visibility import NameFilter
 
 __all__ = [
     "Advisory",
@@ -34,6 +35,7 @@ __all__ = [
     "FileBlobStore",
     "Lookup",
     "MetadataStore",
+    "NameFilter",
     "NewVersion",
     "PackageState",
     "SearchHit",
@@ -105,14 +107,27 @@ class MetadataStore(Protocol):
     async def digest_in_use(self, digest: str) -> bool:
         """Whether any version (live or tombstoned) references this blob."""
 
-    async def changes(self, since: int, limit: int) -> list[wire.ChangeEvent]:
-        """Events with seq > since, in seq order, at most ``limit``."""
+    async def changes(self, since: int, limit: int, *, public: bool = False) -> list[wire.ChangeEvent]:
+        """Events with seq > since, in seq order, at most ``limit``. ``public``: only events on
+        public names, numbered (``seq``) and chosen by their public seq (``public_feed.py``)."""
 
-    async def changes_json(self, since: int, limit: int) -> list[tuple[int, str, bytes]]:
+    async def changes_json(self, since: int, limit: int, *, public: bool = False) -> list[tuple[int, str, bytes]]:
         """The same events as (seq, name, the event's JSON as ``ChangeEvent.to_json`` renders
         it): the feed's page, without an object per event on the way."""
 
-    async def last_seq(self) -> int: ...
+    async def last_seq(self, *, public: bool = False) -> int: ...
+
+    async def feed_extent(self, *, public: bool = False) -> dict[str, Any]:
+        """``{registry_id, first_seq, last_seq}`` of the registry's or the public numbering."""
+
+    async def public_seq_at(self, seq: int) -> int:
+        """The public seq a public reader saw when the registry was at ``seq``."""
+
+    async def configure_public_view(self, private_scopes: tuple[str, ...]) -> None:
+        """Make the public numbering follow the server's private scopes (renumbers when they changed)."""
+
+    async def number_public(self) -> None:
+        """Number, in the public numbering, events another process appended. One read when none."""
 
     async def advisories_for(self, names: list[str]) -> list[Advisory]: ...
 
@@ -120,6 +135,7 @@ class MetadataStore(Protocol):
 
     async def token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
 
-    async def stats(self) -> dict[str, Any]: ...
+    async def stats(self, names: NameFilter = ..., *, public: bool = False) -> dict[str, Any]:
+        """Package and version counts of what ``names`` shows, and the head of the numbering."""
 
     def close(self) -> None: ...

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .visibility import EVERYTHING, NameFilter
+
 
 @dataclass(frozen=True)
 class NewVersion:
@@ -32,6 +34,7 @@ class StoredDoc:
 
     body: bytes
     seq: int
+    public_seq: int = 0  # the same moment in the public numbering (storage/public_feed.py)
 
 
 # One read of MetadataStore.lookup_many: ("packument", name, "full" | "abbreviated" | "dists"),
@@ -111,6 +114,7 @@ class SearchQuery:
     keywords: tuple[str, ...] = ()
     size: int = 20
     offset: int = 0
+    names: NameFilter = EVERYTHING  # what the caller may see: the total counts only that
 
 
 @dataclass(frozen=True)

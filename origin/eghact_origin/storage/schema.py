@@ -143,7 +143,22 @@ MIGRATIONS: tuple[str, ...] = (
         last_seen  REAL NOT NULL
     );
     """,
-    # Next migration: append here as 4 (never edit an applied one).
+    # 4: no private trace in public answers (issue 11). ``public_seq`` numbers the events a
+    # caller who may read no private package sees (storage/public_feed.py); an edge
+    # registration belongs to the token that made it; each edge token's share of a key's
+    # popularity is kept, so that it can be capped.
+    """
+    ALTER TABLE changes ADD COLUMN public_seq INTEGER;
+    CREATE UNIQUE INDEX changes_by_public_seq ON changes (public_seq) WHERE public_seq IS NOT NULL;
+    ALTER TABLE edges ADD COLUMN owner INTEGER;
+    CREATE TABLE popularity_shares (
+        owner INTEGER NOT NULL,
+        key   TEXT NOT NULL,
+        score REAL NOT NULL,
+        PRIMARY KEY (owner, key)
+    );
+    """,
+    # Next migration: append here as 5 (never edit an applied one).
 )
 
 

@@ -14,6 +14,7 @@ import sqlite3
 from typing import Any
 
 from .records import SearchHit, SearchQuery
+from .visibility import clause as visible_clause
 
 _WORD = re.compile(r"[\w@/.-]+", re.UNICODE)
 
@@ -103,8 +104,8 @@ def _fts_expression(text: str) -> str | None:
 
 
 def search_packages(conn: sqlite3.Connection, query: SearchQuery) -> tuple[int, list[SearchHit]]:
-    where = ["p.full_doc IS NOT NULL"]
-    args: list[Any] = []
+    visible, args = visible_clause(query.names, "p.name", conn)
+    where = ["p.full_doc IS NOT NULL", visible]
     if query.type:
         where.append("p.type = ?")
         args.append(query.type)

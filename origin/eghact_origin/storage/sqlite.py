@@ -33,6 +33,7 @@ from eghact_common.blocking import SerialExecutor, run_blocking
 from eghact_common.errors import BadRequest, EghactError, NotFound, Unpublished, VersionExists
 
 from .. import audit, packument
+from . import public_feed
 from .records import (
     Advisory,
     Lookup,
@@ -45,6 +46,7 @@ from .records import (
 )
 from .schema import migrate
 from .search import search_packages, update_search_row
+from .visibility import EVERYTHING, NameFilter, clause
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -216,21 +218,55 @@ class SqliteMetadataStore:
             (now, type_, name, version, json.dumps(keys), json.dumps(data or {})),
         )
         seq = int(cur.lastrowid or 0)
+        public_feed.number(conn)
         return wire.ChangeEvent(seq=seq, type=type_, name=name, version=version, keys=tuple(keys),
                                 time=now, data=data or {})
 
-    async def changes(self, since: int, limit: int) -> list[wire.ChangeEvent]:
-        return await self.read(lambda conn: _changes(conn, since, limit))
+    async def changes(self, since: int, limit: int, *, public: bool = False) -> list[wire.ChangeEvent]:
+        """``public``: the public view, numbered by public seq (storage/public_feed.py)."""
+        return await self.read(lambda conn: _changes(conn, since, limit, public))
 
-    async def changes_json(self, since: int, limit: int) -> list[tuple[int, str, bytes]]:
-        return await self.read(lambda conn: conn.execute(_CHANGE_JSON, (since, limit)).fetchall())
+    async def changes_json(self, since: int, limit: int, *, public: bool = False) -> list[tuple[int, str, bytes]]:
+        def run(conn: sqlite3.Connection) -> list[tuple[int, str, bytes]]:
+            return conn.execute(_CHANGE_JSON.replace("@N@", public_feed.column(conn, public)),
+                                (since, limit)).fetchall()
+
+        return await self.read(run)
 
     def changes_sync(self, since: int, limit: int) -> list[wire.ChangeEvent]:
         with self.read_sync() as conn:
             return _changes(conn, since, limit)
 
-    async def last_seq(self) -> int:
-        return await self.read(_last_seq)
+    async def last_seq(self, *, public: bool = False) -> int:
+        return await self.read(public_feed.head if public else _last_seq)
+
+    async def feed_extent(self, *, public: bool = False) -> dict[str, Any]:
+        """``{registry_id, first_seq, last_seq}`` of the caller's numbering."""
+        def run(conn: sqlite3.Connection) -> dict[str, Any]:
+            if public:
+                return {"registry_id": public_feed.registry_id(conn, self.registry_id),
+                        "first_seq": public_feed.first(conn), "last_seq": public_feed.head(conn)}
+            first = conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
+            last = _last_seq(conn)
+            return {"registry_id": self.registry_id, "first_seq": int(first) if first is not None else last + 1,
+                    "last_seq": last}
+
+        return await self.read(run)
+
+    async def public_registry_id(self) -> str:
+        return await self.read(lambda conn: public_feed.registry_id(conn, self.registry_id))
+
+    async def public_seq_at(self, seq: int) -> int:
+        return await self.read(lambda conn: public_feed.at(conn, seq))
+
+    async def configure_public_view(self, private_scopes: tuple[str, ...]) -> None:
+        """Number the public view for the server's private scopes (at start)."""
+        await self.write(lambda conn: public_feed.configure(conn, private_scopes))
+
+    async def number_public(self) -> None:
+        """Number events other processes appended (mirror-apply), if any."""
+        if await self.read(public_feed.behind):
+            await self.write(public_feed.number)
 
     # -- rendering ------------------------------------------------------------------
 
@@ -251,7 +287,8 @@ class SqliteMetadataStore:
         latest = tags.get("latest") or fragments[-1].version
         latest_doc = json.loads(_unmark(next(f.full for f in fragments if f.version == latest)))
         full, abbrev = packument.render_packuments(
-            name, versions=fragments, dist_tags=tags, created=created, modified=now, seq=seq,
+            name, versions=fragments, dist_tags=tags, created=created, modified=now,
+            seq=public_feed.seq_of(conn, name, seq),  # its _rev: no registry seq in a public document
             latest_doc=latest_doc,
         )
         conn.execute("UPDATE packages SET full_doc=?, abbrev_doc=?, modified=?, seq=?, latest=? WHERE name=?",
@@ -474,13 +511,16 @@ class SqliteMetadataStore:
     async def lookup_many(self, lookups: list[Lookup]) -> list[StoredDoc | TarballRecord | EghactError]:
         """Several reads in one snapshot and one thread hop; each answer or its error, in order."""
         def run(conn: sqlite3.Connection) -> list[StoredDoc | TarballRecord | EghactError]:
-            seq = _last_seq(conn)  # one snapshot: the same for every document in it
+            seq = _heads(conn)  # one snapshot: the same for every document in it
 
             def packument_or_dists(c: sqlite3.Connection, name: str, form: str) -> StoredDoc:
                 return _dists(c, name, seq) if form == "dists" else _packument(c, name, form == "abbreviated", seq)
 
+            def version_doc(c: sqlite3.Connection, name: str, spec: str) -> StoredDoc:
+                return _version_doc(c, name, spec, seq)
+
             readers: dict[str, Callable[[sqlite3.Connection, str, str], StoredDoc | TarballRecord]] = {
-                "packument": packument_or_dists, "version": _version_doc, "tarball": _tarball}
+                "packument": packument_or_dists, "version": version_doc, "tarball": _tarball}
             found: list[StoredDoc | TarballRecord | EghactError] = []
             for kind, name, arg in lookups:
                 try:
@@ -544,11 +584,16 @@ class SqliteMetadataStore:
             rows = conn.execute("SELECT id, name, scopes, created, revoked FROM tokens ORDER BY id").fetchall()
         return [TokenRecord(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4]) for r in rows]
 
-    async def stats(self) -> dict[str, int]:
+    async def stats(self, names: NameFilter = EVERYTHING, *, public: bool = False) -> dict[str, int]:
+        """Counts of what ``names`` lets the caller see, and the head of its numbering."""
         def run(conn: sqlite3.Connection) -> dict[str, int]:
-            packages = conn.execute("SELECT COUNT(*) FROM packages WHERE full_doc IS NOT NULL").fetchone()[0]
-            versions = conn.execute("SELECT COUNT(*) FROM versions WHERE unpublished IS NULL").fetchone()[0]
-            return {"packages": packages, "versions": versions, "seq": _last_seq(conn)}
+            visible, args = clause(names, "name", conn)
+            packages = conn.execute(f"SELECT COUNT(*) FROM packages WHERE full_doc IS NOT NULL AND {visible}",
+                                    args).fetchone()[0]
+            versions = conn.execute(f"SELECT COUNT(*) FROM versions WHERE unpublished IS NULL AND {visible}",
+                                    args).fetchone()[0]
+            seq = public_feed.head(conn) if public else _last_seq(conn)
+            return {"packages": packages, "versions": versions, "seq": seq}
 
         return await self.read(run)
 
@@ -581,17 +626,23 @@ def _last_seq(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def _packument(conn: sqlite3.Connection, name: str, abbreviated: bool, seq: int | None = None) -> StoredDoc:
+def _heads(conn: sqlite3.Connection) -> tuple[int, int]:
+    """The registry's seq and the public seq of one snapshot: what a document reflects."""
+    return _last_seq(conn), public_feed.head(conn)
+
+
+def _packument(conn: sqlite3.Connection, name: str, abbreviated: bool,
+               seq: tuple[int, int] | None = None) -> StoredDoc:
     column = "abbrev_doc" if abbreviated else "full_doc"
     row = conn.execute(f"SELECT {column} FROM packages WHERE name=?", (name,)).fetchone()
     if row is None:
         raise NotFound(f"package {name} not found", detail={"name": name})
     if row[0] is None:
         raise Unpublished(f"every version of {name} has been unpublished", detail={"name": name})
-    return StoredDoc(bytes(row[0]), _last_seq(conn) if seq is None else seq)
+    return StoredDoc(bytes(row[0]), *(seq or _heads(conn)))
 
 
-def _dists(conn: sqlite3.Connection, name: str, seq: int | None = None) -> StoredDoc:
+def _dists(conn: sqlite3.Connection, name: str, seq: tuple[int, int] | None = None) -> StoredDoc:
     """The tarballs the packument lists, as ``dists_body``: what the packument's live versions
     are, read from the same rows the packument was rendered from (in the same snapshot)."""
     row = conn.execute("SELECT full_doc IS NULL FROM packages WHERE name=?", (name,)).fetchone()
@@ -601,7 +652,7 @@ def _dists(conn: sqlite3.Connection, name: str, seq: int | None = None) -> Store
         raise Unpublished(f"every version of {name} has been unpublished", detail={"name": name})
     rows = conn.execute("SELECT version, tarball_file, blob_digest, size FROM versions "
                         "WHERE name=? AND unpublished IS NULL ORDER BY rowid", (name,)).fetchall()
-    return StoredDoc(dists_body(name, rows), _last_seq(conn) if seq is None else seq)
+    return StoredDoc(dists_body(name, rows), *(seq or _heads(conn)))
 
 
 def dists_body(name: str, rows: list[tuple[str, str, str, int]]) -> bytes:
@@ -610,7 +661,7 @@ def dists_body(name: str, rows: list[tuple[str, str, str, int]]) -> bytes:
     return json.dumps({"name": name, "dists": rows}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _version_doc(conn: sqlite3.Connection, name: str, spec: str) -> StoredDoc:
+def _version_doc(conn: sqlite3.Connection, name: str, spec: str, seq: tuple[int, int] | None = None) -> StoredDoc:
     version = spec
     tagged = conn.execute("SELECT version FROM dist_tags WHERE name=? AND tag=?", (name, spec)).fetchone()
     if tagged:
@@ -621,7 +672,7 @@ def _version_doc(conn: sqlite3.Connection, name: str, spec: str) -> StoredDoc:
         raise NotFound(f"{name}@{spec} not found", detail={"name": name, "version": spec})
     if row[2]:
         raise Unpublished(f"{name}@{version} has been unpublished", detail={"name": name, "version": version})
-    return StoredDoc(packument.with_deprecation(bytes(row[0]), row[1]), _last_seq(conn))
+    return StoredDoc(packument.with_deprecation(bytes(row[0]), row[1]), *(seq or _heads(conn)))
 
 
 def _tarball(conn: sqlite3.Connection, name: str, filename: str) -> TarballRecord:
@@ -637,16 +688,17 @@ def _tarball(conn: sqlite3.Connection, name: str, filename: str) -> TarballRecor
 # (any that repeat a fixed one dropped, as to_json drops them). A full export reads the whole
 # feed, and parsing and re-encoding every event in Python was most of a page's cost.
 _CHANGE_JSON = """
-    SELECT seq, name, CAST('{"seq":' || seq || ',"type":' || json_quote(type) || ',"name":' || json_quote(name)
+    SELECT @N@, name, CAST('{"seq":' || @N@ || ',"type":' || json_quote(type) || ',"name":' || json_quote(name)
         || ',"version":' || json_quote(version) || ',"keys":' || json(keys) || ',"time":' || json_quote(time)
         || CASE WHEN data = '{}' THEN '}' ELSE coalesce(',' || nullif(substr(json_remove(data, '$.seq', '$.type',
            '$.name', '$.version', '$.keys', '$.time'), 2), '}'), '}') END AS BLOB)
-    FROM changes WHERE seq > ? ORDER BY seq LIMIT ?"""
+    FROM changes WHERE @N@ > ? ORDER BY @N@ LIMIT ?"""  # @N@: the numbering column (public_feed.column)
 
 
-def _changes(conn: sqlite3.Connection, since: int, limit: int) -> list[wire.ChangeEvent]:
+def _changes(conn: sqlite3.Connection, since: int, limit: int, public: bool = False) -> list[wire.ChangeEvent]:
+    n = public_feed.column(conn, public)
     rows = conn.execute(
-        "SELECT seq, time, type, name, version, keys, data FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+        f"SELECT {n}, time, type, name, version, keys, data FROM changes WHERE {n} > ? ORDER BY {n} LIMIT ?",
         (since, limit)).fetchall()
     return [wire.ChangeEvent(seq=r[0], time=r[1], type=r[2], name=r[3], version=r[4],
                              keys=tuple(json.loads(r[5])), data=json.loads(r[6])) for r in rows]
