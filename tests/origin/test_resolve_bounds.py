@@ -18,6 +18,7 @@ from eghact_origin.http.keys import RESOLUTIONS
 from eghact_origin.storage import SqliteMetadataStore
 
 from ..conftest import LiveOrigin, start_origin
+from ..support import cli
 from .test_resolve_api import plugin, publish, universe
 
 LAZY = ("chart", "editor", "gallery", "map", "table", "video")
@@ -152,3 +153,11 @@ async def test_co_usage_is_not_relearnt_from_stored_requests_at_start(tmp_path: 
         assert await usage.hints([f"ghost-{i}" for i in range(400)]) == {}
     finally:
         await runner.cleanup()
+
+
+async def test_the_resolve_command_says_the_limit_and_exits_2(small: LiveOrigin, tmp_path: Path) -> None:
+    specs = [f"made-up-{i}@*" for i in range(9)]
+    result = await asyncio.to_thread(cli, "resolve", *specs, "--registry", small.url, "-o",
+                                     str(tmp_path / "eghact-lock.json"), check=False, timeout=60)
+    assert result.returncode == 2, result.stderr  # a bad request, not "registry unreachable" (4)
+    assert "at most 8 dependencies" in result.stderr
