@@ -6,6 +6,11 @@
                                  resumes from `Last-Event-ID` when the client sends it
 
 Events about private packages are shown only to principals that may read them.
+
+An SSE follower is fed from the database a page at a time (settings ``feed_page_events``,
+default 500), each page read as the JSON bytes SQLite renders (no event objects) and written
+before the next is read: one from seq 0 over a long history holds one page, and a slow one
+holds up the reads, not the memory (issue 11: 200 followers from seq 0 took 68 to 245 MB).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from aiohttp import web
 from eghact_common import wire
 from eghact_common.errors import BadRequest
 
-from .keys import ACCESS, CLOSING, NOTIFIER, PRINCIPAL, REGISTRY, REPORTER, ROUTE
+from .keys import ACCESS, CLOSING, NOTIFIER, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
 
 MAX_LIMIT = 10_000
 HEARTBEAT_SECONDS = 15.0
@@ -84,16 +89,18 @@ async def _sse(request: web.Request, since: int) -> web.StreamResponse:
     notifier, store = request.app[NOTIFIER], request.app[REGISTRY].store
     closing: asyncio.Event = request.app[CLOSING]  # type: ignore[assignment]
     reporter = request.app[REPORTER]
+    page = request.app[SETTINGS].feed_page_events
     reporter.feed_clients(1)
     try:
         await response.write(b"retry: 2000\n\n")
         while not closing.is_set():
-            events = await store.changes(since, 1000)
+            events = await store.changes_json(since, page)
             if events:
-                chunk = b"".join(
-                    b"id: %d\nevent: change\ndata: %s\n\n" % (e.seq, e.to_bytes()) for e in _visible(request, events)
-                )
-                since = events[-1].seq
+                reporter.feed_page(len(events))
+                chunk = b"".join(b"id: %d\nevent: change\ndata: %s\n\n" % (seq, event)
+                                 for seq, name, event in events if _shown(request, name))
+                since = events[-1][0]
+                del events  # the page is in the chunk now: hold it once while the write drains
                 if chunk:
                     await response.write(chunk)
                 continue
