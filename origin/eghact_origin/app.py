@@ -9,6 +9,7 @@ from aiohttp import web
 from eghact_common import wire
 
 from .auth import AccessPolicy
+from .cousage import CoUsage
 from .feed import ChangeNotifier
 from .http import batch, changes, dist_tags, fleet, packages, resolve, service
 from .http.keys import ACCESS, CLOSING, NOTIFIER, REGISTRY, REPORTER, RESOLUTIONS, SETTINGS, TOKENS
@@ -50,8 +51,10 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) ->
         resolutions.invalidate(events)
 
     registry = open_registry(settings, on_change=on_local_change)
+    co_usage = CoUsage(registry.store, top=settings.co_usage_top, half_life=settings.co_usage_half_life)
     resolutions = Resolutions(registry.store, registry.access,  # type: ignore[arg-type]
-                              workers=settings.resolver_workers)
+                              workers=settings.resolver_workers, max_roots=settings.resolve_max_roots,
+                              co_usage=co_usage)
     notifier = ChangeNotifier(registry.store, poll_interval=settings.feed_poll_interval,
                               on_foreign_events=on_feed_events)
     app[SETTINGS] = settings

@@ -20,6 +20,9 @@ class Reporter:
 
     def feed_clients(self, delta: int) -> None: ...
 
+    def feed_page(self, events: int) -> None:
+        """An SSE stream read one page of ``events`` from the changes table."""
+
     def set_seq(self, seq: int) -> None: ...
 
     def exposition(self) -> bytes:
@@ -45,6 +48,8 @@ class PrometheusReporter(Reporter):
                               registry=self.registry)
         self._feed_clients = Gauge("eghact_origin_feed_clients", "Open long-poll and SSE feed clients",
                                    registry=self.registry)
+        self._feed_pages = Histogram("eghact_origin_feed_page_events", "Events per page an SSE stream read",
+                                     registry=self.registry, buckets=(1, 10, 50, 100, 250, 500, 1000, 5000))
         self._seq = Gauge("eghact_origin_change_seq", "Last change seq seen", registry=self.registry)
 
     def request(self, route: str, method: str, status: int, seconds: float, size: int) -> None:
@@ -61,6 +66,9 @@ class PrometheusReporter(Reporter):
 
     def feed_clients(self, delta: int) -> None:
         self._feed_clients.inc(delta)
+
+    def feed_page(self, events: int) -> None:
+        self._feed_pages.observe(events)
 
     def set_seq(self, seq: int) -> None:
         self._seq.set(seq)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import multiprocessing
 import sqlite3
 from collections import Counter, defaultdict
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ from eghact_common.errors import NotFound
 from eghact_common.serving import cancel_and_wait
 
 from .auth import AccessPolicy, Principal
+from .cousage import CoUsage
 from .packument import strong_etag
 from .resolve_worker import BuildResult, build, init_worker, with_base
 from .resolver import ResolveRequest
@@ -40,6 +43,9 @@ log = logging.getLogger("eghact.resolutions")
 
 # Events that can change what a resolution would answer.
 _RELEVANT = frozenset({wire.PUBLISH, wire.DEPRECATE, wire.UNPUBLISH, wire.DIST_TAG, wire.ADVISORY})
+# Hit counts are folded into the table at invalidation and shutdown; a registry that sees many
+# distinct requests and no change folds them when this many digests are waiting instead.
+_MAX_PENDING_HITS = 10_000
 
 
 @dataclass(frozen=True)
@@ -50,37 +56,57 @@ class Built:
     considered: tuple[str, ...]
     seq: int
 
+    @property
+    def lockfile(self) -> bool:
+        """A lockfile (not an explanation, a prompt's choices or an error): a resolution that
+        succeeded. Both bodies are written with ``indent=2`` and their first key first."""
+        return self.status == 200 and self.body.startswith(b'{\n  "lockfileVersion"')
+
+
+class _Remembered(LRUCache[str, Built]):
+    """Built results in memory; tells its owner what it evicts, so the index from package
+    names to results stays as small as the cache (it grew with every request ever made)."""
+
+    def __init__(self, maxsize: int, on_evict: Callable[[Built], None]):
+        super().__init__(maxsize=maxsize, getsizeof=lambda b: len(b.body) + 256)
+        self._on_evict = on_evict
+
+    def popitem(self) -> tuple[str, Built]:
+        key, built = super().popitem()
+        self._on_evict(built)
+        return key, built
+
 
 class Resolutions:
     def __init__(self, store: SqliteMetadataStore, access: AccessPolicy, *, workers: int = 2,
-                 popular_hits: int = 3, cache_bytes: int = 64 * 1024 * 1024):
+                 popular_hits: int = 3, cache_bytes: int = 64 * 1024 * 1024, max_roots: int | None = None,
+                 co_usage: CoUsage | None = None):
         self._store = store
         self._access = access
         self._workers = workers
         self._popular_hits = popular_hits
+        self._max_roots = max_roots
         self._pool: ProcessPoolExecutor | None = None
-        self._memory: LRUCache[str, Built] = LRUCache(maxsize=cache_bytes, getsizeof=lambda b: len(b.body) + 256)
+        self._memory = _Remembered(cache_bytes, self._forget)
         self._rendered: LRUCache[tuple[str, int, str], tuple[bytes, str]] = LRUCache(
             maxsize=cache_bytes, getsizeof=lambda r: len(r[0]) + 256)
         self._by_name: defaultdict[str, set[str]] = defaultdict(set)
         self._building: dict[str, asyncio.Future[Built]] = {}
-        self._co_usage: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.co_usage = co_usage or CoUsage(store)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._hits: Counter[str] = Counter()
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        def requests(conn: sqlite3.Connection) -> list[str]:
-            return [r[0] for r in conn.execute("SELECT request FROM resolutions")]
-
-        for text in await self._store.read(requests):
-            self._learn(json.loads(text))
+        """Nothing to load: co-usage lives in its table, results are read when asked for."""
 
     async def stop(self) -> None:
         await cancel_and_wait(list(self._tasks))
+        with contextlib.suppress(Exception):  # hints are advisory
+            await self.co_usage.flush()
         with contextlib.suppress(Exception):  # hit counts are advisory
-            await self._store.write(self._fold_hits)
+            await self._store.write(functools.partial(_fold_hits, hits=self._take_hits()))
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -96,11 +122,12 @@ class Resolutions:
     # -- answering ------------------------------------------------------------------
 
     async def resolve(self, principal: Principal | None, body: Any) -> Built:
-        """``POST /-/v1/resolve``: validate (400 in-process), then the stored or a new build."""
-        request = ResolveRequest.from_body(body)
+        """``POST /-/v1/resolve``: validate (400/413 in-process), then the stored or a new build."""
+        request = ResolveRequest.from_body(body, max_roots=self._max_roots)
         built = await self._current(request.hash) or await self._build(request)
         self._check_access(principal, built)
-        self._learn(request.canonical())
+        if built.lockfile:  # an explanation or an error teaches nothing about what is used together
+            self.co_usage.learn(_lazy_roots(request))
         await self._count_hit(built.hash)
         return built
 
@@ -169,7 +196,7 @@ class Resolutions:
         self._building[digest] = future
         try:
             result: BuildResult = await asyncio.get_running_loop().run_in_executor(
-                self._executor(), build, request.canonical(), self._prefetch(request))
+                self._executor(), build, request.canonical(), await self.co_usage.hints(_lazy_roots(request)))
             built = Built(result.hash, result.status, result.body, result.considered, result.seq)
             if result.status in (200, 422):  # deterministic answers are kept; others are not
                 await self._save(request, built)
@@ -203,27 +230,25 @@ class Resolutions:
         for name in built.considered:
             self._by_name[name].add(built.hash)
 
+    def _forget(self, built: Built) -> None:
+        for name in built.considered:
+            digests = self._by_name.get(name)
+            if digests is not None:
+                digests.discard(built.hash)
+                if not digests:
+                    del self._by_name[name]
+
     async def _count_hit(self, digest: str) -> None:
         # Counted in memory: a durable write per prebuilt fetch would cost an fsync each.
         # Folded into the table when popularity matters (invalidation) and at shutdown.
         self._hits[digest] += 1
+        if len(self._hits) >= _MAX_PENDING_HITS:
+            self._spawn(self._store.write(functools.partial(_fold_hits, hits=self._take_hits())))
 
-    def _fold_hits(self, conn: sqlite3.Connection) -> None:
-        conn.executemany("UPDATE resolutions SET hits = hits + ? WHERE hash=?",
-                         [(count, digest) for digest, count in self._hits.items()])
-        self._hits.clear()
-
-    # -- co-usage (prefetch hints in load plans) --------------------------------------
-
-    def _learn(self, canonical: dict[str, Any]) -> None:
-        lazy = [name for name in canonical.get("dependencies", {}) if name not in canonical.get("eager", [])]
-        for name in lazy:
-            self._co_usage[name].update(other for other in lazy if other != name)
-
-    def _prefetch(self, request: ResolveRequest) -> dict[str, list[str]]:
-        lazy = [name for name in request.dependencies if name not in request.eager]
-        return {name: [other for other, _ in self._co_usage[name].most_common() if other in lazy]
-                for name in lazy if self._co_usage[name]}
+    def _take_hits(self) -> Counter[str]:
+        # Taken on the event loop, folded on the writer thread: the two never share the counter.
+        hits, self._hits = self._hits, Counter()
+        return hits
 
     # -- invalidation -----------------------------------------------------------------
 
@@ -234,14 +259,21 @@ class Resolutions:
             return
         for name in names:
             for digest in self._by_name.pop(name, ()):
-                self._memory.pop(digest, None)
-        task = asyncio.get_running_loop().create_task(self._mark_stale(sorted(names)))
+                built = self._memory.pop(digest, None)
+                if built is not None:
+                    self._forget(built)
+        self._spawn(self._mark_stale(sorted(names)))
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _mark_stale(self, names: list[str]) -> None:
+        counted = self._take_hits()
+
         def mark(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-            self._fold_hits(conn)
+            _fold_hits(conn, counted)
             marks = ",".join("?" * len(names))
             rows = conn.execute(
                 f"SELECT DISTINCT r.hash, r.hits, n.name FROM resolution_names n JOIN resolutions r ON r.hash = n.hash "
@@ -273,6 +305,17 @@ class Resolutions:
             await self._build(ResolveRequest.from_body(json.loads(stored[0])))
 
     async def settle(self) -> None:
-        """Wait for background invalidation and rebuilds (tests, shutdown)."""
+        """Wait for background invalidation, rebuilds and co-usage writes (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.co_usage.flush()
+
+
+def _fold_hits(conn: sqlite3.Connection, hits: Counter[str]) -> None:
+    conn.executemany("UPDATE resolutions SET hits = hits + ? WHERE hash=?",
+                     [(count, digest) for digest, count in hits.items()])
+
+
+def _lazy_roots(request: ResolveRequest) -> list[str]:
+    # Roots named eager load at start; only lazy chunks are prefetched.
+    return sorted(name for name in request.dependencies if name not in request.eager)

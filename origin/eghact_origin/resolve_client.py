@@ -71,7 +71,8 @@ def run_resolve(args: argparse.Namespace) -> int:
     except urllib.error.HTTPError as error:
         detail = json.loads(error.read() or b"{}")
         print(f"eghact-origin: {detail.get('message', error.reason)}", file=sys.stderr)
-        return 1 if error.code == 422 else 2 if error.code == 400 else 4
+        # 413: more roots or bytes than the registry takes, a bad request like a 400 (issue 11)
+        return 1 if error.code == 422 else 2 if error.code in (400, 413) else 4
     except (urllib.error.URLError, TimeoutError) as error:
         print(f"eghact-origin: cannot reach {args.registry}: {error}", file=sys.stderr)
         return 4

@@ -20,6 +20,17 @@ class OriginSettings:
     feed_poll_interval: float = 1.0
     token_cache_seconds: float = 5.0
     resolver_workers: int = 2
+    # POST /-/v1/resolve: an app names tens of plugins; 256 roots in 256 KiB leave room for
+    # the largest real one while capping what one anonymous request may cost (issue 11).
+    resolve_max_roots: int = 256
+    resolve_max_body_bytes: int = 256 * 1024
+    # Co-usage statistics (prefetch hints): per root, the top co_usage_top names used with it,
+    # weights halving every co_usage_half_life seconds.
+    co_usage_top: int = 16
+    co_usage_half_life: float = 7 * 86_400.0
+    # SSE and long-poll followers read the changes table this many events at a time, so a
+    # follower starting from seq 0 holds one page, not the whole history.
+    feed_page_events: int = 500
     access_log: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 

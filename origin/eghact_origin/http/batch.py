@@ -62,11 +62,12 @@ from typing import Any
 from aiohttp import web
 
 from eghact_common.blocking import run_blocking
-from eghact_common.errors import BadRequest, EghactError, NotFound
+from eghact_common.errors import BadRequest, EghactError, NotFound, PayloadTooLarge
 
 from ..packument import ABBREVIATED_TYPE
 from ..registry import Registry, Rendered
 from ..storage import BlobStore, Lookup, TarballRecord
+from .bodies import read_limited
 from .keys import ACCESS, PRINCIPAL, REGISTRY, ROUTE, SETTINGS
 from .packages import packument_caching, tarball_caching, version_caching
 from .paths import package_path, raw_segments
@@ -131,10 +132,11 @@ def _lookup(item: Item) -> Lookup:
 
 async def batch(request: web.Request) -> web.StreamResponse:
     request[ROUTE] = "batch"
-    raw = await request.read()
-    if len(raw) > MAX_BODY_BYTES:
+    try:
+        raw = await read_limited(request, MAX_BODY_BYTES, "a batch request")
+    except PayloadTooLarge as exc:  # documented as 400 batch_too_large, like too many items
         raise BadRequest(f"a batch request is at most {MAX_BODY_BYTES} bytes", code="batch_too_large",
-                         detail={"limit_bytes": MAX_BODY_BYTES})
+                         detail={"limit_bytes": MAX_BODY_BYTES}) from exc
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -7,11 +7,14 @@ import json
 from aiohttp import web
 
 from eghact_common import wire
-from eghact_common.errors import BadRequest, MethodNotAllowed, NotFound
+from eghact_common.errors import AuthRequired, BadRequest, MethodNotAllowed, NotFound
 
+from .bodies import read_limited
 from .keys import ACCESS, PRINCIPAL, REGISTRY, ROUTE
 from .paths import package_path, raw_segments
 from .responses import cacheable, dumps, json_ok
+
+MAX_BODY_BYTES = 4096  # a JSON string naming a version
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -37,8 +40,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if tag is None:
         raise MethodNotAllowed("name the tag: /-/package/{name}/dist-tags/{tag}")
     if request.method in ("PUT", "POST"):
+        if principal is None:  # before reading the body: nothing is read for an anonymous client
+            raise AuthRequired("moving a dist-tag needs a token (Authorization: Bearer ...)")
+        raw = await read_limited(request, MAX_BODY_BYTES, "a dist-tag body")
         try:
-            version = json.loads(await request.read())
+            version = json.loads(raw)
         except ValueError as exc:
             raise BadRequest("the body must be a JSON string naming a version", code="invalid_json") from exc
         if not isinstance(version, str):

@@ -5,6 +5,10 @@ choices (``version=prompt``, 200 with ``"prompt": true``), and names the built r
 ``Location``; the GET serves that result again, cacheable, tagged with ``res:<hash>`` and
 ``pkg:<name>`` for every package the resolution considered, so a publish of any of them
 purges it from every cache that follows the feed.
+
+A request is bounded (settings ``resolve_max_body_bytes``, ``resolve_max_roots``): a larger
+body or more roots is refused with 413 (``payload_too_large``, ``too_many_roots``) naming the
+limit, before anything is resolved or stored.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from eghact_common import wire
 from eghact_common.errors import BadRequest
 
 from ..resolutions import Built
+from .bodies import read_limited
 from .keys import ACCESS, PRINCIPAL, REGISTRY, RESOLUTIONS, ROUTE, SETTINGS
 from .responses import base_url, cacheable
 
@@ -29,8 +34,9 @@ def _headers(built: Built) -> dict[str, str]:
 
 async def resolve(request: web.Request) -> web.StreamResponse:
     request[ROUTE] = "resolve"
+    raw = await read_limited(request, request.app[SETTINGS].resolve_max_body_bytes, "a resolve request")
     try:
-        body = json.loads(await request.read())
+        body = json.loads(raw)
     except ValueError as exc:
         raise BadRequest("the resolve request must be JSON", code="invalid_json") from exc
     resolutions = request.app[RESOLUTIONS]

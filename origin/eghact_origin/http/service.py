@@ -9,14 +9,19 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from eghact_common import semver, wire
+from eghact_common.blocking import run_blocking
 from eghact_common.errors import AuthRequired, BadRequest, Forbidden
 
 from ..metrics import PROMETHEUS_CONTENT_TYPE
-from ..storage import SearchQuery
+from ..storage import Advisory, SearchQuery
 from ..storage.search import parse_text
+from .bodies import read_limited
 from .changes import _int_param
 from .keys import ACCESS, NOTIFIER, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
 from .responses import cacheable, dumps, json_ok
+
+# npm sends every installed name with its versions: tens of thousands of packages fit in 8 MiB.
+AUDIT_MAX_BODY_BYTES = 8 << 20
 
 
 async def search(request: web.Request) -> web.StreamResponse:
@@ -53,10 +58,14 @@ async def search(request: web.Request) -> web.StreamResponse:
 
 
 async def advisories_bulk(request: web.Request) -> web.StreamResponse:
-    """npm audit: ``{name: [versions]}`` -> ``{name: [advisory, ...]}`` for the versions hit."""
+    """npm audit: ``{name: [versions]}`` -> ``{name: [advisory, ...]}`` for the versions hit.
+
+    At most AUDIT_MAX_BODY_BYTES of JSON (after aiohttp has undone ``Content-Encoding: gzip``);
+    parsing and matching the versions run off the event loop: both grow with the body."""
     request[ROUTE] = "audit"
+    raw = await read_limited(request, AUDIT_MAX_BODY_BYTES, "an audit request")
     try:
-        body = json.loads(await request.read())  # aiohttp has already undone Content-Encoding: gzip
+        body = await run_blocking(json.loads, raw)
     except ValueError as exc:
         raise BadRequest("the audit body must be JSON {name: [versions]}", code="invalid_json") from exc
     if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
@@ -65,12 +74,16 @@ async def advisories_bulk(request: web.Request) -> web.StreamResponse:
     names = [n for n in body if isinstance(n, str)
              and (not access.is_private(n) or (principal and principal.can_read(n)))]
     found = await request.app[REGISTRY].store.advisories_for(names)
+    return json_ok(await run_blocking(_audit_report, found, body))
+
+
+def _audit_report(found: list[Advisory], body: dict[str, list[object]]) -> dict[str, list[dict[str, object]]]:
     report: dict[str, list[dict[str, object]]] = {}
     for advisory in found:
         versions = [v for v in body[advisory.name] if isinstance(v, str)]
         if any(semver.satisfies(v, advisory.vulnerable_versions) for v in versions):
             report.setdefault(advisory.name, []).append(advisory.to_npm())
-    return json_ok(report)
+    return report
 
 
 async def whoami(request: web.Request) -> web.StreamResponse:

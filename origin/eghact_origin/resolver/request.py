@@ -12,7 +12,9 @@
 Everything but ``dependencies`` may be left out (defaults: highest, dedupe, audit, warn).
 :meth:`ResolveRequest.from_body` reports every problem at once, as one
 :class:`~eghact_common.errors.BadRequest` with ``code="invalid_request"`` and
-``detail.problems``. :meth:`ResolveRequest.canonical` is the form the request is cached
+``detail.problems``; given ``max_roots``, a request naming more roots is refused first, as
+:class:`~eghact_common.errors.PayloadTooLarge` (413, ``too_many_roots``), before any name is
+checked. :meth:`ResolveRequest.canonical` is the form the request is cached
 under: sorted, defaults filled, ranges normalised, so that equal requests written
 differently share one :attr:`ResolveRequest.hash`.
 """
@@ -29,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from eghact_common import semver
 from eghact_common.capabilities import InvalidCapability, capability_matches, parse_capability
-from eghact_common.errors import BadRequest
+from eghact_common.errors import BadRequest, PayloadTooLarge
 from eghact_common.names import check_name
 from eghact_common.spdx import InvalidLicense, parse_expression
 
@@ -78,11 +80,18 @@ class ResolveRequest(BaseModel):
     framework: StrictStr | None = None
 
     @classmethod
-    def from_body(cls, body: Any) -> ResolveRequest:
+    def from_body(cls, body: Any, *, max_roots: int | None = None) -> ResolveRequest:
         """Parse a decoded JSON body. Raises ``BadRequest(code="invalid_request")`` listing
-        every problem found."""
+        every problem found, or ``PayloadTooLarge(code="too_many_roots")`` when ``body`` names
+        more than ``max_roots`` dependencies (None: no limit, for requests already stored)."""
         if not isinstance(body, Mapping):
             _refuse([f"the request must be a JSON object, not {type(body).__name__}"])
+        deps = body.get("dependencies")
+        if max_roots is not None and isinstance(deps, Mapping) and len(deps) > max_roots:
+            # Before validating: checking each name costs in proportion to the count.
+            raise PayloadTooLarge(
+                f"a resolve request names at most {max_roots} dependencies (roots), not {len(deps)}",
+                code="too_many_roots", detail={"limit": max_roots, "roots": len(deps)})
         problems: list[str] = []
         request: ResolveRequest | None = None
         try:

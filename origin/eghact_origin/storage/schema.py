@@ -158,7 +158,20 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (owner, key)
     );
     """,
-    # Next migration: append here as 5 (never edit an applied one).
+    # 5: co-usage statistics for load-plan prefetch hints (cousage.py): per root, its top-K
+    # co-used roots with forward-decayed scores (the epoch is meta 'co_usage_epoch'). They
+    # were counters in memory per pair of names, relearnt at start from every stored request
+    # (issue 11); the new table starts empty: the hints are advice and relearn as apps resolve.
+    """
+    CREATE TABLE co_usage (
+        name  TEXT NOT NULL,
+        other TEXT NOT NULL,
+        score REAL NOT NULL,
+        PRIMARY KEY (name, other)
+    );
+    CREATE INDEX co_usage_by_score ON co_usage (score);
+    """,
+    # Next migration: append here as 6 (never edit an applied one).
 )
 
 
