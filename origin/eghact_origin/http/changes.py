@@ -24,7 +24,6 @@ import contextlib
 
 from aiohttp import web
 
-from eghact_common import wire
 from eghact_common.errors import BadRequest
 
 from .keys import ACCESS, CLOSING, NOTIFIER, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
