@@ -62,6 +62,7 @@ from typing import Any
 from aiohttp import web
 
 from eghact_common.blocking import run_blocking
+from eghact_common.bodies import parse_json
 from eghact_common.errors import BadRequest, EghactError, NotFound
 
 from ..packument import ABBREVIATED_TYPE
@@ -135,11 +136,7 @@ async def batch(request: web.Request) -> web.StreamResponse:
     if len(raw) > MAX_BODY_BYTES:
         raise BadRequest(f"a batch request is at most {MAX_BODY_BYTES} bytes", code="batch_too_large",
                          detail={"limit_bytes": MAX_BODY_BYTES})
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("the batch body is not valid JSON", code="invalid_json") from exc
-    items = parse_items(body)
+    items = parse_items(parse_json(raw, what="the batch body"))
     wanted = request.query.get("headers")
     keep = None if wanted is None else {name.strip().lower() for name in wanted.split(",") if name.strip()}
     response = web.StreamResponse(headers={"Content-Type": MEDIA_TYPE, "Cache-Control": "no-store"})

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from eghact_common import wire
-from eghact_common.errors import BadRequest, MethodNotAllowed, NotFound
+from eghact_common.bodies import parse_json
+from eghact_common.errors import InvalidJson, MethodNotAllowed, NotFound
 
 from .keys import ACCESS, PRINCIPAL, REGISTRY, ROUTE
 from .paths import package_path, raw_segments
@@ -37,12 +36,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if tag is None:
         raise MethodNotAllowed("name the tag: /-/package/{name}/dist-tags/{tag}")
     if request.method in ("PUT", "POST"):
-        try:
-            version = json.loads(await request.read())
-        except ValueError as exc:
-            raise BadRequest("the body must be a JSON string naming a version", code="invalid_json") from exc
+        version = parse_json(await request.read(), what="the dist-tag body")
         if not isinstance(version, str):
-            raise BadRequest("the body must be a JSON string naming a version", code="invalid_json")
+            raise InvalidJson("the body must be a JSON string naming a version")
         event = await registry.set_dist_tag(principal, path.name, tag, version)
     elif request.method == "DELETE":
         event = await registry.set_dist_tag(principal, path.name, tag, None)

@@ -9,11 +9,10 @@ purges it from every cache that follows the feed.
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from eghact_common import wire
+from eghact_common.bodies import parse_json
 from eghact_common.errors import BadRequest
 
 from ..resolutions import Built
@@ -29,10 +28,7 @@ def _headers(built: Built) -> dict[str, str]:
 
 async def resolve(request: web.Request) -> web.StreamResponse:
     request[ROUTE] = "resolve"
-    try:
-        body = json.loads(await request.read())
-    except ValueError as exc:
-        raise BadRequest("the resolve request must be JSON", code="invalid_json") from exc
+    body = parse_json(await request.read(), what="the resolve request")
     resolutions = request.app[RESOLUTIONS]
     built = await resolutions.resolve(request[PRINCIPAL], body)
     payload, _ = resolutions.rendered(built, base_url(request, request.app[SETTINGS].public_url))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from aiohttp import web
 
 from eghact_common import semver, wire
-from eghact_common.errors import AuthRequired, BadRequest
+from eghact_common.bodies import parse_json
+from eghact_common.errors import AuthRequired, InvalidJson
 
 from ..metrics import PROMETHEUS_CONTENT_TYPE
 from ..storage import SearchQuery
@@ -54,12 +54,10 @@ async def search(request: web.Request) -> web.StreamResponse:
 async def advisories_bulk(request: web.Request) -> web.StreamResponse:
     """npm audit: ``{name: [versions]}`` -> ``{name: [advisory, ...]}`` for the versions hit."""
     request[ROUTE] = "audit"
-    try:
-        body = json.loads(await request.read())  # aiohttp has already undone Content-Encoding: gzip
-    except ValueError as exc:
-        raise BadRequest("the audit body must be JSON {name: [versions]}", code="invalid_json") from exc
+    # aiohttp has already undone Content-Encoding: gzip
+    body = parse_json(await request.read(), what="the audit body")
     if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
-        raise BadRequest("the audit body must be JSON {name: [versions]}", code="invalid_json")
+        raise InvalidJson("the audit body must be JSON {name: [versions]}")
     access, principal = request.app[ACCESS], request[PRINCIPAL]
     names = [n for n in body if isinstance(n, str)
              and (not access.is_private(n) or (principal and principal.can_read(n)))]
