@@ -17,18 +17,26 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from eghact_common import wire
-from eghact_common.errors import PayloadTooLarge, UpstreamUnavailable
+from eghact_common.bodies import read_body
+from eghact_common.errors import UpstreamUnavailable
 
 from . import keys
 from .upstream import HttpUpstream
 
 log = logging.getLogger("eghact.edge")
 
+# Never passed on (RFC 9110 §7.6.1), besides the fields that Connection names: hop-by-hop
+# fields, the framing (aiohttp re-frames, and has already undone a request's
+# Content-Encoding), and what would let a client say where a request comes from or goes
+# (Host, Forwarded, X-Forwarded-*, ...): the upstream must only ever hear the edge's word.
 _HOP_BY_HOP = frozenset(h.lower() for h in (
-    "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
-    "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Content-Encoding"))
+    "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "TE", "Trailer",
+    "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Content-Encoding", "Forwarded", "X-Real-IP",
+    "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "X-Host"))
+_ROUTING_PREFIXES = ("proxy-", "x-forwarded-")
 # Writes that are reads in disguise (npm search and audit are POSTs that change nothing).
 _SAFE_POSTS = ("/-/v1/search", "/-/npm/v1/security/", "/-/v1/prefetch", "/-/v1/resolve", "/-/v1/batch")
 WRITE_METHODS = frozenset({"PUT", "DELETE", "POST", "PATCH"})
@@ -62,12 +70,8 @@ class Proxy:
         self._after_write = after_write
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
-        if request.content_length is not None and request.content_length > self._max_body:
-            raise PayloadTooLarge(f"request bodies are limited to {self._max_body} bytes")
-        body = await request.content.read(self._max_body + 1) if request.body_exists else None
-        if body is not None and len(body) > self._max_body:
-            raise PayloadTooLarge(f"request bodies are limited to {self._max_body} bytes")
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        body = await read_body(request, self._max_body) if request.body_exists else None
+        headers = _end_to_end(request.headers)
         streaming = "feed=sse" in request.query_string or "feed=longpoll" in request.query_string
         timeout = aiohttp.ClientTimeout(total=None if streaming else self._timeout, sock_connect=5)
         write = is_write(request.method, request.path)
@@ -91,10 +95,17 @@ class Proxy:
             raise UpstreamUnavailable(f"upstream {self._upstream.base_url} did not answer") from exc
 
 
+def _end_to_end(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """The fields of ``headers`` that may cross the edge (repeated fields kept)."""
+    named = {token.strip().lower() for value in headers.getall("Connection", []) for token in value.split(",")}
+    return CIMultiDict((key, value) for key, value in headers.items()
+                       if (lower := key.lower()) not in _HOP_BY_HOP and lower not in named
+                       and not lower.startswith(_ROUTING_PREFIXES))
+
+
 def _copy(upstream: aiohttp.ClientResponse) -> dict[str, str]:
     out: dict[str, str] = {}
-    for key, value in upstream.headers.items():
-        if key.lower() not in _HOP_BY_HOP:
-            out[key] = value if key not in out else out[key] + ", " + value
+    for key, value in _end_to_end(upstream.headers).items():
+        out[key] = value if key not in out else out[key] + ", " + value
     out["X-Cache"] = "PASS"
     return out
