@@ -16,6 +16,7 @@ levels).
 
 from __future__ import annotations
 
+import re
 from json import loads
 from typing import Any
 
@@ -57,7 +58,7 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
     return body
 
 
-def parse_json(raw: bytes | str, *, what: str = "the request body") -> Any:
+def parse_json(raw: bytes, *, what: str = "the request body") -> Any:
     """``raw`` parsed, or 400: ``invalid_json`` (not JSON, not UTF-8, or Python's extras
     ``NaN`` and ``Infinity``) or ``json_too_deep`` (nested deeper than
     :data:`MAX_JSON_DEPTH`). ``what`` names the body in the message."""
@@ -67,7 +68,7 @@ def parse_json(raw: bytes | str, *, what: str = "the request body") -> Any:
         raise _too_deep(what) from exc
     except (ValueError, UnicodeDecodeError) as exc:   # JSONDecodeError is a ValueError
         raise InvalidJson(f"{what} is not valid JSON: {exc}"[:300]) from exc
-    if _deeper_than(value, MAX_JSON_DEPTH):
+    if _deeper_than(raw, MAX_JSON_DEPTH):
         raise _too_deep(what)
     return value
 
@@ -82,16 +83,22 @@ def _too_deep(what: str) -> InvalidJson:
                        detail={"max_depth": MAX_JSON_DEPTH})
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether containers nest more than ``limit`` deep; iterative (no recursion to run out
-    of), visiting containers only, and it stops at the first one too deep."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def _deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether valid JSON ``raw`` nests containers more than ``limit`` deep, in byte
+    operations that run at C speed: a walk of the parsed value cost a Python step per
+    container (5 s for 8 MB of ``[[],[],...]``). Outside strings, only brackets are kept,
+    all made square (the parse has checked that they pair up); each round then deletes
+    the innermost pairs, one level, so a body is too deep if ``limit`` rounds leave any."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:   # most bodies: a batch of paths has one
+        return False
+    shape = _STRINGS.sub(b"", raw).translate(_AS_SQUARE, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not shape:
+            return False
+        shape = shape.replace(b"[]", b"")
+    return bool(shape)
