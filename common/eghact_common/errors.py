@@ -14,6 +14,7 @@ foreign exception is translated at one boundary with ``raise X(...) from exc``.
     │   ├── InvalidName              400 invalid_name
     │   ├── InvalidManifest          400 invalid_manifest   (detail.problems: every problem)
     │   ├── InvalidTarball           400 invalid_tarball    (code refined per check)
+    │   ├── InvalidJson              400 invalid_json       (or json_too_deep)
     │   └── IntegrityMismatch        400 integrity_mismatch
     ├── AuthRequired                 401 auth_required
     ├── Forbidden                    403 forbidden
@@ -85,6 +86,12 @@ class InvalidManifest(BadRequest):
 
 class InvalidTarball(BadRequest):
     code = "invalid_tarball"
+
+
+class InvalidJson(BadRequest):
+    """A client's JSON body that is not JSON, or nests too deep (``json_too_deep``)."""
+
+    code = "invalid_json"
 
 
 class IntegrityMismatch(BadRequest):

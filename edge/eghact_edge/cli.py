@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--rate", type=float, default=500.0, help="per-client requests per second (0: no limit)")
     serve.add_argument("--burst", type=float, default=1000.0)
     serve.add_argument("--max-request-bytes", type=_size, default=70 << 20)
+    serve.add_argument("--header-timeout", type=float, default=15.0,
+                       help="seconds a client has to send a whole request head (then 408 and close)")
     serve.add_argument("--warm-top", type=int, default=500, help="popular keys warmed at start")
     serve.add_argument("--no-warm", action="store_true", help="do not warm the origin's popular list at start")
     serve.add_argument("--warm-concurrency", type=int, default=16,
@@ -89,6 +91,7 @@ def settings_from(args: argparse.Namespace) -> EdgeSettings:
         admission=args.admission, upstream_timeout=args.upstream_timeout, max_ttl=args.max_ttl,
         stream_budget=args.stream_budget, stream_per_client=args.stream_per_client, max_longpoll=args.max_longpoll,
         feed_lifetime=args.feed_lifetime, rate=args.rate, burst=args.burst, max_request_bytes=args.max_request_bytes,
+        header_timeout=args.header_timeout,
         warm_top=args.warm_top, warm_concurrency=args.warm_concurrency, warm=not args.no_warm,
         stats_interval=args.stats_interval, token=args.token,
         edge_id=args.edge_id, workers=args.workers, worker_index=args.worker_index, quiet=not args.verbose,

@@ -64,8 +64,11 @@ class SingleFlight(Generic[T]):
         return await self._wait(flight), False
 
     async def _wait(self, flight: _Flight[T]) -> T:
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that
+        # arrives in the loop turn the flight lands, and the cancelled task runs on.
         try:
-            return await asyncio.wait_for(asyncio.shield(flight.task), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                return await asyncio.shield(flight.task)
         except TimeoutError as exc:
             raise UpstreamUnavailable(f"the upstream fetch took longer than {self._timeout:g}s",
                                       code="upstream_timeout") from exc

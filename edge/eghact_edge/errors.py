@@ -16,6 +16,13 @@ class HeadersTooLarge(EghactError):
     status = 431
 
 
+class RequestTimeout(EghactError):
+    """408 (RFC 9110 §15.5.9): the request head did not arrive whole in time."""
+
+    code = "request_timeout"
+    status = 408
+
+
 class BadUpstreamContent(EghactError):
     """502: the upstream answered, but with a body we must not cache or serve (a tarball
     whose digest does not match its integrity)."""

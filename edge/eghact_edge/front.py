@@ -10,14 +10,17 @@ always knows where the next one starts:
 
 * GET or HEAD of a cacheable route, with no body: answered here, in order (pipelined
   requests wait their turn, and reading pauses when too many are buffered);
-* anything else (writes, bodies, local endpoints, pass-through, upgrades): the connection
-  is handed to aiohttp, from the first byte of that request on, and stays there. Writes
-  are rare, and aiohttp is the right tool for bodies and streaming.
+* anything else (writes, bodies, local endpoints, pass-through, upgrades): once its head
+  is whole, the connection is handed to aiohttp, from the first byte of that request on,
+  and stays there. Writes are rare, and aiohttp is the right tool for bodies and streaming.
 
 Keep-alive follows HTTP/1.1 (``Connection: close``, HTTP/1.0), idle connections close
 after ``keepalive`` seconds, a header block over the limit gets 431, a request llhttp
-refuses gets 400 and the connection closes. On shutdown, idle connections close at
-once and busy ones after their answer.
+refuses gets 400 and the connection closes. A request head must be whole within
+``header_timeout`` seconds of its first byte, or the connection gets 408 and closes: the
+idle timer alone restarts at every byte, so a client dribbling a byte every few seconds
+held its connection for ever (issue 11: 20 such clients held all 20 connections). On
+shutdown, idle connections close at once and busy ones after their answer.
 """
 
 from __future__ import annotations
@@ -35,26 +38,40 @@ from aiohttp import web
 from eghact_common.errors import BadRequest, EghactError
 
 from . import responses
-from .errors import HeadersTooLarge
+from .errors import HeadersTooLarge, RequestTimeout
 from .responses import Outgoing
 from .server import EdgeHandler
+from .target import check_method, origin_form
 
 log = logging.getLogger("eghact.edge")
 
 _MAX_HEADERS = 64
 # Buffered pipelined bytes beyond which reading pauses until the answers catch up.
 _PIPELINE_BYTES = 256 * 1024
+# Idle keep-alive connections, here and in aiohttp once handed over (whose own default is an
+# hour); nginx's default too.
+KEEPALIVE = 75.0
+
+
+def _check_request_line(line: bytes) -> None:
+    """405 or 400 for a method or a target that the edge never serves (see :mod:`.target`);
+    a line that is not ``METHOD TARGET VERSION`` is left for aiohttp's parser to refuse."""
+    parts = line.split(b" ")
+    if len(parts) == 3:
+        check_method(parts[0].decode("latin-1"))
+        origin_form(parts[1].decode("latin-1"))
 
 
 class Front:
     """The listening socket, its connections, and the aiohttp server they may be handed to."""
 
     def __init__(self, handler: EdgeHandler, fallback: web.Server, *, max_header_bytes: int = 8190,
-                 keepalive: float = 75.0):
+                 keepalive: float = KEEPALIVE, header_timeout: float = 15.0):
         self.handler = handler
         self.fallback = fallback
         self.max_header_bytes = max_header_bytes
         self.keepalive = keepalive
+        self.header_timeout = header_timeout
         self.connections: set[FrontConnection] = set()
         self._server: asyncio.Server | None = None
 
@@ -109,6 +126,8 @@ class FrontConnection(asyncio.Protocol):
         self._closing = False
         self._last_active = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._head_since: float | None = None   # when the head being awaited began to be awaited
+        self._head_timer: asyncio.TimerHandle | None = None
         # The request being parsed (filled by llhttp's callbacks).
         self._url = b""
         self._headers: dict[str, str] = {}
@@ -148,8 +167,7 @@ class FrontConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._front.connections.discard(self)
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
+        self._stop_timers()
         if self._task is not None:
             self._task.cancel()
         self._transport = None
@@ -172,15 +190,24 @@ class FrontConnection(asyncio.Protocol):
         """Answer the buffered requests in order, while nothing holds them back."""
         while self._buffer and self._task is None and not self._write_paused and not self._closing:
             buffer = self._buffer
-            if not (buffer.startswith(b"GET ") or buffer.startswith(b"HEAD ")):
-                if len(buffer) < 5 and (b"GET ".startswith(buffer) or b"HEAD ".startswith(buffer)):
-                    return   # the method is still arriving
-                self._hand_off()
-                return
             end = buffer.find(b"\r\n\r\n", 0, self._max_head + 4)
             if end < 0:
                 if len(buffer) > self._max_head:
                     self._fail(HeadersTooLarge(f"request headers are limited to {self._max_head} bytes"))
+                else:
+                    self._await_head()
+                return
+            self._head_since = None
+            # Whatever the method, aiohttp gets a connection only with a whole head, so the
+            # head deadline holds for every request that starts a connection; and only with
+            # a method and target the edge serves, so that none of them reaches the upstream.
+            if not (buffer.startswith(b"GET ") or buffer.startswith(b"HEAD ")):
+                try:
+                    _check_request_line(bytes(buffer[:buffer.find(b"\r\n")]))
+                except EghactError as error:
+                    self._fail(error)
+                    return
+                self._hand_off()
                 return
             size = end + 4
             self._url = b""
@@ -262,8 +289,7 @@ class FrontConnection(asyncio.Protocol):
         if transport is None:
             return
         self._front.connections.discard(self)
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
+        self._stop_timers()
         self._transport = None
         protocol = self._front.fallback()
         transport.set_protocol(protocol)
@@ -275,7 +301,32 @@ class FrontConnection(asyncio.Protocol):
         if self._read_paused:
             transport.resume_reading()
 
-    # -- idle connections and shutdown --------------------------------------------------------
+    # -- slow heads, idle connections and shutdown -------------------------------------------
+
+    def _await_head(self) -> None:
+        """A head has begun and is not whole yet: it has ``header_timeout`` from now."""
+        if self._head_since is None:
+            self._head_since = self._loop.time()
+        if self._head_timer is None:
+            self._head_timer = self._loop.call_later(self._front.header_timeout, self._check_head)
+
+    def _check_head(self) -> None:
+        """One timer per connection, re-armed lazily like the idle timer."""
+        self._head_timer = None
+        if self._transport is None or self._head_since is None:
+            return
+        waited = self._loop.time() - self._head_since
+        if waited >= self._front.header_timeout:
+            self._fail(RequestTimeout(f"the request head was not complete within {self._front.header_timeout:g} s",
+                                      detail={"header_timeout_seconds": self._front.header_timeout}))
+            return
+        self._head_timer = self._loop.call_later(self._front.header_timeout - waited, self._check_head)
+
+    def _stop_timers(self) -> None:
+        for timer in (self._idle_timer, self._head_timer):
+            if timer is not None:
+                timer.cancel()
+        self._idle_timer = self._head_timer = None
 
     def _touch(self) -> None:
         self._last_active = self._loop.time()

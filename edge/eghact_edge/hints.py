@@ -10,17 +10,20 @@ advice.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
-from eghact_common.errors import BadRequest
+from eghact_common.bodies import parse_json
+from eghact_common.errors import BadRequest, InvalidJson
 
 from . import keys
 from .ratelimit import RateLimiter
 from .warming import HINT, Warmer
 
 MAX_PER_REQUEST = 100
+# 100 hints of at most 300 characters, with room for JSON's quoting.
+MAX_BODY_BYTES = 64 * 1024
+_SHAPE = "the prefetch body must be a list of names or {packages: [], tarballs: [], resolutions: []}"
 
 
 def hint_key(hint: str) -> str | None:
@@ -46,19 +49,19 @@ def hint_key(hint: str) -> str | None:
 
 
 def parse_body(raw: bytes) -> list[str]:
-    """``["a", "b@1.0.0", "res:..."]`` or ``{"packages": [...], "tarballs": [...], "resolutions": [...]}``."""
-    try:
-        body: Any = json.loads(raw or b"null")
-    except ValueError as exc:
-        raise BadRequest("the prefetch body must be JSON", code="invalid_json") from exc
+    """``["a", "b@1.0.0", "res:..."]`` or ``{"packages": [...], "tarballs": [...], "resolutions": [...]}``.
+    A body of another shape is 400 ``invalid_json``; items that are not strings are ignored."""
+    body: Any = parse_json(raw or b"null", what="the prefetch body")
     if isinstance(body, dict):
-        items = [*body.get("packages", []), *body.get("tarballs", []),
-                 *("res:" + str(r) for r in body.get("resolutions", []))]
+        lists = [body.get(field, []) for field in ("packages", "tarballs", "resolutions")]
+        if not all(isinstance(part, list) for part in lists):
+            raise InvalidJson(_SHAPE)
+        packages, tarballs, resolutions = lists
+        items = [*packages, *tarballs, *("res:" + r for r in resolutions if isinstance(r, str))]
     elif isinstance(body, list):
         items = body
     else:
-        raise BadRequest("the prefetch body must be a list of names or {packages, tarballs, resolutions}",
-                         code="invalid_json")
+        raise InvalidJson(_SHAPE)
     return [item for item in items if isinstance(item, str)]
 
 

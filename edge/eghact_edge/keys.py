@@ -16,6 +16,8 @@ from eghact_common import wire
 from eghact_common.errors import BadRequest
 from eghact_common.npm_paths import raw_segments, split_package
 
+from .target import origin_form
+
 ABBREVIATED_TYPE = "application/vnd.npm.install-v1+json"
 
 # Cacheable kinds: the content class of eghact_common.cache_policy they belong to.
@@ -47,9 +49,10 @@ def escaped(name: str) -> str:
 
 
 def parse(raw: str) -> Route:
-    """The route of a raw request target (path and query, as sent on the wire)."""
-    path, _, query = raw.partition("?")
-    if not path.startswith("/") or path == "/":
+    """The route of a raw request target (path and query, as sent on the wire); 400 for a
+    target that is not origin-form (:func:`.target.origin_form`)."""
+    path, _, query = origin_form(raw).partition("?")
+    if path == "/":
         return Route(None, None, raw, raw, None)
     if path.startswith("/-/"):
         return _special(path, query, raw)

@@ -22,9 +22,11 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from eghact_common import wire
-from eghact_common.errors import PayloadTooLarge, UpstreamUnavailable
+from eghact_common.bodies import read_body
+from eghact_common.errors import UpstreamUnavailable
 
 from . import keys, streams
 from .streams import StreamBudget
@@ -32,9 +34,15 @@ from .upstream import PASS, STREAM, WRITE, HttpUpstream
 
 log = logging.getLogger("eghact.edge")
 
+# Never passed on (RFC 9110 §7.6.1), besides the fields that Connection names: hop-by-hop
+# fields, the framing (aiohttp re-frames, and has already undone a request's
+# Content-Encoding), and what would let a client say where a request comes from or goes
+# (Host, Forwarded, X-Forwarded-*, ...): the upstream must only ever hear the edge's word.
 _HOP_BY_HOP = frozenset(h.lower() for h in (
-    "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
-    "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Content-Encoding"))
+    "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "TE", "Trailer",
+    "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Content-Encoding", "Forwarded", "X-Real-IP",
+    "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "X-Host"))
+_ROUTING_PREFIXES = ("proxy-", "x-forwarded-")
 # Writes that are reads in disguise (npm search and audit are POSTs that change nothing).
 _SAFE_POSTS = ("/-/v1/search", "/-/npm/v1/security/", "/-/v1/prefetch", "/-/v1/resolve", "/-/v1/batch")
 WRITE_METHODS = frozenset({"PUT", "DELETE", "POST", "PATCH"})
@@ -80,12 +88,8 @@ class Proxy:
             return await self._forward(request, long_lived)
 
     async def _forward(self, request: web.BaseRequest, long_lived: str | None) -> web.StreamResponse:
-        if request.content_length is not None and request.content_length > self._max_body:
-            raise PayloadTooLarge(f"request bodies are limited to {self._max_body} bytes")
-        body = await request.content.read(self._max_body + 1) if request.body_exists else None
-        if body is not None and len(body) > self._max_body:
-            raise PayloadTooLarge(f"request bodies are limited to {self._max_body} bytes")
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        body = await read_body(request, self._max_body) if request.body_exists else None
+        headers = _end_to_end(request.headers)
         write = is_write(request.method, request.path)
         pool, timeout, raw_path = self._plan(request, long_lived, write)
         try:
@@ -124,10 +128,17 @@ class Proxy:
         return WRITE if write else PASS, aiohttp.ClientTimeout(total=self._timeout, sock_connect=5), request.raw_path
 
 
+def _end_to_end(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """The fields of ``headers`` that may cross the edge (repeated fields kept)."""
+    named = {token.strip().lower() for value in headers.getall("Connection", []) for token in value.split(",")}
+    return CIMultiDict((key, value) for key, value in headers.items()
+                       if (lower := key.lower()) not in _HOP_BY_HOP and lower not in named
+                       and not lower.startswith(_ROUTING_PREFIXES))
+
+
 def _copy(upstream: aiohttp.ClientResponse) -> dict[str, str]:
     out: dict[str, str] = {}
-    for key, value in upstream.headers.items():
-        if key.lower() not in _HOP_BY_HOP:
-            out[key] = value if key not in out else out[key] + ", " + value
+    for key, value in _end_to_end(upstream.headers).items():
+        out[key] = value if key not in out else out[key] + ", " + value
     out["X-Cache"] = "PASS"
     return out

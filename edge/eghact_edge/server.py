@@ -18,9 +18,10 @@ from typing import Any
 
 from aiohttp import web
 
+from eghact_common.bodies import read_body
 from eghact_common.errors import EghactError, MethodNotAllowed, RateLimited
 
-from . import keys, responses
+from . import hints, keys, responses
 from .cache import HIT_MEM
 from .entry import Entry
 from .hints import parse_body, parse_header
@@ -28,6 +29,7 @@ from .metrics import PROMETHEUS_CONTENT_TYPE
 from .node import EdgeNode
 from .readthrough import MIN_SEQ_HEADER, Reply
 from .responses import Outgoing
+from .target import check_method, origin_form
 
 log = logging.getLogger("eghact.edge")
 
@@ -114,6 +116,10 @@ class EdgeHandler:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
+            # First, whatever the path: nothing below may see a target that names another
+            # host, or a method that would tunnel or reflect (issue 11).
+            check_method(request.method)
+            origin_form(request.raw_path)
             if request.method in ("GET", "HEAD"):
                 route = self.routes.get(request.raw_path)
                 if route.kind is not None:
@@ -142,7 +148,7 @@ class EdgeHandler:
         if path == "/-/v1/prefetch":
             if request.method != "POST":
                 raise MethodNotAllowed("POST a list of names to /-/v1/prefetch")
-            raw = await request.content.read(64 * 1024)
+            raw = await read_body(request, hints.MAX_BODY_BYTES)
             accepted = self.node.hints.accept(request.remote or "?", parse_body(raw))
             return responses.to_web(responses.from_json(accepted, status=202))
         # Writes (purged locally before answering), credentialed and uncached requests.

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from eghact_common.serving import until_signal
 
-from .front import Front
+from .front import KEEPALIVE, Front
 from .node import EdgeNode
 from .server import EdgeHandler
 from .settings import EdgeSettings
@@ -33,8 +33,10 @@ async def serve(settings: EdgeSettings, *, sock: socket.socket | None = None, la
     # are written for it: a coalesced fill runs as its own task (other waiters keep it), and
     # the purge after an acknowledged write is shielded.
     fallback = web.Server(handler.handle, max_line_size=settings.max_header_bytes,
-                          max_field_size=settings.max_header_bytes, max_headers=64, handler_cancellation=True)
-    front = Front(handler, fallback, max_header_bytes=settings.max_header_bytes)
+                          max_field_size=settings.max_header_bytes, max_headers=64, handler_cancellation=True,
+                          keepalive_timeout=KEEPALIVE)
+    front = Front(handler, fallback, max_header_bytes=settings.max_header_bytes,
+                  header_timeout=settings.header_timeout)
     # Bind first (to learn the port), but start the parts before announcing the address.
     url = await front.start(settings.host, settings.port, reuse_port=settings.workers > 1, sock=sock)
     node.set_public_url(settings.public_url or url)

@@ -26,6 +26,7 @@ class EdgeSettings:
     max_upstream_body: int = 128 * 1024 * 1024
     max_request_bytes: int = 70 * 1024 * 1024
     max_header_bytes: int = 8190
+    header_timeout: float = 15.0          # seconds for a whole request head, from its first byte
     max_ttl: float | None = None          # cap on header freshness lifetimes (an operator knob)
     feed_lifetime: float = 86_400.0       # freshness of event-covered entries while the feed vouches
     rate: float = 500.0                   # per-client tokens per second

@@ -26,9 +26,11 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from eghact_common.bodies import read_limited
 from eghact_common.errors import UpstreamUnavailable
 
 from .metrics import Reporter
+from .target import origin_form
 
 # The classes of upstream work, each with its own connection pool.
 FILL = "fill"        # cache fills and revalidations, warming, batch reads
@@ -92,8 +94,10 @@ class HttpUpstream:
         return session
 
     def url(self, path: str) -> URL:
+        """The upstream URL of an origin-form ``path`` (400 for any other target): appended
+        to the base URL, anything else could name another host (see :mod:`.target`)."""
         # encoded=True: keep "%2f" in scoped names exactly as we spelled it.
-        return URL(self.base_url + path, encoded=True)
+        return URL(self.base_url + origin_form(path), encoded=True)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -106,11 +110,9 @@ class HttpUpstream:
                 if response.content_length is not None and response.content_length > self.max_body:
                     raise UpstreamUnavailable(f"upstream body of {response.content_length} bytes exceeds the limit",
                                               code="upstream_too_large")
-                body = await response.content.read(self.max_body + 1)
-                if len(body) > self.max_body:
+                body = await read_limited(response.content, self.max_body)
+                if body is None:
                     raise UpstreamUnavailable("upstream body exceeds the limit", code="upstream_too_large")
-                if not response.content.at_eof():
-                    body += await response.content.read()
                 status, got = response.status, response.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             reason = "timeout" if isinstance(exc, TimeoutError) else "connect"

@@ -17,14 +17,14 @@ ambiguous. This is CPU-bound work: call it through the project's thread helper, 
 from __future__ import annotations
 
 import io
-import json
 import re
 import tarfile
 import zlib
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
-from eghact_common.errors import InvalidTarball, PayloadTooLarge
+from eghact_common.bodies import parse_json
+from eghact_common.errors import InvalidJson, InvalidTarball, PayloadTooLarge
 from eghact_common.integrity import Hasher
 
 __all__ = ["TarballFacts", "TarballLimits", "build_tarball", "inspect_tarball"]
@@ -192,9 +192,9 @@ class _Scan:
         if path is None or raw is None:
             raise _invalid("tarball_no_manifest", "no <topdir>/package.json (such as package/package.json)", None)
         try:
-            manifest = json.loads(raw, parse_constant=_reject_constant)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both
-            raise _invalid("tarball_bad_manifest", f"member {path!r} is not valid JSON: {exc}", path) from exc
+            manifest = parse_json(raw, what=f"member {path!r}")
+        except InvalidJson as exc:   # not JSON, or nested too deep
+            raise _invalid("tarball_bad_manifest", exc.message, path) from exc
         if not isinstance(manifest, dict):
             raise _invalid("tarball_bad_manifest", f"member {path!r} is not a JSON object", path)
         mismatches = {
@@ -223,11 +223,6 @@ def _path_parts(path: str) -> list[str]:
     if ".." in raw:
         raise _invalid("tarball_path_traversal", f"member {path!r} has a '..' component", path)
     return [part for part in raw if part not in ("", ".")]
-
-
-def _reject_constant(token: str) -> Any:
-    # NaN and Infinity are not JSON; npm's JSON.parse would fail on them.
-    raise ValueError(f"{token} is not valid JSON")
 
 
 def _invalid(code: str, message: str, member: str | None) -> InvalidTarball:

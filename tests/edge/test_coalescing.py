@@ -9,6 +9,8 @@ from pathlib import Path
 
 import aiohttp
 
+from eghact_edge.coalesce import SingleFlight
+
 from .support import EdgeProcess, FakeRegistry
 
 
@@ -55,3 +57,29 @@ async def test_unshareable_content_does_not_serialise(tmp_path: Path, edges: lis
         assert fake.requests["/zero"] == 10
     finally:
         await fake.stop()
+
+
+async def test_a_waiter_cancelled_as_its_flight_lands_is_cancelled() -> None:
+    # Python 3.11's wait_for returned the result when the cancellation and the fetch's end
+    # met in one loop turn, and the cancellation was lost: a warming worker stopped at
+    # shutdown then went back to its queue and the edge never exited (found by issue 11's
+    # prefetch test). Every interleaving of the two is tried here.
+    for turns in range(12):
+        flights: SingleFlight[int] = SingleFlight(timeout=5)
+        gate = asyncio.Event()
+
+        async def fetch(gate: asyncio.Event = gate) -> int:
+            await gate.wait()
+            return 1
+
+        waiter = asyncio.ensure_future(flights.run("k", fetch))
+        await asyncio.sleep(0)
+        gate.set()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        cancelled = waiter.cancel()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            continue
+        assert not cancelled, f"the cancellation was lost after {turns} loop turns"

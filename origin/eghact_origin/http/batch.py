@@ -62,12 +62,12 @@ from typing import Any
 from aiohttp import web
 
 from eghact_common.blocking import run_blocking
+from eghact_common.bodies import parse_json, read_body
 from eghact_common.errors import BadRequest, EghactError, NotFound, PayloadTooLarge
 
 from ..packument import ABBREVIATED_TYPE
 from ..registry import Registry, Rendered
 from ..storage import BlobStore, Lookup, TarballRecord
-from .bodies import read_limited
 from .keys import ACCESS, PRINCIPAL, REGISTRY, ROUTE, SETTINGS
 from .packages import packument_caching, tarball_caching, version_caching
 from .paths import package_path, raw_segments
@@ -133,15 +133,11 @@ def _lookup(item: Item) -> Lookup:
 async def batch(request: web.Request) -> web.StreamResponse:
     request[ROUTE] = "batch"
     try:
-        raw = await read_limited(request, MAX_BODY_BYTES, "a batch request")
+        raw = await read_body(request, MAX_BODY_BYTES, "a batch request")
     except PayloadTooLarge as exc:  # documented as 400 batch_too_large, like too many items
         raise BadRequest(f"a batch request is at most {MAX_BODY_BYTES} bytes", code="batch_too_large",
                          detail={"limit_bytes": MAX_BODY_BYTES}) from exc
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("the batch body is not valid JSON", code="invalid_json") from exc
-    items = parse_items(body)
+    items = parse_items(parse_json(raw, what="the batch body"))
     wanted = request.query.get("headers")
     keep = None if wanted is None else {name.strip().lower() for name in wanted.split(",") if name.strip()}
     response = web.StreamResponse(headers={"Content-Type": MEDIA_TYPE, "Cache-Control": "no-store"})

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from eghact_common import wire
-from eghact_common.errors import AuthRequired, BadRequest, MethodNotAllowed, NotFound
+from eghact_common.bodies import parse_json, read_body
+from eghact_common.errors import AuthRequired, InvalidJson, MethodNotAllowed, NotFound
 
-from .bodies import read_limited
 from .keys import ACCESS, PRINCIPAL, REGISTRY, ROUTE
 from .paths import package_path, raw_segments
 from .responses import cacheable, dumps, json_ok
@@ -42,13 +40,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if request.method in ("PUT", "POST"):
         if principal is None:  # before reading the body: nothing is read for an anonymous client
             raise AuthRequired("moving a dist-tag needs a token (Authorization: Bearer ...)")
-        raw = await read_limited(request, MAX_BODY_BYTES, "a dist-tag body")
-        try:
-            version = json.loads(raw)
-        except ValueError as exc:
-            raise BadRequest("the body must be a JSON string naming a version", code="invalid_json") from exc
+        version = parse_json(await read_body(request, MAX_BODY_BYTES, "a dist-tag body"), what="the dist-tag body")
         if not isinstance(version, str):
-            raise BadRequest("the body must be a JSON string naming a version", code="invalid_json")
+            raise InvalidJson("the body must be a JSON string naming a version")
         event = await registry.set_dist_tag(principal, path.name, tag, version)
     elif request.method == "DELETE":
         event = await registry.set_dist_tag(principal, path.name, tag, None)

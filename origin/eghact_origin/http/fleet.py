@@ -13,12 +13,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
-from eghact_common.errors import AuthRequired, BadRequest, Forbidden
+from eghact_common.bodies import parse_json, read_body
+from eghact_common.errors import AuthRequired, Forbidden
 
 from ..auth import Principal
 from ..fleet import Fleet, validate_edge, validate_hits
@@ -45,13 +45,7 @@ def _require_edge(request: web.Request, action: str, *, admin: bool = True) -> P
 
 
 async def _json(request: web.Request) -> Any:
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise BadRequest(f"the body is limited to {MAX_BODY} bytes", code="payload_too_large")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest("the body is not valid JSON", code="invalid_json") from exc
+    return parse_json(await read_body(request, MAX_BODY))
 
 
 async def popular(request: web.Request) -> web.StreamResponse:

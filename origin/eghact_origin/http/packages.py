@@ -13,14 +13,14 @@ write forms (publish, deprecate, unpublish) that share those paths.
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 from aiohttp import web
 
 from eghact_common import wire
 from eghact_common.blocking import run_blocking
-from eghact_common.errors import AuthRequired, BadRequest, MethodNotAllowed, NotFound
+from eghact_common.bodies import parse_json
+from eghact_common.errors import AuthRequired, InvalidJson, MethodNotAllowed, NotFound
 
 from ..packument import ABBREVIATED_TYPE
 from ..registry import Rendered
@@ -128,12 +128,9 @@ def tarball_caching(record: TarballRecord, *, private: bool) -> dict[str, Any]:
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
-    try:
-        body = await run_blocking(json.loads, raw) if len(raw) > 256 * 1024 else json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("the request body is not valid JSON", code="invalid_json") from exc
+    body = await run_blocking(parse_json, raw) if len(raw) > 256 * 1024 else parse_json(raw)
     if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object", code="invalid_json")
+        raise InvalidJson("the request body must be a JSON object")
     return body
 
 

@@ -13,15 +13,13 @@ limit, before anything is resolved or stored.
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from eghact_common import wire
+from eghact_common.bodies import parse_json, read_body
 from eghact_common.errors import BadRequest
 
 from ..resolutions import Built
-from .bodies import read_limited
 from .keys import ACCESS, PRINCIPAL, REGISTRY, RESOLUTIONS, ROUTE, SETTINGS
 from .responses import base_url, cacheable
 
@@ -34,11 +32,8 @@ def _headers(built: Built) -> dict[str, str]:
 
 async def resolve(request: web.Request) -> web.StreamResponse:
     request[ROUTE] = "resolve"
-    raw = await read_limited(request, request.app[SETTINGS].resolve_max_body_bytes, "a resolve request")
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest("the resolve request must be JSON", code="invalid_json") from exc
+    raw = await read_body(request, request.app[SETTINGS].resolve_max_body_bytes, "a resolve request")
+    body = parse_json(raw, what="the resolve request")
     resolutions = request.app[RESOLUTIONS]
     built = await resolutions.resolve(request[PRINCIPAL], body)
     payload, _ = resolutions.rendered(built, base_url(request, request.app[SETTINGS].public_url))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -10,12 +9,12 @@ from aiohttp import web
 
 from eghact_common import semver, wire
 from eghact_common.blocking import run_blocking
-from eghact_common.errors import AuthRequired, BadRequest, Forbidden
+from eghact_common.bodies import parse_json, read_body
+from eghact_common.errors import AuthRequired, Forbidden, InvalidJson
 
 from ..metrics import PROMETHEUS_CONTENT_TYPE
 from ..storage import Advisory, SearchQuery
 from ..storage.search import parse_text
-from .bodies import read_limited
 from .changes import _int_param
 from .keys import ACCESS, NOTIFIER, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
 from .responses import cacheable, dumps, json_ok
@@ -63,13 +62,10 @@ async def advisories_bulk(request: web.Request) -> web.StreamResponse:
     At most AUDIT_MAX_BODY_BYTES of JSON (after aiohttp has undone ``Content-Encoding: gzip``);
     parsing and matching the versions run off the event loop: both grow with the body."""
     request[ROUTE] = "audit"
-    raw = await read_limited(request, AUDIT_MAX_BODY_BYTES, "an audit request")
-    try:
-        body = await run_blocking(json.loads, raw)
-    except ValueError as exc:
-        raise BadRequest("the audit body must be JSON {name: [versions]}", code="invalid_json") from exc
+    raw = await read_body(request, AUDIT_MAX_BODY_BYTES, "an audit request")
+    body = await run_blocking(parse_json, raw, what="the audit body")
     if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
-        raise BadRequest("the audit body must be JSON {name: [versions]}", code="invalid_json")
+        raise InvalidJson("the audit body must be JSON {name: [versions]}")
     access, principal = request.app[ACCESS], request[PRINCIPAL]
     names = [n for n in body if isinstance(n, str)
              and (not access.is_private(n) or (principal and principal.can_read(n)))]
