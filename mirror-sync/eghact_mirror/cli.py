@@ -211,8 +211,10 @@ def _import(args: argparse.Namespace) -> int:
 
     trusted = keys.load_trusted_key(args.trust)
     with for_terminal() as progress:
-        task = progress.task("verifying + staging", None, unit="bytes")
-        report = import_bundle(args.file, args.into, trusted, on_bytes=lambda n: progress.advance(task, n))
+        checking = progress.task("checking the signed index", None, unit="bytes")
+        staging = progress.task("verifying + staging", None, unit="bytes")
+        report = import_bundle(args.file, args.into, trusted, on_bytes=lambda n: progress.advance(checking, n),
+                               on_staged=lambda n: progress.advance(staging, n))
     if args.json:
         print(json.dumps(report.record, indent=1))
     else:
