@@ -56,11 +56,15 @@ class Sink(Protocol):
 
 
 class _PartsReader(io.RawIOBase):
-    """The concatenation of parts, each hashed as it is read and checked at its end."""
+    """The concatenation of parts, each hashed as it is read and checked at its end (a file
+    with nothing to check against is hashed only when ``hash_all``: for the record)."""
 
-    def __init__(self, parts: list[tuple[Path, fmt.FileEntry | None]], on_bytes: Callable[[int], None]):
+    def __init__(self, parts: list[tuple[Path, fmt.FileEntry | None]], on_bytes: Callable[[int], None],
+                 hash_all: bool = True):
         self._parts = parts
         self._on_bytes = on_bytes
+        self._hash_all = hash_all
+        self._hashing = True
         self._i = -1
         self._file: io.BufferedReader | None = None
         self._hash = hashlib.sha512()
@@ -74,7 +78,8 @@ class _PartsReader(io.RawIOBase):
             self._file.close()
             path, expected = self._parts[self._i]
             got = self._hash.hexdigest()
-            self.file_sha512.append(got)
+            if self._hashing:
+                self.file_sha512.append(got)
             if expected is not None and (got != expected.sha512 or self._size != expected.size):
                 raise MirrorError("bad_part", f"part {path.name} does not match the signed part manifest "
                                   f"(sha512 {got[:16]}..., {self._size} bytes; expected {expected.sha512[:16]}..., "
@@ -85,6 +90,7 @@ class _PartsReader(io.RawIOBase):
             return
         self._file = open(self._parts[self._i][0], "rb")  # noqa: SIM115 - closed when exhausted
         self._hash, self._size = hashlib.sha512(), 0
+        self._hashing = self._hash_all or self._parts[self._i][1] is not None
 
     def readable(self) -> bool:
         return True
@@ -93,7 +99,8 @@ class _PartsReader(io.RawIOBase):
         while self._file is not None:
             n = self._file.readinto(buffer)
             if n:
-                self._hash.update(memoryview(buffer)[:n])
+                if self._hashing:
+                    self._hash.update(memoryview(buffer)[:n])
                 self._size += n
                 self._on_bytes(n)
                 return n
@@ -217,7 +224,7 @@ def read_stream(parts: list[tuple[Path, fmt.FileEntry | None]], sink: Sink | Non
         result.compressed_bytes += n
         on_bytes(n)
 
-    raw = _PartsReader(parts, count)
+    raw = _PartsReader(parts, count, hash_all=sink is not None)  # a scan's file digest would go unused
     try:
         _read_members(raw, result, sink, signed)
     except MirrorError as error:
