@@ -36,7 +36,7 @@ Errors print ``eghact-mirror: <code>: <message>`` on stderr; the exit code names
    25  missing_file       the signed index lists a file the bundle does not hold
    26  missing_part       a part of a split bundle is missing
    27  bad_part           a part of a split bundle differs from its signed part manifest
-   28  not_a_bundle       not an eghact-mirror bundle (no index, unknown format, unsafe member)
+   28  not_a_bundle       not an eghact-mirror bundle (no index, unknown format, unsafe or oversized member)
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ unsigned 133 KB bundle of one "4 GiB" member of zeros once wrote 4.3 GB there be
 refused): the first pass (:func:`read_signed`) does 1-4 with sizes only, hashing nothing;
 the second (:func:`verify_into`) stores each member only as the verified index lists it,
 refused at its header when it is unlisted or of another size, and checks every digest. The
-second pass costs one more decompression, not a second hashing (measured: a 48 MB bundle,
-2,000 plugins: import 2.8 s before, see the commit for after).
+second pass costs one more decompression and tar walk, not a second hashing (measured on a
+48 MB bundle of 2,000 plugins: the first pass 0.28-0.41 s, a whole import 2.4-3.0 s, the same
+as with one pass; user CPU 1.08 s -> 1.27 s).
 """
 
 from __future__ import annotations
