@@ -437,8 +437,9 @@ def main() -> int:
     seconds, _, _ = timed([sys.executable, "-c", "import sys; from pathlib import Path; "
                            "from eghact_mirror import keys, stage, verify; "
                            "sink = stage.StageSink(Path(sys.argv[3])); "
-                           "v = verify.verify_bundle(Path(sys.argv[1]), keys.load_trusted_key(Path(sys.argv[2])), "
-                           "sink=sink); sink.finish(v.index, v.digest)", str(full), str(trust), str(staged)])
+                           "h = verify.read_signed(Path(sys.argv[1]), keys.load_trusted_key(Path(sys.argv[2]))); "
+                           "v = verify.verify_into(h, sink); sink.finish(v.index, v.digest)",
+                           str(full), str(trust), str(staged)])
     results["verify_and_stage_full"] = {"seconds": round(seconds, 1), "MB_per_s": round(full_bytes / MB / seconds, 1)}
     print("verify + stage, the mirror tool's part of an import:", results["verify_and_stage_full"], flush=True)
     results["import_full"]["of_which_mirror_apply_s"] = round(

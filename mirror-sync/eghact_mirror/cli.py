@@ -36,7 +36,7 @@ Errors print ``eghact-mirror: <code>: <message>`` on stderr; the exit code names
    25  missing_file       the signed index lists a file the bundle does not hold
    26  missing_part       a part of a split bundle is missing
    27  bad_part           a part of a split bundle differs from its signed part manifest
-   28  not_a_bundle       not an eghact-mirror bundle (no index, unknown format, unsafe member)
+   28  not_a_bundle       not an eghact-mirror bundle (no index, unknown format, unsafe or oversized member)
 """
 
 from __future__ import annotations
@@ -211,8 +211,10 @@ def _import(args: argparse.Namespace) -> int:
 
     trusted = keys.load_trusted_key(args.trust)
     with for_terminal() as progress:
-        task = progress.task("verifying + staging", None, unit="bytes")
-        report = import_bundle(args.file, args.into, trusted, on_bytes=lambda n: progress.advance(task, n))
+        checking = progress.task("checking the signed index", None, unit="bytes")
+        staging = progress.task("verifying + staging", None, unit="bytes")
+        report = import_bundle(args.file, args.into, trusted, on_bytes=lambda n: progress.advance(checking, n),
+                               on_staged=lambda n: progress.advance(staging, n))
     if args.json:
         print(json.dumps(report.record, indent=1))
     else:

@@ -38,7 +38,7 @@ EXIT_CODES: dict[str, tuple[int, str]] = {
     "missing_file": (25, "the signed index lists a file the bundle does not hold"),
     "missing_part": (26, "a part of a split bundle is missing"),
     "bad_part": (27, "a part of a split bundle differs from its signed part manifest"),
-    "not_a_bundle": (28, "not an eghact-mirror bundle (no index, unknown format, unsafe member)"),
+    "not_a_bundle": (28, "not an eghact-mirror bundle (no index, unknown format, unsafe or oversized member)"),
 }
 
 

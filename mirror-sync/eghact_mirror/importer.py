@@ -1,8 +1,11 @@
 """``eghact-mirror import``: verify a bundle completely, then let the origin apply it.
 
-    1. stream the bundle into a fresh staging dir beside the mirror, hashing every file;
-    2. check the signature and every digest (``verify``) — until here the mirror's data dir
-       has not been touched, and any refusal leaves it byte-identical;
+    1. read the bundle to its end for the signed index, and check the signature and every
+       member's name and size against it (``verify.read_signed``) — nothing is written yet;
+    2. read it again into a fresh staging dir beside the mirror, each member only as the
+       verified index lists it, hashing every file and checking its digest
+       (``verify.verify_into``) — until here the mirror's data dir has not been touched, and
+       any refusal leaves it byte-identical;
     3. write ``stage.json`` and run ``eghact-origin mirror-apply``, which checks continuity
        (chain, seq, origin) under its write lock and applies all or nothing;
     4. keep the verification record in the mirror (``record``);
@@ -22,7 +25,7 @@ from typing import Any
 
 from . import record, stage
 from .keys import TrustedKey
-from .verify import Verified, verify_bundle
+from .verify import Verified, read_signed, verify_into
 
 
 @dataclass(frozen=True)
@@ -35,12 +38,15 @@ class ImportReport:
 
 
 def import_bundle(path: Path, mirror: Path, trusted: TrustedKey, *,
-                  on_bytes: Callable[[int], None] = lambda n: None) -> ImportReport:
+                  on_bytes: Callable[[int], None] = lambda n: None,
+                  on_staged: Callable[[int], None] = lambda n: None) -> ImportReport:
+    """``on_bytes`` counts the compressed bytes of the first pass, ``on_staged`` the second's."""
+    head = read_signed(path, trusted, on_bytes=on_bytes)
     staging = stage.create(mirror)
     try:
         sink = stage.StageSink(staging)
         try:
-            verified = verify_bundle(path, trusted, sink=sink, on_bytes=on_bytes)
+            verified = verify_into(head, sink, on_bytes=on_staged)
             sink.finish(verified.index, verified.digest)  # waits for every staged file
         finally:
             sink.close()  # a refusal: stops the staging child at once

@@ -14,8 +14,9 @@ name and prefix fields, every member is far below its 8 GiB size limit)::
     index.sig                    the raw 64-byte Ed25519 signature of index.json's exact bytes, last
 
 The index comes LAST so that a bundle is written in one streaming pass (its digests are known
-only once every file went by). A reader cannot trust anything before it has read the whole
-bundle anyway — the signature is what makes the bytes trustworthy — so it loses nothing.
+only once every file went by). The price is on the reading side: nothing in a bundle can be
+trusted before the index and signature at its end, so an import reads it twice — once to
+verify the index, once to stage what that index vouches for (``verify``).
 
 The bundle's DIGEST is the sha512 hex of index.json's exact bytes. The index names every
 file's size and sha512, so the digest identifies the content completely; the tar framing and

@@ -15,11 +15,15 @@ other tools write for names over 100 bytes — pax (``x``, ``g``: ``path`` and `
 GNU long names (``L``) — because a bundle re-packed by another tool is the same bundle (its
 identity is its signed index). It refuses what a bundle never holds: other member types
 (links, devices, directories), base-256 sizes, bad checksums (:class:`TarFormatError`, which
-the bundle reader turns into its own errors).
+the bundle reader turns into its own errors) — and, because a size or a name decides how much
+is read, buffered and written downstream, any size that is not plain digits or is over
+:data:`MAX_MEMBER` (a pax header can say anything: 10 TiB, "-1024", "1_0"), and any name
+over :data:`MAX_NAME`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Protocol
 
@@ -34,6 +38,12 @@ _TAIL = b"0" + bytes(100) + b"ustar\x0000" + bytes(64) + b"0000000\0" * 2
 _CHECKSUM_BLANK = b" " * 8
 _ZERO_BLOCK = bytes(BLOCK)
 _MAX_EXTENSION = 1 << 20  # a pax or long-name header's body: names, not content
+# The largest member a ustar size field holds (11 octal digits): all our writer can write. A
+# bigger size can only come from a pax header or a 12-digit field, which no bundle needs.
+MAX_MEMBER = 8 ** 11 - 1
+MAX_NAME = 4096  # PATH_MAX; a bundle's paths are under 150 bytes
+_OCTAL = re.compile(rb"[0-7]+")
+_DECIMAL = re.compile(r"[0-9]{1,20}")  # more digits than any size: int() would refuse 4,300
 
 
 class TarFormatError(ValueError):
@@ -170,14 +180,21 @@ class UstarReader:
                 elif kind == b"x":  # a global header ("g") sets defaults no bundle member needs
                     extended.update(_pax_records(data))
                 continue
+            if len(shown.encode()) > MAX_NAME:
+                raise TarFormatError(f"a member name is {len(shown.encode())} bytes, over {MAX_NAME}: "
+                                     f"{shown[:60]!r}...", kind="unsupported")
             if kind not in (b"0", b"\0"):
                 raise TarFormatError(f"member {shown!r} is not a regular file (links and devices are refused)",
                                      kind="unsupported")
             if "size" in extended:
-                try:
-                    size = int(extended["size"])
-                except ValueError as exc:
-                    raise TarFormatError(f"member {shown!r} has an unreadable pax size", kind="corrupt") from exc
+                # Plain digits only: int() would also take "-1024" (a body that steps back
+                # into its own header), "+1", "1_0" and non-ASCII digits.
+                if not _DECIMAL.fullmatch(extended["size"]):
+                    raise TarFormatError(f"member {shown!r} has an unreadable pax size", kind="corrupt")
+                size = int(extended["size"])
+            if size > MAX_MEMBER:
+                raise TarFormatError(f"member {shown!r} declares {size} bytes, over the {MAX_MEMBER} a bundle "
+                                     "member can hold", kind="unsupported")
             return shown, size
 
     def body(self, size: int) -> Iterator[memoryview]:
@@ -214,11 +231,10 @@ def _parse_header(block: bytes) -> tuple[str, bytes, int]:
     shown = _text(name)
     if block[124] & 0x80:
         raise TarFormatError(f"member {shown!r} has a base-256 size", kind="unsupported")
-    try:
-        size = int(block[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
-    except ValueError as exc:
-        raise TarFormatError(f"member {shown!r} has an unreadable size", kind="corrupt") from exc
-    return shown, block[156:157], size
+    field = block[124:136].split(b"\0", 1)[0].strip() or b"0"
+    if not _OCTAL.fullmatch(field):  # int(..., 8) would also take a sign, "0o", "_"
+        raise TarFormatError(f"member {shown!r} has an unreadable size", kind="corrupt")
+    return shown, block[156:157], int(field, 8)
 
 
 def _text(raw: bytes) -> str:

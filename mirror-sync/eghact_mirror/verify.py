@@ -13,7 +13,15 @@ problem first.
 4. The file set against the signed index: ``extra_file``, ``missing_file``,
    ``digest_mismatch`` (size or sha512).
 
-Whatever the sink did with the bytes (a staging dir) is trusted only once this returns.
+``verify`` does all of it in one pass that stores nothing. An import reads the bundle twice,
+because the index is at the end and a staging dir must not take bytes nobody vouched for (an
+unsigned 133 KB bundle of one "4 GiB" member of zeros once wrote 4.3 GB there before it was
+refused): the first pass (:func:`read_signed`) does 1-4 with sizes only, hashing nothing;
+the second (:func:`verify_into`) stores each member only as the verified index lists it,
+refused at its header when it is unlisted or of another size, and checks every digest. The
+second pass costs one more decompression and tar walk, not a second hashing (measured on a
+48 MB bundle of 2,000 plugins: the first pass 0.28-0.41 s, a whole import 2.4-3.0 s, the same
+as with one pass; user CPU 1.08 s -> 1.27 s).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from pathlib import Path
 from . import index as fmt
 from .errors import MirrorError
 from .keys import TrustedKey
-from .reader import Sink, hash_only, read_stream
+from .reader import MAX_LISTED, Signed, Sink, StreamResult, hash_only, read_stream
 
 
 @dataclass(frozen=True)
@@ -74,12 +82,12 @@ def locate(path: Path, trusted: TrustedKey) -> Location:
             raise MirrorError("missing_part", f"{manifest_path.name}, the signed part manifest of the split "
                               f"bundle {base.name}, is missing")
         raise MirrorError("bad_input", f"no bundle at {path} (nor a split bundle {manifest_path.name})")
-    manifest_bytes = manifest_path.read_bytes()
+    manifest_bytes = _read_capped(manifest_path, fmt.MAX_INDEX_BYTES)
     signature_path = fmt.parts_signature_path(base)
     if not signature_path.is_file():
         raise MirrorError("missing_part", f"{signature_path.name}, the signature of the part manifest, is missing")
     manifest = fmt.parse_parts(manifest_bytes)
-    check_signature(trusted, signature_path.read_bytes(), manifest_bytes, manifest.key_fingerprint,
+    check_signature(trusted, _read_capped(signature_path, 1024), manifest_bytes, manifest.key_fingerprint,
                     "part manifest")
     parts = [(base.with_name(entry.path), entry) for entry in manifest.parts]
     missing = [p.name for p, _ in parts if not p.is_file()]
@@ -98,6 +106,15 @@ def locate(path: Path, trusted: TrustedKey) -> Location:
     return Location(base, tuple(parts), manifest)
 
 
+def _read_capped(path: Path, cap: int) -> bytes:
+    """A small file read before anything is verified: never more than ``cap`` bytes of it."""
+    with open(path, "rb") as file:
+        data = file.read(cap + 1)
+    if len(data) > cap:
+        raise MirrorError("not_a_bundle", f"{path.name} is over {cap} bytes: not what an exporter writes")
+    return data
+
+
 def check_signature(trusted: TrustedKey, signature: bytes, data: bytes, claimed: str | None, what: str) -> None:
     if trusted.verifies(signature, data):
         return
@@ -108,12 +125,61 @@ def check_signature(trusted: TrustedKey, signature: bytes, data: bytes, claimed:
                       f"{trusted.fingerprint}: the {what} was altered after signing")
 
 
-def verify_bundle(path: Path, trusted: TrustedKey, *, sink: Sink = hash_only,
-                  on_bytes: Callable[[int], None] = lambda n: None) -> Verified:
-    """Read the whole bundle through ``sink`` and check it; raises :class:`MirrorError`."""
+@dataclass(frozen=True)
+class SignedBundle:
+    """A bundle whose signed index has been read and checked, and every member's name and size
+    against it — the first pass of an import; nothing was hashed or stored yet."""
+
+    location: Location
+    index: fmt.Index
+    index_bytes: bytes
+    signature: bytes
+    digest: str
+    trusted_fingerprint: str
+    started: float  # perf_counter() at the start of the first pass
+
+
+def verify_bundle(path: Path, trusted: TrustedKey, *, on_bytes: Callable[[int], None] = lambda n: None) -> Verified:
+    """Read the whole bundle once, hashing every member, storing none, and check it; raises
+    :class:`MirrorError`. What ``eghact-mirror verify`` does."""
     started = time.perf_counter()
     location = locate(path, trusted)
-    stream = read_stream(list(location.parts), sink, on_bytes)
+    stream = read_stream(list(location.parts), hash_only, on_bytes)
+    head = _signed(path, location, stream, trusted, started)
+    _check_files(head.index, stream, digests=True)
+    return _verified(head, stream)
+
+
+def read_signed(path: Path, trusted: TrustedKey, *,
+                on_bytes: Callable[[int], None] = lambda n: None) -> SignedBundle:
+    """The first pass of an import: scan the bundle to its end for the index and signature
+    (member bodies are decompressed and skipped, not hashed), check the signature, and check
+    every member's name and size against the index. Raises :class:`MirrorError`."""
+    started = time.perf_counter()
+    location = locate(path, trusted)
+    stream = read_stream(list(location.parts), None, on_bytes)
+    head = _signed(path, location, stream, trusted, started)
+    _check_files(head.index, stream, digests=False)
+    return head
+
+
+def verify_into(head: SignedBundle, sink: Sink, *, on_bytes: Callable[[int], None] = lambda n: None) -> Verified:
+    """The second pass of an import: read the bundle again into ``sink``, each member only if
+    the verified index lists it and only at the size it says (refused at its header otherwise),
+    hashed and checked against its digest as it ends. Raises :class:`MirrorError` — the bytes
+    may have changed since the first pass, and nothing is taken on trust from it."""
+    signed = Signed({f.path: f for f in head.index.files}, head.digest, head.signature)
+    stream = read_stream(list(head.location.parts), sink, on_bytes, signed=signed)
+    if stream.signature is None:
+        raise MirrorError("missing_file", f"{fmt.SIGNATURE_PATH} was not there on the second read of the bundle "
+                          "(is it being written to?)", detail={"missing": [fmt.SIGNATURE_PATH]})
+    _check_files(head.index, stream, digests=True)
+    return _verified(head, stream)
+
+
+def _signed(path: Path, location: Location, stream: StreamResult, trusted: TrustedKey,
+            started: float) -> SignedBundle:
+    """The index of ``stream`` once its signature, format and part manifest check out."""
     if stream.index_bytes is None or stream.signature is None:
         raise MirrorError("not_a_bundle", f"{path.name} has no {fmt.INDEX_PATH} and {fmt.SIGNATURE_PATH} at its "
                           "end: not an eghact-mirror bundle")
@@ -124,22 +190,33 @@ def verify_bundle(path: Path, trusted: TrustedKey, *, sink: Sink = hash_only,
     if location.manifest is not None and location.manifest.bundle_digest != digest:
         raise MirrorError("bad_part", "the parts hold another bundle than their manifest names: parts of two "
                           "exports were mixed")
+    return SignedBundle(location, index, stream.index_bytes, stream.signature, digest, trusted.fingerprint, started)
+
+
+def _check_files(index: fmt.Index, stream: StreamResult, *, digests: bool) -> None:
+    """The members seen against the index: extra, missing, then differing files (by size and
+    sha512, or by size alone when the stream was only scanned)."""
     listed = {f.path: f for f in index.files}
-    extras = stream.extras + sorted(set(stream.seen) - set(listed))
+    unlisted = sorted(set(stream.seen) - set(listed))
+    extras = stream.extras + unlisted
     if extras:
-        raise MirrorError("extra_file", f"the bundle holds {len(extras)} file(s) its signed index does not list: "
-                          f"{', '.join(extras[:5])}", detail={"extra": extras})
+        count = stream.extra_count + len(unlisted)
+        raise MirrorError("extra_file", f"the bundle holds {count} file(s) its signed index does not list: "
+                          f"{', '.join(extras[:5])}", detail={"extra": extras[:MAX_LISTED], "count": count})
     missing = sorted(set(listed) - set(stream.seen))
     if missing:
         raise MirrorError("missing_file", f"the signed index lists {len(missing)} file(s) the bundle lacks: "
                           f"{', '.join(missing[:5])}", detail={"missing": missing})
-    bad = [p for p, f in listed.items() if stream.seen[p] != (f.size, f.sha512)]
+    bad = [p for p, f in listed.items() if stream.seen[p] != ((f.size, f.sha512) if digests else (f.size, ""))]
     if bad:
         raise MirrorError("digest_mismatch", f"{len(bad)} file(s) differ from their signed digest: "
                           f"{', '.join(bad[:5])}", detail={"files": bad})
-    return Verified(index, stream.index_bytes, stream.signature, digest, trusted.fingerprint, location,
-                    tuple(stream.file_sha512), stream.compressed_bytes, datetime.now(UTC).isoformat(timespec="seconds"),
-                    time.perf_counter() - started)
+
+
+def _verified(head: SignedBundle, stream: StreamResult) -> Verified:
+    return Verified(head.index, head.index_bytes, head.signature, head.digest, head.trusted_fingerprint,
+                    head.location, tuple(stream.file_sha512), stream.compressed_bytes,
+                    datetime.now(UTC).isoformat(timespec="seconds"), time.perf_counter() - head.started)
 
 
 def _claimed_fingerprint(index_bytes: bytes) -> str | None:
