@@ -69,7 +69,9 @@ async def test_resolve_serves_a_lockfile_and_a_cacheable_resolution(origin: Live
     await origin.app[RESOLUTIONS].settle()
     async with origin.session.get(origin.url + location) as response:
         rebuilt = await response.json()
-    assert {e["name"]: e["version"] for e in rebuilt["packages"].values()}["utilx"] == "1.1.0"  # editor pins ~1.1
+    # chart takes the new utilx; editor pins ~1.1, and a plain library nests for it
+    assert {key: e["version"] for key, e in rebuilt["packages"].items() if e["name"] == "utilx"} == {
+        "node_modules/utilx": "1.2.0", "node_modules/editor/node_modules/utilx": "1.1.0"}
     async with origin.session.get(f"{origin.url}/-/v1/changes?limit=1000") as response:
         events = (await response.json())["results"]
     assert any(e["type"] == "resolution" and f"res:{digest}" in e["keys"] for e in events)
@@ -85,9 +87,34 @@ async def test_a_new_version_changes_the_answer(origin: LiveOrigin) -> None:
     assert {e["name"]: e["version"] for e in lock["packages"].values()}["utilx"] == "1.5.0"
 
 
+async def test_the_default_nests_plain_libraries_and_explains_plugin_conflicts(origin: LiveOrigin) -> None:
+    token = await universe(origin)
+    request = {"dependencies": {"editor": "^2.0.0", "needs-old": "1.0.0"}}
+    async with origin.session.post(f"{origin.url}/-/v1/resolve", json=request) as response:
+        assert response.status == 200, await response.text()
+        lock = await response.json()
+    assert lock["request"]["strategy"]["duplicate"] == "plugins"
+    assert {key: entry["version"] for key, entry in lock["packages"].items() if entry["name"] == "utilx"} == {
+        "node_modules/utilx": "1.1.0", "node_modules/needs-old/node_modules/utilx": "1.0.0"}
+    chunks = {c["id"]: c["plugins"] for c in lock["loadPlan"]["chunks"]}
+    # a nested library goes with the plugin that needs it
+    assert "node_modules/needs-old/node_modules/utilx" in chunks["lazy:needs-old"]
+
+    await publish(origin, token, "theme-core", "1.0.0", **plugin("theme"))
+    await publish(origin, token, "theme-core", "2.0.0", **plugin("theme"))
+    await publish(origin, token, "dark", "1.0.0", **plugin(dependencies={"theme-core": "^1.0.0"}))
+    await publish(origin, token, "light", "1.0.0", **plugin(dependencies={"theme-core": "^2.0.0"}))
+    async with origin.session.post(f"{origin.url}/-/v1/resolve",
+                                   json={"dependencies": {"dark": "^1", "light": "^1"}}) as response:
+        assert response.status == 422
+        body = await response.json()
+    assert body["detail"]["conflict"]["package"] == "theme-core" and body["detail"]["conflict"]["plugin"] is True
+    assert all(name in body["message"] for name in ("dark@1.0.0", "light@1.0.0", "theme-core is a plugin"))
+
+
 async def test_conflicts_get_a_422_explanation(origin: LiveOrigin) -> None:
     await universe(origin)
-    request = {"dependencies": {"editor": "^2.0.0", "needs-old": "1.0.0"}}
+    request = {"dependencies": {"editor": "^2.0.0", "needs-old": "1.0.0"}, "strategy": {"duplicate": "dedupe-all"}}
     async with origin.session.post(f"{origin.url}/-/v1/resolve", json=request) as response:
         assert response.status == 422
         body = await response.json()

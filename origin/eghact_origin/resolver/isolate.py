@@ -34,7 +34,7 @@ peer-heavy ones), by design:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from eghact_common.errors import Unresolvable
@@ -72,11 +72,15 @@ def resolve_isolate(request: ResolveRequest, provider: Provider) -> ResolvedGrap
 class Builder(Tree):
     """arborist's ``buildIdealTree`` over a :class:`Tree`."""
 
-    def __init__(self, request: ResolveRequest, catalog: Catalog, policy: Policy):
+    def __init__(self, request: ResolveRequest, catalog: Catalog, policy: Policy,
+                 pins: Mapping[tuple[str, str], int] | None = None):
         root = TreeNode("")
         root.edges = {name: TreeEdge(root, name, spec, "prod") for name, spec in request.dependencies.items()}
         super().__init__(root)
         self.catalog, self.policy, self.strict = catalog, policy, policy.peer_error
+        # (name, spec) -> the version (an index) a dependency on name at spec gets, where a
+        # solver chose it beforehand (duplicate=plugins); anything else is npm's pick
+        self.pins = pins or {}
         self.queue: list[tuple[int, Any, int, TreeNode]] = []
         self.queued: set[TreeNode] = set()
         self._pushes = 0
@@ -99,7 +103,10 @@ class Builder(Tree):
 
     def node_from_spec(self, name: str, spec: str, parent: TreeNode) -> TreeNode:
         cand = self.catalog.get(name)
-        info = cand.pick(spec) if cand is not None and spec_kind(spec) != "unsupported" else None
+        info = None
+        if cand is not None and spec_kind(spec) != "unsupported":
+            pinned = self.pins.get((name, spec))
+            info = cand.info.ordered[pinned] if pinned is not None and cand.allowed >> pinned & 1 else cand.pick(spec)
         if cand is None or info is None:
             why = "not in the registry" if cand is None else f"no installable version satisfies {spec}"
             node = TreeNode(name, None, -1, (why,))
@@ -341,7 +348,7 @@ def _not_into_any(nodes: dict[TreeNode, None]) -> Callable[[TreeEdge], bool]:
 def _no_settle(recent: list[str]) -> Unresolvable:
     names = list(dict.fromkeys(recent))
     message = (f"npm's node_modules layout does not settle for this request: it keeps replacing "
-               f"{', '.join(names)} (npm loops on it too); duplicate=dedupe may resolve it")
+               f"{', '.join(names)} (npm loops on it too); duplicate=dedupe-all may resolve it")
     return Unresolvable(message, detail={"conflict": {"package": names[0] if names else None, "requirements": []},
                                          "because": [message], "looping": names})
 
