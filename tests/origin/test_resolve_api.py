@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import sqlite3
 
 from eghact_origin.http.keys import RESOLUTIONS
+from eghact_origin.resolver import ResolveRequest
 
 from ..conftest import LiveOrigin
 from ..support import escaped, manifest, publish_body
@@ -178,3 +182,35 @@ async def test_popular_resolutions_are_rebuilt_at_once(origin: LiveOrigin) -> No
     prebuilt = resolutions._memory.get(digest)
     assert prebuilt is not None, "a popular resolution was not rebuilt after its input changed"
     assert b'"version": "1.9.0"' in prebuilt.body
+
+
+async def test_a_resolution_stored_as_dedupe_is_served_by_its_dedupe_all_build(origin: LiveOrigin) -> None:
+    # A resolution built before duplicate=dedupe was renamed dedupe-all: its stored request
+    # now hashes as dedupe-all. Fetching the old hash answers that build, built once.
+    await universe(origin)
+    old = {"dependencies": {"chart": ">=1.0.0 <2.0.0-0"}, "eager": [], "framework": None,
+           "policy": {"capabilities": {"allow": None, "deny": []}, "licenses": None, "peer": "warn"},
+           "strategy": {"duplicate": "dedupe", "security": "audit", "version": "highest"}}
+    text = json.dumps(old, sort_keys=True, separators=(",", ":"))
+    old_hash = hashlib.sha256(text.encode()).hexdigest()
+    new_hash = ResolveRequest.from_body(old).hash
+    assert new_hash != old_hash
+
+    def insert(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO resolutions (hash, request, status, body, built_seq, built, stale) "
+                     "VALUES (?, ?, 200, ?, 0, '2026-01-01T00:00:00.000Z', 1)", (old_hash, text, b"{}"))
+
+    def built_at(conn: sqlite3.Connection) -> str:
+        return conn.execute("SELECT built FROM resolutions WHERE hash=?", (new_hash,)).fetchone()[0]
+
+    store = origin.app[RESOLUTIONS]._store
+    await store.write(insert)
+    async with origin.session.get(f"{origin.url}/-/v1/resolutions/{old_hash}") as response:
+        assert response.status == 200
+        assert response.headers["Eghact-Resolution"] == new_hash
+        lock = await response.json()
+    assert lock["hash"] == new_hash and lock["request"]["strategy"]["duplicate"] == "dedupe-all"
+    first = await store.read(built_at)
+    async with origin.session.get(f"{origin.url}/-/v1/resolutions/{old_hash}") as response:
+        assert response.status == 200 and (await response.json())["hash"] == new_hash
+    assert await store.read(built_at) == first, "the old hash was built again"
