@@ -78,7 +78,7 @@ class EdgeNode:
         self.limiter = RateLimiter(settings.rate, settings.burst)
         self.routes = keys.RouteCache()
         self.proxy = Proxy(self.upstream, max_body=settings.max_request_bytes, timeout=settings.upstream_timeout,
-                           after_write=self._after_write)
+                           after_write=self._after_write, public_url=lambda: self.public_url)
         self.fleet = FleetClient(self.upstream, self.popularity, edge_id=settings.identity, region=settings.region,
                                  public_url=lambda: self.public_url, health=self.health_summary,
                                  token=settings.token, stats_interval=settings.stats_interval,

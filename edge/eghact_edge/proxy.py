@@ -6,6 +6,10 @@ responses are streamed back, so a child edge can follow the origin's SSE feed th
 its parent. Read-your-writes: after a successful write, the affected package's keys are
 purged here and the follower catches up with the feed *before* the client gets its
 answer, so the next read through this edge sees the write.
+
+A lockfile answered to ``POST /-/v1/resolve`` is read whole and its URLs are rewritten to
+this edge's public URL, as a resolution read through the cache is (``fill``): the client
+asked this edge, so the lockfile sends its installs here.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from eghact_common import wire
 from eghact_common.errors import PayloadTooLarge, UpstreamUnavailable
 
 from . import keys
+from .fill import rewrite_lockfile
 from .upstream import HttpUpstream
 
 log = logging.getLogger("eghact.edge")
@@ -32,6 +37,7 @@ _HOP_BY_HOP = frozenset(h.lower() for h in (
 # Writes that are reads in disguise (npm search and audit are POSTs that change nothing).
 _SAFE_POSTS = ("/-/v1/search", "/-/npm/v1/security/", "/-/v1/prefetch", "/-/v1/resolve", "/-/v1/batch")
 WRITE_METHODS = frozenset({"PUT", "DELETE", "POST", "PATCH"})
+RESOLVE_PATH = "/-/v1/resolve"
 
 
 def is_write(method: str, path: str) -> bool:
@@ -55,11 +61,12 @@ def written_tags(raw_path: str) -> list[str]:
 
 class Proxy:
     def __init__(self, upstream: HttpUpstream, *, max_body: int, timeout: float,
-                 after_write: Callable[[list[str]], Awaitable[None]]):
+                 after_write: Callable[[list[str]], Awaitable[None]], public_url: Callable[[], str]):
         self._upstream = upstream
         self._max_body = max_body
         self._timeout = timeout
         self._after_write = after_write
+        self._public_url = public_url
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.content_length is not None and request.content_length > self._max_body:
@@ -78,6 +85,9 @@ class Proxy:
                 if write and 200 <= upstream.status < 300:
                     payload = await upstream.read()
                     await self._after_write(written_tags(request.raw_path))
+                    return web.Response(status=upstream.status, body=payload, headers=_copy(upstream))
+                if request.method == "POST" and request.path == RESOLVE_PATH and upstream.status == 200:
+                    payload = await rewrite_lockfile(await upstream.read(), self._public_url())
                     return web.Response(status=upstream.status, body=payload, headers=_copy(upstream))
                 response = web.StreamResponse(status=upstream.status, headers=_copy(upstream))
                 await response.prepare(request)
