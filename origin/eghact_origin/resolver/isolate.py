@@ -78,9 +78,10 @@ class Builder(Tree):
         root.edges = {name: TreeEdge(root, name, spec, "prod") for name, spec in request.dependencies.items()}
         super().__init__(root)
         self.catalog, self.policy, self.strict = catalog, policy, policy.peer_error
-        # (name, spec) -> the version (an index) a dependency on name at spec gets, where a
-        # solver chose it beforehand (duplicate=plugins); anything else is npm's pick
-        self.pins = pins or {}
+        # (name, spec) -> the version (an index) a dependency on a plain library at spec gets,
+        # chosen beforehand by duplicate=plugins' search (whose catalog holds each plugin to
+        # its version); None: npm's pick for everything
+        self.pins = pins
         self.queue: list[tuple[int, Any, int, TreeNode]] = []
         self.queued: set[TreeNode] = set()
         self._pushes = 0
@@ -104,11 +105,11 @@ class Builder(Tree):
     def node_from_spec(self, name: str, spec: str, parent: TreeNode) -> TreeNode:
         cand = self.catalog.get(name)
         info = None
+        why = "not in the registry" if cand is None else f"no installable version satisfies {spec}"
         if cand is not None and spec_kind(spec) != "unsupported":
-            pinned = self.pins.get((name, spec))
-            info = cand.info.ordered[pinned] if pinned is not None and cand.allowed >> pinned & 1 else cand.pick(spec)
+            pinned = self.pins.get((name, spec)) if self.pins is not None and not cand.info.plugin else None
+            info = cand.pick(spec) if pinned is None else cand.info.ordered[pinned]
         if cand is None or info is None:
-            why = "not in the registry" if cand is None else f"no installable version satisfies {spec}"
             node = TreeNode(name, None, -1, (why,))
             self.failures[node] = None
         else:
@@ -136,7 +137,8 @@ class Builder(Tree):
         try:
             if self._peer_depth > _MAX_PEER_DEPTH:
                 return node
-            peer_edges = sorted((e for e in node.edges.values() if e.peer and not (e.valid() and e.to())),
+            peer_edges = sorted((e for e in node.edges.values()
+                                 if e.peer and not (e.valid() and e.to()) and not self.dropped(e)),
                                 key=lambda e: collate(e.name))
             for edge in peer_edges:
                 vr = node.parent
@@ -196,10 +198,23 @@ class Builder(Tree):
                 raise _no_settle(recent)
             self.step(node)
 
+    def dropped(self, edge: TreeEdge) -> bool:
+        """Whether duplicate=plugins' search dropped this (optional or peer) requirement: it
+        chose no version of a library for it, or the plugin's one version does not meet it.
+        It is not fetched (a failed copy would shadow good copies of the name), and is
+        warned about at the end like any unmet optional or peer dependency."""
+        if self.pins is None:
+            return False
+        cand = self.catalog.get(edge.name)
+        if cand is None or spec_kind(edge.spec) == "unsupported":
+            return False
+        # the catalog allows a plugin only its chosen version (none if it was not installed)
+        return not cand.mask(edge.spec) if cand.info.plugin else (edge.name, edge.spec) not in self.pins
+
     def problem_edges(self, node: TreeNode) -> list[TreeEdge]:
         problems = []
         for edge in node.edges.values():
-            if spec_kind(edge.spec) == "unsupported":
+            if spec_kind(edge.spec) == "unsupported" or self.dropped(edge):
                 continue  # git, URL, alias...: nothing a registry resolver can fetch; warned at the end
             to = edge.to()
             if to is not None and to in self.failures:

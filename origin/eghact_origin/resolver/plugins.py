@@ -15,7 +15,9 @@ passes:
    pass 1 chose and every library requirement given the version pass 1 chose for it
    (libraries may have been stepped back to avoid a plugin conflict), so the tree's copies
    are the ones the search proved consistent. With one allowed version, a plugin's copies
-   all hoist to one place.
+   all hoist to one place. An optional or peer requirement the search dropped (no library
+   version for it, or the plugin's version does not meet it) is not fetched at all -- a
+   failed copy would shadow good ones -- and ends as the usual warning.
 
 A package counts as a plugin when any of its versions has an ``eghact`` block.
 """

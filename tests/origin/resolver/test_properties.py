@@ -159,7 +159,7 @@ def test_isolate_keeps_invariants(problem: tuple[dict[str, Any], dict[str, str]]
 
 @st.composite
 def plugin_problems(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, str]]:
-    universe, roots = draw(problems(("prod", "prod", "prod", "optional")))
+    universe, roots = draw(problems(("prod", "prod", "optional", "peer", "peerOptional")))
     for name in draw(st.sets(st.sampled_from(sorted(universe)))):
         for body in universe[name]["versions"].values():
             body["eghact"] = {"version": "^2.0.0", "type": "component"}
