@@ -114,7 +114,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--per-size", type=int, default=20)
     parser.add_argument("--npm-runs", type=int, default=4)
-    parser.add_argument("--duplicate", choices=("isolate", "dedupe"), default="isolate",
+    parser.add_argument("--duplicate", choices=("isolate", "plugins", "dedupe-all"), default="isolate",
                         help="isolate is npm's semantics, so the npm ratio compares like with like")
     args = parser.parse_args()
     data = args.data or Path(tempfile.mkdtemp(prefix="eghact-resolve-")) / "data"

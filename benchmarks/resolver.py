@@ -1,4 +1,4 @@
-"""Resolver benchmark: the two solvers alone, in process, on a deterministic synthetic universe.
+"""Resolver benchmark: the solvers alone, in process, on a deterministic synthetic universe.
 
     .venv/bin/python benchmarks/resolver.py [--packages 10000] [--versions 20] [--roots 20] [--seed 1]
 
@@ -8,10 +8,12 @@ few majors. Packages form ecosystems of 40: each version depends on 0-4 earlier 
 its ecosystem or of a popular foundation (the first 30), with ``^`` ranges on what the target
 had published at the time (a tenth of them a major behind) and rewritten mostly at major
 bumps, now and then ``~`` or an exact version, a peer or an optional dependency; a few late
-versions close cycles. Root sets of 10-16 top packages of different ecosystems give
-resolutions of roughly 100-270 packages (deduplicated; isolate nests 250-750 copies).
+versions close cycles. Every fifth package is a plugin (an ``eghact`` block), which only
+``duplicate=plugins`` treats differently. Root sets of 10-16 top packages of different
+ecosystems give resolutions of roughly 100-270 packages (deduplicated; isolate nests 250-750
+copies).
 
-For each strategy (dedupe, isolate) and each root set it times a *cold* resolution (a fresh
+For each strategy (plugins, dedupe-all, isolate) and each root set it times a *cold* resolution (a fresh
 provider: packuments parsed, ranges evaluated) and a *warm* one (the provider's parsed
 packages and cached range masks reused, as the origin's long-lived worker does), and prints
 the median and the slowest.
@@ -37,10 +39,12 @@ from eghact_origin.resolver import (  # noqa: E402
     package_info_from_packument,
     resolve_dedupe,
     resolve_isolate,
+    resolve_plugins,
 )
 
 CLUSTER = 40  # packages form ecosystems of this size, which depend within themselves ...
 FOUNDATION = 30  # ... and on the first packages, a popular foundation
+PLUGIN_EVERY = 5  # every fifth package is a plugin: one version per app under duplicate=plugins
 
 
 class SyntheticProvider:
@@ -107,6 +111,8 @@ class SyntheticProvider:
                                             "integrity": f"sha512-{name}-{version}", "unpackedSize": 4096}}
             for target, role, _ in plans:
                 doc.setdefault(role, {})[self.name(target)] = current[target]
+            if index % PLUGIN_EVERY == 0:
+                doc["eghact"] = {"version": "^2.0.0", "type": "component"}
             if k == len(versions) - 1 and index % CLUSTER > 10 and rng.random() < 0.02:
                 back = index + 1 + rng.randrange(5)
                 if back < start + CLUSTER and back < self.packages:  # a late version closes a cycle
@@ -141,7 +147,7 @@ def main() -> None:
     sets = root_sets(args)
     print(f"universe: {args.packages} packages x {args.versions} versions (seed {args.seed}); {len(sets)} root sets")
     warm = SyntheticProvider(args.packages, args.versions, args.seed)
-    for label, solve in (("dedupe", resolve_dedupe), ("isolate", resolve_isolate)):
+    for label, solve in (("plugins", resolve_plugins), ("dedupe-all", resolve_dedupe), ("isolate", resolve_isolate)):
         cold_times, warm_times, sizes, loads = [], [], [], []
         failures = 0
         for deps in sets:
@@ -160,11 +166,12 @@ def main() -> None:
             warm_times.append(time.perf_counter() - started)
             sizes.append(len(graph.nodes))
             loads.append(fresh.loads)
-        print(f"{label:8s} {len(cold_times)} resolved, {failures} unresolvable; "
+        print(f"{label:10s} {len(cold_times)} resolved, {failures} unresolvable; "
               f"nodes median {statistics.median(sizes):.0f} (min {min(sizes)}, max {max(sizes)}), "
               f"packages loaded median {statistics.median(loads):.0f}")
         for kind, times in (("cold", cold_times), ("warm", warm_times)):
-            print(f"{'':8s} {kind}: median {1000 * statistics.median(times):7.1f} ms   max {1000 * max(times):7.1f} ms")
+            print(f"{'':10s} {kind}: median {1000 * statistics.median(times):7.1f} ms"
+                  f"   max {1000 * max(times):7.1f} ms")
 
 
 if __name__ == "__main__":

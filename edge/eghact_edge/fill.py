@@ -2,8 +2,10 @@
 
 * Tarball URLs inside packuments and version documents point at the upstream's base;
   they are rewritten to this edge's public URL (a bytes replace of the upstream base as
-  found in the document, so a parent edge, an origin behind a proxy or registry.npmjs.org
-  all work).
+  found in the document, so a parent edge, an origin behind a proxy or any npm registry
+  all work). Lockfiles (resolutions, and the answers of ``POST /-/v1/resolve`` passed
+  through) get the same treatment in ``registry`` and every ``resolved``: a client that
+  installs from a lockfile it resolved through this edge fetches through this edge.
 * Tarballs are checked against every integrity we know (the upstream's ``Eghact-Integrity``
   and ``Repr-Digest`` headers, and ``dist.integrity`` of the packument) before anything
   stores or serves them.
@@ -78,6 +80,7 @@ class EntryBuilder:
                 links, by_file = await _offload(packument_facts, body, size=len(body))
                 self._integrity[route.name] = by_file
         elif route.kind == keys.RESOLUTION:
+            body = await rewrite_lockfile(body, self.public_url)
             links = await _offload(resolution_links, body, size=len(body))
         headers = tuple((name, response.headers[name]) for name in FORWARDED if name in response.headers)
         vary = _vary(route, content_type)
@@ -177,6 +180,32 @@ def rewrite_tarball_urls(body: bytes, name: str, public_url: str) -> bytes:
         return body
     pattern = re.compile(rb'("tarball"\s*:\s*")' + re.escape(base) + rb"/")
     return pattern.sub(lambda m: m.group(1) + public + b"/", body)
+
+
+def rewrite_lockfile_urls(body: bytes, public_url: str) -> bytes:
+    """An ``eghact-lock.json`` with ``public_url`` for the base the upstream wrote in its
+    ``registry`` and at the start of every ``resolved``; any other body is returned as is.
+
+    The base is read from the parsed document (a request's dependencies may name a package
+    ``registry``); the bytes are then spliced, not re-serialized, so the lockfile keeps its
+    exact form. The first ``"registry": "<base>"`` is the top-level one: the fields before
+    it (the request's ranges, the hash) can never hold a URL."""
+    try:
+        lock = json.loads(body)
+    except ValueError:
+        return body
+    base = lock.get("registry") if isinstance(lock, dict) else None
+    public = public_url.rstrip("/")
+    if not isinstance(base, str) or not base or base == public:
+        return body
+    old, new = (json.dumps(url, ensure_ascii=False)[1:-1].encode() for url in (base, public))
+    body = re.sub(rb'("registry"\s*:\s*")' + re.escape(old) + rb'"', lambda m: m.group(1) + new + b'"', body, count=1)
+    return re.sub(rb'("resolved"\s*:\s*")' + re.escape(old) + rb"/", lambda m: m.group(1) + new + b"/", body)
+
+
+async def rewrite_lockfile(body: bytes, public_url: str) -> bytes:
+    """:func:`rewrite_lockfile_urls`, off the event loop when the body is big."""
+    return await _offload(lambda b: rewrite_lockfile_urls(b, public_url), body, size=len(body))
 
 
 def packument_facts(body: bytes) -> tuple[tuple[str, ...], dict[str, str]]:

@@ -81,7 +81,8 @@ class EdgeNode:
         self.routes = keys.RouteCache()
         self.streams = StreamBudget(total=settings.stream_budget, per_client=settings.stream_per_client)
         self.proxy = Proxy(self.upstream, max_body=settings.max_request_bytes, timeout=settings.upstream_timeout,
-                           after_write=self._after_write, budget=self.streams, max_longpoll=settings.max_longpoll)
+                           after_write=self._after_write, budget=self.streams, max_longpoll=settings.max_longpoll,
+                           public_url=lambda: self.public_url)
         self.fleet = FleetClient(self.upstream, self.popularity, edge_id=settings.identity, region=settings.region,
                                  public_url=lambda: self.public_url, health=self.health_summary,
                                  token=settings.token, stats_interval=settings.stats_interval,

@@ -11,6 +11,10 @@ Each request takes its connection from the pool of its class (:mod:`.upstream`):
 short reads, and long-lived feeds and streams, which are also budgeted and have their
 long-poll timeout capped (:mod:`.streams`). A client that hangs up cancels its handler
 (:mod:`.serving`), and with it the upstream request, whose connection is closed at once.
+
+A lockfile answered to ``POST /-/v1/resolve`` is read whole and its URLs are rewritten to
+this edge's public URL, as a resolution read through the cache is (``fill``): the client
+asked this edge, so the lockfile sends its installs here.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from eghact_common.bodies import read_body
 from eghact_common.errors import UpstreamUnavailable
 
 from . import keys, streams
+from .fill import rewrite_lockfile
 from .streams import StreamBudget
 from .upstream import PASS, STREAM, WRITE, HttpUpstream
 
@@ -48,6 +53,7 @@ _SAFE_POSTS = ("/-/v1/search", "/-/npm/v1/security/", "/-/v1/prefetch", "/-/v1/r
 WRITE_METHODS = frozenset({"PUT", "DELETE", "POST", "PATCH"})
 # An SSE stream with nothing, not even the origin's heartbeat (every 15 s), for this long is dead.
 _STREAM_IDLE = 60.0
+RESOLVE_PATH = "/-/v1/resolve"
 
 
 def is_write(method: str, path: str) -> bool:
@@ -72,13 +78,14 @@ def written_tags(raw_path: str) -> list[str]:
 class Proxy:
     def __init__(self, upstream: HttpUpstream, *, max_body: int, timeout: float,
                  after_write: Callable[[list[str]], Awaitable[None]], budget: StreamBudget,
-                 max_longpoll: float):
+                 max_longpoll: float, public_url: Callable[[], str]):
         self._upstream = upstream
         self._max_body = max_body
         self._timeout = timeout
         self._after_write = after_write
         self._budget = budget
         self._max_longpoll_ms = int(max_longpoll * 1000)
+        self._public_url = public_url
 
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
         long_lived = streams.long_lived(request.query, request.headers)
@@ -101,6 +108,9 @@ class Proxy:
                     # The upstream took the write: purge even if the client hangs up now
                     # (a cancelled handler must not leave other clients the old content).
                     await asyncio.shield(self._after_write(written_tags(request.raw_path)))
+                    return web.Response(status=upstream.status, body=payload, headers=_copy(upstream))
+                if request.method == "POST" and request.path == RESOLVE_PATH and upstream.status == 200:
+                    payload = await rewrite_lockfile(await upstream.read(), self._public_url())
                     return web.Response(status=upstream.status, body=payload, headers=_copy(upstream))
                 response = web.StreamResponse(status=upstream.status, headers=_copy(upstream))
                 await response.prepare(request)

@@ -10,7 +10,7 @@
     eghact-origin advisory add --data DIR --name PKG --range RANGE --severity S --title T
                                [--url URL] [--cwe CWE-79 ...] [--cvss 7.5]
     eghact-origin audit-verify --data DIR
-    eghact-origin resolve NAME@RANGE ... --registry URL [--strategy duplicate=isolate,version=highest]
+    eghact-origin resolve NAME@RANGE ... --registry URL [--strategy duplicate=plugins,version=highest]
                           [--policy FILE] [--eager NAME] [--framework V] [--token T] [-o eghact-lock.json]
     eghact-origin mirror-apply --data DIR --staged STAGE     (eghact-mirror runs this)
 
@@ -88,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     resolve = sub.add_parser("resolve", help="resolve NAME@RANGE ... at a registry and write eghact-lock.json")
     resolve.add_argument("specs", nargs="+", metavar="NAME@RANGE")
     resolve.add_argument("--registry", required=True, help="origin or edge URL")
-    resolve.add_argument("--strategy", default="", help="e.g. duplicate=isolate,version=highest,security=strict")
+    resolve.add_argument("--strategy", default="",
+                         help="KEY=VALUE,...: duplicate=plugins|dedupe-all|isolate, version=highest|lowest|prompt, "
+                              "security=strict|audit|permissive (defaults: plugins, highest, audit)")
     resolve.add_argument("--policy", type=Path, help="JSON file: the request's policy object")
     resolve.add_argument("--eager", action="append", default=[], metavar="NAME")
     resolve.add_argument("--framework", help="target Eghact framework version")

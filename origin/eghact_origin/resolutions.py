@@ -140,7 +140,11 @@ class Resolutions:
             if stored is None:
                 raise NotFound(f"no resolution {digest}; POST the request to /-/v1/resolve first",
                                detail={"hash": digest})
-            built = await self._build(ResolveRequest.from_body(json.loads(stored[0])))
+            request = ResolveRequest.from_body(json.loads(stored[0]))
+            # A request stored before its spelling changed (duplicate=dedupe, now dedupe-all)
+            # hashes anew: answer with that hash's build, which stays current, rather than
+            # building again on every fetch of the old hash.
+            built = await self._current(request.hash) or await self._build(request)
         self._check_access(principal, built)
         await self._count_hit(built.hash)
         return built

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import sqlite3
 
 from eghact_origin.http.keys import RESOLUTIONS
+from eghact_origin.resolver import ResolveRequest
 
 from ..conftest import LiveOrigin
 from ..support import escaped, manifest, publish_body
@@ -69,7 +73,9 @@ async def test_resolve_serves_a_lockfile_and_a_cacheable_resolution(origin: Live
     await origin.app[RESOLUTIONS].settle()
     async with origin.session.get(origin.url + location) as response:
         rebuilt = await response.json()
-    assert {e["name"]: e["version"] for e in rebuilt["packages"].values()}["utilx"] == "1.1.0"  # editor pins ~1.1
+    # chart takes the new utilx; editor pins ~1.1, and a plain library nests for it
+    assert {key: e["version"] for key, e in rebuilt["packages"].items() if e["name"] == "utilx"} == {
+        "node_modules/utilx": "1.2.0", "node_modules/editor/node_modules/utilx": "1.1.0"}
     async with origin.session.get(f"{origin.url}/-/v1/changes?limit=1000") as response:
         events = (await response.json())["results"]
     assert any(e["type"] == "resolution" and f"res:{digest}" in e["keys"] for e in events)
@@ -85,9 +91,34 @@ async def test_a_new_version_changes_the_answer(origin: LiveOrigin) -> None:
     assert {e["name"]: e["version"] for e in lock["packages"].values()}["utilx"] == "1.5.0"
 
 
+async def test_the_default_nests_plain_libraries_and_explains_plugin_conflicts(origin: LiveOrigin) -> None:
+    token = await universe(origin)
+    request = {"dependencies": {"editor": "^2.0.0", "needs-old": "1.0.0"}}
+    async with origin.session.post(f"{origin.url}/-/v1/resolve", json=request) as response:
+        assert response.status == 200, await response.text()
+        lock = await response.json()
+    assert lock["request"]["strategy"]["duplicate"] == "plugins"
+    assert {key: entry["version"] for key, entry in lock["packages"].items() if entry["name"] == "utilx"} == {
+        "node_modules/utilx": "1.1.0", "node_modules/needs-old/node_modules/utilx": "1.0.0"}
+    chunks = {c["id"]: c["plugins"] for c in lock["loadPlan"]["chunks"]}
+    # a nested library goes with the plugin that needs it
+    assert "node_modules/needs-old/node_modules/utilx" in chunks["lazy:needs-old"]
+
+    await publish(origin, token, "theme-core", "1.0.0", **plugin("theme"))
+    await publish(origin, token, "theme-core", "2.0.0", **plugin("theme"))
+    await publish(origin, token, "dark", "1.0.0", **plugin(dependencies={"theme-core": "^1.0.0"}))
+    await publish(origin, token, "light", "1.0.0", **plugin(dependencies={"theme-core": "^2.0.0"}))
+    async with origin.session.post(f"{origin.url}/-/v1/resolve",
+                                   json={"dependencies": {"dark": "^1", "light": "^1"}}) as response:
+        assert response.status == 422
+        body = await response.json()
+    assert body["detail"]["conflict"]["package"] == "theme-core" and body["detail"]["conflict"]["plugin"] is True
+    assert all(name in body["message"] for name in ("dark@1.0.0", "light@1.0.0", "theme-core is a plugin"))
+
+
 async def test_conflicts_get_a_422_explanation(origin: LiveOrigin) -> None:
     await universe(origin)
-    request = {"dependencies": {"editor": "^2.0.0", "needs-old": "1.0.0"}}
+    request = {"dependencies": {"editor": "^2.0.0", "needs-old": "1.0.0"}, "strategy": {"duplicate": "dedupe-all"}}
     async with origin.session.post(f"{origin.url}/-/v1/resolve", json=request) as response:
         assert response.status == 422
         body = await response.json()
@@ -151,3 +182,35 @@ async def test_popular_resolutions_are_rebuilt_at_once(origin: LiveOrigin) -> No
     prebuilt = resolutions._memory.get(digest)
     assert prebuilt is not None, "a popular resolution was not rebuilt after its input changed"
     assert b'"version": "1.9.0"' in prebuilt.body
+
+
+async def test_a_resolution_stored_as_dedupe_is_served_by_its_dedupe_all_build(origin: LiveOrigin) -> None:
+    # A resolution built before duplicate=dedupe was renamed dedupe-all: its stored request
+    # now hashes as dedupe-all. Fetching the old hash answers that build, built once.
+    await universe(origin)
+    old = {"dependencies": {"chart": ">=1.0.0 <2.0.0-0"}, "eager": [], "framework": None,
+           "policy": {"capabilities": {"allow": None, "deny": []}, "licenses": None, "peer": "warn"},
+           "strategy": {"duplicate": "dedupe", "security": "audit", "version": "highest"}}
+    text = json.dumps(old, sort_keys=True, separators=(",", ":"))
+    old_hash = hashlib.sha256(text.encode()).hexdigest()
+    new_hash = ResolveRequest.from_body(old).hash
+    assert new_hash != old_hash
+
+    def insert(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO resolutions (hash, request, status, body, built_seq, built, stale) "
+                     "VALUES (?, ?, 200, ?, 0, '2026-01-01T00:00:00.000Z', 1)", (old_hash, text, b"{}"))
+
+    def built_at(conn: sqlite3.Connection) -> str:
+        return conn.execute("SELECT built FROM resolutions WHERE hash=?", (new_hash,)).fetchone()[0]
+
+    store = origin.app[RESOLUTIONS]._store
+    await store.write(insert)
+    async with origin.session.get(f"{origin.url}/-/v1/resolutions/{old_hash}") as response:
+        assert response.status == 200
+        assert response.headers["Eghact-Resolution"] == new_hash
+        lock = await response.json()
+    assert lock["hash"] == new_hash and lock["request"]["strategy"]["duplicate"] == "dedupe-all"
+    first = await store.read(built_at)
+    async with origin.session.get(f"{origin.url}/-/v1/resolutions/{old_hash}") as response:
+        assert response.status == 200 and (await response.json())["hash"] == new_hash
+    assert await store.read(built_at) == first, "the old hash was built again"

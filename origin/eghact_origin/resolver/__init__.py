@@ -6,8 +6,9 @@
     provider    Provider protocol, PackageInfo/VersionInfo, MemoryProvider
     policy      capability, licence, security and framework rules applied to versions
     picker      version choice (npm-pick-manifest), the catalog of loaded packages, prompt
-    dedupe      one version per name: PubGrub conflict-driven search
+    dedupe      one version per name (or per key): PubGrub conflict-driven search
     isolate     npm's node_modules layout (arborist), over _tree and _placement
+    plugins     one version per plugin (dedupe over plugins), then npm's layout (isolate)
     explain     conflict explanations (Unresolvable, 422)
     graph       the output value shared with the lockfile and load planner
 """
@@ -20,6 +21,7 @@ from .dedupe import resolve_dedupe
 from .graph import Edge, Node, ResolvedGraph
 from .isolate import resolve_isolate
 from .picker import Catalog, PromptResult, collect_choices
+from .plugins import resolve_plugins
 from .policy import Exclusion, Policy
 from .provider import MemoryProvider, PackageInfo, Provider, VersionInfo, package_info_from_packument
 from .request import ResolveRequest
@@ -40,6 +42,7 @@ __all__ = [
     "resolve",
     "resolve_dedupe",
     "resolve_isolate",
+    "resolve_plugins",
 ]
 
 
@@ -62,4 +65,6 @@ def resolve(request: ResolveRequest, provider: Provider) -> ResolvedGraph | Prom
         request = request.with_strategy(version="highest")
     if request.strategy.duplicate == "isolate":
         return resolve_isolate(request, provider)
-    return resolve_dedupe(request, provider)
+    if request.strategy.duplicate == "dedupe-all":
+        return resolve_dedupe(request, provider)
+    return resolve_plugins(request, provider)

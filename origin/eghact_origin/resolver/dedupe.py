@@ -1,4 +1,4 @@
-"""``duplicate=dedupe``: one version per name, found by conflict-driven search (PubGrub).
+"""``duplicate=dedupe-all``: one version per name, found by conflict-driven search (PubGrub).
 
 The search is PubGrub as the Dart ``pub`` solver does it (unit propagation over
 *incompatibilities*, decisions in the picker's order, and on a conflict the learning of a
@@ -21,6 +21,10 @@ version of the picker's preference order that is still allowed.
 When the search fails, the incompatibility it ends with is derived from a set of external
 facts (request ranges, dependency declarations); :mod:`.explain` turns them into the
 "app needs ..., chart needs ... -- no version of core satisfies both" message.
+
+The search is over *keys*, not names: :class:`Keys` says which key a dependency on a name at
+a range is. Here the key is the name (one version per name); ``duplicate=plugins``
+(:mod:`.plugins`) keys plain libraries by name and range, so that they never have to agree.
 """
 
 from __future__ import annotations
@@ -36,9 +40,21 @@ from .policy import Policy
 from .provider import Provider, spec_kind
 from .request import ResolveRequest
 
-__all__ = ["resolve_dedupe"]
+__all__ = ["Keys", "resolve_dedupe", "solve"]
 
 _ENFORCED, _DROPPED = 1, 0
+
+
+class Keys:
+    """One key per name: every requirement on a name constrains the same package."""
+
+    def key(self, name: str, spec: str) -> str:
+        """The key that a dependency on ``name`` at ``spec`` constrains."""
+        return name
+
+    def name(self, key: str) -> str:
+        """The package name behind ``key``."""
+        return key
 
 
 class _Incompat:
@@ -63,9 +79,10 @@ class _Failure(Exception):
 
 
 class _Solver:
-    def __init__(self, catalog: Catalog, peer_error: bool):
+    def __init__(self, catalog: Catalog, peer_error: bool, keys: Keys | None = None):
         self.catalog = catalog
         self.peer_error = peer_error
+        self.keys = keys or Keys()
         self.universe: dict[str, int] = {}
         self.absent: dict[str, int] = {}
         self.virtual: dict[str, tuple[str, str, str, str, int]] = {}  # key -> (source, dep, kind, spec, S)
@@ -81,13 +98,16 @@ class _Solver:
 
     # ------------------------------------------------------------------ terms
 
+    def candidates(self, key: str) -> Candidates | None:
+        return self.catalog.get(self.keys.name(key))
+
     def _register(self, pkg: str) -> None:
         if pkg in self.universe:
             return
         if pkg in self.virtual:
             versions, count = 0b11, 2
         else:
-            candidates = self.catalog.get(pkg)
+            candidates = self.candidates(pkg)
             versions = candidates.allowed if candidates is not None else 0
             count = len(candidates.info.ordered) if candidates is not None else 0
         self.absent[pkg] = 1 << count
@@ -237,19 +257,21 @@ class _Solver:
         return candidates.info.edge_mask(dep, kind, spec) & candidates.allowed
 
     def _fact(self, source: str | None, versions: int, dep: str, spec: str, kind: str) -> Fact:
-        """The fact behind an edge incompatibility (built only to explain a failure)."""
-        target = self.catalog.get(dep)
+        """The fact behind an edge incompatibility (built only to explain a failure), told
+        with names: an explanation speaks of packages, not of the solver's keys."""
+        target = self.candidates(dep)
         labels: tuple[str, ...] = ()
         if source is not None:
-            info = self.catalog.get(source)
+            info = self.candidates(source)
             labels = tuple(v.version for i, v in enumerate(info.info.ordered) if versions >> i & 1) if info else ()
-        return Fact(source, labels, dep, spec, kind, empty=target is not None and not target.mask(spec),
-                    missing=target is None)
+            source = self.keys.name(source)
+        return Fact(source, labels, self.keys.name(dep), spec, kind,
+                    empty=target is not None and not target.mask(spec), missing=target is None)
 
     def _edge_incompat(self, source: str, versions: int, dep: str, kind: str, spec: str,
                        fact: tuple[str, int, str, str, str]) -> _Incompat | None:
         self._register(dep)
-        target = self.catalog.get(dep)
+        target = self.candidates(dep)
         wanted = target.mask(spec) if target is not None else 0
         if kind == "peerOptional":
             forbidden = self.universe[dep] & ~wanted & ~self.absent[dep]
@@ -268,12 +290,13 @@ class _Solver:
                 fact = (source, versions, dep, spec, kind)
                 made.append(self._edge_incompat(pkg, 1 << _ENFORCED, dep, kind, spec, fact))
         else:
-            candidates = self.catalog.get(pkg)
+            candidates = self.candidates(pkg)
             assert candidates is not None  # only installable packages are ever decided
-            for dep, kind, spec in candidates.info.ordered[index].edges:
+            for name, kind, spec in candidates.info.ordered[index].edges:
                 if spec_kind(spec) == "unsupported":
                     continue
-                versions = self._same_edge(candidates, dep, kind, spec)
+                versions = self._same_edge(candidates, name, kind, spec)
+                dep = self.keys.key(name, spec)
                 if kind == "prod" or (kind in ("peer", "peerOptional") and self.peer_error):
                     fact = (pkg, versions, dep, spec, kind)
                     made.append(self._edge_incompat(pkg, versions, dep, kind, spec, fact))
@@ -290,7 +313,7 @@ class _Solver:
         if pkg in self.virtual:
             index = _ENFORCED if mask >> _ENFORCED & 1 else _DROPPED
         else:
-            candidates = self.catalog.get(pkg)
+            candidates = self.candidates(pkg)
             found = candidates.first(mask) if candidates is not None else None
             if found is None:
                 raise AssertionError(f"{pkg} is required but has no candidate")  # propagation prevents this
@@ -331,18 +354,20 @@ class _Solver:
         return None
 
     def solve(self, roots: dict[str, str]) -> dict[str, int]:
+        """The chosen version (an index) of every key the roots need. Raises ``_Failure``."""
         start = []
         for name, spec in roots.items():
-            self._register(name)
-            target = self.catalog.get(name)
+            key = self.keys.key(name, spec)
+            self._register(key)
+            target = self.candidates(key)
             wanted = target.mask(spec) if target is not None else 0
             fact = Fact(None, (), name, spec, "prod", empty=target is not None and not wanted, missing=target is None)
-            incompat = self._make({name: self._outside(name, wanted)}, ("fact", fact))
+            incompat = self._make({key: self._outside(key, wanted)}, ("fact", fact))
             if incompat is not None:
                 if not incompat.terms:
                     raise _Failure(incompat)
                 self._add(incompat)
-                start.append(name)
+                start.append(key)
         self._propagate(start)
         while True:
             pkg = self._next()
@@ -370,19 +395,25 @@ def _facts(solver: _Solver, incompat: _Incompat) -> list[Fact]:
     return facts
 
 
+def solve(request: ResolveRequest, catalog: Catalog, keys: Keys | None = None) -> dict[str, int]:
+    """One version (an index into the package's versions) per key the request needs, keys
+    as ``keys`` says (default: one per name). Raises
+    :class:`~eghact_common.errors.Unresolvable` with an explanation when there is none."""
+    solver = _Solver(catalog, catalog.policy.peer_error, keys)
+    try:
+        return solver.solve(dict(request.dependencies))
+    except _Failure as failure:
+        error = from_facts(_facts(solver, failure.incompat), catalog.excluded())
+        error.detail["considered"] = sorted(catalog.considered)
+        raise error from None
+
+
 def resolve_dedupe(request: ResolveRequest, provider: Provider) -> ResolvedGraph:
     """Resolve with one version per name. Raises :class:`~eghact_common.errors.Unresolvable`
     with an explanation when no such installation exists."""
     policy = Policy(request)
     catalog = Catalog(provider, policy, request.strategy.version)
-    solver = _Solver(catalog, policy.peer_error)
-    try:
-        chosen = solver.solve(dict(request.dependencies))
-    except _Failure as failure:
-        error = from_facts(_facts(solver, failure.incompat), catalog.excluded())
-        error.detail["considered"] = sorted(catalog.considered)
-        raise error from None
-    return _graph(request, catalog, policy, chosen)
+    return _graph(request, catalog, policy, solve(request, catalog))
 
 
 def _graph(request: ResolveRequest, catalog: Catalog, policy: Policy, chosen: dict[str, int]) -> ResolvedGraph:

@@ -1,10 +1,11 @@
 """The resolver's output graph: the one value the solvers produce and the lockfile and
 load planner consume.
 
-A node is one installed copy of one version. Under ``duplicate=dedupe`` there is one node
-per name and its key is ``node_modules/<name>``; under ``duplicate=isolate`` a name may
-have several nodes, keyed by their npm install location
-(``node_modules/a/node_modules/b``), exactly as npm's package-lock ``packages`` keys.
+A node is one installed copy of one version. Under ``duplicate=dedupe-all`` there is one node
+per name and its key is ``node_modules/<name>``; under ``duplicate=isolate`` and
+``duplicate=plugins`` (which holds only plugins to one version) a name may have several
+nodes, keyed by their npm install location (``node_modules/a/node_modules/b``), exactly as
+npm's package-lock ``packages`` keys.
 """
 
 from __future__ import annotations

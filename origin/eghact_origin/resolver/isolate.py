@@ -34,7 +34,7 @@ peer-heavy ones), by design:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from eghact_common.errors import Unresolvable
@@ -72,11 +72,16 @@ def resolve_isolate(request: ResolveRequest, provider: Provider) -> ResolvedGrap
 class Builder(Tree):
     """arborist's ``buildIdealTree`` over a :class:`Tree`."""
 
-    def __init__(self, request: ResolveRequest, catalog: Catalog, policy: Policy):
+    def __init__(self, request: ResolveRequest, catalog: Catalog, policy: Policy,
+                 pins: Mapping[tuple[str, str], int] | None = None):
         root = TreeNode("")
         root.edges = {name: TreeEdge(root, name, spec, "prod") for name, spec in request.dependencies.items()}
         super().__init__(root)
         self.catalog, self.policy, self.strict = catalog, policy, policy.peer_error
+        # (name, spec) -> the version (an index) a dependency on a plain library at spec gets,
+        # chosen beforehand by duplicate=plugins' search (whose catalog holds each plugin to
+        # its version); None: npm's pick for everything
+        self.pins = pins
         self.queue: list[tuple[int, Any, int, TreeNode]] = []
         self.queued: set[TreeNode] = set()
         self._pushes = 0
@@ -99,9 +104,12 @@ class Builder(Tree):
 
     def node_from_spec(self, name: str, spec: str, parent: TreeNode) -> TreeNode:
         cand = self.catalog.get(name)
-        info = cand.pick(spec) if cand is not None and spec_kind(spec) != "unsupported" else None
+        info = None
+        why = "not in the registry" if cand is None else f"no installable version satisfies {spec}"
+        if cand is not None and spec_kind(spec) != "unsupported":
+            pinned = self.pins.get((name, spec)) if self.pins is not None and not cand.info.plugin else None
+            info = cand.pick(spec) if pinned is None else cand.info.ordered[pinned]
         if cand is None or info is None:
-            why = "not in the registry" if cand is None else f"no installable version satisfies {spec}"
             node = TreeNode(name, None, -1, (why,))
             self.failures[node] = None
         else:
@@ -129,7 +137,8 @@ class Builder(Tree):
         try:
             if self._peer_depth > _MAX_PEER_DEPTH:
                 return node
-            peer_edges = sorted((e for e in node.edges.values() if e.peer and not (e.valid() and e.to())),
+            peer_edges = sorted((e for e in node.edges.values()
+                                 if e.peer and not (e.valid() and e.to()) and not self.dropped(e)),
                                 key=lambda e: collate(e.name))
             for edge in peer_edges:
                 vr = node.parent
@@ -189,10 +198,23 @@ class Builder(Tree):
                 raise _no_settle(recent)
             self.step(node)
 
+    def dropped(self, edge: TreeEdge) -> bool:
+        """Whether duplicate=plugins' search dropped this (optional or peer) requirement: it
+        chose no version of a library for it, or the plugin's one version does not meet it.
+        It is not fetched (a failed copy would shadow good copies of the name), and is
+        warned about at the end like any unmet optional or peer dependency."""
+        if self.pins is None:
+            return False
+        cand = self.catalog.get(edge.name)
+        if cand is None or spec_kind(edge.spec) == "unsupported":
+            return False
+        # the catalog allows a plugin only its chosen version (none if it was not installed)
+        return not cand.mask(edge.spec) if cand.info.plugin else (edge.name, edge.spec) not in self.pins
+
     def problem_edges(self, node: TreeNode) -> list[TreeEdge]:
         problems = []
         for edge in node.edges.values():
-            if spec_kind(edge.spec) == "unsupported":
+            if spec_kind(edge.spec) == "unsupported" or self.dropped(edge):
                 continue  # git, URL, alias...: nothing a registry resolver can fetch; warned at the end
             to = edge.to()
             if to is not None and to in self.failures:
@@ -341,7 +363,7 @@ def _not_into_any(nodes: dict[TreeNode, None]) -> Callable[[TreeEdge], bool]:
 def _no_settle(recent: list[str]) -> Unresolvable:
     names = list(dict.fromkeys(recent))
     message = (f"npm's node_modules layout does not settle for this request: it keeps replacing "
-               f"{', '.join(names)} (npm loops on it too); duplicate=dedupe may resolve it")
+               f"{', '.join(names)} (npm loops on it too); duplicate=dedupe-all may resolve it")
     return Unresolvable(message, detail={"conflict": {"package": names[0] if names else None, "requirements": []},
                                          "because": [message], "looping": names})
 

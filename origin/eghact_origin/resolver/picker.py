@@ -19,6 +19,7 @@ ask it of any intersection of ranges.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +116,35 @@ class Catalog:
 
     def excluded(self) -> dict[str, list[explain.Exclusion]]:
         return {name: self.policy.excluded(name) for name in self._loaded if self.policy.excluded(name)}
+
+    def plugins_at(self, versions: Mapping[str, int]) -> Catalog:
+        """A view of this catalog in which each plugin allows only the version ``versions``
+        gives it (an index), and a plugin it does not name allows none; other packages are as
+        here. The view loads through this catalog, so nothing is loaded twice and
+        ``considered`` stays whole."""
+        return _PluginsAt(self, versions)
+
+
+class _PluginsAt(Catalog):
+    def __init__(self, base: Catalog, versions: Mapping[str, int]):
+        super().__init__(base.provider, base.policy, base.strategy)
+        self._base, self._versions = base, versions
+
+    @property
+    def considered(self) -> frozenset[str]:
+        return self._base.considered
+
+    def get(self, name: str) -> Candidates | None:
+        if name not in self._loaded:
+            found = self._base.get(name)
+            if found is not None and found.info.plugin:
+                index = self._versions.get(name)
+                found = Candidates(found.info, found.allowed & (0 if index is None else 1 << index), self.strategy)
+            self._loaded[name] = found
+        return self._loaded[name]
+
+    def excluded(self) -> dict[str, list[explain.Exclusion]]:
+        return self._base.excluded()
 
 
 @dataclass(frozen=True)

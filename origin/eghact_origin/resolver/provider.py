@@ -68,6 +68,8 @@ class VersionInfo:
     peer_optional: frozenset[str] = frozenset()
     deprecated: str | None = None
     type: str = "library"
+    #: the manifest has an ``eghact`` block: the runtime activates one copy of it per app
+    plugin: bool = False
     framework: str | None = None
     capabilities_required: tuple[str, ...] = ()
     capabilities_optional: tuple[str, ...] = ()
@@ -122,6 +124,13 @@ class PackageInfo:
         object.__setattr__(self, "sorted_versions", ordered_versions)
         object.__setattr__(self, "ordered", tuple(by_canonical[v.version] for v in ordered_versions))
         object.__setattr__(self, "index", {info.version: i for i, info in enumerate(self.ordered)})
+
+    @functools.cached_property
+    def plugin(self) -> bool:
+        """Whether any version is a plugin: ``duplicate=plugins`` holds such a name to one
+        version, whichever version is installed (a plain release of a plugin's name would
+        still be loaded beside the plugin's copy)."""
+        return any(info.plugin for info in self.ordered)
 
     @property
     def all_mask(self) -> int:
@@ -221,6 +230,7 @@ def _version_info(name: str, version: str, doc: Mapping[str, Any]) -> VersionInf
         # npm treats an empty deprecation message as "not deprecated"
         deprecated=deprecated if isinstance(deprecated, str) and deprecated else None,
         type=str(eghact.get("type", "library")) if eghact else "library",  # no eghact block: a library
+        plugin=bool(eghact),
         framework=eghact["version"] if isinstance(eghact.get("version"), str) else None,
         capabilities_required=_strings(capabilities.get("required")),
         capabilities_optional=_strings(capabilities.get("optional")),

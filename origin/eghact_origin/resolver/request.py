@@ -3,13 +3,15 @@
 ::
 
     {"dependencies": {NAME: RANGE}, "eager": [NAME],
-     "strategy": {"version": "highest"|"lowest"|"prompt", "duplicate": "dedupe"|"isolate",
+     "strategy": {"version": "highest"|"lowest"|"prompt", "duplicate": "plugins"|"dedupe-all"|"isolate",
                   "security": "strict"|"audit"|"permissive"},
      "policy": {"capabilities": {"allow": [...]|null, "deny": [...]},
                 "licenses": {"allow": [SPDX ids]}|null, "peer": "warn"|"error"},
      "framework": VERSION|null}
 
-Everything but ``dependencies`` may be left out (defaults: highest, dedupe, audit, warn).
+Everything but ``dependencies`` may be left out (defaults: highest, plugins, audit, warn).
+``duplicate=dedupe`` is read as ``dedupe-all`` (its name before ``plugins`` became the
+default) and hashed as ``dedupe-all``: one meaning, one hash.
 :meth:`ResolveRequest.from_body` reports every problem at once, as one
 :class:`~eghact_common.errors.BadRequest` with ``code="invalid_request"`` and
 ``detail.problems``; given ``max_roots``, a request naming more roots is refused first, as
@@ -25,9 +27,9 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictStr, ValidationError
 
 from eghact_common import semver
 from eghact_common.capabilities import InvalidCapability, capability_matches, parse_capability
@@ -42,10 +44,16 @@ __all__ = ["CapabilityRules", "LicenceRules", "PolicyOptions", "ResolveRequest",
 _MODEL = ConfigDict(frozen=True, extra="forbid")
 
 
+def _duplicate_alias(value: object) -> object:
+    return "dedupe-all" if value == "dedupe" else value
+
+
 class StrategyOptions(BaseModel):
     model_config = _MODEL
     version: Literal["highest", "lowest", "prompt"] = "highest"
-    duplicate: Literal["dedupe", "isolate"] = "dedupe"
+    #: plugins: one version per plugin, npm's nesting for plain libraries; dedupe-all: one
+    #: version per name; isolate: npm's tree as npm builds it
+    duplicate: Annotated[Literal["plugins", "dedupe-all", "isolate"], BeforeValidator(_duplicate_alias)] = "plugins"
     security: Literal["strict", "audit", "permissive"] = "audit"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from eghact_common import semver
-from eghact_origin.resolver import ResolvedGraph
+from eghact_origin.resolver import MemoryProvider, ResolvedGraph
 from eghact_origin.resolver.provider import spec_kind
 
 DATA = Path(__file__).parent / "data"
@@ -50,8 +50,11 @@ def visible_from(keys: set[str], source: str, name: str) -> str | None:
         base = base[:cut] if cut >= 0 else ""
 
 
-def check_invariants(graph: ResolvedGraph, *, dedupe: bool) -> None:
-    """What every graph promises the lockfile and the load planner."""
+def check_invariants(graph: ResolvedGraph, *, dedupe: bool, plugins: bool = False,
+                     provider: MemoryProvider | None = None) -> None:
+    """What every graph promises the lockfile and the load planner; ``plugins``: also one copy
+    of each plugin (a name with an eghact block in any version, as ``provider`` has it, else as
+    the nodes' types say)."""
     keys = set(graph.nodes)
     for name, key in graph.roots.items():
         assert key in keys, f"root {name} -> {key} is not a node"
@@ -69,6 +72,10 @@ def check_invariants(graph: ResolvedGraph, *, dedupe: bool) -> None:
         # break a nesting cycle with a symlink to an ancestor copy, at that ancestor
         assert (visible_from(keys, edge.source, target.name) == edge.target
                 or edge.source.startswith(edge.target + "/")), edge
+    if plugins:
+        copies = [node.name for node in graph.nodes.values()
+                  if (provider.package(node.name).plugin if provider is not None else node.type != "library")]
+        assert len(copies) == len(set(copies)), f"two copies of one plugin: {sorted(copies)}"
     if dedupe:
         names = [node.name for node in graph.nodes.values()]
         assert len(names) == len(set(names)), "dedupe holds two versions of one name"

@@ -3,7 +3,9 @@ trees, warnings and errors (``data/cases``), as resolvelib's functional tests do
 
 The isolate trees were checked against ``npm install --package-lock-only`` (npm 11), with
 ``--force`` where npm stops at ERESOLVE (peer=warn behaves like --force); cases with a policy
-have no npm counterpart.
+have no npm counterpart. A case's ``dedupe`` answer is ``duplicate=dedupe-all``'s. Where a
+case has no ``plugins`` answer, the default strategy must lay out its ``isolate`` tree: with
+no plugin whose requirers disagree, it is npm's layout.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from eghact_origin.resolver import MemoryProvider, PromptResult, ResolvedGraph, 
 
 from .helpers import case, case_names, check_invariants, universe
 
+STRATEGIES = ("dedupe", "isolate", "plugins", "prompt")
 PARAMS = [pytest.param(name, strategy, id=f"{name}-{strategy}")
-          for name in case_names() for strategy in ("dedupe", "isolate", "prompt") if strategy in case(name)]
+          for name in case_names() for strategy in STRATEGIES
+          if strategy in case(name) or (strategy == "plugins" and "isolate" in case(name))]
 
 
 def test_there_are_enough_cases() -> None:
@@ -28,14 +32,15 @@ def test_there_are_enough_cases() -> None:
 def _request(data: dict[str, Any], strategy: str) -> ResolveRequest:
     body = dict(data["request"])
     if strategy != "prompt":
-        body["strategy"] = {**body.get("strategy", {}), "duplicate": strategy}
+        duplicate = "dedupe-all" if strategy == "dedupe" else strategy
+        body["strategy"] = {**body.get("strategy", {}), "duplicate": duplicate}
     return ResolveRequest.from_body(body)
 
 
 @pytest.mark.parametrize(("name", "strategy"), PARAMS)
 def test_case(name: str, strategy: str) -> None:
     data = case(name)
-    expected = data[strategy]
+    expected = data[strategy] if strategy in data else data["isolate"]
     provider = MemoryProvider(universe(data["universe"]))
     request = _request(data, strategy)
     if "error" in expected:
@@ -49,7 +54,7 @@ def test_case(name: str, strategy: str) -> None:
         assert result.choices == expected["choices"]
         return
     assert isinstance(result, ResolvedGraph)
-    check_invariants(result, dedupe=strategy == "dedupe")
+    check_invariants(result, dedupe=strategy == "dedupe", plugins=strategy == "plugins")
     if "pins" in expected:
         assert {n.name: n.version for n in result.nodes.values()} == expected["pins"]
     if "tree" in expected:
@@ -79,6 +84,7 @@ def _check_error(error: Unresolvable, expected: dict[str, Any]) -> None:
         assert text in error.message
     conflict = error.detail["conflict"]
     assert conflict["package"] == expected["package"]
+    assert conflict.get("plugin", False) == expected.get("plugin", False)
     if "requirements" in expected:
         assert conflict["requirements"] == expected["requirements"]
     if "excluded" in expected:

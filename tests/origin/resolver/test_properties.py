@@ -4,7 +4,9 @@
   resolution finds, everything reachable; dedupe: one version per name);
 * dedupe's answer meets every hard constraint, and each ``Unresolvable`` it raises is real:
   a brute-force enumeration of every assignment (absent, or one version, per package) finds
-  none that meets the hard constraints. Universes stay tiny (<= 5 packages, <= 4 versions).
+  none that meets the hard constraints. Universes stay tiny (<= 5 packages, <= 4 versions);
+* plugins (some names made plugins at random) keeps the invariants with one copy per plugin,
+  and refuses only what one version per name cannot solve either (it asks less).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 
 from eghact_common import semver
 from eghact_common.errors import Unresolvable
-from eghact_origin.resolver import MemoryProvider, ResolveRequest, resolve_dedupe, resolve_isolate
+from eghact_origin.resolver import MemoryProvider, ResolveRequest, resolve_dedupe, resolve_isolate, resolve_plugins
 
 from .helpers import check_invariants
 
@@ -152,4 +154,28 @@ def test_isolate_keeps_invariants(problem: tuple[dict[str, Any], dict[str, str]]
         assert error.detail["conflict"] is not None
         return
     check_invariants(graph, dedupe=False)
+    assert set(graph.roots) == set(roots)
+
+
+@st.composite
+def plugin_problems(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, str]]:
+    universe, roots = draw(problems(("prod", "prod", "optional", "peer", "peerOptional")))
+    for name in draw(st.sets(st.sampled_from(sorted(universe)))):
+        for body in universe[name]["versions"].values():
+            body["eghact"] = {"version": "^2.0.0", "type": "component"}
+    return universe, roots
+
+
+@SETTINGS
+@given(plugin_problems())
+def test_plugins_hold_each_plugin_to_one_copy(problem: tuple[dict[str, Any], dict[str, str]]) -> None:
+    universe, roots = problem
+    provider = MemoryProvider(universe)
+    try:
+        graph = resolve_plugins(_request(roots, "plugins"), provider)
+    except Unresolvable as error:
+        assert error.detail["conflict"] is not None
+        assert not _solvable(universe, roots, peer_error=False), "refused what one version per name solves"
+        return
+    check_invariants(graph, dedupe=False, plugins=True, provider=provider)
     assert set(graph.roots) == set(roots)

@@ -13,6 +13,7 @@ from eghact_origin.resolver import (
     package_info_from_packument,
     resolve_dedupe,
     resolve_isolate,
+    resolve_plugins,
 )
 
 from .helpers import universe
@@ -88,7 +89,7 @@ def test_memory_provider_counts_and_caches() -> None:
         provider.package("nope")
 
 
-@pytest.mark.parametrize("solve", [resolve_dedupe, resolve_isolate])
+@pytest.mark.parametrize("solve", [resolve_dedupe, resolve_isolate, resolve_plugins])
 def test_only_reachable_manifests_are_loaded(solve) -> None:  # type: ignore[no-untyped-def]
     provider = MemoryProvider(universe("basic"))
     graph = solve(ResolveRequest.from_body({"dependencies": {"left": "^1", "right": "^1"}}), provider)
@@ -97,7 +98,7 @@ def test_only_reachable_manifests_are_loaded(solve) -> None:  # type: ignore[no-
     assert "far-away" not in provider.loads and "never-loaded" not in provider.loads
 
 
-@pytest.mark.parametrize("solve", [resolve_dedupe, resolve_isolate])
+@pytest.mark.parametrize("solve", [resolve_dedupe, resolve_isolate, resolve_plugins])
 def test_parsed_packages_are_shared_across_resolutions(solve) -> None:  # type: ignore[no-untyped-def]
     provider = MemoryProvider(universe("basic"))
     request = ResolveRequest.from_body({"dependencies": {"app-kit": "^1"}})

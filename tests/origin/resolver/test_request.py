@@ -11,7 +11,7 @@ from eghact_origin.resolver import ResolveRequest
 def test_defaults() -> None:
     request = ResolveRequest.from_body({"dependencies": {"chart": "^2"}})
     assert request.strategy.version == "highest"
-    assert request.strategy.duplicate == "dedupe"
+    assert request.strategy.duplicate == "plugins"
     assert request.strategy.security == "audit"
     assert request.policy.peer == "warn"
     assert request.policy.capabilities.allow is None
@@ -22,7 +22,7 @@ def test_defaults() -> None:
         "eager": [],
         "framework": None,
         "policy": {"capabilities": {"allow": None, "deny": []}, "licenses": None, "peer": "warn"},
-        "strategy": {"duplicate": "dedupe", "security": "audit", "version": "highest"},
+        "strategy": {"duplicate": "plugins", "security": "audit", "version": "highest"},
     }
 
 
@@ -69,7 +69,7 @@ def test_equal_requests_written_differently_hash_alike() -> None:
                                                  "licenses": {"allow": ["mit", "Apache-2.0"]}}})
     verbose = ResolveRequest.from_body({
         "framework": None,
-        "strategy": {"security": "audit", "duplicate": "dedupe", "version": "highest"},
+        "strategy": {"security": "audit", "duplicate": "plugins", "version": "highest"},
         "policy": {"peer": "warn", "licenses": {"allow": ["Apache-2.0", "MIT"]},
                    "capabilities": {"allow": None, "deny": ["network:fetch:api.example.com"]}},
         "eager": ["a", "b"],
@@ -83,6 +83,7 @@ def test_equal_requests_written_differently_hash_alike() -> None:
 @pytest.mark.parametrize("change", [
     {"dependencies": {"a": "^1.0.1"}},
     {"strategy": {"duplicate": "isolate"}},
+    {"strategy": {"duplicate": "dedupe-all"}},
     {"strategy": {"security": "strict"}},
     {"policy": {"peer": "error"}},
     {"framework": "3.0.0"},
@@ -91,6 +92,21 @@ def test_equal_requests_written_differently_hash_alike() -> None:
 def test_different_requests_hash_differently(change: dict[str, object]) -> None:
     base = {"dependencies": {"a": "^1.0.0"}}
     assert ResolveRequest.from_body(base).hash != ResolveRequest.from_body({**base, **change}).hash
+
+
+def test_dedupe_is_read_and_hashed_as_dedupe_all() -> None:
+    # the strict strategy's name before plugins became the default: its old meaning, one hash
+    old = ResolveRequest.from_body({"dependencies": {"a": "^1"}, "strategy": {"duplicate": "dedupe"}})
+    new = ResolveRequest.from_body({"dependencies": {"a": "^1"}, "strategy": {"duplicate": "dedupe-all"}})
+    assert old.strategy.duplicate == "dedupe-all"
+    assert old.canonical()["strategy"]["duplicate"] == "dedupe-all"
+    assert old.hash == new.hash
+
+
+def test_an_unknown_duplicate_strategy_names_the_three() -> None:
+    with pytest.raises(BadRequest) as raised:
+        ResolveRequest.from_body({"dependencies": {"a": "^1"}, "strategy": {"duplicate": "nest"}})
+    assert all(name in raised.value.message for name in ("plugins", "dedupe-all", "isolate"))
 
 
 def test_dist_tags_are_accepted_and_kept() -> None:

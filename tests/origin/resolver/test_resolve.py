@@ -16,7 +16,7 @@ def _resolve(universe_name: str, body: dict) -> ResolvedGraph | PromptResult:
     return resolve(ResolveRequest.from_body(body), MemoryProvider(universe(universe_name)))
 
 
-@pytest.mark.parametrize("duplicate", ["dedupe", "isolate"])
+@pytest.mark.parametrize("duplicate", ["plugins", "dedupe-all", "isolate"])
 def test_prompt_ignores_the_duplicate_strategy(duplicate: str) -> None:
     result = _resolve("basic", {"dependencies": {"left": "^1", "shared": ">=1.0.0"},
                                 "strategy": {"version": "prompt", "duplicate": duplicate}})
@@ -39,7 +39,7 @@ def test_prompt_follows_forced_versions_to_their_dependencies() -> None:
     assert result.choices == {"ui": ["1.3.0", "1.1.0"], "util": ["2.0.4", "2.0.0"]}
 
 
-@pytest.mark.parametrize("duplicate", ["dedupe", "isolate"])
+@pytest.mark.parametrize("duplicate", ["plugins", "dedupe-all", "isolate"])
 def test_errors_name_what_was_considered(duplicate: str) -> None:
     with pytest.raises(Unresolvable) as raised:
         _resolve("basic", {"dependencies": {"chart": "^2", "core": "^9"}, "strategy": {"duplicate": duplicate}})
@@ -52,12 +52,12 @@ def test_npm_layouts_that_never_settle_are_cut_short() -> None:
         _resolve("tangle", {"dependencies": {"p1": "3.x"}, "strategy": {"duplicate": "isolate"}})
     assert "does not settle" in raised.value.message
     assert time.perf_counter() - started < 5
-    graph = _resolve("tangle", {"dependencies": {"p1": "3.x"}})  # dedupe has no such loop
+    graph = _resolve("tangle", {"dependencies": {"p1": "3.x"}, "strategy": {"duplicate": "dedupe-all"}})  # no loop
     assert isinstance(graph, ResolvedGraph)
     check_invariants(graph, dedupe=True)
 
 
-@pytest.mark.parametrize("duplicate", ["dedupe", "isolate"])
+@pytest.mark.parametrize("duplicate", ["plugins", "dedupe-all", "isolate"])
 def test_specs_a_registry_cannot_serve_are_ignored_with_a_warning(duplicate: str) -> None:
     provider = MemoryProvider({
         "host": {"versions": {"1.0.0": {"dependencies": {"leaf": "^1.0.0", "from-git": "github:acme/x"}}}},

@@ -1,0 +1,98 @@
+"""``duplicate=plugins`` (the default): one version per plugin, npm's nesting for plain libraries.
+
+The runtime activates one copy of each plugin (a package with an ``eghact`` block), so every
+requirer of a plugin must accept one version of it. Plain npm libraries have no such limit:
+npm nests a second ``ms`` under the package that needs it, and so does this strategy. Two
+passes:
+
+1. **Versions.** The dedupe search (:mod:`.dedupe`, PubGrub with backtracking) runs over
+   *keys*: a plugin's key is its name, so all its requirements meet on one version; a plain
+   library's key is its name *and* the range asked for, so requirements on it never
+   conflict (each range gets its own copy, as npm gives it). A failure is therefore always a
+   disagreement about a plugin (or a range nothing satisfies), explained with the requirers'
+   chains; the explanation says so.
+2. **Layout.** npm's tree (:mod:`.isolate`) is built with every plugin held to the version
+   pass 1 chose and every library requirement given the version pass 1 chose for it
+   (libraries may have been stepped back to avoid a plugin conflict), so the tree's copies
+   are the ones the search proved consistent. With one allowed version, a plugin's copies
+   all hoist to one place. An optional or peer requirement the search dropped (no library
+   version for it, or the plugin's version does not meet it) is not fetched at all -- a
+   failed copy would shadow good ones -- and ends as the usual warning.
+
+A package counts as a plugin when any of its versions has an ``eghact`` block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eghact_common.errors import Unresolvable
+
+from .dedupe import Keys, solve
+from .graph import ResolvedGraph
+from .isolate import Builder
+from .picker import Catalog
+from .policy import Policy
+from .provider import Provider
+from .request import ResolveRequest
+
+__all__ = ["resolve_plugins"]
+
+# Between a library's name and the range in its key: no package name or range holds it.
+_SEP = "\x00"
+
+
+class _PluginKeys(Keys):
+    """Plugins keyed by name, plain libraries by name and range."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+
+    def key(self, name: str, spec: str) -> str:
+        found = self.catalog.get(name)
+        return name if found is not None and found.info.plugin else f"{name}{_SEP}{spec}"
+
+    def name(self, key: str) -> str:
+        return key.split(_SEP, 1)[0]
+
+
+def resolve_plugins(request: ResolveRequest, provider: Provider) -> ResolvedGraph:
+    """Resolve with one version per plugin and npm's layout for everything else. Raises
+    :class:`~eghact_common.errors.Unresolvable` with an explanation (naming the plugin and
+    its requirers) when the plugins' requirers cannot agree."""
+    policy = Policy(request)
+    catalog = Catalog(provider, policy, request.strategy.version)
+    keys = _PluginKeys(catalog)
+    try:
+        chosen = solve(request, catalog, keys)
+    except Unresolvable as error:
+        raise _about_plugin(error, catalog) from None
+    plugins: dict[str, int] = {}
+    pins: dict[tuple[str, str], int] = {}
+    for key, index in chosen.items():
+        name, _, spec = key.partition(_SEP)
+        if _SEP in key:
+            pins[(name, spec)] = index
+        else:
+            plugins[name] = index
+    # every plugin the layout meets allows one version (or none, if pass 1 never installed
+    # it), so no plugin can be laid out at two versions
+    builder = Builder(request, catalog.plugins_at(plugins), policy, pins)
+    try:
+        builder.build()
+        return builder.finish(request)
+    except Unresolvable as error:
+        error.detail["considered"] = sorted(catalog.considered)
+        raise
+
+
+def _about_plugin(error: Unresolvable, catalog: Catalog) -> Unresolvable:
+    """``error``, saying why the requirers must agree when they disagree about a plugin."""
+    conflict: dict[str, Any] | None = error.detail.get("conflict")
+    package = conflict.get("package") if conflict else None
+    found = catalog.get(package) if isinstance(package, str) else None
+    if conflict is None or found is None or not found.info.plugin or len(conflict["requirements"]) < 2:
+        return error
+    conflict["plugin"] = True
+    return Unresolvable(f"{error.message} ({package} is a plugin: an app loads one copy of each plugin, so "
+                        f"its requirers must agree on one version)", detail=error.detail)
