@@ -39,8 +39,8 @@ class LiveOrigin:
 
 
 async def start_origin(data_dir: Path, **overrides: object) -> tuple[web.AppRunner, str]:
-    settings = OriginSettings(data_dir=data_dir, port=0, access_log=False, feed_poll_interval=0.2,
-                              **overrides)  # type: ignore[arg-type]
+    defaults: dict[str, object] = {"port": 0, "access_log": False, "feed_poll_interval": 0.2}
+    settings = OriginSettings(data_dir=data_dir, **{**defaults, **overrides})  # type: ignore[arg-type]
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)
     await runner.setup()

@@ -21,6 +21,11 @@ EVENT_TYPES = frozenset({PUBLISH, DEPRECATE, UNPUBLISH, DIST_TAG, ADVISORY, RESO
 
 SEARCH_KEY = "search"
 
+# In the demo origin's data dir: {"demo-admin": token, "demo-edge": token}, mode 0600. Written
+# by `eghact-origin demo`, read by `eghact-edge network`, which hands the edge token to its
+# edges in their environment: a token on a command line is visible to every local user.
+DEMO_TOKENS_FILE = "demo-tokens.json"
+
 
 def package_key(name: str) -> str:
     """Packument, version documents and dist-tags of one package."""

@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-longpoll", type=float, default=30.0,
                        help="cap, in seconds, on the timeout= of a long-poll passed through")
     serve.add_argument("--max-ttl", type=float, help="cap header freshness lifetimes at this many seconds")
+    serve.add_argument("--default-ttl", type=float, default=300.0,
+                       help="lifetime of responses that state none (at most; 10%% of their Last-Modified age "
+                            "when shorter); 0: do not cache them")
     serve.add_argument("--feed-lifetime", type=float, default=86_400.0,
                        help="freshness of event-covered entries while the feed is followed")
     serve.add_argument("--rate", type=float, default=500.0, help="per-client requests per second (0: no limit)")
@@ -85,11 +88,14 @@ def settings_from(args: argparse.Namespace) -> EdgeSettings:
     if args.stream_budget < 1 or args.stream_per_client < 1 or not args.max_longpoll > 0:
         raise SystemExit("eghact-edge: --stream-budget and --stream-per-client take at least 1, "
                          "--max-longpoll a positive number of seconds")
+    if args.default_ttl < 0:
+        raise SystemExit(f"eghact-edge: --default-ttl takes seconds >= 0, not {args.default_ttl}")
     return EdgeSettings(
         upstream=args.upstream, data_dir=args.data, region=args.region, host=args.host, port=args.port,
         public_url=args.public_url, parent=args.parent, memory_bytes=args.memory_bytes, disk_bytes=args.disk_bytes,
         admission=args.admission, upstream_timeout=args.upstream_timeout, max_ttl=args.max_ttl,
         stream_budget=args.stream_budget, stream_per_client=args.stream_per_client, max_longpoll=args.max_longpoll,
+        default_ttl=args.default_ttl,
         feed_lifetime=args.feed_lifetime, rate=args.rate, burst=args.burst, max_request_bytes=args.max_request_bytes,
         header_timeout=args.header_timeout,
         warm_top=args.warm_top, warm_concurrency=args.warm_concurrency, warm=not args.no_warm,

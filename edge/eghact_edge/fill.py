@@ -24,7 +24,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cachetools import LRUCache
@@ -36,7 +36,7 @@ from . import keys
 from .encoding import encodings_for, is_compressible
 from .entry import Entry
 from .errors import BadUpstreamContent
-from .freshness import Directives, timing_for
+from .freshness import Directives, Timing, timing_for
 from .metrics import Reporter
 from .upstream import UpstreamResponse
 
@@ -51,9 +51,10 @@ IntegrityLookup = Callable[[str, str], Awaitable[str | None]]
 
 class EntryBuilder:
     def __init__(self, public_url: str, *, reporter: Reporter, clock: Callable[[], float],
-                 max_ttl: float | None = None):
+                 max_ttl: float | None = None, default_ttl: float = 0.0):
         self.public_url = public_url.rstrip("/")
         self.max_ttl = max_ttl
+        self.default_ttl = default_ttl
         self._reporter = reporter
         self._clock = clock
         self._integrity: LRUCache[str, dict[str, str]] = LRUCache(maxsize=4096)
@@ -67,8 +68,22 @@ class EntryBuilder:
         versions = self._integrity.get(name)
         return versions.get(filename) if versions is not None else None
 
+    def timing(self, route: keys.Route, directives: Directives, headers: Mapping[str, str], *,
+               age_header: float, fetch_seconds: float, feed_covered: bool, by_default: bool) -> Timing:
+        """The lifetime of a response to ``route`` (a 200, or a 304 about a stored entry).
+
+        ``by_default``: the response is cacheable by default (no Authorization was sent, it is
+        neither private nor no-store), so a heuristic lifetime may fill in for missing headers.
+        A tarball is immutable: :meth:`build` stores none it did not check against its
+        integrity, and bytes that match a digest cannot change."""
+        return timing_for(directives, stored_at=self._clock(), age_header=age_header, fetch_seconds=fetch_seconds,
+                          feed_covered=feed_covered, max_ttl=self.max_ttl, headers=headers,
+                          default_ttl=self.default_ttl if by_default else 0.0,
+                          immutable=route.kind == keys.TARBALL)
+
     async def build(self, route: keys.Route, key: str, response: UpstreamResponse, directives: Directives,
-                    *, integrity_for: IntegrityLookup | None = None) -> Entry:
+                    *, integrity_for: IntegrityLookup | None = None, by_default: bool = False) -> Entry:
+        """``by_default``: see :meth:`timing`."""
         body = response.body
         content_type = response.headers.get("Content-Type", "application/octet-stream")
         links: tuple[str, ...] = ()
@@ -88,10 +103,9 @@ class EntryBuilder:
             headers += (("Vary", vary),)
         upstream_etag = response.headers.get("ETag")
         surrogate = response.headers.get("Surrogate-Key", "")
-        timing = timing_for(
-            directives, stored_at=self._clock(), age_header=_age(response), fetch_seconds=response.seconds,
-            feed_covered=bool(route.tag) or bool(surrogate), max_ttl=self.max_ttl,
-        )
+        timing = self.timing(route, directives, response.headers, age_header=_age(response),
+                             fetch_seconds=response.seconds, feed_covered=bool(route.tag) or bool(surrogate),
+                             by_default=by_default)
         return Entry(
             key=key, content_type=content_type,
             bodies=await encodings_for(body, is_compressible(content_type)),

@@ -13,15 +13,29 @@ by surrogate keys is purged by events, so it stays fresh until an event says oth
 (``feed_lifetime``). That is what the origin's short ``max-age`` is for: caches that do
 not follow the feed. The moment the feed is not vouching (disconnected, or silent too
 long) the plain header lifetime applies again.
+
+An upstream that says nothing (no ``Cache-Control`` max-age, no ``Expires``, as some npm
+registries and proxies do) would otherwise make every request a miss. Two rules fill the
+gap. A tarball that was checked against its packument's integrity is immutable by content,
+so it is kept as ``immutable`` whatever the headers say. Anything else that is cacheable by
+default (RFC 9111 §4.2.2: a 200 to a GET without Authorization, neither ``private`` nor
+``no-store``) gets a heuristic lifetime: 10% of the time since ``Last-Modified``, at most
+``default_ttl``, or ``default_ttl`` itself when there is no ``Last-Modified`` (what
+Varnish's default TTL and nginx's ``proxy_cache_valid`` do).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 # No cache should keep anything longer than this on a header's say-so.
 MAX_LIFETIME = 365 * 86_400
+# RFC 9111 §4.2.2: "a typical setting of this fraction might be 10%" of the time since
+# Last-Modified: what changed long ago is likely to stay as it is a while longer.
+HEURISTIC_FRACTION = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +153,63 @@ class Timing:
         return now < self.fresh_until(feed_lifetime) + max(self.sie, self.swr)
 
 
+def http_date(value: str | None) -> float | None:
+    """An HTTP-date (RFC 9110 §5.6.7) as a POSIX time; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value.strip()).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def explicit_lifetime(directives: Directives, headers: Mapping[str, str], *, now: float) -> float | None:
+    """RFC 9111 §4.2.1: ``s-maxage``, ``max-age``, else ``Expires`` minus ``Date``; None when
+    the response states no freshness at all (only then may a heuristic apply)."""
+    if directives.no_cache:
+        return 0.0
+    if directives.s_maxage is not None or directives.max_age is not None:
+        return directives.lifetime
+    if "Expires" not in headers:
+        return None
+    expires = http_date(headers["Expires"])
+    if expires is None:
+        return 0.0   # §5.3: an invalid Expires ("0" is common) means already expired
+    date = http_date(headers.get("Date"))
+    return min(max(0.0, expires - (now if date is None else date)), MAX_LIFETIME)
+
+
+def heuristic_lifetime(headers: Mapping[str, str], *, now: float, default_ttl: float) -> float:
+    """RFC 9111 §4.2.2: a fraction of the time since ``Last-Modified`` (on the upstream's
+    clock when it sent ``Date``), never more than ``default_ttl``; ``default_ttl`` itself
+    when there is no ``Last-Modified`` to judge by."""
+    last_modified = http_date(headers.get("Last-Modified"))
+    if last_modified is None:
+        return default_ttl
+    date = http_date(headers.get("Date"))
+    since = (now if date is None else date) - last_modified
+    return min(default_ttl, max(0.0, HEURISTIC_FRACTION * since))
+
+
 def timing_for(directives: Directives, *, stored_at: float, age_header: float, fetch_seconds: float,
-               feed_covered: bool, max_ttl: float | None = None) -> Timing:
-    lifetime = directives.lifetime
-    if max_ttl is not None and not directives.immutable:
-        # Immutable content (tarballs) never goes stale: the cap is for what can change.
-        lifetime = min(lifetime, max_ttl)
+               feed_covered: bool, max_ttl: float | None = None, headers: Mapping[str, str] | None = None,
+               default_ttl: float = 0.0, immutable: bool = False) -> Timing:
+    """``headers``: the response's (``Expires``, ``Date``, ``Last-Modified``).
+    ``default_ttl`` > 0 lets a response that states no freshness have a heuristic one; the
+    caller passes it only for responses cacheable by default (a 200 to a GET without
+    Authorization, neither private nor no-store). ``immutable``: the body is known not to
+    change (a tarball checked against its integrity), whatever the headers say."""
+    if immutable:
+        lifetime = float(MAX_LIFETIME)
+    else:
+        found = explicit_lifetime(directives, headers or {}, now=stored_at)
+        if found is None:
+            found = heuristic_lifetime(headers or {}, now=stored_at, default_ttl=default_ttl) \
+                if default_ttl > 0 else 0.0
+        lifetime = found
+        if max_ttl is not None and not directives.immutable:
+            # Immutable content (tarballs) never goes stale: the cap is for what can change.
+            lifetime = min(lifetime, max_ttl)
     return Timing(
         stored_at=stored_at,
         # RFC 9111 §4.2.3, with the response delay added (we cannot know the clock skew).

@@ -26,6 +26,7 @@ from .coalesce import SingleFlight
 from .fill import EntryBuilder
 from .fleet import FleetClient
 from .follower import Follower
+from .freshness import HEURISTIC_FRACTION
 from .hints import Hints
 from .metrics import PrometheusReporter, Reporter
 from .popularity import Popularity
@@ -68,7 +69,7 @@ class EdgeNode:
                                  clock=clock, feed_lifetime=settings.feed_lifetime,
                                  on_events=self._on_events)
         self.builder = EntryBuilder(self.public_url or "http://unset", reporter=self.reporter, clock=clock,
-                                    max_ttl=settings.max_ttl)
+                                    max_ttl=settings.max_ttl, default_ttl=settings.default_ttl)
         self.flights: SingleFlight[Reply] = SingleFlight(max_waiters=settings.coalesce_waiters,
                                                          timeout=settings.coalesce_timeout, reporter=self.reporter)
         self.readthrough = ReadThrough(self.cache, self.upstream, self.builder, feed=self.follower,
@@ -178,6 +179,9 @@ class EdgeNode:
             "tiers": {"memory": {"bytes": self.memory.bytes, "entries": len(self.memory),
                                  "max_bytes": self.memory.max_bytes},
                       "disk": {"max_bytes": self.settings.disk_bytes if self.disk else 0}},
+            "freshness": {"default_ttl": self.settings.default_ttl, "heuristic_fraction": HEURISTIC_FRACTION,
+                          "max_ttl": self.settings.max_ttl, "feed_lifetime": self.settings.feed_lifetime,
+                          "verified_tarballs": "immutable"},
             "warming": {"queued": self.warmer.pending, "done": self.warmer.done},
             "streams": {"open": self.streams.open, "budget": self.streams.total},
             "uptime": round(self.clock() - self.started_at, 1),

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from multidict import CIMultiDict
+
 from eghact_common.errors import UpstreamUnavailable
 
 from . import keys
@@ -39,7 +41,7 @@ from .cache import TieredCache
 from .coalesce import SingleFlight
 from .entry import Entry
 from .fill import EntryBuilder
-from .freshness import State, parse_cache_control, timing_for
+from .freshness import State, parse_cache_control
 from .metrics import Reporter
 from .upstream import HttpUpstream, UpstreamResponse
 
@@ -51,6 +53,7 @@ _PASS_SECONDS = 10.0
 # How long a read with Eghact-Min-Seq beyond our applied seq waits for our own follower: a
 # child edge hears of an event through our pass-through a few milliseconds before we apply it.
 MIN_SEQ_WAIT = 1.0
+_FRESHNESS_HEADERS = ("Cache-Control", "Expires", "Date", "Last-Modified")
 
 
 class FeedStatus(Protocol):
@@ -220,11 +223,15 @@ class ReadThrough:
         now = self._clock()
         purged = self.cache.purged_since(generation, route.tag)
         if response.status == 304 and entry is not None:
-            directives = parse_cache_control(response.headers.get("Cache-Control")
-                                             or dict(entry.headers).get("Cache-Control"))
-            timing = timing_for(directives, stored_at=now, age_header=0.0,
-                                fetch_seconds=response.seconds, feed_covered=entry.timing.feed_covered,
-                                max_ttl=self.builder.max_ttl)
+            # RFC 9111 §4.3.4: the 304's own freshness headers win over the stored ones.
+            headers = CIMultiDict(entry.headers)
+            for name in _FRESHNESS_HEADERS:
+                if name in response.headers:
+                    headers[name] = response.headers[name]
+            directives = parse_cache_control(headers.get("Cache-Control"))
+            timing = self.builder.timing(route, directives, headers, age_header=0.0, fetch_seconds=response.seconds,
+                                         feed_covered=entry.timing.feed_covered,
+                                         by_default=authorization is None and directives.storable)
             refreshed = entry.with_timing(timing)
             if not purged:
                 await self.cache.store(refreshed)
@@ -237,7 +244,8 @@ class ReadThrough:
         directives = parse_cache_control(response.headers.get("Cache-Control"))
         storable = directives.storable and (authorization is None or directives.public
                                             or directives.s_maxage is not None)
-        built = await self.builder.build(route, key, response, directives, integrity_for=self._integrity_for)
+        built = await self.builder.build(route, key, response, directives, integrity_for=self._integrity_for,
+                                         by_default=authorization is None and directives.storable)
         if storable and not purged:
             await self.cache.store(built)
         elif not storable:

@@ -28,6 +28,11 @@ class EdgeSettings:
     max_header_bytes: int = 8190
     header_timeout: float = 15.0          # seconds for a whole request head, from its first byte
     max_ttl: float | None = None          # cap on header freshness lifetimes (an operator knob)
+    # Lifetime of what an upstream sends without freshness headers (heuristic ceiling, see
+    # freshness.py). 300 s is the max-age npm registries commonly give packuments, so a
+    # silent upstream is cached as long as a talkative one would be: a new version shows
+    # up within 5 minutes, which npm users already live with. 0 turns the heuristic off.
+    default_ttl: float = 300.0
     feed_lifetime: float = 86_400.0       # freshness of event-covered entries while the feed vouches
     rate: float = 500.0                   # per-client tokens per second
     burst: float = 1000.0

@@ -13,7 +13,7 @@ from .cousage import CoUsage
 from .feed import ChangeNotifier
 from .http import batch, changes, dist_tags, fleet, packages, resolve, service
 from .http.keys import ACCESS, CLOSING, NOTIFIER, REGISTRY, REPORTER, RESOLUTIONS, SETTINGS, TOKENS
-from .http.middleware import context, errors
+from .http.middleware import access, context, errors
 from .metrics import PrometheusReporter, Reporter
 from .registry import Registry
 from .resolutions import Resolutions
@@ -39,7 +39,7 @@ def open_registry(settings: OriginSettings, *, on_change=None) -> Registry:  # t
 
 
 def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) -> web.Application:
-    app = web.Application(middlewares=[errors, context], client_max_size=settings.max_request_bytes)
+    app = web.Application(middlewares=[access, errors, context], client_max_size=settings.max_request_bytes)
 
     # The three parts notify each other; the names below are bound before any event flows.
     def on_local_change(events: list[wire.ChangeEvent]) -> None:

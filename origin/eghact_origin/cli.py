@@ -27,6 +27,7 @@ from pathlib import Path
 
 from eghact_common import semver
 from eghact_common.errors import EghactError
+from eghact_common.wire import DEMO_TOKENS_FILE
 
 from . import audit
 from .auth import hash_token, new_token, validate_scope
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     data(serve)
     _serve_options(serve)
 
-    demo = sub.add_parser("demo", help="seed a demo universe if DIR is empty, make an admin token, serve")
+    demo = sub.add_parser("demo", help="seed a demo universe if DIR is empty, reuse (or make) the demo's tokens, serve")
     data(demo)
     _serve_options(demo)
     demo.add_argument("--plugins", type=int, default=300)
@@ -179,8 +180,16 @@ def _run(args: argparse.Namespace) -> int:
         if not (args.data / "registry.sqlite3").exists():
             print(f"seeding a demo universe of {args.plugins} plugins into {args.data} ...", flush=True)
             _seed(args.data, args.plugins, args.seed, 2)
-        token = _create_token(args.data, "demo-admin", ["admin"])
-        print(f"admin token (for .npmrc: //HOST:PORT/:_authToken=...): {token}", flush=True)
+        from .demo_tokens import ensure_demo_tokens
+
+        registry = _open(args.data)
+        try:
+            tokens = ensure_demo_tokens(registry.store, args.data)
+        finally:
+            registry.store.close()
+        print(f"admin token (for .npmrc: //HOST:PORT/:_authToken=...): {tokens['demo-admin']}", flush=True)
+        print(f"the demo's tokens are kept in {args.data / DEMO_TOKENS_FILE} (0600) and reused by every start",
+              flush=True)
         return _serve(_settings(args))
     if args.command == "seed":
         _seed(args.data, args.plugins, args.seed, args.workers)

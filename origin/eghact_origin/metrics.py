@@ -39,8 +39,8 @@ class PrometheusReporter(Reporter):
         self._latency = Histogram("eghact_origin_request_seconds", "Request latency", ["route"],
                                   registry=self.registry,
                                   buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
-        self._bytes = Counter("eghact_origin_response_bytes", "Response body bytes", ["route"],
-                              registry=self.registry)
+        self._bytes = Counter("eghact_origin_response_bytes", "Response bytes sent (status line, headers, body)",
+                              ["route"], registry=self.registry)
         self._published = Counter("eghact_origin_publishes", "Versions published", registry=self.registry)
         self._published_bytes = Counter("eghact_origin_published_bytes", "Tarball bytes published",
                                         registry=self.registry)

@@ -348,6 +348,11 @@ def _history(rng: random.Random, n: int, force_next: bool) -> tuple[list[tuple],
     start = rng.choice(((1, 0, 0), (1, 0, 0), (0, 1, 0), (0, 1, 0), (0, 0, 1)))
     versions, bumps = [(*start, None)], ["first"]
     lines = {start[0]: start[1:]}  # major -> highest (minor, patch) released
+    # Targets already aimed at, with or without a prerelease series. The "next" tail series is
+    # not followed by its release, so when the history goes on, a later major aims at the same
+    # target, and its series would publish the same prereleases again (seed 7 at 10,000 plugins
+    # did): such a target is released without a second series.
+    prereleased: set[tuple[int, int, int]] = set()
     pending: deque[tuple[tuple, str]] = deque()
     tail = rng.randint(1, 3) if force_next else 0
     # Breaking changes stay rare however long the history: a package with thousands of versions has a
@@ -361,6 +366,7 @@ def _history(rng: random.Random, n: int, force_next: bool) -> tuple[list[tuple],
             r = rng.random()
             if tail and len(versions) >= n - tail:
                 pending.extend((v, "pre") for v in _prerelease_series(rng, (top + 1, 0, 0), True))
+                prereleased.add((top + 1, 0, 0))
                 tail = 0
             elif r < 0.03 and len(lines) > 1:  # a fix backported to the previous major line
                 old = sorted(lines)[-2]
@@ -368,10 +374,14 @@ def _history(rng: random.Random, n: int, force_next: bool) -> tuple[list[tuple],
             elif r < 0.03 + p_major:
                 target = (top + 1, 0, 0)
                 series = _prerelease_series(rng, target, True) if rng.random() < 0.5 else []
+                series = [] if target in prereleased else series   # drawn anyway: other seeds keep their plans
+                prereleased.add(target)
                 pending.extend([*((v, "pre") for v in series), ((*target, None), "major")])
             elif r < 0.03 + p_minor:
                 target = (top, minor + 1, 0)
                 series = _prerelease_series(rng, target, False) if rng.random() < 0.12 else []
+                series = [] if target in prereleased else series
+                prereleased.add(target)
                 pending.extend([*((v, "pre") for v in series), ((*target, None), "minor")])
             else:
                 pending.append(((top, minor, patch + 1, None), "patch"))

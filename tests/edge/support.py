@@ -57,14 +57,17 @@ def sri(data: bytes) -> str:
 class FakeRegistry:
     """A plain npm-compatible registry (no changes feed) with knobs for every test.
 
-    ``packages`` maps name -> {version: tarball bytes}. ``cache_control`` per kind,
-    ``delay`` seconds before answering, ``tamper``: names whose tarballs are served with
-    other bytes than their integrity says. Counts requests per path and conditional hits.
+    ``packages`` maps name -> {version: tarball bytes}. ``cache_control`` per kind (a kind
+    left out gets no Cache-Control at all), ``etags`` (False: no validators either, as a
+    registry that sends no cache headers), ``delay`` seconds before answering, ``tamper``:
+    names whose tarballs are served with other bytes than their integrity says. Counts
+    requests per path and conditional hits.
     """
 
     packages: dict[str, dict[str, bytes]] = field(default_factory=dict)
     cache_control: dict[str, str] = field(default_factory=lambda: {
         "packument": "public, max-age=300", "tarball": "public, max-age=31536000, immutable"})
+    etags: bool = True
     delay: float = 0.0
     tamper: set[str] = field(default_factory=set)
     status: int = 200
@@ -111,9 +114,12 @@ class FakeRegistry:
         if len(segments) == 1:
             body = self.packument(name)
             etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
-            headers = {"ETag": etag, "Cache-Control": self.cache_control["packument"],
-                       "Content-Type": "application/json"}
-            if request.headers.get("If-None-Match") == etag:
+            headers = {"Content-Type": "application/json"}
+            if self.etags:
+                headers["ETag"] = etag
+            if "packument" in self.cache_control:
+                headers["Cache-Control"] = self.cache_control["packument"]
+            if self.etags and request.headers.get("If-None-Match") == etag:
                 self.not_modified[path] += 1
                 return web.Response(status=304, headers=headers)
             return web.Response(body=body, headers=headers)
@@ -123,7 +129,9 @@ class FakeRegistry:
             data = self.packages[name].get(version)
             if data is None:
                 return web.json_response({"error": "not_found"}, status=404)
-            headers = {"Cache-Control": self.cache_control["tarball"], "Content-Type": "application/octet-stream"}
+            headers = {"Content-Type": "application/octet-stream"}
+            if "tarball" in self.cache_control:
+                headers["Cache-Control"] = self.cache_control["tarball"]
             if self.integrity_headers:
                 headers["Eghact-Integrity"] = sri(data)
             served = data + b"tampered" if name in self.tamper else data

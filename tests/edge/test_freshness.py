@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from eghact_edge.freshness import State, parse_age, parse_cache_control, timing_for
+from email.utils import formatdate
+
+from eghact_edge.freshness import MAX_LIFETIME, State, parse_age, parse_cache_control, timing_for
 
 
 def test_parse_cache_control() -> None:
@@ -56,3 +58,36 @@ def test_must_revalidate_forbids_stale_and_max_ttl_caps() -> None:
     t = _timing("max-age=10, must-revalidate, stale-while-revalidate=60, stale-if-error=60")
     assert t.swr == 0 and t.sie == 0
     assert _timing("max-age=600", max_ttl=1).lifetime == 1
+
+
+def _silent(cc: str = "", *, default_ttl: float = 300.0, max_ttl: float | None = None, immutable: bool = False,
+            **headers: float | str) -> float:
+    """The lifetime of a response stored at t=100000 with ``headers`` (numbers are HTTP dates)."""
+    named = {k.replace("_", "-").title(): formatdate(v, usegmt=True) if isinstance(v, float) else v
+             for k, v in headers.items()}
+    return timing_for(parse_cache_control(cc), stored_at=100_000.0, age_header=0.0, fetch_seconds=0.0,
+                      feed_covered=False, max_ttl=max_ttl, headers=named, default_ttl=default_ttl,
+                      immutable=immutable).lifetime
+
+
+def test_a_response_without_freshness_gets_the_heuristic_lifetime() -> None:
+    assert _silent() == 300                                          # no Last-Modified: default_ttl
+    assert _silent(last_modified=99_000.0) == 100                    # 10% of 1000 s since Last-Modified
+    assert _silent(last_modified=1_000.0) == 300                     # ... at most default_ttl
+    assert _silent(last_modified=99_000.0, date=99_500.0) == 50      # on the upstream's clock (Date)
+    assert _silent(last_modified=99_000.0, max_ttl=20) == 20
+    assert _silent(default_ttl=0) == 0                               # turned off (or not cacheable by default)
+    assert _silent(last_modified="garbage") == 300
+
+
+def test_explicit_freshness_leaves_no_room_for_the_heuristic() -> None:
+    assert _silent("max-age=0") == 0 and _silent("no-cache") == 0 and _silent("public, max-age=7") == 7
+    assert _silent(expires=100_060.0) == 60                          # Expires - now (no Date)
+    assert _silent(expires=100_060.0, date=100_040.0) == 20          # Expires - Date
+    assert _silent(expires="0") == 0                                 # invalid: already expired (§5.3)
+    assert _silent("max-age=5", expires=200_000.0) == 5              # max-age wins over Expires
+
+
+def test_a_verified_tarball_is_immutable_whatever_the_headers_say() -> None:
+    for cc in ("", "max-age=0", "no-cache", "public, max-age=1"):
+        assert _silent(cc, immutable=True, max_ttl=1, default_ttl=0) == MAX_LIFETIME

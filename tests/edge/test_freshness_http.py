@@ -86,3 +86,38 @@ async def test_stale_if_error_with_the_origin_killed(tmp_path: Path, edges: list
     assert status == 503 and json.loads(body)["error"] == "upstream_unavailable"
     health = json.loads((await get(http, f"{edge.url}/-/health"))[2])
     assert health["status"] == "degraded" and health["upstream"]["state"] == "down"
+
+
+async def test_an_upstream_without_cache_headers_is_cached(tmp_path: Path, edges: list[EdgeProcess],
+                                                           http: aiohttp.ClientSession) -> None:
+    """Some npm registries and proxies send no Cache-Control, Expires or ETag: the edge still
+    answers the second request from its cache (a verified tarball as immutable, a packument
+    for --default-ttl), and still never stores what was fetched with credentials."""
+    fake = await FakeRegistry(packages={"bare": {"1.0.0": b"bare tarball"}, "secret": {"1.0.0": b"s"}},
+                              cache_control={}, etags=False).start()
+    try:
+        edge = await EdgeProcess(fake.url, tmp_path / "edge", args=("--default-ttl", "1", "--no-warm")).astart()
+        edges.append(edge)
+        tgz = "/bare/-/bare-1.0.0.tgz"
+        for path in ("/bare", tgz):
+            status, headers, _ = await get(http, edge.url + path)
+            assert status == 200 and headers["X-Cache"] == "MISS", path
+        for path in ("/bare", tgz):
+            status, headers, _ = await get(http, edge.url + path)
+            assert status == 200 and headers["X-Cache"] == "HIT-MEM", (path, headers["X-Cache"])
+        assert fake.requests["/bare"] == 1 and fake.requests[tgz] == 1
+        health = json.loads((await get(http, f"{edge.url}/-/health"))[2])
+        assert health["freshness"]["default_ttl"] == 1.0
+
+        await asyncio.sleep(1.2)   # past --default-ttl: the packument expires, the tarball never does
+        status, headers, _ = await get(http, f"{edge.url}/bare")
+        assert status == 200 and headers["X-Cache"] == "MISS" and fake.requests["/bare"] == 2
+        assert (await get(http, edge.url + tgz))[1]["X-Cache"] == "HIT-MEM" and fake.requests[tgz] == 1
+
+        for _ in range(2):   # credentials: passed on each time, and nothing kept for anyone else
+            status, headers, _ = await get(http, f"{edge.url}/secret", Authorization="Bearer someone")
+            assert status == 200 and headers["X-Cache"] == "MISS"
+        assert (await get(http, f"{edge.url}/secret"))[1]["X-Cache"] == "MISS"
+        assert fake.requests["/secret"] == 3
+    finally:
+        await fake.stop()

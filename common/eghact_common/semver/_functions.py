@@ -1,11 +1,13 @@
 """node-semver's function API, in snake_case, over ``Version`` and ``Range``.
 
 Every function takes keyword-only ``loose`` and ``include_prerelease`` (ignored where
-node-semver ignores it). Error behaviour follows node-semver: functions that return text
-(``valid``, ``clean``, ``valid_range``, ``inc``, ``truncate``) and ``parse`` return ``None``
-for invalid input; ``satisfies``, ``max_satisfying`` and ``min_satisfying`` treat it as "not
-satisfied"; the rest raise :class:`InvalidVersion` / :class:`InvalidRange`. Non-string input
-is invalid input: nothing is ever coerced with ``str()``.
+node-semver ignores it). Error behaviour follows node-semver 7.8, function by function
+(``tests/common/test_semver_errors.py`` holds its answers): functions that return text
+(``valid``, ``valid_range``, ``inc``, ``truncate``) and ``parse`` return ``None`` for invalid
+input; ``satisfies``, ``max_satisfying`` and ``min_satisfying`` give "not satisfied" for an
+invalid range or version text (and None), but raise :class:`InvalidVersion` for a value
+that is not text at all, as node-semver throws there; ``clean`` takes text only; the rest
+raise :class:`InvalidVersion` / :class:`InvalidRange`. Nothing is ever coerced with ``str()``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import TypeVar
 
-from ._errors import InvalidRange
+from ._errors import InvalidRange, InvalidVersion
 from ._range import Comparator, Range
 from ._re import js_trim
 from ._sorted import SortedVersions, sort_pairs
@@ -25,6 +27,7 @@ from ._version import (
     compare_versions,
     parse_version,
     require_version,
+    tested_version,
     to_version,
 )
 
@@ -46,8 +49,8 @@ def valid(version: str | Version, *, loose: bool = False, include_prerelease: bo
 
 def clean(version: str, *, loose: bool = False, include_prerelease: bool = False) -> str | None:
     """``valid`` after trimming whitespace and leading ``=``/``v`` (``" =v1.2.3 "`` → ``1.2.3``)."""
-    if not isinstance(version, str):
-        return None
+    if not isinstance(version, str):   # upstream calls version.trim(), which throws
+        raise InvalidVersion(f"Invalid version. Must be a string. Got type {type(version).__name__!r}.")
     return valid(_LEADING_EQ_V.sub("", js_trim(version), count=1), loose=loose)
 
 
@@ -95,7 +98,9 @@ def cmp(a: str | Version, op: str, b: str | Version, *, loose: bool = False, inc
     """``a op b`` for ``op`` in ``== = "" != > >= < <=``; ``===``/``!==`` compare the texts
     (a ``Version``'s ``.version``, a string as given). Raises ``ValueError`` for another ``op``."""
     if op in ("===", "!=="):
-        texts = [x.version if isinstance(x, Version) else _text(x) for x in (a, b)]
+        # Upstream compares with JavaScript's ===, after reading .version off objects: any
+        # other value is compared as it is (1 === "1.2.3" is false), but null has no .version.
+        texts = [x.version if isinstance(x, Version) else _strict(x) for x in (a, b)]
         return (texts[0] == texts[1]) == (op == "===")
     tests = {
         "": eq,
@@ -112,10 +117,10 @@ def cmp(a: str | Version, op: str, b: str | Version, *, loose: bool = False, inc
     return tests[op](a, b, loose=loose)
 
 
-def _text(value: object) -> str:
-    if not isinstance(value, str):
-        require_version(value, False)  # raises InvalidVersion for the non-string
-    return str(value)
+def _strict(value: object) -> object:
+    if value is None:
+        require_version(value, False)  # raises InvalidVersion, as null.version throws
+    return value
 
 
 def satisfies(
@@ -159,7 +164,8 @@ def _extreme(
     best: T | None = None
     best_version: Version | None = None
     for item in versions:
-        version = to_version(item, loose)
+        # as upstream's rangeObj.test(item): a value that is not text raises, None is skipped
+        version = tested_version(item, loose, falsy_fails=True)
         if version is None:
             continue
         if best_version is not None:

@@ -19,7 +19,7 @@ from typing import Any
 from ._desugar import comparator_strings
 from ._errors import InvalidRange
 from ._re import COMPARATOR, COMPARATORLOOSE, WHITESPACE_RUN, js_split_ws, js_trim
-from ._version import Version, compare_versions, parse_version, to_version
+from ._version import Version, compare_versions, parse_version, tested_version
 
 _RANGE_CACHE_SIZE = 4096
 _NULL_SET = "<0.0.0-0"
@@ -89,10 +89,11 @@ class Comparator:
         return hash(self.value)
 
     def test(self, version: str | Version) -> bool:
-        """Whether ``version`` satisfies this comparator (invalid input does not)."""
+        """Whether ``version`` satisfies this comparator: text that is not a version does
+        not; a value that is neither text nor a Version raises InvalidVersion (as upstream)."""
         if self.semver is None:
             return True
-        parsed = to_version(version, self.loose)
+        parsed = tested_version(version, self.loose)
         if parsed is None:
             return False
         return _ON_COMPARE[self.operator](compare_versions(parsed, self.semver))
@@ -213,8 +214,9 @@ class Range:
         return hash((self.range, self.loose, self.include_prerelease))
 
     def test(self, version: str | Version) -> bool:
-        """Whether ``version`` satisfies the range; invalid input simply does not."""
-        parsed = to_version(version, self.loose)
+        """Whether ``version`` satisfies the range: text that is not a version, and None,
+        do not; any other value that is not a Version raises InvalidVersion (as upstream)."""
+        parsed = tested_version(version, self.loose, falsy_fails=True)
         if parsed is None:
             return False
         if not (self._plain and parsed._plain):

@@ -220,6 +220,20 @@ def to_version(value: object, loose: bool) -> Version | None:
     return None
 
 
+def tested_version(value: object, loose: bool, *, falsy_fails: bool = False) -> Version | None:
+    """What node-semver's ``test`` methods make of their argument: a ``Version`` as it is,
+    text parsed (``None``, "not satisfied", when it is not a version), and anything else
+    raises :class:`InvalidVersion`, as ``new SemVer(1)`` throws there. ``falsy_fails``:
+    ``Range#test`` first answers false for JavaScript's falsy values (null, false, 0)."""
+    if isinstance(value, Version):
+        return value
+    if isinstance(value, str):
+        return parse_version(value, loose)
+    if falsy_fails and (value is None or value is False or (type(value) in (int, float) and value == 0)):
+        return None
+    return require_version(value, loose)   # raises for the non-string
+
+
 def require_version(value: object, loose: bool) -> Version:
     if isinstance(value, Version):
         return value

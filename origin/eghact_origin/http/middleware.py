@@ -1,10 +1,12 @@
-"""The two fixed places where requests are wrapped: errors and the request context.
+"""The fixed places where requests are wrapped, outermost first: access, errors, context.
 
+``access`` sends the response itself and then records the access log line and the metrics
+of every request, error answers included: a handler's ``Response`` is written only after
+every middleware has returned, so measured any earlier its ``body_length`` is 0.
 ``errors`` is the only place an exception becomes a response: an :class:`EghactError`
 becomes its JSON body and status; aiohttp's own HTTP errors (no route, body too large)
 are translated to the same shape; anything else is logged and answered 500 without
-internals. ``context`` resolves the principal, enforces read-only mode, and records the
-access log line and the metrics of every request.
+internals. ``context`` resolves the principal and enforces read-only mode.
 """
 
 from __future__ import annotations
@@ -72,34 +74,43 @@ class _HttpError(EghactError):
 
 
 @web.middleware
-async def context(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     status, size = 500, 0
+    response: web.StreamResponse | None = None
     try:
-        settings = request.app[SETTINGS]
-        if settings.read_only and request.method in ("PUT", "DELETE", "PATCH", "POST") \
-                and not request.path.startswith(_SAFE_POSTS):
-            raise ReadOnly("this registry is a read-only mirror")
-        token = bearer_token(request.headers.get("Authorization"))
-        request[PRINCIPAL] = await request.app[TOKENS].principal(token)
         response = await handler(request)
         status = response.status
-        size = response.body_length if isinstance(response, web.Response) else 0
+        # Both are no-ops for a response the handler streamed and finished (batch, feed).
+        await response.prepare(request)
+        await response.write_eof()
         return response
-    except EghactError as error:
-        status = error.status
-        raise
-    except web.HTTPException as exc:
+    except web.HTTPException as exc:   # the < 400 ones that `errors` lets through
         status = exc.status
         raise
     finally:
+        if response is not None:
+            # What went out for it: status line, headers and body (aiohttp's own %b, nginx's
+            # $bytes_sent); the body part is 0 for HEAD and 304.
+            size = response.body_length
         elapsed = time.perf_counter() - started
         route = request.get(ROUTE, "other")
         request.app[REPORTER].request(route, request.method, status, elapsed, size)
-        if settings.access_log:
+        if request.app[SETTINGS].access_log:
             principal = request.get(PRINCIPAL)
             access_log.info(json.dumps({
                 "t": round(time.time(), 3), "method": request.method, "path": request.path_qs,
                 "route": route, "status": status, "ms": round(elapsed * 1000, 2), "bytes": size,
                 "principal": principal.name if principal else None, "remote": request.remote,
             }))
+
+
+@web.middleware
+async def context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    if settings.read_only and request.method in ("PUT", "DELETE", "PATCH", "POST") \
+            and not request.path.startswith(_SAFE_POSTS):
+        raise ReadOnly("this registry is a read-only mirror")
+    token = bearer_token(request.headers.get("Authorization"))
+    request[PRINCIPAL] = await request.app[TOKENS].principal(token)
+    return await handler(request)

@@ -570,14 +570,16 @@ class SqliteMetadataStore:
         return await self.read(lambda conn: search_packages(conn, query))
 
     async def token_by_hash(self, token_hash: str) -> TokenRecord | None:
-        def run(conn: sqlite3.Connection) -> TokenRecord | None:
+        return await run_blocking(self.token_by_hash_sync, token_hash)
+
+    def token_by_hash_sync(self, token_hash: str) -> TokenRecord | None:
+        """The token with this SHA-256 (revoked ones too), for the CLI's checks."""
+        with self.read_sync() as conn:
             row = conn.execute("SELECT id, name, scopes, created, revoked FROM tokens WHERE hash=?",
                                (token_hash,)).fetchone()
-            if row is None:
-                return None
-            return TokenRecord(row[0], row[1], tuple(json.loads(row[2])), row[3], row[4])
-
-        return await self.read(run)
+        if row is None:
+            return None
+        return TokenRecord(row[0], row[1], tuple(json.loads(row[2])), row[3], row[4])
 
     def tokens_sync(self) -> list[TokenRecord]:
         with self.read_sync() as conn:
