@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["PATH", "edge_document", "origin_document", "to_json"]
+__all__ = ["PATH", "edge_document", "edge_paths", "origin_document", "to_json"]
 
 PATH = "/-/openapi.json"
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -33,6 +33,11 @@ def _load(name: str) -> dict[str, Any]:
 def origin_document() -> dict[str, Any]:
     """The origin's document (a fresh copy: the caller may change it)."""
     return copy.deepcopy(_load("origin.yaml"))
+
+
+def edge_paths() -> frozenset[str]:
+    """The paths an edge answers itself (edge.yaml's); it passes or reads through the rest."""
+    return frozenset(_load("edge.yaml")["paths"])
 
 
 def edge_document() -> dict[str, Any]:
