@@ -13,11 +13,12 @@ Errors become the JSON body of DESIGN §3 in :mod:`.responses`, and nowhere else
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from aiohttp import web
 
+from eghact_common import openapi
 from eghact_common.bodies import read_body
 from eghact_common.errors import EghactError, MethodNotAllowed, RateLimited
 
@@ -48,6 +49,13 @@ class EdgeHandler:
         self._popularity = node.popularity
         self._limiter = node.limiter
         self._reporter = node.reporter
+        self._openapi_json = openapi.to_json(openapi.edge_document())
+        # The paths the edge answers itself, whatever the method: its router, in effect.
+        # The edge's OpenAPI document lists exactly these beside the origin's (a test checks).
+        self.local: dict[str, Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]] = {
+            "/-/health": self._health, "/-/metrics": self._metrics, "/-/v1/prefetch": self._prefetch,
+            openapi.PATH: self._openapi,
+        }
 
     def read(self, route: keys.Route, headers: Mapping[str, str],
              remote: str) -> Outgoing | Coroutine[Any, Any, Outgoing]:
@@ -137,19 +145,31 @@ class EdgeHandler:
             return responses.to_web(responses.from_error(EghactError("internal error; the incident is logged")))
 
     async def _other(self, request: web.BaseRequest) -> web.StreamResponse:
-        path = request.path
-        if path == "/-/health":
-            return responses.to_web(responses.from_json(self.node.health_summary()))
-        if path == "/-/metrics":
-            out = web.Response(body=self.node.reporter.exposition())
-            out.headers["Content-Type"] = PROMETHEUS_CONTENT_TYPE
-            out.headers["Cache-Control"] = "no-store"
-            return out
-        if path == "/-/v1/prefetch":
-            if request.method != "POST":
-                raise MethodNotAllowed("POST a list of names to /-/v1/prefetch")
-            raw = await read_body(request, hints.MAX_BODY_BYTES)
-            accepted = self.node.hints.accept(request.remote or "?", parse_body(raw))
-            return responses.to_web(responses.from_json(accepted, status=202))
+        local = self.local.get(request.path)
+        if local is not None:
+            return await local(request)
         # Writes (purged locally before answering), credentialed and uncached requests.
         return await self.node.proxy.forward(request)
+
+    # -- the edge's own endpoints (self.local); everything else goes upstream ----------------
+
+    async def _health(self, request: web.BaseRequest) -> web.StreamResponse:
+        return responses.to_web(responses.from_json(self.node.health_summary()))
+
+    async def _metrics(self, request: web.BaseRequest) -> web.StreamResponse:
+        out = web.Response(body=self.node.reporter.exposition())
+        out.headers["Content-Type"] = PROMETHEUS_CONTENT_TYPE
+        out.headers["Cache-Control"] = "no-store"
+        return out
+
+    async def _prefetch(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method != "POST":
+            raise MethodNotAllowed("POST a list of names to /-/v1/prefetch")
+        raw = await read_body(request, hints.MAX_BODY_BYTES)
+        accepted = self.node.hints.accept(request.remote or "?", parse_body(raw))
+        return responses.to_web(responses.from_json(accepted, status=202))
+
+    async def _openapi(self, request: web.BaseRequest) -> web.StreamResponse:
+        out = web.Response(body=self._openapi_json, content_type="application/json")
+        out.headers["Cache-Control"] = "no-store"
+        return out

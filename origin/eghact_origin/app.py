@@ -6,13 +6,13 @@ import asyncio
 
 from aiohttp import web
 
-from eghact_common import wire
+from eghact_common import openapi, wire
 
 from .auth import AccessPolicy
 from .cousage import CoUsage
 from .feed import ChangeNotifier
 from .http import batch, changes, dist_tags, fleet, packages, resolve, service
-from .http.keys import ACCESS, CLOSING, NOTIFIER, REGISTRY, REPORTER, RESOLUTIONS, SETTINGS, TOKENS
+from .http.keys import ACCESS, CLOSING, NOTIFIER, OPENAPI, REGISTRY, REPORTER, RESOLUTIONS, SETTINGS, TOKENS
 from .http.middleware import access, context, errors
 from .metrics import PrometheusReporter, Reporter
 from .registry import Registry
@@ -65,6 +65,7 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) ->
     app[TOKENS] = TokenResolver(registry.store, ttl=settings.token_cache_seconds)
     app[RESOLUTIONS] = resolutions
     app[CLOSING] = asyncio.Event()
+    app[OPENAPI] = openapi.to_json(openapi.origin_document())
 
     router = app.router
     router.add_get("/-/v1/changes", changes.changes)
@@ -82,6 +83,7 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) ->
     router.add_get("/-/ping", service.ping)
     router.add_get("/-/health", service.health)
     router.add_get("/-/metrics", service.metrics)
+    router.add_get(openapi.PATH, service.openapi)
     router.add_route("*", "/-/package/{tail:.*}", dist_tags.dispatch)
     router.add_route("*", r"/{name:[^-].*}", packages.dispatch)
 

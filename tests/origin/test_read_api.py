@@ -229,6 +229,18 @@ async def test_errors_are_json_with_stable_codes(origin: LiveOrigin) -> None:
             assert body["message"]
 
 
+async def test_sse_refuses_a_last_event_id_it_cannot_resume_from(origin: LiveOrigin) -> None:
+    # Found by the fuzz pass: a seq beyond SQLite's INTEGER was a 200 whose stream the
+    # first query then cut (OverflowError); it is a 400 before the stream starts, as for `since`.
+    for last_event in ("99999999999999999999999", "-1", "seq-4"):
+        async with origin.session.get(f"{origin.url}/-/v1/changes?feed=sse",
+                                      headers={"Last-Event-ID": last_event}) as response:
+            assert response.status == 400, last_event
+            body = await response.json()
+            assert body["error"] == "invalid_parameter", body
+            assert body["detail"] == {"Last-Event-ID": last_event}
+
+
 async def test_health_and_metrics(origin: LiveOrigin) -> None:
     async with origin.session.get(f"{origin.url}/-/health") as response:
         health = await response.json()

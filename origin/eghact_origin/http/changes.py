@@ -30,10 +30,14 @@ from .keys import ACCESS, CLOSING, NOTIFIER, PRINCIPAL, REGISTRY, REPORTER, ROUT
 
 MAX_LIMIT = 10_000
 HEARTBEAT_SECONDS = 15.0
+MAX_SEQ = 2**62  # a seq beyond SQLite's INTEGER would fail in the query, not here
 
 
 def _int_param(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:
-    raw = request.query.get(name)
+    return _bounded_int(name, request.query.get(name), default, low=low, high=high)
+
+
+def _bounded_int(name: str, raw: str | None, default: int, *, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
     try:
@@ -58,15 +62,12 @@ def _public(request: web.Request) -> bool:
 async def changes(request: web.Request) -> web.StreamResponse:
     request[ROUTE] = "changes"
     feed = request.query.get("feed", "normal")
-    since = _int_param(request, "since", 0, low=0, high=2**62)
+    since = _int_param(request, "since", 0, low=0, high=MAX_SEQ)
     limit = _int_param(request, "limit", 1000, low=1, high=MAX_LIMIT)
     if feed == "sse":
-        last_event = request.headers.get("Last-Event-ID")
-        if last_event:
-            try:
-                since = int(last_event)
-            except ValueError as exc:
-                raise BadRequest("Last-Event-ID must be a seq", code="invalid_parameter") from exc
+        # The same bounds as `since`: checked before the stream starts, as a 400, and not
+        # as an OverflowError in the stream's first query that cuts it after its 200.
+        since = _bounded_int("Last-Event-ID", request.headers.get("Last-Event-ID"), since, low=0, high=MAX_SEQ)
         return await _sse(request, since)
     if feed not in ("normal", "longpoll"):
         raise BadRequest("feed must be normal, longpoll or sse", code="invalid_parameter")

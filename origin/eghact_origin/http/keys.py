@@ -21,6 +21,8 @@ TOKENS = web.AppKey("tokens", TokenResolver)
 RESOLUTIONS = web.AppKey("resolutions", Resolutions)
 # Long-lived responses (SSE, long-poll) watch this to end promptly on shutdown.
 CLOSING = web.AppKey("closing", object)
+# The OpenAPI document served at /-/openapi.json, encoded once at start.
+OPENAPI = web.AppKey("openapi", bytes)
 
 # Per-request values (aiohttp requests are plain mappings).
 PRINCIPAL = web.RequestKey("principal", Principal | None)  # type: ignore[arg-type]

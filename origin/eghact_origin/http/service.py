@@ -1,4 +1,4 @@
-"""Small service endpoints: search, npm audit, whoami, ping, health, metrics."""
+"""Small service endpoints: search, npm audit, whoami, ping, health, metrics, the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ..metrics import PROMETHEUS_CONTENT_TYPE
 from ..storage import Advisory, SearchQuery
 from ..storage.search import parse_text
 from .changes import _int_param
-from .keys import ACCESS, NOTIFIER, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
+from .keys import ACCESS, NOTIFIER, OPENAPI, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
 from .responses import cacheable, dumps, json_ok
 
 # npm sends every installed name with its versions: tens of thousands of packages fit in 8 MiB.
@@ -125,5 +125,13 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     reporter.set_seq(request.app[NOTIFIER].last_seq)
     response = web.Response(body=reporter.exposition())
     response.headers["Content-Type"] = PROMETHEUS_CONTENT_TYPE
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    """The origin's OpenAPI document (``eghact_common.openapi``)."""
+    request[ROUTE] = "openapi"
+    response = web.Response(body=request.app[OPENAPI], content_type="application/json")
     response.headers["Cache-Control"] = "no-store"
     return response
