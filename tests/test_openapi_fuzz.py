@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -141,37 +141,8 @@ def _send_sse(case: schemathesis.Case, base_url: str, headers: dict[str, str]) -
 _REQUEST_FIELDS = frozenset({"method", "url", "headers", "params", "data", "json", "cookies", "files", "auth"})
 
 
-# Bugs the fuzzer found in code that other work is fixing (issue 11's other items); each
-# entry names the bug and says which generated cases hit it. Those cases are not sent, and
-# only those: the rest of each operation is fuzzed. Remove an entry once its fix is merged.
-def _unescaped_tarball_name(case: schemathesis.Case) -> bool:
-    # keys.parse builds a tarball's upstream path from the decoded name without escaping it,
-    # so the edge sends the origin raw non-ASCII bytes in its request line, and passes on the
-    # origin's text/plain 400 (the name is valid UTF-8; packuments and versions escape it).
-    path = case.path_parameters or {}
-    return any(quote(str(path.get(part, "")), safe="") != str(path.get(part, "")) for part in ("scope", "name"))
-
-
-def _prefetch_lists_not_lists(case: schemathesis.Case) -> bool:
-    # hints.parse_body unpacks packages/tarballs/resolutions without checking that they are
-    # lists: {"resolutions": null} is a 500 (TypeError), not 400 invalid_json.
-    body = case.body
-    return isinstance(body, dict) and any(
-        key in body and not isinstance(body[key], list) for key in ("packages", "tarballs", "resolutions"))
-
-
-KNOWN_EDGE_BUGS = {
-    "GET /{name}/-/{file}": _unescaped_tarball_name,
-    "GET /@{scope}/{name}/-/{file}": _unescaped_tarball_name,
-    "POST /-/v1/prefetch": _prefetch_lists_not_lists,
-}
-
-
 @EDGE.parametrize()
 def test_edge_answers_as_documented(case: schemathesis.Case, network: Network) -> None:
-    known = KNOWN_EDGE_BUGS.get(case.operation.label)
-    if known is not None and known(case):
-        return
     _send(case, network.edge.url, {})
 
 

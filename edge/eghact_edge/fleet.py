@@ -106,7 +106,8 @@ class FleetClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.report_stats(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self.report_stats()
 
     async def _loop(self) -> None:
         since_heartbeat = self._heartbeat_interval

@@ -109,7 +109,8 @@ class Follower:
             if left <= 0:
                 return False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._advanced.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._advanced.wait()
         return True
 
     def _advance(self) -> None:
@@ -133,7 +134,8 @@ class Follower:
                 return
             await self._check_gap(extent, disk_empty=disk_empty)
             self.mode = EVENTS
-            await asyncio.wait_for(self.catch_up(), catch_up_timeout)
+            async with asyncio.timeout(catch_up_timeout):
+                await self.catch_up()
         except (UpstreamUnavailable, TimeoutError) as exc:
             # Upstream down at start: serve what we have by its headers, keep trying.
             log.warning("feed not reachable at start (%s); following in the background", exc)

@@ -68,7 +68,9 @@ def parse(raw: str) -> Route:
         filename = rest[1]
         if "/" in filename or filename.startswith("."):
             raise BadRequest(f"bad tarball file name {filename[:60]!r}")
-        upstream = f"/{name}/-/{quote(filename, safe='')}"
+        # The scope's "/" stays a "/" in tarball URLs (npm's form); anything else not allowed
+        # in a request line is escaped, so the upstream gets the name it would decode to.
+        upstream = f"/{quote(name, safe='@/')}/-/{quote(filename, safe='')}"
         version = tarball_version(name, filename)
         tag = wire.tarball_key(name, version) if version else pkg
         return Route(TARBALL, name, upstream, upstream, tag, filename)

@@ -165,7 +165,8 @@ class EdgeNode:
         await self.cache.purge(tags)
         if self.follower.mode == "events":
             try:
-                await asyncio.wait_for(self.follower.catch_up(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await self.follower.catch_up()
             except Exception as exc:  # the purge above already covers the common case
                 log.info("catch-up after a write failed: %s", exc)
 

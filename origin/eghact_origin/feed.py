@@ -73,12 +73,14 @@ class ChangeNotifier:
                 return seen > seq
             moved = self._moved
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(moved.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await moved.wait()
 
     async def _poll(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self._poll_interval)
+                async with asyncio.timeout(self._poll_interval):
+                    await self._poke.wait()
             self._poke.clear()
             try:
                 await self.catch_up()

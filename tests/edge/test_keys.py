@@ -25,6 +25,20 @@ def test_scoped_tarball_spellings(raw: str) -> None:
                                                   "tgz:@scope/name@1.0.0")
 
 
+@pytest.mark.parametrize(("raw", "upstream"), [
+    ("/%C3%97%C3%B8/-/x-1.0.0.tgz", "/%C3%97%C3%B8/-/x-1.0.0.tgz"),
+    ("/@sc%2fn%C3%B8/-/n%C3%B8-1.0.0.tgz", "/@sc/n%C3%B8/-/n%C3%B8-1.0.0.tgz"),
+    ("/@scope%2fname/-/name-1.0.0.tgz", "/@scope/name/-/name-1.0.0.tgz"),
+])
+def test_a_tarball_goes_upstream_escaped(raw: str, upstream: str) -> None:
+    # Found by the fuzz pass: the decoded name went upstream raw, and a non-ASCII one put
+    # bytes into the request line that the upstream refused with a text/plain 400.
+    route = keys.parse(raw)
+    assert route.kind == keys.TARBALL
+    assert route.upstream_path == upstream
+    assert route.upstream_path.isascii()
+
+
 def test_kinds_and_tags() -> None:
     assert keys.parse("/left-pad/1.0.0").kind == keys.VERSION
     assert keys.parse("/left-pad").tag == "pkg:left-pad"
