@@ -132,7 +132,10 @@ async def test_npm_ci_from_a_lockfile_resolved_through_an_edge_fetches_through_t
         assert len(tarballs) == 5
 
         async def origin_tarball_requests() -> int:
-            return tarball_requests((await get(http, f"{origin.url}/-/metrics"))[2].decode())
+            # The admin's view: with a private scope, the origin's metrics are for admins only.
+            status, _, body = await get(http, f"{origin.url}/-/metrics", Authorization=f"Bearer {origin.admin}")
+            assert status == 200
+            return tarball_requests(body.decode())
 
         before = await origin_tarball_requests()
         await asyncio.to_thread(npm_ci, edge.url, tmp_path, lock, "first")
