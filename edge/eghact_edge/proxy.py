@@ -10,7 +10,9 @@ answer, so the next read through this edge sees the write.
 Each request takes its connection from the pool of its class (:mod:`.upstream`): writes,
 short reads, and long-lived feeds and streams, which are also budgeted and have their
 long-poll timeout capped (:mod:`.streams`). A client that hangs up cancels its handler
-(:mod:`.serving`), and with it the upstream request, whose connection is closed at once.
+(:mod:`.serving`), and with it the upstream request, whose connection is closed at once;
+a stopping edge ends them the same way, and finishes a stream already under way with a
+proper end of body.
 
 A lockfile answered to ``POST /-/v1/resolve`` is read whole and its URLs are rewritten to
 this edge's public URL, as a resolution read through the cache is (``fill``): the client
