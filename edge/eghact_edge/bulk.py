@@ -19,12 +19,11 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from eghact_common.errors import UpstreamUnavailable
 
-from .upstream import FILL, HttpUpstream, UpstreamResponse
+from .upstream import FILL, UpstreamClient, UpstreamResponse
 
 BATCH_PATH = "/-/v1/batch"
 MAX_ITEMS = 1000            # the origin's limit per request
@@ -36,7 +35,7 @@ class BatchUnsupported(Exception):
     """The upstream has no batch endpoint."""
 
 
-async def fetch_batch(upstream: HttpUpstream,
+async def fetch_batch(upstream: UpstreamClient,
                       items: list[tuple[str, bool]]) -> AsyncIterator[tuple[int, UpstreamResponse]]:
     """(index into ``items``, answer) for each (upstream path, abbreviated) asked for, in order.
 
@@ -48,32 +47,28 @@ async def fetch_batch(upstream: HttpUpstream,
     body = json.dumps([{"path": path, "accept": _ABBREVIATED} if abbreviated else path
                        for path, abbreviated in items]).encode()
     started = time.perf_counter()
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=upstream.timeout)
-    try:
-        async with upstream.session(FILL).post(upstream.url(BATCH_PATH), data=body, timeout=timeout,
-                                         headers={"Content-Type": "application/json"}) as response:
-            if response.status in (404, 405, 501):
-                raise BatchUnsupported(f"{upstream.base_url} answered {response.status} to a batch")
-            if response.status != 200:
-                raise UpstreamUnavailable(f"the upstream's batch answered {response.status}")
-            content = response.content
-            for index in range(len(items)):
-                line = await content.readuntil(b"\n")
-                if not line.endswith(b"\n") or len(line) > _MAX_HEAD:
-                    raise UpstreamUnavailable("the upstream's batch ended early")
+    # No total limit (a batch of a thousand tarballs takes what it takes), but no silence
+    # longer than an ordinary exchange may take.
+    async with upstream.stream("POST", BATCH_PATH, headers={"Content-Type": "application/json"}, body=body,
+                               pool=FILL, total=None, idle=upstream.timeout, kind="batch") as response:
+        if response.status in (404, 405, 501):
+            raise BatchUnsupported(f"{upstream.base_url} answered {response.status} to a batch")
+        if response.status != 200:
+            raise UpstreamUnavailable(f"the upstream's batch answered {response.status}")
+        for index in range(len(items)):
+            line = await response.readuntil(b"\n")
+            if not line.endswith(b"\n") or len(line) > _MAX_HEAD:
+                raise response.broken("the upstream's batch ended early")
+            try:
                 head = json.loads(line)
                 length = int(head["length"])
-                if length > upstream.max_body:
-                    raise UpstreamUnavailable("a batch item exceeds the body limit", code="upstream_too_large")
-                data = await content.readexactly(length)
-                if await content.readexactly(1) != b"\n":
-                    raise UpstreamUnavailable("the upstream's batch is out of step")
+                status = int(head["status"])
                 headers = CIMultiDictProxy(CIMultiDict(head.get("headers") or {}))
-                yield index, UpstreamResponse(int(head["status"]), headers, data, time.perf_counter() - started)
-            upstream.answered("batch", 200, time.perf_counter() - started)
-    except (aiohttp.ClientError, TimeoutError, OSError, ValueError, KeyError, TypeError) as exc:
-        # IncompleteReadError is an EOFError, ClientPayloadError a ClientError: a cut stream.
-        upstream.failed(f"batch: {type(exc).__name__}: {exc}"[:200], "connect")
-        raise UpstreamUnavailable(f"the batch from {upstream.base_url} failed") from exc
-    except EOFError as exc:
-        raise UpstreamUnavailable(f"the batch from {upstream.base_url} ended early") from exc
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise response.broken(f"a batch frame's head is malformed: {type(exc).__name__}") from exc
+            if length > upstream.max_body:
+                raise UpstreamUnavailable("a batch item exceeds the body limit", code="upstream_too_large")
+            data = await response.readexactly(length)
+            if await response.readexactly(1) != b"\n":
+                raise response.broken("the upstream's batch is out of step")
+            yield index, UpstreamResponse(status, headers, data, time.perf_counter() - started)

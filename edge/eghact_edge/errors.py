@@ -54,3 +54,10 @@ class StreamsExhausted(UpstreamUnavailable):
     def __init__(self, message: str, *, retry_after: float, detail: dict[str, Any] | None = None):
         super().__init__(message, detail=detail)
         self.retry_after = retry_after
+
+
+class StreamsClosed(StreamsExhausted):
+    """503: the edge is stopping; a long-poll it had not answered yet is ended, to be asked
+    again (of another edge, or of this one once it is back)."""
+
+    code = "edge_stopping"

@@ -2,8 +2,9 @@
 (``POST /-/v1/edges``: region, public URL, health), reporting hit counts in batches
 (``POST /-/v1/stats``), and reading the global popular list (``GET /-/v1/popular``).
 
-Registration and stats need a token with scope ``edge`` (or ``admin``); without one the
-edge still serves and warms, it just does not take part in the global ranking. Through a
+Registration and stats need a token with scope ``edge`` (or ``admin``), presented by the
+upstream client (the only requests that carry the edge's token); without one the edge still
+serves and warms, it just does not take part in the global ranking. Through a
 parent edge these requests are proxied up to the origin like any other.
 """
 
@@ -11,17 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
-
 from eghact_common.errors import UpstreamUnavailable
 
 from .popularity import Popularity
-from .upstream import PASS, HttpUpstream
+from .upstream import UpstreamClient
 
 log = logging.getLogger("eghact.edge")
 
@@ -29,8 +27,8 @@ POPULAR_LIMIT = 10_000   # the most the origin's /-/v1/popular lists
 
 
 class FleetClient:
-    def __init__(self, upstream: HttpUpstream, popularity: Popularity, *, edge_id: str, region: str,
-                 public_url: Callable[[], str], health: Callable[[], dict[str, Any]], token: str | None,
+    def __init__(self, upstream: UpstreamClient, popularity: Popularity, *, edge_id: str, region: str,
+                 public_url: Callable[[], str], health: Callable[[], dict[str, Any]],
                  stats_interval: float, heartbeat_interval: float):
         self._upstream = upstream
         self._popularity = popularity
@@ -38,7 +36,6 @@ class FleetClient:
         self.region = region
         self._public_url = public_url
         self._health = health
-        self._token = token
         self._stats_interval = stats_interval
         self._heartbeat_interval = heartbeat_interval
         self._task: asyncio.Task[None] | None = None
@@ -46,19 +43,10 @@ class FleetClient:
         self.reported = 0
 
     async def _post(self, path: str, body: dict[str, Any]) -> int:
-        headers = {"Content-Type": "application/json"}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
-        try:
-            async with self._upstream.session(PASS).post(self._upstream.url(path), data=json.dumps(body),
-                                                   headers=headers) as response:
-                await response.read()
-                return response.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise UpstreamUnavailable(f"{path}: {exc}") from exc
+        return (await self._upstream.post_json(path, body, kind="fleet", credentials=True)).status
 
     async def register(self) -> bool:
-        if not self._token:
+        if not self._upstream.credentialed:
             return False
         status = await self._post("/-/v1/edges", {"id": self.edge_id, "region": self.region,
                                                   "url": self._public_url(), "health": self._health()})
@@ -69,7 +57,7 @@ class FleetClient:
         """Send the pending hit counts; put them back if the origin did not take them."""
         self._popularity.fold()
         report = self._popularity.drain_report()
-        if not report or not self._token:
+        if not report or not self._upstream.credentialed:
             return 0
         try:
             status = await self._post("/-/v1/stats", {"edge": self.edge_id, "region": self.region, "hits": report})
@@ -85,16 +73,15 @@ class FleetClient:
         """The origin's global top keys (cache keys, hottest first); [] when it has none."""
         limit = max(1, min(limit, POPULAR_LIMIT))
         try:
-            response = await self._upstream.fetch(f"/-/v1/popular?limit={limit}", {}, kind="popular")
+            answer = await self._upstream.get_json(f"/-/v1/popular?limit={limit}", kind="popular")
         except UpstreamUnavailable:
             return []
-        if response.status != 200:
-            if response.status != 404:   # 404: a registry without popularity (plain npm)
-                log.warning("the popular list answered %s: %r", response.status, response.body[:200])
+        if answer.status != 200:
+            if answer.status != 404:   # 404: a registry without popularity (plain npm)
+                log.warning("the popular list answered %s: %.200s", answer.status, answer.document)
             return []
         with contextlib.suppress(ValueError, TypeError, AttributeError):
-            body = json.loads(response.body)
-            return [item["key"] for item in body.get("keys", []) if isinstance(item.get("key"), str)]
+            return [item["key"] for item in answer.document.get("keys", []) if isinstance(item.get("key"), str)]
         return []
 
     def start(self) -> None:

@@ -27,8 +27,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-import aiohttp
-
 from eghact_common import wire
 from eghact_common.errors import UpstreamUnavailable
 from eghact_common.serving import cancel_and_wait
@@ -37,7 +35,7 @@ from .cache import TieredCache
 from .entry import Entry
 from .metrics import Reporter
 from .state import FollowerState, StateFile
-from .upstream import FEED, HttpUpstream
+from .upstream import FEED, UpstreamClient
 
 log = logging.getLogger("eghact.edge")
 
@@ -48,7 +46,7 @@ OnEvents = Callable[[list[wire.ChangeEvent], list[Entry]], Awaitable[None]]
 
 
 class Follower:
-    def __init__(self, upstream: HttpUpstream, cache: TieredCache, state_file: StateFile, *,
+    def __init__(self, upstream: UpstreamClient, cache: TieredCache, state_file: StateFile, *,
                  reporter: Reporter, clock: Callable[[], float], feed_lifetime: float = 86_400.0,
                  vouch_window: float = 45.0, on_events: OnEvents | None = None, persist: bool = True):
         self.upstream = upstream
@@ -158,12 +156,9 @@ class Follower:
             return None
         if response.status != 200:
             raise UpstreamUnavailable(f"changes feed answered {response.status}")
-        extent = await self.upstream.fetch("/-/v1/feed", {}, kind="feed", pool=FEED)
-        if extent.status == 200:
-            with contextlib.suppress(ValueError):
-                body = json.loads(extent.body)
-                if isinstance(body, dict):
-                    return body
+        extent = await self.upstream.get_json("/-/v1/feed", kind="feed", pool=FEED)
+        if extent.status == 200 and isinstance(extent.document, dict):
+            return extent.document
         return {}  # a feed without an extent endpoint: resume blindly
 
     async def _check_gap(self, extent: dict[str, Any], *, disk_empty: bool) -> None:
@@ -226,11 +221,12 @@ class Follower:
         applied = 0
         while True:
             since = self.state.seq
-            response = await self.upstream.fetch(f"/-/v1/changes?since={since}&limit={PAGE}", {}, kind="feed",
-                                                 pool=FEED)
-            if response.status != 200:
-                raise UpstreamUnavailable(f"changes feed answered {response.status}")
-            body = json.loads(response.body)
+            page = await self.upstream.get_json(f"/-/v1/changes?since={since}&limit={PAGE}", kind="feed", pool=FEED)
+            if page.status != 200:
+                raise UpstreamUnavailable(f"changes feed answered {page.status}")
+            body = page.document
+            if not isinstance(body, dict):
+                raise UpstreamUnavailable("the changes feed's page is not a JSON object")
             events = [wire.ChangeEvent.from_json(e) for e in body.get("results", [])]
             await self.apply(events)
             applied += len(events)
@@ -263,29 +259,18 @@ class Follower:
                     await self._check_gap(extent, disk_empty=False)
 
     async def _stream(self) -> None:
-        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(self.state.seq)}
-        # No total timeout on a stream; the origin's heartbeat keeps it observably alive.
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=self._vouch_window)
-        url = self.upstream.url(f"/-/v1/changes?feed=sse&since={self.state.seq}")
-        async with self.upstream.session(FEED).get(url, headers=headers, timeout=timeout) as response:
-            if response.status != 200:
-                raise UpstreamUnavailable(f"SSE feed answered {response.status}")
+        # No total time limit on a stream; the origin's heartbeat keeps it observably alive.
+        async with self.upstream.sse(f"/-/v1/changes?feed=sse&since={self.state.seq}",
+                                     last_event_id=str(self.state.seq), idle=self._vouch_window) as stream:
+            if stream.status != 200:
+                raise UpstreamUnavailable(f"SSE feed answered {stream.status}")
             self.connected = True
             self._last_message = self._clock()
             self._reporter.feed_state(True, self.state.seq)
-            data: list[str] = []
-            while True:
-                line = await response.content.readline()
-                if not line:
-                    return
+            async for data in stream.events():
                 self._last_message = self._clock()
-                text = line.decode().rstrip("\r\n")
-                if text.startswith("data:"):
-                    data.append(text[5:].lstrip())
-                elif not text and data:
-                    event = wire.ChangeEvent.from_json(json.loads("\n".join(data)))
-                    data = []
-                    await self.apply([event])
+                if data is not None:
+                    await self.apply([wire.ChangeEvent.from_json(json.loads(data))])
 
     async def _saver(self) -> None:
         while True:

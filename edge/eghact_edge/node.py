@@ -86,7 +86,7 @@ class EdgeNode:
                            public_url=lambda: self.public_url)
         self.fleet = FleetClient(self.upstream, self.popularity, edge_id=settings.identity, region=settings.region,
                                  public_url=lambda: self.public_url, health=self.health_summary,
-                                 token=settings.token, stats_interval=settings.stats_interval,
+                                 stats_interval=settings.stats_interval,
                                  heartbeat_interval=settings.heartbeat_interval)
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = clock()

@@ -10,7 +10,9 @@ answer, so the next read through this edge sees the write.
 Each request takes its connection from the pool of its class (:mod:`.upstream`): writes,
 short reads, and long-lived feeds and streams, which are also budgeted and have their
 long-poll timeout capped (:mod:`.streams`). A client that hangs up cancels its handler
-(:mod:`.serving`), and with it the upstream request, whose connection is closed at once.
+(:mod:`.serving`), and with it the upstream request, whose connection is closed at once;
+a stopping edge ends them the same way, and finishes a stream already under way with a
+proper end of body.
 
 A lockfile answered to ``POST /-/v1/resolve`` is read whole and its URLs are rewritten to
 this edge's public URL, as a resolution read through the cache is (``fill``): the client
@@ -24,18 +26,17 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from eghact_common import wire
 from eghact_common.bodies import read_body
-from eghact_common.errors import UpstreamUnavailable
 
 from . import keys, streams
+from .errors import StreamsClosed
 from .fill import rewrite_lockfile
 from .streams import StreamBudget
-from .upstream import PASS, STREAM, WRITE, HttpUpstream
+from .upstream import PASS, STREAM, WRITE, UpstreamClient
 
 log = logging.getLogger("eghact.edge")
 
@@ -76,7 +77,7 @@ def written_tags(raw_path: str) -> list[str]:
 
 
 class Proxy:
-    def __init__(self, upstream: HttpUpstream, *, max_body: int, timeout: float,
+    def __init__(self, upstream: UpstreamClient, *, max_body: int, timeout: float,
                  after_write: Callable[[list[str]], Awaitable[None]], budget: StreamBudget,
                  max_longpoll: float, public_url: Callable[[], str]):
         self._upstream = upstream
@@ -90,52 +91,59 @@ class Proxy:
     async def forward(self, request: web.BaseRequest) -> web.StreamResponse:
         long_lived = streams.long_lived(request.query, request.headers)
         if long_lived is None:
-            return await self._forward(request, None)
-        with self._budget.hold(request.remote or "?"):
-            return await self._forward(request, long_lived)
+            return await self._forward(request, None, [])
+        started: list[web.StreamResponse] = []
+        try:
+            async with self._budget.hold(request.remote or "?"):
+                return await self._forward(request, long_lived, started)
+        except StreamsClosed:
+            if not started:
+                raise   # a long-poll not answered yet: 503 with Retry-After, asked again elsewhere
+            # A stream already under way ends as a stream ends; its client resumes (an SSE
+            # client with Last-Event-ID) once this edge, or another, listens again.
+            with contextlib.suppress(ConnectionResetError):
+                await started[0].write_eof()
+            return started[0]
 
-    async def _forward(self, request: web.BaseRequest, long_lived: str | None) -> web.StreamResponse:
+    async def _forward(self, request: web.BaseRequest, long_lived: str | None,
+                       started: list[web.StreamResponse]) -> web.StreamResponse:
         body = await read_body(request, self._max_body) if request.body_exists else None
         headers = _end_to_end(request.headers)
         write = is_write(request.method, request.path)
-        pool, timeout, raw_path = self._plan(request, long_lived, write)
-        try:
-            async with self._upstream.session(pool).request(
-                    request.method, self._upstream.url(raw_path), headers=headers, data=body,
-                    timeout=timeout, allow_redirects=False) as upstream:
-                if write and 200 <= upstream.status < 300:
-                    payload = await upstream.read()
-                    # The upstream took the write: purge even if the client hangs up now
-                    # (a cancelled handler must not leave other clients the old content).
-                    await asyncio.shield(self._after_write(written_tags(request.raw_path)))
-                    return web.Response(status=upstream.status, body=payload, headers=_copy(upstream))
-                if request.method == "POST" and request.path == RESOLVE_PATH and upstream.status == 200:
-                    payload = await rewrite_lockfile(await upstream.read(), self._public_url())
-                    return web.Response(status=upstream.status, body=payload, headers=_copy(upstream))
-                response = web.StreamResponse(status=upstream.status, headers=_copy(upstream))
-                await response.prepare(request)
-                # A client that hangs up cancels this handler: the CancelledError leaves
-                # through the ``async with``, which closes the upstream connection.
-                with contextlib.suppress(ConnectionResetError):
-                    async for chunk in upstream.content.iter_any():
-                        await response.write(chunk)
-                    await response.write_eof()
-                return response
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            self._upstream.failed(str(exc)[:200], "connect")
-            raise UpstreamUnavailable(f"upstream {self._upstream.base_url} did not answer") from exc
+        pool, total, idle, raw_path = self._plan(request, long_lived, write)
+        async with self._upstream.stream(request.method, raw_path, headers=headers, body=body, pool=pool,
+                                         total=total, idle=idle) as upstream:
+            if write and 200 <= upstream.status < 300:
+                payload = await upstream.read()
+                # The upstream took the write: purge even if the client hangs up now
+                # (a cancelled handler must not leave other clients the old content).
+                await asyncio.shield(self._after_write(written_tags(request.raw_path)))
+                return web.Response(status=upstream.status, body=payload, headers=_copy(upstream.headers))
+            if request.method == "POST" and request.path == RESOLVE_PATH and upstream.status == 200:
+                payload = await rewrite_lockfile(await upstream.read(), self._public_url())
+                return web.Response(status=upstream.status, body=payload, headers=_copy(upstream.headers))
+            response = web.StreamResponse(status=upstream.status, headers=_copy(upstream.headers))
+            await response.prepare(request)
+            started.append(response)
+            # A client that hangs up cancels this handler: the CancelledError leaves
+            # through the ``async with``, which closes the upstream connection.
+            with contextlib.suppress(ConnectionResetError):
+                async for chunk in upstream.chunks():
+                    await response.write(chunk)
+                await response.write_eof()
+            return response
 
     def _plan(self, request: web.BaseRequest, long_lived: str | None,
-              write: bool) -> tuple[str, aiohttp.ClientTimeout, str]:
-        """The pool, the timeouts and the raw path (query included) a request is forwarded with."""
+              write: bool) -> tuple[str, float | None, float | None, str]:
+        """The pool, the total and idle time limits, and the raw path (query included) a
+        request is forwarded with."""
         if long_lived == streams.SSE:
             # No end to a stream, but a silent one is dead: its connection goes back.
-            return STREAM, aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=_STREAM_IDLE), request.raw_path
+            return STREAM, None, _STREAM_IDLE, request.raw_path
         if long_lived == streams.LONGPOLL:
             rel_url, wait_ms = streams.capped_longpoll(request.rel_url, self._max_longpoll_ms)
-            return STREAM, aiohttp.ClientTimeout(total=wait_ms / 1000 + self._timeout, sock_connect=5), \
-                rel_url.raw_path_qs
-        return WRITE if write else PASS, aiohttp.ClientTimeout(total=self._timeout, sock_connect=5), request.raw_path
+            return STREAM, wait_ms / 1000 + self._timeout, None, rel_url.raw_path_qs
+        return WRITE if write else PASS, self._timeout, None, request.raw_path
 
 
 def _end_to_end(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
@@ -146,9 +154,9 @@ def _end_to_end(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
                        and not lower.startswith(_ROUTING_PREFIXES))
 
 
-def _copy(upstream: aiohttp.ClientResponse) -> dict[str, str]:
+def _copy(upstream_headers: CIMultiDictProxy[str]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for key, value in _end_to_end(upstream.headers).items():
+    for key, value in _end_to_end(upstream_headers).items():
         out[key] = value if key not in out else out[key] + ", " + value
     out["X-Cache"] = "PASS"
     return out

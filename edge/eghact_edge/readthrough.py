@@ -43,7 +43,7 @@ from .entry import Entry
 from .fill import EntryBuilder
 from .freshness import State, parse_cache_control
 from .metrics import Reporter
-from .upstream import HttpUpstream, UpstreamResponse
+from .upstream import UpstreamClient, UpstreamResponse
 
 log = logging.getLogger("eghact.edge")
 
@@ -88,7 +88,7 @@ class Reply:
 
 
 class ReadThrough:
-    def __init__(self, cache: TieredCache, upstream: HttpUpstream, builder: EntryBuilder, *,
+    def __init__(self, cache: TieredCache, upstream: UpstreamClient, builder: EntryBuilder, *,
                  feed: FeedStatus, reporter: Reporter, clock: Callable[[], float],
                  flights: SingleFlight[Reply], behind_edge: bool = False):
         self.cache = cache

@@ -47,5 +47,8 @@ async def serve(settings: EdgeSettings, *, sock: socket.socket | None = None, la
         await until_signal()
     finally:
         print(f"{label} stopping", file=sys.stderr, flush=True)
+        # Long-polls and streams have no end to wait for: ended first, so that the front
+        # waits only for answers that do end (see :mod:`.streams`).
+        node.streams.close()
         await front.close(shutdown_timeout)
         await node.stop()

@@ -265,3 +265,39 @@ async def test_min_seq_just_ahead_waits_for_the_feed_and_serves_the_new_content(
     assert await publish(http, origin.url, origin.admin, "min-seq-wait", "1.1.0") == 201
     status, _, body = await asyncio.wait_for(read, 10)
     assert status == 200 and "1.1.0" in json.loads(body)["versions"]
+
+
+async def test_a_stopping_edge_ends_its_long_polls_and_streams_at_once(edges: list[EdgeProcess],
+                                                                       tmp_path: Path) -> None:
+    """SIGTERM while a client holds an SSE stream and a long-poll through the edge: the stream
+    ends as a stream ends (its client reads a whole body, then resumes elsewhere), the
+    long-poll is answered 503 edge_stopping with Retry-After, the upstream sees both closed,
+    and the edge exits 0 at once. It used to wait for them until its shutdown timeout and
+    then again for their cancellation: 10.4 s, and both clients saw a cut connection."""
+    async with held_feed() as fake:
+        edge = await EdgeProcess(fake.url, tmp_path / "edge", args=("--no-warm",)).astart()
+        edges.append(edge)
+        session = client("127.0.0.2")
+
+        async def stream() -> tuple[int, bytes]:
+            async with session.get(f"{edge.url}/-/v1/changes?feed=sse") as response:
+                return response.status, await response.read()
+
+        sse = asyncio.create_task(stream())
+        poll = asyncio.create_task(_status_of(session, f"{edge.url}/-/v1/changes?since=0&feed=longpoll"))
+        try:
+            assert await fake.until_open(2) == 2
+            started = time.monotonic()
+            code = await edge.astop()
+            stopped_in = time.monotonic() - started
+            status, body = await asyncio.wait_for(sse, 5)
+            assert (status, body) == (200, b"retry: 2000\n\n")
+            status, info = await asyncio.wait_for(poll, 5)
+            assert (status, info["error"]) == (503, "edge_stopping") and int(info["retry-after"]) > 0
+            assert code == 0 and stopped_in < 2.5, f"the edge took {stopped_in:.1f} s to stop"
+            assert await fake.until_open(0, seconds=3.0) == 0
+        finally:
+            for task in (sse, poll):
+                task.cancel()
+            await asyncio.gather(sse, poll, return_exceptions=True)
+            await session.close()
