@@ -52,9 +52,11 @@ def insert_foreign_events(conn: sqlite3.Connection, events: list[dict[str, Any]]
         [(event["seq"], event["time"], event["type"], event["name"], event.get("version"), json.dumps(event["keys"]),
           json.dumps({k: v for k, v in event.items() if k not in _EVENT_COLUMNS}))
          for event in events])
-    if to_seq > 0:
-        conn.execute("INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('changes', "
-                     "MAX(?, COALESCE((SELECT seq FROM sqlite_sequence WHERE name='changes'), 0)))", (to_seq,))
+    # sqlite_sequence has no key on name: INSERT OR REPLACE added a second 'changes' row beside
+    # the one the INSERTs above made, and the feed's head stayed at the last event's seq.
+    if to_seq > 0 and conn.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name='changes'",
+                                   (to_seq,)).rowcount == 0:
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('changes', ?)", (to_seq,))
 
 
 def changes_page(conn: sqlite3.Connection, since: int, limit: int, public: bool = False) -> list[wire.ChangeEvent]:
