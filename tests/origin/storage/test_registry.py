@@ -104,9 +104,9 @@ async def test_dist_tags_set_move_delete_and_refuse(backend: Backend) -> None:
     assert refused.value.code == "latest_tag_required"
     refusals: list[tuple[str, str, str | None]] = [("nope", "x", "1.0.0"), ("eps", "x", "9.0.0"),
                                                   ("eps", "never", None)]
-    for name, tag, version in refusals:
+    for name, tag, target in refusals:
         with pytest.raises(NotFound):
-            await store.set_dist_tag(name, tag, version, actor="a")
+            await store.set_dist_tag(name, tag, target, actor="a")
 
 
 async def test_lookup_many_answers_in_order_in_one_snapshot(backend: Backend) -> None:
