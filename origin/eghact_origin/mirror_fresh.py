@@ -41,7 +41,7 @@ from .storage import DB_FILE as DB
 from .storage import FileBlobStore, MirrorState, PackageRows, build_mirror_database, iso
 
 _BUILDING = f"{DB}.building"
-_BATCH = 256  # packages per executemany: bounded memory, few statements
+_BATCH = 256  # packages per batch of rows: bounded memory, few statements
 
 
 def possible(data_dir: Path, stage: dict[str, Any]) -> bool:
