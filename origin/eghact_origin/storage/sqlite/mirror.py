@@ -101,8 +101,9 @@ class SqliteMirrorWriter:
         updated = ", ".join(f"{column}=excluded.{column}" for column in columns[2:])  # all but name, created
         cursor = conn.execute(f"INSERT INTO packages ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
                               f" ON CONFLICT (name) DO UPDATE SET {updated}", values)
-        rowid = int(conn.execute("SELECT rowid FROM packages WHERE name=?", (name,)).fetchone()[0] if existed
-                    else cursor.lastrowid or 0)
+        rowid = None if existed else cursor.lastrowid
+        if rowid is None:  # an upsert that updated leaves lastrowid as it was: ask for the row
+            rowid = conn.execute("SELECT rowid FROM packages WHERE name=?", (name,)).fetchone()[0]
         index_search_row(conn, rowid, name, fields, replace=existed)
         return freed
 

@@ -57,6 +57,8 @@ def repair_latest(conn: sqlite3.Connection, name: str) -> None:
                                        (name,))]
     if not live:
         return
-    releases = [v for v in live if not semver.parse(v).prerelease] or live  # type: ignore[union-attr]
-    best = max(releases, key=semver.parse)  # type: ignore[arg-type]
+    # Version(), not parse(): a stored version was valid when published, so None cannot happen,
+    # and a row that broke that should fail here rather than be ranked as None.
+    releases = [v for v in live if not semver.Version(v).prerelease] or live
+    best = max(releases, key=semver.Version)
     write_dist_tags(conn, [(name, "latest", best)])
