@@ -32,8 +32,9 @@ sys.path[:0] = [str(ROOT / "common"), str(ROOT / "origin"), str(ROOT)]
 
 from tests.support import OriginProcess, cli  # noqa: E402
 
-from eghact_origin.resolve_worker import SqliteProvider, build_with  # noqa: E402
+from eghact_origin.resolve_worker import SnapshotProvider, build_with  # noqa: E402
 from eghact_origin.resolver import ResolveRequest  # noqa: E402
+from eghact_origin.storage import SqliteSnapshot  # noqa: E402
 
 TARGETS = (10, 50, 200)
 
@@ -49,7 +50,7 @@ def request_body(roots: dict[str, str], duplicate: str) -> dict:
 
 def find_apps(data: Path, seed: int, per_size: int, duplicate: str) -> dict[int, list[dict[str, str]]]:
     """Root sets whose resolutions hold about 10, 50 and 200 packages, found in-process."""
-    provider = SqliteProvider(data / "registry.sqlite3")
+    provider = SnapshotProvider(SqliteSnapshot(data / "registry.sqlite3"))
     conn = sqlite3.connect(f"file:{data / 'registry.sqlite3'}?mode=ro", uri=True)
     names = [r[0] for r in conn.execute("SELECT name FROM packages WHERE latest IS NOT NULL ORDER BY name")]
     conn.close()
@@ -138,7 +139,7 @@ def main() -> int:
                 cold.append(elapsed * 1000)
                 sizes.append(len(json.loads(payload)["packages"]))
                 hashes.append(headers["Eghact-Resolution"])
-            provider = SqliteProvider(data / "registry.sqlite3")
+            provider = SnapshotProvider(SqliteSnapshot(data / "registry.sqlite3"))
             for roots in apps[target]:
                 request = ResolveRequest.from_body(request_body(roots, args.duplicate))
                 build_with(provider, request, {})

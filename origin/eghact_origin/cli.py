@@ -32,6 +32,7 @@ from eghact_common.wire import DEMO_TOKENS_FILE
 from . import audit
 from .auth import hash_token, new_token, validate_scope
 from .settings import OriginSettings
+from .storage import SqliteMetadataStore, committed_audit_head
 
 SEVERITIES = ("low", "moderate", "high", "critical")
 
@@ -177,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(_settings(args))
     if args.command == "demo":
-        if not (args.data / "registry.sqlite3").exists():
+        if not SqliteMetadataStore.exists(args.data):
             print(f"seeding a demo universe of {args.plugins} plugins into {args.data} ...", flush=True)
             _seed(args.data, args.plugins, args.seed, 2)
         from .demo_tokens import ensure_demo_tokens
@@ -237,29 +238,12 @@ def _audit_verify(data_dir: Path) -> int:
     if not result.ok:
         print(f"audit log TAMPERED at line {result.first_bad_line}: {result.reason}")
         return 1
-    head = _committed_audit_head(data_dir)
+    head = committed_audit_head(data_dir)
     if head > result.records:
         print(f"audit log TRUNCATED: it ends at record {result.records}, the registry committed {head}")
         return 1
     print(f"audit log intact: {result.records} records")
     return 0
-
-
-def _committed_audit_head(data_dir: Path) -> int:
-    import sqlite3
-
-    db = data_dir / "registry.sqlite3"
-    if not db.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key='audit_head'").fetchone()
-        outbox = conn.execute("SELECT COUNT(*) FROM audit_outbox").fetchone()[0]
-    finally:
-        conn.close()
-    # Records still in the outbox were committed but not yet appended (a crash between the
-    # two); the next start appends them, so they do not count as missing.
-    return (json.loads(row[0])[0] - outbox) if row else 0
 
 
 def _token(args: argparse.Namespace) -> int:

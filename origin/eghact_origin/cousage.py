@@ -9,7 +9,7 @@ request and never pruned, grew the origin from 0.6 to 2.2 GB on one anonymous re
   exists, and a request of made-up names costs nothing here;
 - each root keeps its ``top`` most co-used names in the ``co_usage`` table (at most ``top``
   rows per package) and nothing in memory beyond the queue of writes not yet made;
-- weights use forward decay (:mod:`.decay`): one use adds a unit shared among the other roots
+- weights use forward decay (``storage/sqlite/decay.py``): one use adds a unit shared among the other roots
   of that resolution, so one resolution of 200 roots says little about any pair; a name whose
   weight has decayed below ``FLOOR`` of one unit is deleted;
 - uses are queued and written by one background task, many per transaction, off the event
@@ -21,36 +21,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import heapq
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
 
-from .decay import ForwardDecay
+from .storage import MetadataStore
 
 log = logging.getLogger("eghact.cousage")
 
 FLOOR = 1 / 1024   # of one unit: below it a co-used name is forgotten
-_READ_CHUNK = 500  # names per IN (...): SQLite's default variable limit is 32,766, be modest
-
-
-class Store(Protocol):
-    async def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any: ...
-
-    async def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any: ...
 
 
 class CoUsage:
-    def __init__(self, store: Store, *, top: int = 16, half_life: float = 7 * 86_400.0,
+    def __init__(self, store: MetadataStore, *, top: int = 16, half_life: float = 7 * 86_400.0,
                  clock: Callable[[], float] = time.time, max_pending: int = 256):
         if top < 1:
             raise ValueError("co-usage keeps at least one name per root")
         self._store = store
         self._top = top
-        self._decay = ForwardDecay("co_usage_epoch", "co_usage", "score", half_life)
+        self._half_life = half_life
         self._clock = clock
         self._max_pending = max_pending
         self._pending: list[tuple[str, ...]] = []
@@ -59,26 +48,13 @@ class CoUsage:
 
     async def hints(self, lazy: Sequence[str]) -> dict[str, list[str]]:
         """For each name of ``lazy``, the other names of ``lazy`` most used with it, most
-        likely first (names without any are left out). One indexed read per 500 names."""
+        likely first (names without any are left out). One store read."""
         wanted = set(lazy)
         if len(wanted) < 2:
             return {}
-        names = sorted(wanted)
-
-        def run(conn: sqlite3.Connection) -> dict[str, list[str]]:
-            found: dict[str, list[str]] = {}
-            for start in range(0, len(names), _READ_CHUNK):
-                chunk = names[start:start + _READ_CHUNK]
-                rows = conn.execute(
-                    f"SELECT name, other FROM co_usage WHERE name IN ({','.join('?' * len(chunk))}) "
-                    "ORDER BY name, score DESC, other", chunk)
-                for name, other in rows:
-                    if other in wanted:
-                        found.setdefault(name, []).append(other)
-            return found
-
-        result: dict[str, list[str]] = await self._store.read(run)
-        return result
+        stored = await self._store.co_usage_top(sorted(wanted))
+        found = {name: [other for other in others if other in wanted] for name, others in stored.items()}
+        return {name: others for name, others in found.items() if others}
 
     def learn(self, lazy: Sequence[str]) -> None:
         """Count one use of ``lazy`` (the lazy roots of a resolution that produced a
@@ -105,33 +81,23 @@ class CoUsage:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                await self._store.write(functools.partial(self._apply, batch=batch, now=self._clock()))
+                await self._store.co_usage_add(_increments(batch), now=self._clock(), half_life=self._half_life,
+                                               top=self._top, floor=FLOOR)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("writing co-usage of %d resolutions", len(batch))
 
-    def _apply(self, conn: sqlite3.Connection, batch: list[tuple[str, ...]], now: float) -> None:
-        unit = self._decay.weight(conn, now)
-        added: dict[str, dict[str, float]] = {}
-        for names in batch:
-            share = unit / (len(names) - 1)
-            for name in names:
-                mine = added.setdefault(name, {})
-                for other in names:
-                    if other != name:
-                        mine[other] = mine.get(other, 0.0) + share
-        for name, increments in added.items():
-            stored = dict(conn.execute("SELECT other, score FROM co_usage WHERE name=?", (name,)).fetchall())
-            merged = dict(stored)
-            for other, score in increments.items():
-                merged[other] = merged.get(other, 0.0) + score
-            keep = heapq.nsmallest(self._top, merged.items(), key=lambda item: (-item[1], item[0]))
-            kept = {other for other, _ in keep}
-            conn.executemany("DELETE FROM co_usage WHERE name=? AND other=?",
-                             [(name, other) for other in stored if other not in kept])
-            conn.executemany(
-                "INSERT INTO co_usage (name, other, score) VALUES (?, ?, ?) "
-                "ON CONFLICT(name, other) DO UPDATE SET score=excluded.score",
-                [(name, other, score) for other, score in keep if stored.get(other) != score])
-        conn.execute("DELETE FROM co_usage WHERE score < ?", (FLOOR * unit,))
+
+def _increments(batch: list[tuple[str, ...]]) -> dict[str, dict[str, float]]:
+    """Per name, what each other name of the batch's resolutions adds, in units of one use:
+    a use is shared among the other roots of its resolution."""
+    added: dict[str, dict[str, float]] = {}
+    for names in batch:
+        share = 1.0 / (len(names) - 1)
+        for name in names:
+            mine = added.setdefault(name, {})
+            for other in names:
+                if other != name:
+                    mine[other] = mine.get(other, 0.0) + share
+    return added

@@ -6,7 +6,8 @@ batches (``POST /-/v1/stats``); the origin adds them to one table with *forward 
 adds ``2^((t - t0) / half_life)`` instead of decaying every stored score. Ordering by the
 stored value is then ordering by the decayed one at any moment, so ``popular`` is an
 indexed ``ORDER BY`` and nothing is rewritten as time passes. When the exponent grows
-large the table is rebased (every score scaled down, t0 moved) in one statement.
+large the table is rebased (every score scaled down, t0 moved) in one statement
+(``storage/sqlite/decay.py``).
 
 The popular list is public and edges warm it at start, so what may enter it is narrow: keys
 of public packages that exist (never a private name an authorized client fetched, never a
@@ -26,31 +27,20 @@ an edge's upstream, feed state and last error are for admin tokens only.
 from __future__ import annotations
 
 import json
-import math
-import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote
 
 from eghact_common.errors import BadRequest, Forbidden
 
 from .auth import AccessPolicy, Principal
-from .storage.visibility import clause
+from .storage import EdgeRecord, MetadataStore
 
 MAX_KEYS_PER_BATCH = 50_000
 MAX_KEY_LENGTH = 512
 SHARE_CAP = 100_000.0   # decayed hits one edge token may add to one key
-_REBASE_EXPONENT = 200.0
-
-
-class Store(Protocol):
-    registry_id: str
-
-    async def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any: ...
-
-    async def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any: ...
 
 
 def package_of(key: str) -> str | None:
@@ -116,8 +106,9 @@ def validate_edge(body: Any) -> dict[str, Any]:
 
 
 class Fleet:
-    def __init__(self, store: Store, *, access: AccessPolicy | None = None, clock: Callable[[], float] = time.time,
-                 half_life: float = 86_400.0, edge_ttl: float = 120.0, share_cap: float = SHARE_CAP):
+    def __init__(self, store: MetadataStore, *, access: AccessPolicy | None = None,
+                 clock: Callable[[], float] = time.time, half_life: float = 86_400.0, edge_ttl: float = 120.0,
+                 share_cap: float = SHARE_CAP):
         self._store = store
         self._access = access or AccessPolicy()
         self._clock = clock
@@ -134,125 +125,54 @@ class Fleet:
 
     # -- popularity -----------------------------------------------------------------
 
-    def _epoch(self, conn: sqlite3.Connection) -> float:
-        row = conn.execute("SELECT value FROM meta WHERE key='popularity_epoch'").fetchone()
-        if row:
-            return float(row[0])
-        now = self._clock()
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('popularity_epoch', ?)", (repr(now),))
-        return now
-
     async def record_hits(self, owner: Principal, edge_id: str, hits: dict[str, int]) -> dict[str, int]:
         """Add an edge's counts; ``{"keys": counted, "ignored": left out, "capped": cut}``.
         Forbidden unless ``edge_id`` is registered by ``owner``'s token."""
-        now = self._clock()
         named = {key: (name, count) for key, count in hits.items() if (name := self.countable(key)) is not None}
-
-        def run(conn: sqlite3.Connection) -> dict[str, int]:
-            row = conn.execute("SELECT owner FROM edges WHERE id=?", (edge_id,)).fetchone()
-            if row is None or row[0] != owner.token_id:
-                raise Forbidden(f"edge {edge_id!r} is not registered by token {owner.name!r}: register it first "
-                                "(POST /-/v1/edges)", code="edge_not_registered", detail={"edge": edge_id})
-            epoch = self._epoch(conn)
-            exponent = (now - epoch) / self._half_life
-            if exponent > _REBASE_EXPONENT:
-                shift = math.floor(exponent)
-                conn.execute("UPDATE popularity SET score = score * ?", (math.pow(2.0, -shift),))
-                epoch += shift * self._half_life
-                conn.execute("UPDATE meta SET value=? WHERE key='popularity_epoch'", (repr(epoch),))
-                exponent -= shift
-                conn.execute("UPDATE popularity_shares SET score = score * ?", (math.pow(2.0, -shift),))
-            weight = math.pow(2.0, exponent)
-            cap = self._share_cap * weight
-            rows, capped = [], 0
-            for key, (name, count) in named.items():
-                share = conn.execute("SELECT score FROM popularity_shares WHERE owner=? AND key=?",
-                                     (owner.token_id, key)).fetchone()
-                before = share[0] if share else 0.0
-                after = min(before + count * weight, cap)
-                capped += after < before + count * weight
-                if after > before:
-                    rows.append((key, name, after - before, now, after))
-            conn.executemany("INSERT OR REPLACE INTO popularity_shares (owner, key, score) VALUES (?, ?, ?)",
-                             [(owner.token_id, key, after) for key, _, _, _, after in rows])
-            conn.executemany(
-                "INSERT INTO popularity (key, name, score, updated) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET score = score + excluded.score, updated = excluded.updated",
-                [row[:4] for row in rows],
-            )
-            return {"keys": len(rows), "ignored": len(hits) - len(named), "capped": capped}
-
-        result: dict[str, int] = await self._store.write(run)
-        return result
+        added = await self._store.popularity_add(owner.token_id, edge_id, named, now=self._clock(),
+                                                 half_life=self._half_life, share_cap=self._share_cap)
+        if added is None:
+            raise Forbidden(f"edge {edge_id!r} is not registered by token {owner.name!r}: register it first "
+                            "(POST /-/v1/edges)", code="edge_not_registered", detail={"edge": edge_id})
+        counted, capped = added
+        return {"keys": counted, "ignored": len(hits) - len(named), "capped": capped}
 
     async def popular(self, limit: int) -> dict[str, Any]:
         """Top keys and top packages, decayed scores as of now."""
-        now = self._clock()
-
-        def run(conn: sqlite3.Connection) -> dict[str, Any]:
-            row = conn.execute("SELECT value FROM meta WHERE key='popularity_epoch'").fetchone()
-            scale = math.pow(2.0, -(now - float(row[0])) / self._half_life) if row else 1.0
-            # Anyone reads this list: only public packages that exist, whatever was recorded
-            # before (private scopes are configuration, and older data counted every key).
-            public, args = clause(self._access.name_filter(None), "name", conn)
-            where = (f"name IS NOT NULL AND {public} AND name IN "
-                     "(SELECT name FROM packages WHERE full_doc IS NOT NULL)")
-            keys = conn.execute(f"SELECT key, score FROM popularity WHERE {where} ORDER BY score DESC LIMIT ?",
-                                (*args, limit)).fetchall()
-            packages = conn.execute(
-                f"SELECT name, SUM(score) AS s FROM popularity WHERE {where} GROUP BY name "
-                "ORDER BY s DESC LIMIT ?", (*args, limit)).fetchall()
-            return {
-                "keys": [{"key": k, "score": round(s * scale, 4)} for k, s in keys],
-                "packages": [{"name": n, "score": round(s * scale, 4)} for n, s in packages],
-            }
-
-        result: dict[str, Any] = await self._store.read(run)
-        return result
+        # Anyone reads this list: only public packages that exist, whatever was recorded
+        # before (private scopes are configuration, and older data counted every key).
+        keys, packages = await self._store.popularity_top(limit, self._access.name_filter(None), now=self._clock(),
+                                                          half_life=self._half_life)
+        return {
+            "keys": [{"key": k, "score": round(s, 4)} for k, s in keys],
+            "packages": [{"name": n, "score": round(s, 4)} for n, s in packages],
+        }
 
     # -- edges ----------------------------------------------------------------------
 
     async def register(self, owner: Principal, edge: dict[str, Any]) -> dict[str, Any]:
         now = self._clock()
-        stamp = datetime.fromtimestamp(now, UTC).isoformat()
-
-        def run(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT e.owner, t.revoked IS NULL AND t.id IS NOT NULL FROM edges e "
-                               "LEFT JOIN tokens t ON t.id = e.owner WHERE e.id=?", (edge["id"],)).fetchone()
-            if row is not None and row[0] != owner.token_id and row[1] and not owner.is_admin:
-                raise Forbidden(f"edge {edge['id']!r} is registered by another token", code="edge_taken",
-                                detail={"edge": edge["id"]})
-            conn.execute(
-                "INSERT INTO edges (id, region, url, health, registered, last_seen, owner) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET region=excluded.region, url=excluded.url, health=excluded.health, "
-                "last_seen=excluded.last_seen, owner=excluded.owner",
-                (edge["id"], edge["region"], edge["url"], json.dumps(edge["health"]), stamp, now, owner.token_id))
-
-        await self._store.write(run)
+        record = EdgeRecord(edge["id"], edge["region"], edge["url"], edge["health"],
+                            datetime.fromtimestamp(now, UTC).isoformat(), now)
+        if not await self._store.edge_register(record, owner.token_id, admin=owner.is_admin):
+            raise Forbidden(f"edge {edge['id']!r} is registered by another token", code="edge_taken",
+                            detail={"edge": edge["id"]})
         return {**edge, "last_seen": now, "alive": True}
 
     async def edges(self, *, full: bool = False) -> list[dict[str, Any]]:
         """Registered edges; ``full`` (admins) adds what the edge reported about its upstream."""
         now = self._clock()
-
-        def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = conn.execute("SELECT id, region, url, health, registered, last_seen FROM edges "
-                                "ORDER BY region, id").fetchall()
-            listed = []
-            for r in rows:
-                health = json.loads(r[3])
-                entry: dict[str, Any] = {"id": r[0], "region": r[1], "url": r[2], "registered": r[4],
-                                         "last_seen": r[5], "alive": now - r[5] < self._edge_ttl}
-                if full:
-                    entry["health"] = health
-                else:
-                    # What a client needs to choose an edge; the upstream URL, feed state and
-                    # last error an edge reports stay with admins.
-                    status = health.get("status") if isinstance(health, dict) else None
-                    entry["health"] = {"status": status} if isinstance(status, str) else {}
-                listed.append(entry)
-            return listed
-
-        result: list[dict[str, Any]] = await self._store.read(run)
-        return result
+        listed = []
+        for edge in await self._store.edge_list():
+            entry: dict[str, Any] = {"id": edge.id, "region": edge.region, "url": edge.url,
+                                     "registered": edge.registered, "last_seen": edge.last_seen,
+                                     "alive": now - edge.last_seen < self._edge_ttl}
+            if full:
+                entry["health"] = edge.health
+            else:
+                # What a client needs to choose an edge; the upstream URL, feed state and
+                # last error an edge reports stay with admins.
+                status = edge.health.get("status") if isinstance(edge.health, dict) else None
+                entry["health"] = {"status": status} if isinstance(status, str) else {}
+            listed.append(entry)
+        return listed

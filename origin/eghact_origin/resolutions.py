@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import multiprocessing
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from cachetools import LRUCache
@@ -36,8 +33,7 @@ from .cousage import CoUsage
 from .packument import strong_etag
 from .resolve_worker import BuildResult, build, init_worker, with_base
 from .resolver import ResolveRequest
-from .storage import SqliteMetadataStore
-from .storage.sqlite import iso
+from .storage import MetadataStore, StoredResolution
 
 log = logging.getLogger("eghact.resolutions")
 
@@ -78,7 +74,7 @@ class _Remembered(LRUCache[str, Built]):
 
 
 class Resolutions:
-    def __init__(self, store: SqliteMetadataStore, access: AccessPolicy, *, workers: int = 2,
+    def __init__(self, store: MetadataStore, access: AccessPolicy, *, workers: int = 2,
                  popular_hits: int = 3, cache_bytes: int = 64 * 1024 * 1024, max_roots: int | None = None,
                  co_usage: CoUsage | None = None):
         self._store = store
@@ -106,7 +102,7 @@ class Resolutions:
         with contextlib.suppress(Exception):  # hints are advisory
             await self.co_usage.flush()
         with contextlib.suppress(Exception):  # hit counts are advisory
-            await self._store.write(functools.partial(_fold_hits, hits=self._take_hits()))
+            await self._store.resolution_hits(self._take_hits())
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -116,7 +112,7 @@ class Resolutions:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=init_worker, initargs=(str(self._store.path),))
+                initializer=init_worker, initargs=(self._store.snapshot_opener(),))
         return self._pool
 
     # -- answering ------------------------------------------------------------------
@@ -135,12 +131,11 @@ class Resolutions:
         """``GET /-/v1/resolutions/{hash}``: rebuilt from its stored request when stale."""
         built = await self._current(digest)
         if built is None:
-            stored = await self._store.read(lambda conn: conn.execute(
-                "SELECT request FROM resolutions WHERE hash=?", (digest,)).fetchone())
+            stored = await self._store.resolution_request(digest)
             if stored is None:
                 raise NotFound(f"no resolution {digest}; POST the request to /-/v1/resolve first",
                                detail={"hash": digest})
-            request = ResolveRequest.from_body(json.loads(stored[0]))
+            request = ResolveRequest.from_body(json.loads(stored))
             # A request stored before its spelling changed (duplicate=dedupe, now dedupe-all)
             # hashes anew: answer with that hash's build, which stays current, rather than
             # building again on every fetch of the old hash.
@@ -170,24 +165,11 @@ class Resolutions:
         cached = self._memory.get(digest)
         if cached is not None:
             return cached
-
-        def load(conn: sqlite3.Connection) -> Built | None:
-            row = conn.execute("SELECT status, body, built_seq, stale FROM resolutions WHERE hash=?",
-                               (digest,)).fetchone()
-            if row is None or row[3]:
-                return None
-            changed = conn.execute(
-                "SELECT MAX(c.seq) FROM resolution_names r JOIN changes c ON c.name = r.name "
-                "WHERE r.hash=? AND c.type != 'resolution'", (digest,)).fetchone()[0]
-            if changed is not None and changed > row[2]:
-                return None
-            names = tuple(n for (n,) in conn.execute(
-                "SELECT name FROM resolution_names WHERE hash=? ORDER BY name", (digest,)))
-            return Built(digest, row[0], bytes(row[1]), names, row[2])
-
-        built = await self._store.read(load)
-        if built is not None:
-            self._remember(built)
+        stored = await self._store.resolution_current(digest)
+        if stored is None:
+            return None
+        built = Built(stored.hash, stored.status, stored.body, stored.considered, stored.seq)
+        self._remember(built)
         return built
 
     async def _build(self, request: ResolveRequest) -> Built:
@@ -216,18 +198,8 @@ class Resolutions:
 
     async def _save(self, request: ResolveRequest, built: Built) -> None:
         canonical = json.dumps(request.canonical(), sort_keys=True, separators=(",", ":"))
-
-        def save(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO resolutions (hash, request, status, body, built_seq, built, stale) "
-                "VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT(hash) DO UPDATE SET status=excluded.status, "
-                "body=excluded.body, built_seq=excluded.built_seq, built=excluded.built, stale=0",
-                (built.hash, canonical, built.status, built.body, built.seq, iso(datetime.now(UTC))))
-            conn.execute("DELETE FROM resolution_names WHERE hash=?", (built.hash,))
-            conn.executemany("INSERT INTO resolution_names (name, hash) VALUES (?, ?)",
-                             [(name, built.hash) for name in built.considered])
-
-        await self._store.write(save)
+        await self._store.resolution_save(canonical, StoredResolution(
+            built.hash, built.status, built.body, built.considered, built.seq))
 
     def _remember(self, built: Built) -> None:
         self._memory[built.hash] = built
@@ -247,7 +219,7 @@ class Resolutions:
         # Folded into the table when popularity matters (invalidation) and at shutdown.
         self._hits[digest] += 1
         if len(self._hits) >= _MAX_PENDING_HITS:
-            self._spawn(self._store.write(functools.partial(_fold_hits, hits=self._take_hits())))
+            self._spawn(self._store.resolution_hits(self._take_hits()))
 
     def _take_hits(self) -> Counter[str]:
         # Taken on the event loop, folded on the writer thread: the two never share the counter.
@@ -274,26 +246,9 @@ class Resolutions:
         task.add_done_callback(self._tasks.discard)
 
     async def _mark_stale(self, names: list[str]) -> None:
-        counted = self._take_hits()
-
-        def mark(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-            _fold_hits(conn, counted)
-            marks = ",".join("?" * len(names))
-            rows = conn.execute(
-                f"SELECT DISTINCT r.hash, r.hits, n.name FROM resolution_names n JOIN resolutions r ON r.hash = n.hash "
-                f"WHERE n.name IN ({marks}) AND r.stale = 0", names).fetchall()
-            now = iso(datetime.now(UTC))
-            seen: dict[str, tuple[int, str]] = {}
-            for digest, hits, cause in rows:
-                seen.setdefault(digest, (hits, cause))
-            for digest, (_, cause) in seen.items():
-                conn.execute("UPDATE resolutions SET stale=1 WHERE hash=?", (digest,))
-                self._store.append_event(conn, wire.RESOLUTION, cause, None, [wire.resolution_key(digest)], now,
-                                         {"hash": digest, "cause": cause})
-            return [(digest, hits) for digest, (hits, _) in seen.items()]
-
+        counted = self._take_hits()  # folded in the same transaction: popularity decides rebuilds
         try:
-            stale = await self._store.write(mark)
+            stale = await self._store.resolutions_stale(names, counted)
             popular = [digest for digest, hits in stale if hits >= self._popular_hits]
             for digest in popular:
                 await self._rebuild(digest)
@@ -303,21 +258,15 @@ class Resolutions:
             log.exception("marking resolutions stale after changes to %s", names)
 
     async def _rebuild(self, digest: str) -> None:
-        stored = await self._store.read(lambda conn: conn.execute(
-            "SELECT request FROM resolutions WHERE hash=?", (digest,)).fetchone())
+        stored = await self._store.resolution_request(digest)
         if stored is not None:
-            await self._build(ResolveRequest.from_body(json.loads(stored[0])))
+            await self._build(ResolveRequest.from_body(json.loads(stored)))
 
     async def settle(self) -> None:
         """Wait for background invalidation, rebuilds and co-usage writes (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.co_usage.flush()
-
-
-def _fold_hits(conn: sqlite3.Connection, hits: Counter[str]) -> None:
-    conn.executemany("UPDATE resolutions SET hits = hits + ? WHERE hash=?",
-                     [(count, digest) for digest, count in hits.items()])
 
 
 def _lazy_roots(request: ResolveRequest) -> list[str]:

@@ -1,10 +1,12 @@
 """What runs inside the resolver's worker processes.
 
 Resolution is CPU work, so it runs in a process pool (both cores under concurrent
-requests) instead of on the event loop. Each worker reads the registry's SQLite file
-read-only and keeps parsed packages across requests; a cached package is reused while
-its ``packages.seq`` is unchanged (every change to a package bumps it), so caches are
-invalidated by the same events as everything else, without messages between processes.
+requests) instead of on the event loop. Each worker reads the registry through a read-only
+snapshot reader the store hands it (:class:`~eghact_origin.storage.PackageSnapshot`, made in
+the worker by ``MetadataStore.snapshot_opener()``) and keeps parsed packages across
+requests; a cached package is reused while its ``packages.seq`` is unchanged (every change
+to a package bumps it), so caches are invalidated by the same events as everything else,
+without messages between processes.
 Every resolution reads inside one snapshot, so it sees one committed state of the registry.
 
 The lockfile's tarball URLs are written as paths (``"resolved": "/name/-/f.tgz"``); the
@@ -14,10 +16,9 @@ server puts its public base in front when it answers, as it does for packuments.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from eghact_common.errors import EghactError, NotFound
@@ -27,6 +28,7 @@ from .resolver import PackageInfo, PromptResult, ResolvedGraph, ResolveRequest, 
 from .resolver.loadplan import build_load_plan
 from .resolver.lockfile import build_lockfile, lockfile_bytes
 from .resolver.tarjan import cycles
+from .storage import PackageSnapshot
 
 
 @dataclass(frozen=True)
@@ -40,64 +42,53 @@ class BuildResult:
     loads: int
 
 
-class SqliteProvider:
-    """A :class:`~eghact_origin.resolver.Provider` over the registry file, with a parse cache."""
+class SnapshotProvider:
+    """A :class:`~eghact_origin.resolver.Provider` over a store's snapshot, with a parse cache."""
 
-    def __init__(self, db_path: Path):
-        self._conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None,
-                                     check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=30000")
+    def __init__(self, snapshot: PackageSnapshot):
+        self._snapshot = snapshot
         self._packages: dict[str, tuple[int, PackageInfo]] = {}
         self._advisories: dict[str, list[dict[str, Any]]] = {}
-        self._advisory_mark = -1
+        self._advisory_mark: Any = None
         self.loads = 0
 
     def begin(self) -> int:
         """Open the snapshot of one resolution; returns the registry's seq in it."""
-        self._conn.execute("BEGIN")
+        seq, mark = self._snapshot.begin()
         self.loads = 0
-        mark = self._conn.execute("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM advisories").fetchone()
         if mark != self._advisory_mark:
             self._advisories.clear()
             self._advisory_mark = mark
-        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name='changes'").fetchone()
-        return int(row[0]) if row else 0
+        return seq
 
     def end(self) -> None:
-        self._conn.execute("COMMIT")
+        self._snapshot.end()
 
     def package(self, name: str) -> PackageInfo:
-        row = self._conn.execute("SELECT seq FROM packages WHERE name=? AND abbrev_doc IS NOT NULL",
-                                 (name,)).fetchone()
-        if row is None:
+        seq = self._snapshot.package_seq(name)
+        if seq is None:
             raise NotFound(f"package {name} not found", detail={"name": name})
         self.loads += 1
         cached = self._packages.get(name)
-        if cached is not None and cached[0] == row[0]:
+        if cached is not None and cached[0] == seq:
             return cached[1]
-        (body,) = self._conn.execute("SELECT abbrev_doc FROM packages WHERE name=?", (name,)).fetchone()
-        doc = json.loads(materialize(bytes(body), ""))
+        doc = json.loads(materialize(self._snapshot.abbreviated(name), ""))
         info = package_info_from_packument(doc, self._advisories_for(name))
-        self._packages[name] = (row[0], info)
+        self._packages[name] = (seq, info)
         return info
 
     def _advisories_for(self, name: str) -> list[dict[str, Any]]:
         if name not in self._advisories:
-            self._advisories[name] = [
-                {"id": r[0], "vulnerable_versions": r[1], "severity": r[2], "title": r[3], "url": r[4]}
-                for r in self._conn.execute(
-                    "SELECT id, vulnerable_versions, severity, title, url FROM advisories WHERE name=? ORDER BY id",
-                    (name,))
-            ]
+            self._advisories[name] = self._snapshot.advisories(name)
         return self._advisories[name]
 
 
-_provider: SqliteProvider | None = None
+_provider: SnapshotProvider | None = None
 
 
-def init_worker(db_path: str) -> None:
+def init_worker(open_snapshot: Callable[[], PackageSnapshot]) -> None:
     global _provider
-    _provider = SqliteProvider(Path(db_path))
+    _provider = SnapshotProvider(open_snapshot())
 
 
 def build(body: dict[str, Any], prefetch: dict[str, list[str]]) -> BuildResult:
@@ -107,7 +98,7 @@ def build(body: dict[str, Any], prefetch: dict[str, list[str]]) -> BuildResult:
     return build_with(_provider, ResolveRequest.from_body(body), prefetch)
 
 
-def build_with(provider: SqliteProvider, request: ResolveRequest, prefetch: dict[str, list[str]]) -> BuildResult:
+def build_with(provider: SnapshotProvider, request: ResolveRequest, prefetch: dict[str, list[str]]) -> BuildResult:
     started = time.perf_counter()
     seq = provider.begin()
     try:

@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from eghact_common import names
+from eghact_common.wire import ChangeEvent
 
 from . import universe
 from .registry import Registry
@@ -43,7 +44,7 @@ def seed_registry(registry: Registry, *, plugins: int, seed: int, workers: int =
     store = registry.store
     plan = universe.plan_universe(plugins, seed)
     batch: list[NewVersion] = []
-    pending: Future[object] | None = None
+    pending: Future[list[ChangeEvent]] | None = None
     packages = versions = total_bytes = 0
     for package in universe.iter_packages(plan, workers=workers):
         packages += 1
@@ -67,16 +68,16 @@ def seed_registry(registry: Registry, *, plugins: int, seed: int, workers: int =
             # One batch commits on the writer thread while the next is prepared here.
             if pending is not None:
                 pending.result()
-            pending = store.ingest_submit(batch, actor=SEED_ACTOR)  # type: ignore[attr-defined]
+            pending = store.ingest_submit(batch, actor=SEED_ACTOR)
             batch = []
     if pending is not None:
         pending.result()
     if batch:
-        store.ingest_sync(batch, actor=SEED_ACTOR)  # type: ignore[attr-defined]
-    store.flush_audit()  # type: ignore[attr-defined]
+        store.ingest_sync(batch, actor=SEED_ACTOR)
+    store.flush_audit()
     advisories = universe.advisories(plan)
     for advisory in advisories:
-        store.add_advisory_sync({  # type: ignore[attr-defined]
+        store.add_advisory_sync({
             "name": advisory.name, "vulnerable_versions": advisory.vulnerable_versions,
             "severity": advisory.severity, "title": advisory.title, "url": advisory.url,
             "cwe": list(advisory.cwe), "cvss": advisory.cvss,

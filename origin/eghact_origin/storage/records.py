@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .visibility import EVERYTHING, NameFilter
 
@@ -126,3 +126,84 @@ class SearchHit:
     date: str
     summary: dict[str, Any]
     score: float
+
+
+class VersionRow(NamedTuple):
+    """One version as every write path stores it (publish, seeding, both mirror paths): a
+    tuple, so that a bulk writer hands thousands of them to the backend without copying."""
+
+    name: str
+    version: str
+    tarball_file: str
+    published: str
+    doc: bytes             # the version document with the base mark (packument.py)
+    abbrev: bytes          # its abbreviated form
+    blob_digest: str       # sha512 hex of the tarball
+    integrity: str
+    shasum: str
+    size: int
+    deprecated: str | None
+
+
+@dataclass(frozen=True)
+class AdvisoryRecord:
+    """An advisory to store: a new one (``id`` None: the store numbers it) or one another
+    registry numbered (a mirror's, from the event that carried it)."""
+
+    name: str
+    vulnerable_versions: str
+    severity: str
+    title: str
+    url: str = ""
+    cwe: tuple[str, ...] = ()
+    cvss: float | None = None
+    created: str = ""
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class PackageRows:
+    """One package as a mirror stores it: its packuments as the origin served them (base URL
+    put back to the mark), and the rows read from them. Both mirror paths write these."""
+
+    name: str
+    versions: list[VersionRow]     # in the packument's order
+    tags: list[tuple[str, str]]    # (tag, version)
+    created: str
+    modified: str
+    seq: int
+    full_doc: bytes
+    abbrev_doc: bytes
+    latest: str | None
+    latest_doc: dict[str, Any] | None  # the latest version's document, for the search index
+
+
+@dataclass(frozen=True)
+class MirrorState:
+    """Where a mirror is in its origin's chain of bundles (``meta`` row ``mirror``)."""
+
+    origin_id: str | None = None
+    seq: int = 0
+    digest: str | None = None
+    chain: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoredResolution:
+    """A built resolution as stored: its answer and the names whose versions it considered."""
+
+    hash: str
+    status: int
+    body: bytes
+    considered: tuple[str, ...]
+    seq: int                       # the registry's seq it was built at
+
+
+@dataclass(frozen=True)
+class EdgeRecord:
+    id: str
+    region: str
+    url: str
+    health: dict[str, Any]
+    registered: str
+    last_seen: float

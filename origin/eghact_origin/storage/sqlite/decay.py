@@ -6,7 +6,8 @@ decayed as time passes: ordering by the stored value is ordering by the decayed 
 moment, so a top-K is an indexed ``ORDER BY`` and nothing is rewritten to age. The decayed
 value now is the stored one times :meth:`ForwardDecay.scale`. When the exponent grows large
 (floats overflow near 2^1024) the table is rebased: every score scaled down and t0 moved, in
-one statement. t0 is kept in the ``meta`` table under the caller's key.
+one statement per table. t0 is kept in the ``meta`` table under the caller's key. Popularity
+(:mod:`.fleet`) and co-usage (:mod:`.cousage`) both keep their scores this way.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ _REBASE_EXPONENT = 200.0
 
 @dataclass(frozen=True)
 class ForwardDecay:
-    meta_key: str        # where t0 is kept in ``meta``
-    table: str           # the table whose ``column`` holds forward-decayed scores
-    column: str
-    half_life: float     # seconds
+    meta_key: str               # where t0 is kept in ``meta``
+    tables: tuple[str, ...]     # the tables whose ``score`` column holds forward-decayed scores
+    half_life: float            # seconds
 
     def weight(self, conn: sqlite3.Connection, now: float) -> float:
         """What one event at ``now`` adds; inside the caller's write transaction (it may rebase)."""
@@ -35,7 +35,8 @@ class ForwardDecay:
         exponent = (now - epoch) / self.half_life
         if exponent > _REBASE_EXPONENT:
             shift = math.floor(exponent)
-            conn.execute(f"UPDATE {self.table} SET {self.column} = {self.column} * ?", (math.pow(2.0, -shift),))
+            for table in self.tables:
+                conn.execute(f"UPDATE {table} SET score = score * ?", (math.pow(2.0, -shift),))
             epoch += shift * self.half_life
             conn.execute("UPDATE meta SET value=? WHERE key=?", (repr(epoch), self.meta_key))
             exponent -= shift
