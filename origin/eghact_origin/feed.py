@@ -104,7 +104,12 @@ class ChangeNotifier:
             raise
         except Exception:
             log.exception("delivering local changes up to seq %d; the poll will retry", events[-1].seq)
-            self._poke.set()
+            self.poke()
+
+    def poke(self) -> None:
+        """Something was committed that nobody handed over (events appended beside the
+        registry's writes): read the table now rather than at the next tick."""
+        self._poke.set()
 
     async def _deliver_through(self, events: list[wire.ChangeEvent]) -> None:
         async with self._lock:

@@ -15,7 +15,7 @@ from eghact_common import wire
 from eghact_origin.auth import hash_token, new_token
 from eghact_origin.http.keys import NOTIFIER, REGISTRY, RESOLUTIONS
 
-from ..conftest import LiveOrigin, start_origin
+from ..conftest import start_origin
 from ..support import cli, escaped, manifest, publish_body
 from .test_mirror_apply import stage
 
@@ -55,31 +55,35 @@ async def changes_since(session: aiohttp.ClientSession, url: str, admin: str, si
         return (await response.json())["results"]
 
 
-async def test_a_publish_invalidates_a_resolution_once(origin: LiveOrigin) -> None:
-    admin, token = origin.token("admin", name="admin"), origin.token("publish:*")
-    notifier, resolutions = origin.app[NOTIFIER], origin.app[RESOLUTIONS]
-    await publish(origin.session, origin.url, token, "utilx", "1.0.0")
-    await publish(origin.session, origin.url, token, "chart", "1.0.0", dependencies={"utilx": "^1.0.0"})
-    async with origin.session.post(f"{origin.url}/-/v1/resolve", json={"dependencies": {"chart": "*"}}) as response:
-        assert response.status == 200, await response.text()
-        digest = response.headers["Eghact-Resolution"]
-    await notifier.catch_up()
-    before, since = await deliveries(origin.session, origin.url, admin), notifier.last_seq
+async def test_a_publish_invalidates_a_resolution_once(tmp_path: Path) -> None:
+    # The poll sleeps through the test: whatever is delivered was handed over or poked.
+    runner, url = await start_origin(tmp_path / "data", private_scopes=("@acme",), feed_poll_interval=3600)
+    try:
+        admin, token = _token(runner.app, "admin"), _token(runner.app, "publish:*")
+        notifier, resolutions = runner.app[NOTIFIER], runner.app[RESOLUTIONS]
+        async with aiohttp.ClientSession() as session:
+            await publish(session, url, token, "utilx", "1.0.0")
+            await publish(session, url, token, "chart", "1.0.0", dependencies={"utilx": "^1.0.0"})
+            async with session.post(f"{url}/-/v1/resolve", json={"dependencies": {"chart": "*"}}) as response:
+                assert response.status == 200, await response.text()
+                digest = response.headers["Eghact-Resolution"]
+            before, since = await deliveries(session, url, admin), notifier.last_seq
 
-    await publish(origin.session, origin.url, token, "utilx", "1.1.0")
-    await resolutions.settle()  # the stale marking and the resolution event it appends
-    # What the poll does at its next tick: read the table beyond its cursor. The publish is
-    # behind the cursor already; only the resolution event (written without telling) is new.
-    await notifier.catch_up()
-    await resolutions.settle()
-    after = await deliveries(origin.session, origin.url, admin)
-
-    events = await changes_since(origin.session, origin.url, admin, since)
-    assert [(e["type"], e["name"]) for e in events] == [("publish", "utilx"), ("resolution", "utilx")]
-    assert f"res:{digest}" in events[1]["keys"]  # marked stale once: one event, not one per delivery
-    assert notifier.last_seq == events[-1]["seq"]
-    for subscriber in ("registry", "resolutions"):
-        assert after[subscriber] - before.get(subscriber, 0) == len(events), (subscriber, before, after)
+            await publish(session, url, token, "utilx", "1.1.0")
+            await resolutions.settle()  # the stale marking, which appends a resolution event and pokes
+            events = await changes_since(session, url, admin, since)
+            assert [(e["type"], e["name"]) for e in events] == [("publish", "utilx"), ("resolution", "utilx")]
+            assert f"res:{digest}" in events[1]["keys"]  # marked stale once: one event, not one per delivery
+            assert await notifier.wait_beyond(events[-1]["seq"] - 1, 10)  # delivered without waiting for a tick
+            # What the poll does at its tick: read the table beyond its cursor, where nothing is new.
+            await notifier.catch_up()
+            await resolutions.settle()
+            after = await deliveries(session, url, admin)
+        assert notifier.last_seq == events[-1]["seq"]
+        for subscriber in ("registry", "resolutions"):
+            assert after[subscriber] - before.get(subscriber, 0) == len(events), (subscriber, before, after)
+    finally:
+        await runner.cleanup()
 
 
 async def test_local_and_foreign_writes_are_delivered_in_seq_order(tmp_path: Path) -> None:
