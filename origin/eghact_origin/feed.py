@@ -89,8 +89,8 @@ class ChangeNotifier:
 
     async def committed(self, events: list[wire.ChangeEvent]) -> None:
         """Called by a local writer right after its commit: returns once ``events`` (and any
-        earlier seq) are delivered. Never raises: the write is durable whatever happens here,
-        and what could not be delivered now the poll delivers."""
+        earlier seq) are delivered. Raises nothing but a cancellation: the write is durable
+        whatever happens here, and what could not be delivered now the poll delivers."""
         if not events:
             return
         if self._task is None:  # not started (or a registry without a server): nothing waits on order
