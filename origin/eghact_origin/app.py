@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -23,7 +24,8 @@ from .tarball import TarballLimits
 from .tokens import TokenResolver
 
 
-def open_registry(settings: OriginSettings, *, on_change=None) -> Registry:  # type: ignore[no-untyped-def]
+def open_registry(settings: OriginSettings, *,
+                  on_change: Callable[[list[wire.ChangeEvent]], Awaitable[None]] | None = None) -> Registry:
     """The store, blobs and domain facade over a data dir (also used by the CLI)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     blobs = FileBlobStore(settings.data_dir / "blobs")
@@ -41,27 +43,23 @@ def open_registry(settings: OriginSettings, *, on_change=None) -> Registry:  # t
 def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) -> web.Application:
     app = web.Application(middlewares=[access, errors, context], client_max_size=settings.max_request_bytes)
 
-    # The three parts notify each other; the names below are bound before any event flows.
-    def on_local_change(events: list[wire.ChangeEvent]) -> None:
-        resolutions.invalidate(events)
-        notifier.local(events)
-
-    def on_feed_events(events: list[wire.ChangeEvent]) -> None:
-        registry.invalidate(events)
-        resolutions.invalidate(events)
-
-    registry = open_registry(settings, on_change=on_local_change)
+    reporter = reporter or PrometheusReporter()
+    # One dispatcher for every committed change, local or not (feed.py): writers hand it their
+    # events, its poll finds everyone else's, and each subscriber gets each seq once, in order.
+    # (``notifier`` is bound before any event flows.)
+    registry = open_registry(settings, on_change=lambda events: notifier.committed(events))
+    notifier = ChangeNotifier(registry.store, poll_interval=settings.feed_poll_interval, reporter=reporter)
     co_usage = CoUsage(registry.store, top=settings.co_usage_top, half_life=settings.co_usage_half_life)
     resolutions = Resolutions(registry.store, registry.access,  # type: ignore[arg-type]
                               workers=settings.resolver_workers, max_roots=settings.resolve_max_roots,
-                              co_usage=co_usage)
-    notifier = ChangeNotifier(registry.store, poll_interval=settings.feed_poll_interval,
-                              on_foreign_events=on_feed_events)
+                              co_usage=co_usage, on_commit=notifier.poke)
+    notifier.subscribe("registry", registry.invalidate)
+    notifier.subscribe("resolutions", resolutions.invalidate)
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[ACCESS] = registry.access
     app[NOTIFIER] = notifier
-    app[REPORTER] = reporter or PrometheusReporter()
+    app[REPORTER] = reporter
     app[TOKENS] = TokenResolver(registry.store, ttl=settings.token_cache_seconds)
     app[RESOLUTIONS] = resolutions
     app[CLOSING] = asyncio.Event()

@@ -25,6 +25,9 @@ class Reporter:
 
     def set_seq(self, seq: int) -> None: ...
 
+    def change_delivered(self, subscriber: str, events: int) -> None:
+        """The change dispatcher (feed.py) handed ``events`` committed events to ``subscriber``."""
+
     def exposition(self) -> bytes:
         return b""
 
@@ -50,6 +53,10 @@ class PrometheusReporter(Reporter):
                                    registry=self.registry)
         self._feed_pages = Histogram("eghact_origin_feed_page_events", "Events per page an SSE stream read",
                                      registry=self.registry, buckets=(1, 10, 50, 100, 250, 500, 1000, 5000))
+        # Events delivered per subscriber: equal to the events committed since start when each
+        # is delivered once (a publish used to reach resolutions twice: locally, then by the poll).
+        self._delivered = Counter("eghact_origin_change_deliveries", "Change events delivered, by subscriber",
+                                  ["subscriber"], registry=self.registry)
         self._seq = Gauge("eghact_origin_change_seq", "Last change seq seen", registry=self.registry)
 
     def request(self, route: str, method: str, status: int, seconds: float, size: int) -> None:
@@ -72,6 +79,9 @@ class PrometheusReporter(Reporter):
 
     def set_seq(self, seq: int) -> None:
         self._seq.set(seq)
+
+    def change_delivered(self, subscriber: str, events: int) -> None:
+        self._delivered.labels(subscriber).inc(events)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

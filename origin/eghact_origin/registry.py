@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +98,7 @@ class Registry:
         access: AccessPolicy,
         limits: TarballLimits,
         cache_bytes: int = 256 * 1024 * 1024,
-        on_change: Callable[[list[wire.ChangeEvent]], None] | None = None,
+        on_change: Callable[[list[wire.ChangeEvent]], Awaitable[None]] | None = None,
     ):
         self.store = store
         self.blobs = blobs
@@ -114,17 +114,20 @@ class Registry:
     # -- cache of rendered bytes ----------------------------------------------------
 
     def invalidate(self, events: list[wire.ChangeEvent]) -> None:
-        """Drop what the events changed. Called for local writes and for the feed poller."""
+        """Drop what the events changed: a subscriber of the change dispatcher (feed.py)."""
         for event in events:
             name = event.name
             self._generation[name] = self._generation.get(name, 0) + 1
             for key in self._variants.pop(name, ()):
                 self._rendered.pop(key, None)
 
-    def _changed(self, events: list[wire.ChangeEvent]) -> None:
-        self.invalidate(events)
-        if self._on_change and events:
-            self._on_change(events)
+    async def _changed(self, events: list[wire.ChangeEvent]) -> None:
+        # Awaited before the response: the dispatcher has delivered our events (this cache
+        # among its subscribers) when it returns. Without one (the CLI) we are the only cache.
+        if self._on_change is not None:
+            await self._on_change(events)
+        else:
+            self.invalidate(events)
 
     async def packument(self, name: str, *, abbreviated: bool, base_url: str) -> Rendered:
         key = (name, abbreviated, base_url)
@@ -216,7 +219,7 @@ class Registry:
         except BaseException:
             await self._drop_blob_if_unused(digest, name)
             raise
-        self._changed([event])
+        await self._changed([event])
         return PublishOutcome(name, version, event.seq, packument.revision(name, event.seq))
 
     async def _decode_attachment(self, attachment: Any) -> bytes:
@@ -298,7 +301,7 @@ class Registry:
             events += await self.unpublish(principal, name, removed, reason="unpublished by npm client")
         if messages:
             deprecations = await self.store.deprecate(name, messages, actor=actor.name)
-            self._changed(deprecations)
+            await self._changed(deprecations)
             events += deprecations
         seq = events[-1].seq if events else state.seq
         return {"ok": True, "id": name, "rev": packument.revision(name, seq)}
@@ -312,7 +315,7 @@ class Registry:
         events, unused = await self.store.unpublish(name, targets, reason=reason, actor=actor.name)
         for digest in unused:
             await run_blocking(self.blobs.delete, digest)
-        self._changed(events)
+        await self._changed(events)
         return events
 
     async def unpublish_tarball(self, principal: Principal | None, name: str, filename: str) -> None:
@@ -328,5 +331,5 @@ class Registry:
         if version is not None and semver.valid(version) is None:
             raise BadRequest(f"{version!r} is not a version", code="invalid_version")
         event = await self.store.set_dist_tag(name, _tag_name(tag), version, actor=actor.name)
-        self._changed([event])
+        await self._changed([event])
         return event

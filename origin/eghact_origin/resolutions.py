@@ -76,8 +76,11 @@ class _Remembered(LRUCache[str, Built]):
 class Resolutions:
     def __init__(self, store: MetadataStore, access: AccessPolicy, *, workers: int = 2,
                  popular_hits: int = 3, cache_bytes: int = 64 * 1024 * 1024, max_roots: int | None = None,
-                 co_usage: CoUsage | None = None):
+                 co_usage: CoUsage | None = None, on_commit: Callable[[], None] | None = None):
         self._store = store
+        # Told after we append events ourselves (resolutions marked stale), so that the change
+        # dispatcher delivers them (edges purge ``res:<hash>``) now, not at its next poll.
+        self._on_commit = on_commit
         self._access = access
         self._workers = workers
         self._popular_hits = popular_hits
@@ -229,7 +232,8 @@ class Resolutions:
     # -- invalidation -----------------------------------------------------------------
 
     def invalidate(self, events: list[wire.ChangeEvent]) -> None:
-        """Called with every change (local at once, foreign from the feed poller)."""
+        """A subscriber of the change dispatcher (feed.py): called once with every committed
+        event, local or foreign. The durable part (marking stale, rebuilding) is a task."""
         names = {e.name for e in events if e.type in _RELEVANT}
         if not names:
             return
@@ -249,6 +253,8 @@ class Resolutions:
         counted = self._take_hits()  # folded in the same transaction: popularity decides rebuilds
         try:
             stale = await self._store.resolutions_stale(names, counted)
+            if stale and self._on_commit is not None:
+                self._on_commit()
             popular = [digest for digest, hits in stale if hits >= self._popular_hits]
             for digest in popular:
                 await self._rebuild(digest)
