@@ -30,7 +30,7 @@ from typing import Any
 
 from eghact_common import semver
 
-from .client import OriginClient
+from .client import OriginClient, load_json
 from .errors import MirrorError
 
 ALL = "*all*"  # a spec meaning "every version", for roots
@@ -164,7 +164,7 @@ class Closure:
 
 
 def _parse(body: bytes) -> _Package:
-    doc = json.loads(body)
+    doc = load_json(body, "an abbreviated packument")
     versions = {}
     skipped: dict[str, None] = {}
     for version, manifest in (doc.get("versions") or {}).items():

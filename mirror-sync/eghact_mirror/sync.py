@@ -36,6 +36,7 @@ from .client import OriginClient
 from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan, bytes_payload
 from .errors import MirrorError
 from .keys import SigningKey
+from .limits import Limits
 from .selection import SelectionSpec
 
 
@@ -49,6 +50,7 @@ class SyncOptions:
     max_batches: int | None = None
     wait: float = 30.0
     token: str | None = None
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass
@@ -65,7 +67,7 @@ async def sync(options: SyncOptions, key: SigningKey | None = None, *, stop: asy
     stop = stop or asyncio.Event()
     spec = SelectionSpec(filters=options.filters)
     report = SyncReport()
-    async with OriginClient(options.origin, token=options.token) as client:
+    async with OriginClient(options.origin, token=options.token, limits=options.limits) as client:
         origin_id = (await client.health())["registry_id"]
         link = chain.mirror_link(options.mirror)
         report.seq = link.seq
