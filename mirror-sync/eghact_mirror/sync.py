@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import chain, stage
+from . import chain, inputs, stage
 from . import index as fmt
 from .client import OriginClient
 from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan, bytes_payload
@@ -169,11 +169,11 @@ def _successor(mirror: Path, link: chain.Link) -> chain.Link | None:
     """The journaled batch that continues ``link``, if a crash may have applied it unrecorded."""
     folder = mirror / "sync"
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        data = path.read_bytes()
         try:
-            index = fmt.parse_index(data)
+            data, body = inputs.read_json(path, "the journaled index")
+            index = fmt.index_of(body)
         except MirrorError:
-            continue
+            continue  # not one of ours (or damaged): it continues nothing
         if index.previous_digest == link.digest and index.from_seq == link.seq and fmt.digest(data) != link.digest:
             return chain.link_of(index, fmt.digest(data))
     return None
