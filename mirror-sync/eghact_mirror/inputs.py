@@ -17,7 +17,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from eghact_common.bodies import parse_json
 from eghact_common.errors import InvalidJson
 
 from . import index as fmt
@@ -44,6 +43,10 @@ def read_capped(path: Path, cap: int, *, what: str, code: str = "bad_input", why
 
 def parse(data: bytes, path: Path, what: str) -> Any:
     """The JSON value of ``data`` (read from ``path``), or ``bad_input``: not JSON, or too deep."""
+    # Imported here: eghact_common.bodies imports aiohttp (0.15 s of CPU), which verify and
+    # import, the other users of read_capped, never need; export and sync have it loaded.
+    from eghact_common.bodies import parse_json
+
     try:
         return parse_json(data, what=f"{what} {path}")
     except InvalidJson as exc:
