@@ -22,15 +22,15 @@ Errors print ``eghact-mirror: <code>: <message>`` on stderr; the exit code names
     0                     done (importing the bundle last applied is a no-op, and says so)
     1  internal_error     unexpected failure (a bug, or an I/O error such as a full disk)
     2  usage              bad command line
-    3  origin_unavailable the origin cannot be reached or answered something unexpected
-    4  bad_input          an unreadable key, lockfile, --after bundle or data dir
+    3  origin_unavailable the origin cannot be reached or answered something unexpected (a body past its bound)
+    4  bad_input          an unreadable key, lockfile, --after bundle or data dir (too big, not JSON, too deep)
     5  up_to_date         export: the origin has nothing after the starting seq; no bundle written
    10  bad_stage          mirror-apply refused the staged layout (a version mismatch between the tools)
    11  wrong_origin       the bundle comes from another origin than the mirror follows
    12  downgrade          the bundle ends at or before the mirror's seq
    13  out_of_order       the bundle does not start where the mirror is (from_seq / previous digest)
    14  missing_tarball    a packument names a tarball that is neither in the bundle nor in the mirror
-   15  digest_mismatch    a file differs from its signed digest, or a tarball from its packument's integrity
+   15  digest_mismatch    a file differs from its signed digest, or a tarball from its integrity or listed size
    16  replay             the bundle was applied before and has been superseded
    17  apply_failed       mirror-apply failed in an unexpected way (its stderr is shown)
    20  wrong_key          the bundle is signed by another key than the trusted one

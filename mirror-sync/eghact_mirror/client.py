@@ -41,8 +41,8 @@ from .errors import MirrorError
 from .limits import ERROR_BYTES, Cap, Limits
 from .payload import SPOOL_BYTES, Payload, spool
 
-__all__ = ["ABBREVIATED", "DISTS", "SPOOL_BYTES", "Limits", "OriginClient", "Packuments", "Payload", "load_json",
-           "package_url", "popular_names"]
+__all__ = ["ABBREVIATED", "DISTS", "SPOOL_BYTES", "OriginClient", "Packuments", "Payload", "load_json", "package_url",
+           "popular_names"]
 
 ABBREVIATED = "application/vnd.npm.install-v1+json"
 DISTS = "application/vnd.eghact.dists+json"  # the batch read's tarball list of a packument
