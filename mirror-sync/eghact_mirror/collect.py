@@ -185,7 +185,8 @@ class Collector:
                 # versions: no packument to parse. Links are this origin's (the batch reads
                 # /<name>/-/<file> here whatever host a packument names).
                 prefix = f"{self._client.url}/{job.name}/-/"
-                dists = [(v, prefix + file, sha, size) for v, file, sha, size in docs_of.dists[0]]
+                dists: list[tuple[str, str, str, int | None]] = [(v, prefix + file, sha, size)
+                                                                  for v, file, sha, size in docs_of.dists[0]]
             else:
                 dists = await self._parsed_dists(job.name, short)
                 if dists:
