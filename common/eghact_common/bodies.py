@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import re
 from json import loads
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .errors import BadRequest, InvalidJson, PayloadTooLarge
+
+if TYPE_CHECKING:
+    # Only a type here: aiohttp's server costs 50 ms of CPU to import, which a client of
+    # read_limited and parse_json (eghact-mirror, every run) does not otherwise need.
+    from aiohttp import web
 
 MAX_JSON_DEPTH = 64
 

@@ -8,7 +8,9 @@ The frame format is the origin's (origin/eghact_origin/http/batch.py)::
 Frames are cut out of large reads of the body (an await per frame field would cost more than
 the frame), checked to answer the paths asked for, in order, and to keep in step (the newline
 after each body). Bodies over ``SPOOL_BYTES`` are spooled to temp files as they arrive, so
-a batch of big tarballs holds no more memory than a batch of small ones.
+a batch of big tarballs holds no more memory than a batch of small ones. Each path comes
+with its :class:`~.limits.Cap`: a frame whose declared ``length`` passes it is refused at its
+header, before a byte of its body is read (the reader never reads more than ``length``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from .limits import Cap, error_cap
 from .payload import SPOOL_BYTES, Payload, spool
 
 MEDIA_TYPE = "application/x-eghact-batch"
@@ -100,13 +103,16 @@ def _header(line: bytes, path: str) -> tuple[int, int, dict[str, str]]:
     return status, length, {str(name).lower(): str(value) for name, value in headers.items()}
 
 
-async def read_frames(content: aiohttp.StreamReader, paths: list[str]) -> list[Frame]:
-    """One frame per path asked for, in order; raises :class:`FrameError` on a broken answer."""
+async def read_frames(content: aiohttp.StreamReader, paths: list[str], caps: list[Cap]) -> list[Frame]:
+    """One frame per path asked for, in order, each 200's body within the cap given with its
+    path (any other status's within ERROR_BYTES: it is only shown); raises :class:`FrameError`
+    on a broken answer, ``MirrorError`` (not retried) on a body over its cap."""
     buffer = _Buffer(content)
     frames: list[Frame] = []
     try:
-        for path in paths:
+        for path, cap in zip(paths, caps, strict=True):
             status, length, headers = _header(await buffer.line(), path)
+            (cap if status == 200 else error_cap(path)).check(length, declared=True)
             if length > SPOOL_BYTES:
                 payload = await spool(buffer.chunks(length))
             else:

@@ -18,12 +18,12 @@ each later bundle goes ``--after`` the previous bundle.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import index as fmt
+from . import inputs
 from .errors import MirrorError
 from .keys import TrustedKey
 
@@ -64,11 +64,11 @@ def mirror_position(mirror: Path) -> dict[str, Any] | None:
     path = mirror / "mirror.json"
     if not path.exists():
         return None
+    _, state = inputs.read_json(path, "the mirror position")
     try:
-        state = json.loads(path.read_text())
         int(state["applied_seq"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise MirrorError("bad_input", f"{path} is not a mirror position: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MirrorError("bad_input", f"{path} is not a mirror position: {exc!r}") from exc
     return state
 
 
@@ -79,9 +79,9 @@ def mirror_link(mirror: Path) -> Link:
     digest = state.get("last_bundle")
     for candidate in (journal_path(mirror, digest), record_index_path(mirror, digest)) if digest else ():
         if candidate.is_file():
-            data = candidate.read_bytes()
+            data = inputs.read_capped(candidate, inputs.MAX_BYTES, what="the index")
             if fmt.digest(data) == digest:
-                return link_of(fmt.parse_index(data), digest)
+                return link_of(fmt.index_of(inputs.parse(data, candidate, "the index")), digest)
     return Link(state.get("source_origin_id"), int(state["applied_seq"]), digest, None, False)
 
 
@@ -92,8 +92,12 @@ def read_link(path: Path, key: TrustedKey) -> Link:
             raise MirrorError("bad_input", f"{path} is a directory but not a mirror data dir")
         return mirror_link(path)
     if path.suffix == ".json" and not path.name.endswith(".parts.json") and path.is_file():
-        data = path.read_bytes()
-        return link_of(fmt.parse_index(data), fmt.digest(data))
+        data, body = inputs.read_json(path, "the --after index file")
+        try:
+            return link_of(fmt.index_of(body), fmt.digest(data))
+        except MirrorError as error:
+            raise MirrorError("bad_input", f"the --after index file {path} is not an index: {error.message}",
+                              detail=error.detail) from error
     from .verify import verify_bundle  # here: verify imports reader/zstd, which a dir or index does not need
 
     try:

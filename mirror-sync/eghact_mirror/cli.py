@@ -5,27 +5,32 @@
                          [--since SEQ [--previous DIGEST] | --after BUNDLE|INDEX|MIRROR_DIR]
                          [--filter PATTERN ...] [--closure] [--lockfile eghact-lock.json ...] [--top N]
                          [--max-size SIZE] [--token TOKEN] [--level N] [--threads N]
+                         [--max-document-bytes SIZE] [--max-tarball-bytes SIZE]
     eghact-mirror verify FILE --trust PUBKEY [--record PATH] [--json]
     eghact-mirror import FILE --into DIR --trust PUBKEY [--json]
     eghact-mirror sync   --origin URL --into DIR [--filter PATTERN ...] [--once] [--batch N]
                          [--max-batches N] [--wait SECONDS] [--key KEYFILE] [--token TOKEN]
+                         [--max-document-bytes SIZE] [--max-tarball-bytes SIZE]
 
 A DIR is an origin data dir: serve it with ``eghact-origin serve --data DIR --read-only``.
 SIZE takes K, M, G suffixes (powers of 1024). A progress bar is drawn only on a terminal.
+Nothing read from the origin is kept past a bound: a tarball past the size the origin's
+tarball list gives (15 digest_mismatch), a tarball it does not size past --max-tarball-bytes
+(default 1G), a packument or other document past --max-document-bytes (default 128M) (3).
 Errors print ``eghact-mirror: <code>: <message>`` on stderr; the exit code names the cause:
 
     0                     done (importing the bundle last applied is a no-op, and says so)
     1  internal_error     unexpected failure (a bug, or an I/O error such as a full disk)
     2  usage              bad command line
-    3  origin_unavailable the origin cannot be reached or answered something unexpected
-    4  bad_input          an unreadable key, lockfile, --after bundle or data dir
+    3  origin_unavailable the origin cannot be reached or answered something unexpected (a body past its bound)
+    4  bad_input          an unreadable key, lockfile, --after bundle or data dir (too big, not JSON, too deep)
     5  up_to_date         export: the origin has nothing after the starting seq; no bundle written
    10  bad_stage          mirror-apply refused the staged layout (a version mismatch between the tools)
    11  wrong_origin       the bundle comes from another origin than the mirror follows
    12  downgrade          the bundle ends at or before the mirror's seq
    13  out_of_order       the bundle does not start where the mirror is (from_seq / previous digest)
    14  missing_tarball    a packument names a tarball that is neither in the bundle nor in the mirror
-   15  digest_mismatch    a file differs from its signed digest, or a tarball from its packument's integrity
+   15  digest_mismatch    a file differs from its signed digest, or a tarball from its integrity or listed size
    16  replay             the bundle was applied before and has been superseded
    17  apply_failed       mirror-apply failed in an unexpected way (its stderr is shown)
    20  wrong_key          the bundle is signed by another key than the trusted one
@@ -52,6 +57,7 @@ from pathlib import Path
 from . import keys
 from .errors import MirrorError, exit_table
 from .index import Index
+from .limits import DOCUMENT_BYTES, TARBALL_BYTES, Limits
 from .progress import for_terminal
 
 
@@ -91,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                              "full bundle 0.3%% smaller for 30%% more CPU)")
     export.add_argument("--threads", type=int, default=0,
                         help="zstd worker threads (0: one compressing thread beside the exporter)")
+    _limits(export)
 
     verify = sub.add_parser("verify", help="check a bundle's signature and every digest")
     verify.add_argument("file", type=Path)
@@ -114,12 +121,21 @@ def _parser() -> argparse.ArgumentParser:
     follow.add_argument("--wait", type=float, default=30.0, help="long-poll seconds when caught up")
     follow.add_argument("--key", type=Path, help="sign each batch's index with this key")
     follow.add_argument("--token")
+    _limits(follow)
     return parser
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filter", dest="filters", action="append", default=[], metavar="PATTERN",
                    help="package names to mirror, shell-style (@acme/*); repeatable")
+
+
+def _limits(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-document-bytes", type=_size, default=DOCUMENT_BYTES, metavar="SIZE",
+                   help="refuse a packument, tarball list or feed page over SIZE from the origin (default 128M)")
+    p.add_argument("--max-tarball-bytes", type=_size, default=TARBALL_BYTES, metavar="SIZE",
+                   help="refuse a tarball over SIZE when the origin's tarball list does not give its size "
+                        "(default 1G; a listed size is the bound otherwise)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +182,8 @@ def _export(args: argparse.Namespace) -> int:
     options = ExportOptions(
         origin=args.origin, output=args.output, since=args.since, previous=args.previous, after=args.after,
         selection=SelectionSpec(tuple(args.filters), args.closure, tuple(args.lockfile), args.top),
-        max_size=args.max_size, token=args.token, level=args.level, threads=args.threads)
+        max_size=args.max_size, token=args.token, level=args.level, threads=args.threads,
+        limits=Limits(args.max_document_bytes, args.max_tarball_bytes))
     key = keys.load_signing_key(args.key)
     with for_terminal() as progress:
         report = asyncio.run(export(options, key, progress))
@@ -231,7 +248,8 @@ def _sync(args: argparse.Namespace) -> int:
 
     key = keys.load_signing_key(args.key) if args.key else None
     options = SyncOptions(origin=args.origin, mirror=args.into, filters=tuple(args.filters), once=args.once,
-                          batch=args.batch, max_batches=args.max_batches, wait=args.wait, token=args.token)
+                          batch=args.batch, max_batches=args.max_batches, wait=args.wait, token=args.token,
+                          limits=Limits(args.max_document_bytes, args.max_tarball_bytes))
 
     async def run() -> int:
         stop = asyncio.Event()

@@ -17,6 +17,10 @@ GET.
 
 Transient failures (connection errors, 5xx, 429, a batch answer cut short) are retried a few
 times with backoff; whatever still fails becomes ``origin_unavailable`` here, at the boundary.
+
+Every body is read within a cap (``limits``): a tarball within the size its list gives, or
+``--max-tarball-bytes``; a document within ``--max-document-bytes``; an error answer is cut.
+A body over its cap is refused at once, not retried: the origin meant to send it.
 """
 
 from __future__ import annotations
@@ -30,11 +34,14 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from eghact_common.bodies import read_limited
+
 from . import batch
 from .errors import MirrorError
+from .limits import ERROR_BYTES, Cap, Limits
 from .payload import SPOOL_BYTES, Payload, spool
 
-__all__ = ["ABBREVIATED", "DISTS", "SPOOL_BYTES", "OriginClient", "Packuments", "Payload", "package_url",
+__all__ = ["ABBREVIATED", "DISTS", "SPOOL_BYTES", "OriginClient", "Packuments", "Payload", "load_json", "package_url",
            "popular_names"]
 
 ABBREVIATED = "application/vnd.npm.install-v1+json"
@@ -54,6 +61,18 @@ class Packuments:
     dists: tuple[list[tuple[str, str, str, int]], int] | None
 
 
+def load_json(body: bytes, what: str) -> Any:
+    """``body`` parsed, or ``origin_unavailable``. Not ``eghact_common.bodies.parse_json``,
+    whose depth check makes a feed page of 10,000 events cost 34 ms instead of json.loads'
+    13 (a full export parses every page): nothing here walks what the origin sends
+    recursively, only the parse itself recurses, and a nesting too deep for it (a
+    RecursionError, which crashed the run) is refused here."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise MirrorError("origin_unavailable", f"{what} is not JSON: {str(exc)[:200]}") from None
+
+
 def _dists(body: bytes, name: str, seq: int) -> tuple[list[tuple[str, str, str, int]], int] | None:
     """The tarball list's entries and its seq; None (the packument decides) when it is not
     the expected shape."""
@@ -62,17 +81,37 @@ def _dists(body: bytes, name: str, seq: int) -> tuple[list[tuple[str, str, str, 
         rows = doc["dists"]
         if doc.get("name") != name or not all(len(row) == 4 for row in rows):
             return None
-        dists = [(str(v), str(f), str(h), int(z)) for v, f, h, z in rows]
+        dists = [(str(v), str(f), str(h), z) for v, f, h, z in rows]
         # Length only: bytes.fromhex (the collector's key for each) refuses what is not hex.
-        if not all(len(h) == 128 for _, _, h, _ in dists):
+        # A size is what each tarball is read within: a whole number, or the list is not used.
+        if not all(len(h) == 128 and type(z) is int and z >= 0 for _, _, h, z in dists):
             return None
         return dists, seq
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None
 
 
-async def _spool(response: aiohttp.ClientResponse) -> Payload:
-    return await spool(response.content.iter_chunked(SPOOL_BYTES))
+async def _spool(response: aiohttp.ClientResponse, cap: Cap) -> Payload:
+    return await spool(response.content.iter_chunked(SPOOL_BYTES), cap=cap)
+
+
+async def _read(response: aiohttp.ClientResponse, cap: Cap) -> bytes:
+    body = await read_limited(response.content, cap.limit)
+    if body is None:
+        raise cap.refusal()
+    return body
+
+
+def _declared(response: aiohttp.ClientResponse, cap: Cap) -> None:
+    """Refuse a body whose Content-Length passes its cap, before reading it. An encoded body's
+    length is not its decoded size (a gzipped tarball may be a little bigger): the read decides."""
+    if response.content_length is not None and response.headers.get("Content-Encoding", "identity") == "identity":
+        cap.check(response.content_length, declared=True)
+
+
+async def _error_text(response: aiohttp.ClientResponse) -> str:
+    # Only shown: its first bytes (what has arrived of them), never the whole of an endless one.
+    return (await response.content.read(ERROR_BYTES))[:300].decode(errors="replace")
 
 
 def _path(name: str) -> str:
@@ -93,8 +132,10 @@ def package_url(base: str, name: str) -> URL:
 class OriginClient:
     """An aiohttp session to one origin; use as ``async with OriginClient(url) as client``."""
 
-    def __init__(self, url: str, *, token: str | None = None, connections: int = 32, timeout: float = 120):
+    def __init__(self, url: str, *, token: str | None = None, connections: int = 32, timeout: float = 120,
+                 limits: Limits | None = None):
         self.url = url.rstrip("/")
+        self.limits = limits or Limits()
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._connections = connections
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10)
@@ -112,25 +153,26 @@ class OriginClient:
         if self._session is not None:
             await self._session.close()
 
-    async def _get(self, url: URL | str, *, accept: str | None = None, ok404: bool = False,
+    async def _get(self, url: URL | str, *, cap: Cap, accept: str | None = None, ok404: bool = False,
                    timeout: aiohttp.ClientTimeout | None = None,
-                   consume: Callable[[aiohttp.ClientResponse], Awaitable[Any]] | None = None) -> tuple[int, Any, Any]:
-        """GET with retries; returns (status, body, headers), the body read by ``consume`` when
-        given (for 200s). A 404 is returned only when ``ok404``; other failures raise."""
+                   consume: Callable[[aiohttp.ClientResponse, Cap], Awaitable[Any]] = _read) -> tuple[int, Any, Any]:
+        """GET with retries; returns (status, body, headers), a 200's body read by ``consume``
+        within ``cap`` (bytes by default). A 404 is returned (with no body) only when
+        ``ok404``; other failures raise."""
         assert self._session is not None, "use OriginClient as an async context manager"
         headers = {"Accept": accept} if accept else {}
         delay = 0.2
         for attempt in range(_RETRIES):
             try:
                 async with self._session.get(url, headers=headers, timeout=timeout or self._timeout) as response:
-                    if response.status == 200 and consume is not None:
-                        return 200, await consume(response), response.headers
-                    body = await response.read()
-                    if response.status == 200 or (response.status == 404 and ok404):
-                        return response.status, body, response.headers
+                    if response.status == 200:
+                        _declared(response, cap)
+                        return 200, await consume(response, cap), response.headers
+                    if response.status == 404 and ok404:
+                        return 404, b"", response.headers
                     if response.status not in (429, 500, 502, 503, 504) or attempt == _RETRIES - 1:
                         raise MirrorError("origin_unavailable", f"GET {url} answered {response.status}: "
-                                          f"{body[:300].decode(errors='replace')}")
+                                          f"{await _error_text(response)}")
             except (TimeoutError, aiohttp.ClientError) as exc:
                 if attempt == _RETRIES - 1:
                     raise MirrorError("origin_unavailable", f"GET {url} failed: {exc!r}") from exc
@@ -139,11 +181,8 @@ class OriginClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _json(self, url: URL | str, **kwargs: Any) -> Any:
-        _, body, _ = await self._get(url, **kwargs)
-        try:
-            return json.loads(body)
-        except ValueError as exc:
-            raise MirrorError("origin_unavailable", f"GET {url} did not answer JSON") from exc
+        _, body, _ = await self._get(url, cap=self.limits.document(f"GET {url}"), **kwargs)
+        return load_json(body, f"the answer to GET {url}")
 
     async def health(self) -> dict[str, Any]:
         body = await self._json(f"{self.url}/-/health")
@@ -169,16 +208,18 @@ class OriginClient:
         """The packument's bytes as served and its ``Eghact-Seq``; None when the origin says 404
         (unpublished, or never there)."""
         status, body, headers = await self._get(package_url(self.url, name),
+                                                cap=self.limits.document(f"the packument of {name}"),
                                                 accept=ABBREVIATED if abbreviated else "application/json",
                                                 ok404=True)
         seq = int(headers.get("Eghact-Seq", "0") or 0)
         return (None if status == 404 else body), seq
 
-    async def tarball(self, url: str, sha512: str) -> Payload:
-        """Fetch a tarball and check it against ``sha512`` (from its packument's integrity).
+    async def tarball(self, url: str, sha512: str, size: int | None = None) -> Payload:
+        """Fetch a tarball and check it against ``sha512`` (from its packument's integrity),
+        reading at most ``size`` bytes (from the tarball list; None: ``--max-tarball-bytes``).
         Bodies over SPOOL_BYTES go to a temp file as they arrive: memory stays bounded by the
         number of fetches in flight, whatever the tarballs weigh."""
-        _, payload, _ = await self._get(URL(url, encoded=True), consume=_spool)
+        _, payload, _ = await self._get(URL(url, encoded=True), cap=self.limits.tarball(url, size), consume=_spool)
         payload.expected, payload.label = sha512, url
         try:
             payload.digest()
@@ -197,7 +238,8 @@ class OriginClient:
                  for k, path in enumerate(paths)]
         found: list[tuple[bytes | None, int] | None] = [None] * len(paths)
         dists: list[tuple[list[tuple[str, str, str, int]], int] | None] = [None] * len(names)
-        for k, frame in enumerate(await self._read_many(items, paths) or ()):
+        caps = [self.limits.document(f"the packument of {names[k // 3]}") for k in range(len(paths))]
+        for k, frame in enumerate(await self._read_many(items, paths, caps) or ()):
             if k % 3 == 2:
                 # An origin without the tarball list answers the full packument (any other
                 # Accept asks for it): told apart by its type, and then simply not used.
@@ -221,9 +263,10 @@ class OriginClient:
             packs.append(Packuments(full[0], full[1], short[0], short[1], dists[n]))
         return packs
 
-    async def tarballs(self, links: list[tuple[str, str, str]]) -> list[Payload]:
-        """The tarballs of ``links`` ((package name, url, sha512)), in order. Each is checked
-        against its sha512 before it is stored (:meth:`Payload.digest`, by whoever stores it).
+    async def tarballs(self, links: list[tuple[str, str, str, int | None]]) -> list[Payload]:
+        """The tarballs of ``links`` ((package name, url, sha512, size or None)), in order, each
+        read within its size (see ``limits``). Each is checked against its sha512 before it is
+        stored (:meth:`Payload.digest`, by whoever stores it).
 
         The batch read asks for ``/<name>/-/<file>`` at *this* URL, whatever host the link
         names: behind an edge or a proxy, the origin renders links for itself, and the exporter
@@ -231,17 +274,18 @@ class OriginClient:
         does not matter. A GET (no batch read) follows the link, as npm would."""
         found: list[Payload | None] = [None] * len(links)
         try:
-            relative = [(i, url.find(f"/{name}/-/")) for i, (name, url, _) in enumerate(links)]
+            relative = [(i, url.find(f"/{name}/-/")) for i, (name, url, _, _) in enumerate(links)]
             batchable = [(i, links[i][1][at:]) for i, at in relative if at >= 0]
             paths = [path for _, path in batchable]
-            for (i, _), frame in zip(batchable, await self._read_many(list(paths), paths) or (), strict=False):
+            caps = [self.limits.tarball(links[i][1], links[i][3]) for i, _ in batchable]
+            for (i, _), frame in zip(batchable, await self._read_many(list(paths), paths, caps) or (), strict=False):
                 if frame.status == 200:
                     frame.payload.expected, frame.payload.label = links[i][2], links[i][1]
                     found[i] = frame.payload
                 else:
                     frame.payload.close()
             missing = [i for i, payload in enumerate(found) if payload is None]
-            singles = await asyncio.gather(*(self._gate(self.tarball(links[i][1], links[i][2])) for i in missing))
+            singles = await asyncio.gather(*(self._gate(self.tarball(*links[i][1:])) for i in missing))
             for i, payload in zip(missing, singles, strict=True):
                 found[i] = payload
         except BaseException:
@@ -255,13 +299,14 @@ class OriginClient:
         async with self._gets:
             return await call
 
-    async def _read_many(self, items: list[Any], paths: list[str]) -> list[batch.Frame] | None:
-        """The frames of ``items`` (batch reads of at most batch.MAX_ITEMS), or None when the
-        origin has no batch read."""
+    async def _read_many(self, items: list[Any], paths: list[str], caps: list[Cap]) -> list[batch.Frame] | None:
+        """The frames of ``items`` (batch reads of at most batch.MAX_ITEMS), each body within
+        its cap, or None when the origin has no batch read."""
         frames: list[batch.Frame] = []
         try:
             for start in range(0, len(items), batch.MAX_ITEMS):
-                got = await self._post_batch(items[start:start + batch.MAX_ITEMS], paths[start:start + batch.MAX_ITEMS])
+                end = start + batch.MAX_ITEMS
+                got = await self._post_batch(items[start:end], paths[start:end], caps[start:end])
                 if got is None:
                     for frame in frames:
                         frame.payload.close()
@@ -273,7 +318,7 @@ class OriginClient:
             raise
         return frames
 
-    async def _post_batch(self, items: list[Any], paths: list[str]) -> list[batch.Frame] | None:
+    async def _post_batch(self, items: list[Any], paths: list[str], caps: list[Cap]) -> list[batch.Frame] | None:
         if self._batch is False or not items:
             return None if self._batch is False else []
         assert self._session is not None, "use OriginClient as an async context manager"
@@ -288,14 +333,13 @@ class OriginClient:
                 async with self._session.post(url, json=items, timeout=timeout) as response:
                     if response.status == 200 and response.content_type == batch.MEDIA_TYPE:
                         self._batch = True
-                        return await batch.read_frames(response.content, paths)
-                    body = await response.read()
+                        return await batch.read_frames(response.content, paths, caps)
                     if response.status in (404, 405) or (response.status == 200 and not self._batch):
                         self._batch = False  # an origin without it, an edge, a plain npm registry
                         return None
                     if response.status not in _RETRY_STATUS or attempt == _RETRIES - 1:
                         raise MirrorError("origin_unavailable", f"POST {url} answered {response.status}: "
-                                          f"{body[:300].decode(errors='replace')}")
+                                          f"{await _error_text(response)}")
             except (TimeoutError, aiohttp.ClientError, batch.FrameError) as exc:
                 if attempt == _RETRIES - 1:
                     raise MirrorError("origin_unavailable", f"POST {url} failed: {exc!r}") from exc
@@ -305,11 +349,12 @@ class OriginClient:
 
     async def popular(self, limit: int) -> list[str] | None:
         """Names from ``/-/v1/popular``, most popular first; None when the origin has no such endpoint."""
-        status, body, _ = await self._get(f"{self.url}/-/v1/popular?limit={limit}", ok404=True)
+        url = f"{self.url}/-/v1/popular?limit={limit}"
+        status, body, _ = await self._get(url, cap=self.limits.document(f"GET {url}"), ok404=True)
         if status == 404:
             return None
         try:
-            return popular_names(json.loads(body))[:limit]
+            return popular_names(load_json(body, f"the answer to GET {url}"))[:limit]
         except (ValueError, TypeError) as exc:
             raise MirrorError("origin_unavailable", f"/-/v1/popular answered something unexpected: {exc}") from exc
 

@@ -19,14 +19,14 @@ those published after ``to_seq`` up to the packument's ``Eghact-Seq`` (the feed 
 on demand). Everything else in the packument was published before ``from_seq``, so the mirror
 has it. The versions and their tarballs come from the origin's tarball list (``client``: read
 beside the packuments, at their seq) or, where there is none, from the abbreviated packument.
-Each tarball is checked against the sha512 they promise before it goes anywhere.
+Each tarball is read within the size the list gives (``limits``; a packument gives none) and
+checked against the sha512 they promise before it goes anywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ from typing import Any, BinaryIO, Protocol
 from eghact_common import integrity, wire
 
 from . import index as fmt
-from .client import OriginClient
+from .client import OriginClient, load_json
 from .errors import MirrorError
 from .payload import Payload
 
@@ -171,7 +171,7 @@ class Collector:
     async def _group(self, jobs: list[tuple[int, Job]]) -> None:
         docs = await self._client.packuments([job.name for _, job in jobs])
         files: list[tuple[str, Payload]] = []
-        links: list[tuple[str, str, str]] = []
+        links: list[tuple[str, str, str, int | None]] = []
         for (i, job), docs_of in zip(jobs, docs, strict=True):
             full, short = docs_of.full, docs_of.abbreviated
             if full is None or short is None:
@@ -185,13 +185,14 @@ class Collector:
                 # versions: no packument to parse. Links are this origin's (the batch reads
                 # /<name>/-/<file> here whatever host a packument names).
                 prefix = f"{self._client.url}/{job.name}/-/"
-                dists = [(v, prefix + file, sha) for v, file, sha, _ in docs_of.dists[0]]
+                dists: list[tuple[str, str, str, int | None]] = [(v, prefix + file, sha, size)
+                                                                  for v, file, sha, size in docs_of.dists[0]]
             else:
-                dists = await self._parsed_dists(short)
+                dists = await self._parsed_dists(job.name, short)
                 if dists:
                     self._note_base(job.name, dists[0][1])
             wanted = None if job.whole or self._plan.from_seq == 0 else await self._published(job.name, seen_seq)
-            for version, link, sha in dists:
+            for version, link, sha, size in dists:
                 try:
                     key = bytes.fromhex(sha)
                 except ValueError:
@@ -199,7 +200,7 @@ class Collector:
                                       "sha512 to check its tarball by") from None
                 if (wanted is None or version in wanted) and key not in self._scheduled:
                     self._scheduled.add(key)
-                    links.append((job.name, link, sha))
+                    links.append((job.name, link, sha, size))
             full_path, short_path = fmt.packument_paths(i)
             files += [(full_path, Payload(len(full), data=full)), (short_path, Payload(len(short), data=short))]
             self.result.packages.append({"name": job.name, "full": full_path, "abbreviated": short_path})
@@ -211,16 +212,23 @@ class Collector:
             raise
         self.result.tarballs += len(tarballs)
         self.result.tarball_bytes += sum(payload.size for payload in tarballs)
-        files += [(fmt.tarball_path(sha), payload) for (_, _, sha), payload in zip(links, tarballs, strict=True)]
+        files += [(fmt.tarball_path(sha), payload) for (_, _, sha, _), payload in zip(links, tarballs, strict=True)]
         await self._queue.put(files)
 
     @staticmethod
-    async def _parsed_dists(short: bytes) -> list[tuple[str, str, str]]:
-        """(version, tarball link, sha512 hex) of each version in an abbreviated packument."""
+    async def _parsed_dists(name: str, short: bytes) -> list[tuple[str, str, str, int | None]]:
+        """(version, tarball link, sha512 hex, None: no size) of each version in an abbreviated
+        packument (its ``dist.unpackedSize`` is the unpacked files', not the tarball's)."""
         # The abbreviated document has every version's dist and weighs a third less to parse;
         # only (version, link, digest) is kept, so a giant packument is garbage at once.
-        doc = await asyncio.to_thread(json.loads, short) if len(short) > 1 << 20 else json.loads(short)
-        return [(v, m["dist"]["tarball"], sha512_of(m["dist"])) for v, m in (doc.get("versions") or {}).items()]
+        what = f"the abbreviated packument of {name}"
+        doc = await asyncio.to_thread(load_json, short, what) if len(short) > 1 << 20 else load_json(short, what)
+        try:
+            return [(v, m["dist"]["tarball"], sha512_of(m["dist"]), None)
+                    for v, m in (doc.get("versions") or {}).items()]
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise MirrorError("origin_unavailable", f"{what} has a version without a dist to fetch it by "
+                              f"({exc!r})") from None
 
     async def _published(self, name: str, seen_seq: int) -> set[str]:
         """Versions of ``name`` published after from_seq, up to at least ``seen_seq``."""

@@ -27,6 +27,7 @@ from .client import OriginClient, Payload
 from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan
 from .errors import MirrorError
 from .keys import SigningKey, TrustedKey
+from .limits import Limits
 from .progress import Progress
 from .selection import ALL, Closure, SelectionSpec, lockfile_roots
 from .writer import BundleWriter, WrittenBundle
@@ -47,6 +48,7 @@ class ExportOptions:
     token: str | None = None
     level: int = 1
     threads: int = 0
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ async def export(options: ExportOptions, key: SigningKey, progress: Progress | N
         start = chain.read_link(options.after, TrustedKey(key.public))
     elif options.since:
         start = chain.Link(None, options.since, options.previous, None, False)
-    async with OriginClient(options.origin, token=options.token) as client:
+    async with OriginClient(options.origin, token=options.token, limits=options.limits) as client:
         health = await client.health()
         origin_id, head = health["registry_id"], health["seq"]
         if start.origin_id not in (None, origin_id):

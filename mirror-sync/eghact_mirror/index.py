@@ -141,7 +141,13 @@ class Index:
 
 def parse_index(data: bytes) -> Index:
     """Parse and check an index; every problem is reported at once (``not_a_bundle``)."""
-    body = _load(data, "index")
+    return index_of(_load(data, "index"))
+
+
+def index_of(body: Any) -> Index:
+    """Check an index its caller has parsed (``inputs``: a file given on the command line)."""
+    if not isinstance(body, dict):
+        raise MirrorError("not_a_bundle", "the index is not a JSON object")
     problems: list[str] = []
     if body.get("format") != FORMAT or body.get("version") != VERSION:
         raise MirrorError("not_a_bundle", f"index format {body.get('format')!r} version {body.get('version')!r} "
@@ -236,7 +242,7 @@ def parts_signature_path(base: Path) -> Path:
 def _load(data: bytes, what: str) -> dict[str, Any]:
     try:
         body = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # a part manifest is parsed before its signature is checked
         raise MirrorError("not_a_bundle", f"the {what} is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise MirrorError("not_a_bundle", f"the {what} is not a JSON object")

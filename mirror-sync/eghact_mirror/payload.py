@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import MirrorError
+from .limits import Cap
 
 SPOOL_BYTES = 256 * 1024  # bodies above this wait for the writer on disk, not in memory
 
@@ -48,13 +49,20 @@ class Payload:
             self.file.close()
 
 
-async def spool(chunks: AsyncIterator[bytes], *, expected: str | None = None, label: str = "") -> Payload:
-    """A payload from a body's chunks, hashed on the way; a temp file past SPOOL_BYTES."""
+async def spool(chunks: AsyncIterator[bytes], *, cap: Cap | None = None, expected: str | None = None,
+                label: str = "") -> Payload:
+    """A payload from a body's chunks, hashed on the way; a temp file past SPOOL_BYTES.
+    ``cap`` refuses the body at the first chunk that would take it past its limit, before
+    that chunk is kept (a chunk is at most what the transport hands over at once)."""
     digest = hashlib.sha512()
     memory = bytearray()
     file = None
+    size = 0
     try:
         async for chunk in chunks:
+            size += len(chunk)
+            if cap is not None:
+                cap.check(size)
             digest.update(chunk)
             if file is None and len(memory) + len(chunk) <= SPOOL_BYTES:
                 memory += chunk

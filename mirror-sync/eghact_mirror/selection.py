@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,7 +29,8 @@ from typing import Any
 
 from eghact_common import semver
 
-from .client import OriginClient
+from . import inputs
+from .client import OriginClient, load_json
 from .errors import MirrorError
 
 ALL = "*all*"  # a spec meaning "every version", for roots
@@ -59,18 +59,19 @@ class SelectionSpec:
 
     def describe(self) -> dict[str, Any]:
         return {"filters": list(self.filters), "closure": self.closure, "top": self.top,
-                "lockfiles": [{"name": p.name, "sha512": hashlib.sha512(p.read_bytes()).hexdigest()}
+                "lockfiles": [{"name": p.name, "sha512": hashlib.sha512(
+                    inputs.read_capped(p, inputs.MAX_BYTES, what="the lockfile")).hexdigest()}
                               for p in self.lockfiles]}
 
 
 def lockfile_roots(path: Path) -> list[tuple[str, str]]:
     """(name, version) of every package an ``eghact-lock.json`` (or an npm ``package-lock.json``) pins."""
+    _, body = inputs.read_json(path, "the lockfile")
     try:
-        body = json.loads(path.read_bytes())
         packages = body["packages"]
         if not isinstance(packages, dict):
             raise TypeError("packages is not an object")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise MirrorError("bad_input", f"{path} is not a lockfile with a packages object: {exc}") from exc
     roots = []
     for key, entry in packages.items():
@@ -164,7 +165,7 @@ class Closure:
 
 
 def _parse(body: bytes) -> _Package:
-    doc = json.loads(body)
+    doc = load_json(body, "an abbreviated packument")
     versions = {}
     skipped: dict[str, None] = {}
     for version, manifest in (doc.get("versions") or {}).items():

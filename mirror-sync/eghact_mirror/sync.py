@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import chain, stage
+from . import chain, inputs, stage
 from . import index as fmt
 from .client import OriginClient
 from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan, bytes_payload
 from .errors import MirrorError
 from .keys import SigningKey
+from .limits import Limits
 from .selection import SelectionSpec
 
 
@@ -49,6 +50,7 @@ class SyncOptions:
     max_batches: int | None = None
     wait: float = 30.0
     token: str | None = None
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass
@@ -65,7 +67,7 @@ async def sync(options: SyncOptions, key: SigningKey | None = None, *, stop: asy
     stop = stop or asyncio.Event()
     spec = SelectionSpec(filters=options.filters)
     report = SyncReport()
-    async with OriginClient(options.origin, token=options.token) as client:
+    async with OriginClient(options.origin, token=options.token, limits=options.limits) as client:
         origin_id = (await client.health())["registry_id"]
         link = chain.mirror_link(options.mirror)
         report.seq = link.seq
@@ -167,11 +169,11 @@ def _successor(mirror: Path, link: chain.Link) -> chain.Link | None:
     """The journaled batch that continues ``link``, if a crash may have applied it unrecorded."""
     folder = mirror / "sync"
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        data = path.read_bytes()
         try:
-            index = fmt.parse_index(data)
+            data, body = inputs.read_json(path, "the journaled index")
+            index = fmt.index_of(body)
         except MirrorError:
-            continue
+            continue  # not one of ours (or damaged): it continues nothing
         if index.previous_digest == link.digest and index.from_seq == link.seq and fmt.digest(data) != link.digest:
             return chain.link_of(index, fmt.digest(data))
     return None

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from . import index as fmt
 from .errors import MirrorError
+from .inputs import read_capped
 from .keys import TrustedKey
 from .reader import MAX_LISTED, Signed, Sink, StreamResult, hash_only, read_stream
 
@@ -82,12 +83,15 @@ def locate(path: Path, trusted: TrustedKey) -> Location:
             raise MirrorError("missing_part", f"{manifest_path.name}, the signed part manifest of the split "
                               f"bundle {base.name}, is missing")
         raise MirrorError("bad_input", f"no bundle at {path} (nor a split bundle {manifest_path.name})")
-    manifest_bytes = _read_capped(manifest_path, fmt.MAX_INDEX_BYTES)
+    manifest_bytes = read_capped(manifest_path, fmt.MAX_INDEX_BYTES, what="the part manifest", code="not_a_bundle",
+                                 why=": not what an exporter writes")
     signature_path = fmt.parts_signature_path(base)
     if not signature_path.is_file():
         raise MirrorError("missing_part", f"{signature_path.name}, the signature of the part manifest, is missing")
     manifest = fmt.parse_parts(manifest_bytes)
-    check_signature(trusted, _read_capped(signature_path, 1024), manifest_bytes, manifest.key_fingerprint,
+    check_signature(trusted, read_capped(signature_path, 1024, what="the part manifest's signature",
+                                         code="not_a_bundle", why=": not what an exporter writes"),
+                    manifest_bytes, manifest.key_fingerprint,
                     "part manifest")
     parts = [(base.with_name(entry.path), entry) for entry in manifest.parts]
     missing = [p.name for p, _ in parts if not p.is_file()]
@@ -104,15 +108,6 @@ def locate(path: Path, trusted: TrustedKey) -> Location:
     if stray:
         raise MirrorError("extra_file", f"parts not in the signed manifest lie beside the bundle: {', '.join(stray)}")
     return Location(base, tuple(parts), manifest)
-
-
-def _read_capped(path: Path, cap: int) -> bytes:
-    """A small file read before anything is verified: never more than ``cap`` bytes of it."""
-    with open(path, "rb") as file:
-        data = file.read(cap + 1)
-    if len(data) > cap:
-        raise MirrorError("not_a_bundle", f"{path.name} is over {cap} bytes: not what an exporter writes")
-    return data
 
 
 def check_signature(trusted: TrustedKey, signature: bytes, data: bytes, claimed: str | None, what: str) -> None:
