@@ -4,6 +4,9 @@ Recency decides who goes out (cachetools' ``LRUCache``, weighed by ``Entry.size`
 the admission policy decides whether a newcomer is worth what it would push out
 (see :mod:`.admission`). A tag index (surrogate key -> cache keys) makes purges cost
 what they remove, not the size of the tier.
+
+Its API is synchronous, and it is not a :class:`~eghact_edge.tiers.Tier`: the front answers
+a fresh memory hit without an await point (``EdgeHandler.read``).
 """
 
 from __future__ import annotations
@@ -60,16 +63,24 @@ class MemoryTier:
     def bytes(self) -> int:
         return int(self._lru.currsize)
 
+    @property
+    def admission(self) -> Admission:
+        return self._admission
+
     def lookup(self, key: str) -> Entry | None:
-        """The hit path: counts the request for admission and refreshes recency."""
+        """The look-up of a client request, once per request (``EdgeHandler.read`` makes it):
+        counts the request for admission and refreshes recency. O(1)."""
         self._admission.record(key)
         return self._lru.get(key)  # type: ignore[no-any-return]
 
     def peek(self, key: str) -> Entry | None:
-        """Without counting or touching recency (warming and refresh-ahead use it)."""
+        """Without counting or touching recency: every look after a request's one
+        :meth:`lookup` (the read-through, warming, integrity checks). O(1)."""
         return self._lru_peek(key) if key in self._lru else None
 
     def store(self, entry: Entry) -> bool:
+        """Keep ``entry`` (replacing its key's) unless it is bigger than the tier or the
+        admission policy prefers what it would evict; whether it was kept."""
         size = entry.size
         if size > self.max_bytes:
             return False
@@ -93,6 +104,7 @@ class MemoryTier:
         return entry  # type: ignore[no-any-return]
 
     def purge_tag(self, tag: str) -> list[Entry]:
+        """Remove every entry whose surrogate key is ``tag``: O(removed), through the tag index."""
         removed = []
         for key in list(self._tags.get(tag, ())):
             entry = self.remove(key)
@@ -107,17 +119,6 @@ class MemoryTier:
     def clear(self) -> None:
         self._lru.clear()
         self._tags.clear()
-
-    # -- Tier protocol -------------------------------------------------------------
-
-    async def get(self, key: str) -> Entry | None:
-        return self.lookup(key)
-
-    async def put(self, entry: Entry) -> bool:
-        return self.store(entry)
-
-    async def purge(self, tag: str) -> int:
-        return len(self.purge_tag(tag))
 
     # -- internals -----------------------------------------------------------------
 
