@@ -65,13 +65,13 @@ class TieredCache:
         entry = self.memory.peek(key)
         if entry is not None:
             return entry, HIT_MEM
-        entry = await self.disk_get(key)
+        entry = await self._disk_get(key)
         if entry is not None:
             self.memory.store(entry)
             return entry, HIT_DISK
         return None, ""
 
-    async def disk_get(self, key: str) -> Entry | None:
+    async def _disk_get(self, key: str) -> Entry | None:
         """A disk read that a purge overtook is a miss: promoting it would resurrect it."""
         if self.disk is None:
             return None

@@ -83,7 +83,7 @@ def test_only_a_look_up_counts_for_admission_and_recency() -> None:
 
 
 def test_memory_is_bounded_in_bytes() -> None:
-    evicted = []
+    evicted: list[Entry] = []
     memory = MemoryTier(10_000, admission=AlwaysAdmit(), on_evict=evicted.append)
     for i in range(100):
         memory.store(entry(f"/k{i}", size=500))

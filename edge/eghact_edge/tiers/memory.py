@@ -87,7 +87,7 @@ class MemoryTier:
         key = entry.key
         old = self._lru_peek(key) if key in self._lru else None
         if old is None:
-            need = self._lru.currsize + size - self.max_bytes
+            need = int(self._lru.currsize) + size - self.max_bytes
             if need > 0 and not self._admission.admit(key, self._victims(need)):
                 return False
         else:
@@ -126,7 +126,7 @@ class MemoryTier:
         victims, freed = [], 0
         for key in self._lru.oldest():
             victims.append(key)
-            freed += self._lru.getsizeof(self._lru_peek(key))
+            freed += int(self._lru.getsizeof(self._lru_peek(key)))
             if freed >= need:
                 break
         return victims
