@@ -174,7 +174,7 @@ def simulate(policy: str, trace: list[int], sizes: list[int], capacity: int) -> 
 
     timing = Timing(0.0, 0.0, 1e9, 0.0, 0.0, True)
     bodies = {}
-    memory = MemoryTier(capacity, admission=TinyLfu(max(1024, capacity // 8192)) if policy == "tinylfu"
+    memory = MemoryTier(capacity, admission=TinyLfu.for_bytes(capacity) if policy == "tinylfu"
                         else AlwaysAdmit())
     hits = 0
     for k in trace:

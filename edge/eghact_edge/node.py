@@ -50,7 +50,7 @@ class EdgeNode:
         self.clock = clock
         self.reporter = reporter or PrometheusReporter()
         self.public_url = (settings.public_url or "").rstrip("/")
-        admission = AlwaysAdmit() if settings.admission == "lru" else TinyLfu(max(1024, settings.memory_bytes // 8192))
+        admission = AlwaysAdmit() if settings.admission == "lru" else TinyLfu.for_bytes(settings.memory_bytes)
         self.memory = MemoryTier(settings.memory_bytes, admission=admission,
                                  on_evict=lambda _entry: self.reporter.evicted("memory"))
         data = settings.data_dir

@@ -143,6 +143,23 @@ def test_tinylfu_beats_lru_on_a_zipf_trace() -> None:
     assert lfu >= lru + 0.03, (lru, lfu)
 
 
+def test_a_newcomer_must_outweigh_everything_it_would_push_out() -> None:
+    memory = MemoryTier(4 * (100 + 512), admission=TinyLfu(1024))
+    for key in ("/a", "/b", "/c", "/d"):
+        memory.store(entry(key))
+        memory.lookup(key)
+        memory.lookup(key)   # each asked for twice
+    for _ in range(3):
+        memory.lookup("/big")
+    # /big needs the room of two entries: asked for 3 times, against 2 + 2.
+    assert not memory.store(entry("/big", size=100 + 612))
+    for _ in range(2):
+        memory.lookup("/big")
+    assert memory.store(entry("/big", size=100 + 612))   # 5 > 4
+    # The refusal gave the oldest (/a) a second chance: /b and /c made the room.
+    assert [memory.peek(key) is not None for key in ("/a", "/b", "/c", "/d")] == [True, False, False, True]
+
+
 async def test_disk_writes_keep_their_order_and_evictions_are_counted(tmp_path: Path) -> None:
     evicted: list[int] = []
     disk = DiskTier(tmp_path / "d", 400_000, on_evict=evicted.append)
