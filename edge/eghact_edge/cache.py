@@ -1,5 +1,10 @@
 """Memory then disk, as one cache: look-ups promote, stores fill both, purges clear both.
 
+A request is counted for admission once, by its one :meth:`MemoryTier.lookup
+<eghact_edge.tiers.MemoryTier.lookup>` (``EdgeHandler.read`` makes it, and hands what it found
+on as a :class:`Seen`); every look after that is a peek. Counting twice let a key asked for
+once pass TinyLFU's admission as if asked for twice.
+
 Two pieces of state make invalidation safe against races:
 
 * ``stale_before``: after a feed gap nothing stored earlier may be served as fresh
@@ -14,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from .entry import Entry
 from .metrics import Reporter
-from .tiers import DiskTier, MemoryTier
+from .tiers import MemoryTier, Tier
 
 # Purge generations are remembered per tag up to this many tags; beyond that the table is
 # dropped and every fetch in flight counts as purged (safe, and rare).
@@ -26,8 +32,16 @@ _MAX_REMEMBERED_TAGS = 100_000
 HIT_MEM, HIT_DISK = "HIT-MEM", "HIT-DISK"
 
 
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What a request's one memory look-up found, and the purge generation it was made at."""
+
+    entry: Entry | None
+    generation: int
+
+
 class TieredCache:
-    def __init__(self, memory: MemoryTier, disk: DiskTier | None, *, reporter: Reporter,
+    def __init__(self, memory: MemoryTier, disk: Tier | None, *, reporter: Reporter,
                  clock: Callable[[], float]):
         self.memory = memory
         self.disk = disk
@@ -38,17 +52,26 @@ class TieredCache:
         self._floor = 0          # every fetch started before this counts as purged
         self._purged: dict[str, int] = {}
 
-    async def lookup(self, key: str) -> tuple[Entry | None, str]:
-        entry = self.memory.lookup(key)
+    def seen(self, key: str) -> Seen:
+        """A client request's one look in memory: counted for admission, recency refreshed."""
+        return Seen(self.memory.lookup(key), self._generation)
+
+    async def lookup(self, key: str, seen: Seen | None = None) -> tuple[Entry | None, str]:
+        """Memory, then disk (a disk hit is promoted); the entry and where it was found
+        ("" for a miss). Counts nothing: ``seen`` is the request's own look, used as it is
+        unless a purge of its tag (or a feed gap) happened since; without it memory is peeked."""
+        if seen is not None and seen.entry is not None and not self.purged_since(seen.generation, seen.entry.tag):
+            return seen.entry, HIT_MEM
+        entry = self.memory.peek(key)
         if entry is not None:
             return entry, HIT_MEM
-        entry = await self.disk_get(key)
+        entry = await self._disk_get(key)
         if entry is not None:
             self.memory.store(entry)
             return entry, HIT_DISK
         return None, ""
 
-    async def disk_get(self, key: str) -> Entry | None:
+    async def _disk_get(self, key: str) -> Entry | None:
         """A disk read that a purge overtook is a miss: promoting it would resurrect it."""
         if self.disk is None:
             return None

@@ -7,12 +7,11 @@
   through) get the same treatment in ``registry`` and every ``resolved``: a client that
   installs from a lockfile it resolved through this edge fetches through this edge.
 * Tarballs are checked against every integrity we know (the upstream's ``Eghact-Integrity``
-  and ``Repr-Digest`` headers, and ``dist.integrity`` of the packument) before anything
-  stores or serves them.
+  and ``Repr-Digest`` headers, and ``dist.integrity`` of the packument, from the builder's
+  one :class:`IntegrityIndex`) before anything stores or serves them.
 * Packuments get their ``Link: rel=prefetch`` (the latest version's dependencies), and the
-  same parse remembers each version's ``dist.integrity`` by tarball file name, so checking
-  a tarball does not parse its packument again. Integrity of a published version never
-  changes, so the map cannot be wrong, only incomplete (a newer version: looked up anew).
+  same parse feeds the integrity index, so checking a tarball does not parse its packument
+  again.
 * Resolutions get links to the tarballs of their load plan's first chunks.
 * Bodies are compressed once; our ETag is derived from the upstream's and our base URL,
   because the bytes we serve differ from the upstream's.
@@ -21,16 +20,18 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cachetools import LRUCache
 
 from eghact_common import integrity
 from eghact_common.blocking import run_blocking
+from eghact_common.errors import UpstreamUnavailable
 
 from . import keys
 from .encoding import encodings_for, is_compressible
@@ -38,7 +39,8 @@ from .entry import Entry
 from .errors import BadUpstreamContent
 from .freshness import Directives, Timing, timing_for
 from .metrics import Reporter
-from .upstream import UpstreamResponse
+from .tiers import MemoryTier
+from .upstream import UpstreamClient, UpstreamResponse
 
 # Headers that travel with a stored response to every client.
 FORWARDED = ("Cache-Control", "Surrogate-Key", "Eghact-Seq", "Repr-Digest", "Eghact-Integrity", "Last-Modified")
@@ -46,27 +48,70 @@ _OFFLOAD_BYTES = 64 * 1024
 MAX_LINKS = 16
 _TARBALL_FIELD = re.compile(rb'"tarball"\s*:\s*"')
 
-IntegrityLookup = Callable[[str, str], Awaitable[str | None]]
+class IntegrityIndex:
+    """``dist.integrity`` of tarballs by package name and tarball file name: what a tarball
+    must match before it is stored or served (the authority npm uses).
+
+    Every packument the builder parses feeds it. For a tarball whose version it does not
+    know yet, :meth:`expected` reads the packument held in memory (either form, peeked), then
+    the upstream's abbreviated packument (not stored: nobody asked for it). Integrity of a
+    published version never changes, so the index cannot be wrong, only incomplete (a newer
+    version is looked up anew). Bounded: ``names`` packages, least recently learnt dropped.
+    """
+
+    def __init__(self, memory: MemoryTier | None = None, upstream: UpstreamClient | None = None, *,
+                 names: int = 4096):
+        self._memory = memory
+        self._upstream = upstream
+        self._by_name: LRUCache[str, dict[str, str]] = LRUCache(maxsize=names)
+
+    def learn(self, name: str, by_file: dict[str, str]) -> None:
+        """``by_file``: tarball file name -> integrity, from one parse of ``name``'s packument."""
+        self._by_name[name] = by_file
+
+    async def learn_packument(self, name: str, packument: bytes) -> None:
+        """From a packument's bytes (parsed off the event loop when big)."""
+        _, by_file = await _offload(packument_facts, packument, size=len(packument))
+        self.learn(name, by_file)
+
+    def known(self, name: str, filename: str) -> str | None:
+        versions = self._by_name.get(name)
+        return versions.get(filename) if versions is not None else None
+
+    async def expected(self, name: str, filename: str) -> str | None:
+        """The integrity ``name``'s tarball ``filename`` must match; None when no packument
+        we can read (here, in memory or upstream) lists it."""
+        known = self.known(name, filename)
+        if known is not None:
+            return known
+        route = keys.parse("/" + keys.escaped(name))
+        if self._memory is not None:
+            for abbreviated in (True, False):
+                cached = self._memory.peek(route.cache_key(abbreviated))
+                if cached is not None:
+                    await self.learn_packument(name, cached.bodies["identity"])
+                    known = self.known(name, filename)
+                    if known is not None:
+                        return known
+        if self._upstream is not None:
+            with contextlib.suppress(UpstreamUnavailable):
+                response = await self._upstream.fetch(route.upstream_path, {"Accept": keys.ACCEPT_ABBREVIATED},
+                                                      kind="packument")
+                if response.status == 200:
+                    await self.learn_packument(name, response.body)
+                    return self.known(name, filename)
+        return None
 
 
 class EntryBuilder:
     def __init__(self, public_url: str, *, reporter: Reporter, clock: Callable[[], float],
-                 max_ttl: float | None = None, default_ttl: float = 0.0):
+                 max_ttl: float | None = None, default_ttl: float = 0.0, integrity: IntegrityIndex | None = None):
         self.public_url = public_url.rstrip("/")
         self.max_ttl = max_ttl
         self.default_ttl = default_ttl
         self._reporter = reporter
         self._clock = clock
-        self._integrity: LRUCache[str, dict[str, str]] = LRUCache(maxsize=4096)
-
-    async def learn_integrity(self, name: str, packument: bytes) -> None:
-        """Remember the integrity of ``name``'s tarballs from a packument not worth storing."""
-        _, self._integrity[name] = await _offload(packument_facts, packument, size=len(packument))
-
-    def known_integrity(self, name: str, filename: str) -> str | None:
-        """``dist.integrity`` of ``name``'s tarball ``filename``, from a packument built here."""
-        versions = self._integrity.get(name)
-        return versions.get(filename) if versions is not None else None
+        self.integrity = integrity if integrity is not None else IntegrityIndex()
 
     def timing(self, route: keys.Route, directives: Directives, headers: Mapping[str, str], *,
                age_header: float, fetch_seconds: float, feed_covered: bool, by_default: bool) -> Timing:
@@ -82,18 +127,19 @@ class EntryBuilder:
                           immutable=route.kind == keys.TARBALL)
 
     async def build(self, route: keys.Route, key: str, response: UpstreamResponse, directives: Directives,
-                    *, integrity_for: IntegrityLookup | None = None, by_default: bool = False) -> Entry:
-        """``by_default``: see :meth:`timing`."""
+                    *, by_default: bool = False) -> Entry:
+        """``by_default``: see :meth:`timing`. Raises BadUpstreamContent for a tarball that
+        does not match its integrity (or whose integrity nobody states)."""
         body = response.body
         content_type = response.headers.get("Content-Type", "application/octet-stream")
         links: tuple[str, ...] = ()
         if route.kind == keys.TARBALL:
-            await self.verify_tarball(route, response, integrity_for)
+            await self.verify_tarball(route, response)
         elif route.kind in (keys.PACKUMENT, keys.VERSION) and route.name:
             body = rewrite_tarball_urls(body, route.name, self.public_url)
             if route.kind == keys.PACKUMENT:
                 links, by_file = await _offload(packument_facts, body, size=len(body))
-                self._integrity[route.name] = by_file
+                self.integrity.learn(route.name, by_file)
         elif route.kind == keys.RESOLUTION:
             body = await rewrite_lockfile(body, self.public_url)
             links = await _offload(resolution_links, body, size=len(body))
@@ -120,16 +166,15 @@ class EntryBuilder:
         digest = await _offload(lambda b: hashlib.sha256(b).hexdigest(), body, size=len(body))
         return '"e' + digest[:39] + '"'
 
-    async def verify_tarball(self, route: keys.Route, response: UpstreamResponse,
-                             integrity_for: IntegrityLookup | None) -> None:
+    async def verify_tarball(self, route: keys.Route, response: UpstreamResponse) -> None:
         expected = []
         if "Eghact-Integrity" in response.headers:
             expected.append(response.headers["Eghact-Integrity"])
         repr_digest = response.headers.get("Repr-Digest", "")
         if repr_digest.startswith("sha-512=:") and repr_digest.endswith(":"):
             expected.append("sha512-" + repr_digest[len("sha-512=:"):-1])
-        if integrity_for is not None and route.name and route.filename:
-            from_packument = await integrity_for(route.name, route.filename)
+        if route.name and route.filename:
+            from_packument = await self.integrity.expected(route.name, route.filename)
             if from_packument:
                 expected.append(from_packument)
         if not expected:

@@ -23,7 +23,7 @@ from eghact_common.serving import cancel_and_wait
 from . import keys
 from .cache import TieredCache
 from .coalesce import SingleFlight
-from .fill import EntryBuilder
+from .fill import EntryBuilder, IntegrityIndex
 from .fleet import FleetClient
 from .follower import Follower
 from .freshness import HEURISTIC_FRACTION
@@ -50,7 +50,7 @@ class EdgeNode:
         self.clock = clock
         self.reporter = reporter or PrometheusReporter()
         self.public_url = (settings.public_url or "").rstrip("/")
-        admission = AlwaysAdmit() if settings.admission == "lru" else TinyLfu(max(1024, settings.memory_bytes // 8192))
+        admission = AlwaysAdmit() if settings.admission == "lru" else TinyLfu.for_bytes(settings.memory_bytes)
         self.memory = MemoryTier(settings.memory_bytes, admission=admission,
                                  on_evict=lambda _entry: self.reporter.evicted("memory"))
         data = settings.data_dir
@@ -69,7 +69,8 @@ class EdgeNode:
                                  clock=clock, feed_lifetime=settings.feed_lifetime,
                                  on_events=self._on_events)
         self.builder = EntryBuilder(self.public_url or "http://unset", reporter=self.reporter, clock=clock,
-                                    max_ttl=settings.max_ttl, default_ttl=settings.default_ttl)
+                                    max_ttl=settings.max_ttl, default_ttl=settings.default_ttl,
+                                    integrity=IntegrityIndex(self.memory, self.upstream))
         self.flights: SingleFlight[Reply] = SingleFlight(max_waiters=settings.coalesce_waiters,
                                                          timeout=settings.coalesce_timeout, reporter=self.reporter)
         self.readthrough = ReadThrough(self.cache, self.upstream, self.builder, feed=self.follower,

@@ -37,7 +37,7 @@ from eghact_common.errors import UpstreamUnavailable
 
 from . import keys
 from .bulk import fetch_batch
-from .cache import TieredCache
+from .cache import Seen, TieredCache
 from .coalesce import SingleFlight
 from .entry import Entry
 from .fill import EntryBuilder
@@ -47,7 +47,6 @@ from .upstream import UpstreamClient, UpstreamResponse
 
 log = logging.getLogger("eghact.edge")
 
-ACCEPT_ABBREVIATED = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
 MIN_SEQ_HEADER = "Eghact-Min-Seq"
 _PASS_SECONDS = 10.0
 # How long a read with Eghact-Min-Seq beyond our applied seq waits for our own follower: a
@@ -106,11 +105,17 @@ class ReadThrough:
         self.client_fetches = 0   # in flight on behalf of clients; warming yields to them
 
     async def get(self, route: keys.Route, key: str, *, abbreviated: bool, authorization: str | None = None,
-                  min_seq: int | None = None) -> Reply:
+                  min_seq: int | None = None, seen: Seen | None = None) -> Reply:
+        """A client's read of ``key``. ``seen``: the request's own memory look-up (counted for
+        admission), made by the caller; without it, it is made here. Either way the request
+        is counted once and the tiers are only peeked after it."""
+        if seen is None:
+            seen = self.cache.seen(key)
         if min_seq is not None:
-            # Before the look-up: what the wait lets our follower purge must not be served.
+            # Before the tiers are read: what the wait lets our follower purge must not be
+            # served (a purge since ``seen`` makes the look-up below peek again).
             min_seq = await self._unapplied(min_seq)
-        entry, tier = await self.cache.lookup(key)
+        entry, tier = await self.cache.lookup(key, seen)
         if entry is None:
             self._reporter.tier_miss("memory")
             if self.cache.disk is not None:
@@ -143,11 +148,7 @@ class ReadThrough:
     async def warm(self, route: keys.Route, key: str, abbreviated: bool, *, force: bool = False) -> bool:
         """Fetch ``key`` unless it is cached and fresh (``force``: revalidate anyway). True
         when it went upstream. Counts as background work, never as a client miss."""
-        entry = self.cache.memory.peek(key)
-        if entry is None:
-            entry = await self.cache.disk_get(key)
-            if entry is not None:
-                self.cache.memory.store(entry)
+        entry, _ = await self.cache.lookup(key)
         if entry is not None and not force:
             state = entry.timing.state(self._clock(), feed_lifetime=self.feed.lifetime,
                                        stale_before=self.cache.stale_before)
@@ -193,7 +194,7 @@ class ReadThrough:
 
     async def _exchange(self, route: keys.Route, key: str, abbreviated: bool, authorization: str | None,
                         entry: Entry | None, min_seq: int | None) -> Reply:
-        headers = {"Accept": ACCEPT_ABBREVIATED if abbreviated else "application/json, */*"}
+        headers = {"Accept": keys.ACCEPT_ABBREVIATED if abbreviated else "application/json, */*"}
         if authorization is not None:
             headers["Authorization"] = authorization
         if entry is not None and entry.upstream_etag:
@@ -244,7 +245,7 @@ class ReadThrough:
         directives = parse_cache_control(response.headers.get("Cache-Control"))
         storable = directives.storable and (authorization is None or directives.public
                                             or directives.s_maxage is not None)
-        built = await self.builder.build(route, key, response, directives, integrity_for=self._integrity_for,
+        built = await self.builder.build(route, key, response, directives,
                                          by_default=authorization is None and directives.storable)
         if storable and not purged:
             await self.cache.store(built)
@@ -271,7 +272,7 @@ class ReadThrough:
             route, key, _ = items[index]
             try:
                 if key in integrity_only and route.name:
-                    await self.builder.learn_integrity(route.name, response.body)
+                    await self.builder.integrity.learn_packument(route.name, response.body)
                     return
                 reply = await self._accept(route, key, response, None, None, generation)
             except Exception as exc:  # one bad item (a tampered tarball) must not stop the batch
@@ -286,8 +287,8 @@ class ReadThrough:
                 if response.status != 200:
                     continue
                 if not documents_done and items[index][0].kind == keys.TARBALL:
-                    # Packuments come first in a batch: store them before checking tarballs
-                    # against their integrity, which looks them up in memory.
+                    # Packuments come first in a batch: build them (which feeds the builder's
+                    # integrity index) before checking tarballs against it.
                     documents_done = True
                     if running:
                         await asyncio.wait(running)
@@ -300,27 +301,6 @@ class ReadThrough:
             if running:
                 await asyncio.wait(running)
         return stored
-
-    async def _integrity_for(self, name: str, filename: str) -> str | None:
-        """``dist.integrity`` from the packument (cached, else fetched): the authority npm uses."""
-        known = self.builder.known_integrity(name, filename)
-        if known is not None:
-            return known
-        route = keys.parse("/" + keys.escaped(name))
-        for abbreviated in (True, False):
-            cached = self.cache.memory.peek(route.cache_key(abbreviated))
-            if cached is not None:
-                await self.builder.learn_integrity(name, cached.bodies["identity"])
-                known = self.builder.known_integrity(name, filename)
-                if known is not None:
-                    return known
-        with contextlib.suppress(UpstreamUnavailable):
-            response = await self.upstream.fetch(route.upstream_path, {"Accept": ACCEPT_ABBREVIATED},
-                                                 kind="packument")
-            if response.status == 200:
-                await self.builder.learn_integrity(name, response.body)
-                return self.builder.known_integrity(name, filename)
-        return None
 
     async def close(self) -> None:
         for task in list(self._revalidating.values()):

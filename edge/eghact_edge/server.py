@@ -3,7 +3,8 @@
 :meth:`EdgeHandler.read` answers a GET or HEAD of a cacheable route. A warm hit is a
 memoised path parse, one memory look-up, a freshness comparison and pre-encoded header
 bytes, answered synchronously; anything else returns a coroutine (tiers, fetches,
-revalidation). :meth:`EdgeHandler.handle` is aiohttp's handler, for the connections the
+revalidation) that is handed what that look-up found, so that a request is looked up, and
+counted for admission, once. :meth:`EdgeHandler.handle` is aiohttp's handler, for the connections the
 front hands over: writes, local endpoints, the pass-through, and any request after them
 on the same connection.
 
@@ -23,7 +24,7 @@ from eghact_common.bodies import read_body
 from eghact_common.errors import EghactError, MethodNotAllowed, RateLimited
 
 from . import hints, keys, responses
-from .cache import HIT_MEM
+from .cache import HIT_MEM, Seen
 from .entry import Entry
 from .hints import parse_body, parse_header
 from .metrics import PROMETHEUS_CONTENT_TYPE
@@ -71,15 +72,16 @@ class EdgeHandler:
             hint = headers.get("eghact-prefetch")
             if hint:
                 self.node.hints.accept(remote, parse_header(hint))
-            if "authorization" not in headers and _MIN_SEQ not in headers:
-                entry = self._memory.lookup(key)
-                if entry is not None:
-                    timing = entry.timing
-                    now = self._clock()
-                    if timing.stored_at >= self._cache.stale_before \
-                            and now < timing.fresh_until(self._feed.lifetime):
-                        return self._serve(entry, HIT_MEM, now, headers)
-            return self._read(route, key, abbreviated, headers)
+            # The request's one look-up, counted once for admission; the read-through below
+            # is handed what it found and only peeks (see cache.py).
+            entry = self._memory.lookup(key)
+            if entry is not None and "authorization" not in headers and _MIN_SEQ not in headers:
+                timing = entry.timing
+                now = self._clock()
+                if timing.stored_at >= self._cache.stale_before \
+                        and now < timing.fresh_until(self._feed.lifetime):
+                    return self._serve(entry, HIT_MEM, now, headers)
+            return self._read(route, key, abbreviated, headers, Seen(entry, self._cache.generation()))
         except EghactError as error:
             return responses.from_error(error)
 
@@ -95,7 +97,8 @@ class EdgeHandler:
         self._reporter.served(result, len(out.body))
         return out
 
-    async def _read(self, route: keys.Route, key: str, abbreviated: bool, headers: Mapping[str, str]) -> Outgoing:
+    async def _read(self, route: keys.Route, key: str, abbreviated: bool, headers: Mapping[str, str],
+                    seen: Seen) -> Outgoing:
         try:
             min_seq = None
             if _MIN_SEQ in headers:
@@ -104,7 +107,8 @@ class EdgeHandler:
                 except ValueError:
                     min_seq = None
             reply = await self.node.readthrough.get(route, key, abbreviated=abbreviated,
-                                                    authorization=headers.get("authorization"), min_seq=min_seq)
+                                                    authorization=headers.get("authorization"), min_seq=min_seq,
+                                                    seen=seen)
             return self._reply(reply, headers)
         except EghactError as error:
             return responses.from_error(error)

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from .conftest import Origin, get, publish
+from .inprocess import PUBLIC_URL, InProcessEdge
 from .support import EdgeProcess, FakeRegistry, metric
 
 
@@ -41,26 +42,24 @@ async def test_child_behind_parent_edge(origin: Origin, edges: list[EdgeProcess]
     assert child_health["feed"]["mode"] == "events" and child_health["upstream"]["url"] == parent.url
 
 
-async def test_plain_registry_without_feed_uses_time_based_freshness(tmp_path: Path, edges: list[EdgeProcess],
-                                                                     http: aiohttp.ClientSession) -> None:
+async def test_plain_registry_without_feed_uses_time_based_freshness(tmp_path: Path) -> None:
     fake = await FakeRegistry(packages={"plain": {"1.0.0": b"plain bytes"}, "@s/n": {"2.0.0": b"scoped"}},
                               cache_control={"packument": "public, max-age=1",
                                              "tarball": "public, max-age=31536000, immutable"}).start()
+    edge = InProcessEdge(fake.url, tmp_path / "edge")   # in process, with a manual clock
     try:
-        edge = await EdgeProcess(fake.url, tmp_path / "edge").astart()
-        edges.append(edge)
-        health = json.loads((await get(http, f"{edge.url}/-/health"))[2])
-        assert health["feed"]["mode"] == "time"
-        _, _, body = await get(http, f"{edge.url}/plain")
-        tarball = json.loads(body)["versions"]["1.0.0"]["dist"]["tarball"]
-        assert tarball == f"{edge.url}/plain/-/plain-1.0.0.tgz"
-        assert (await get(http, tarball))[2] == b"plain bytes"
-        assert (await get(http, f"{edge.url}/plain"))[1]["X-Cache"] == "HIT-MEM"
-        await asyncio.sleep(1.2)
-        assert (await get(http, f"{edge.url}/plain"))[1]["X-Cache"] == "REVALIDATED"  # headers alone decide
-        status, _, body = await get(http, f"{edge.url}/@s%2fn")
-        assert status == 200 and json.loads(body)["name"] == "@s/n"
+        await edge.start()
+        assert edge.node.health_summary()["feed"]["mode"] == "time"
+        tarball = json.loads((await edge.get("/plain")).body)["versions"]["1.0.0"]["dist"]["tarball"]
+        assert tarball == f"{PUBLIC_URL}/plain/-/plain-1.0.0.tgz"
+        assert (await edge.get(tarball.removeprefix(PUBLIC_URL))).body == b"plain bytes"
+        assert (await edge.get("/plain")).headers["X-Cache"] == "HIT-MEM"
+        edge.clock.advance(1.2)
+        assert (await edge.get("/plain")).headers["X-Cache"] == "REVALIDATED"  # headers alone decide
+        answer = await edge.get("/@s%2fn")
+        assert answer.status == 200 and json.loads(answer.body)["name"] == "@s/n"
     finally:
+        await edge.close()
         await fake.stop()
 
 

@@ -1,5 +1,5 @@
-"""The tiers: one contract both pass (get/put/purge), byte bounds, admission by measurement,
-and a disk tier that survives a restart."""
+"""The tiers: memory's synchronous API and the Tier contract of what lies behind it (disk),
+byte bounds, admission by measurement, and a disk tier that survives a restart."""
 
 from __future__ import annotations
 
@@ -21,40 +21,69 @@ def entry(key: str, size: int = 100, tag: str | None = None) -> Entry:
                  upstream_etag='"u"', headers=(("Cache-Control", "public, max-age=60"),), tag=tag, timing=timing)
 
 
-@pytest.fixture(params=["memory", "disk"])
-async def tier(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Tier]:
-    if request.param == "memory":
-        yield MemoryTier(1 << 20)
-        return
-    disk = DiskTier(tmp_path / "disk", 1 << 24)
-    yield disk
-    await disk.close()
+@pytest.fixture
+async def disk(tmp_path: Path) -> AsyncIterator[DiskTier]:
+    tier = DiskTier(tmp_path / "disk", 1 << 24)
+    yield tier
+    await tier.close()
 
 
-async def test_contract_get_put_purge(tier: Tier) -> None:
+async def test_the_tier_behind_memory_keeps_the_tier_contract(disk: DiskTier) -> None:
+    tier: Tier = disk   # what TieredCache sees of it
     assert await tier.get("/a") is None
-    assert await tier.put(entry("/a", tag="pkg:a"))
-    assert await tier.put(entry("/a2", tag="pkg:a"))
-    assert await tier.put(entry("/b", tag="pkg:b"))
-    got = await tier.get("/a")
-    assert got is not None and got.bodies["identity"] == b"x" * 100 and got.tag == "pkg:a"
-    assert await tier.purge("pkg:a") == 2
+    tier.put_later(entry("/a", tag="pkg:a"))
+    tier.put_later(entry("/a2", tag="pkg:a"))
+    tier.put_later(entry("/b", tag="pkg:b"))
+    tier.put_later(entry("/c", size=10, tag="t1"))
+    tier.put_later(entry("/c", size=20, tag="t2"))   # replaces, with its tag
+    assert await tier.purge("pkg:a") == 2            # applied after the stores queued before it
     assert await tier.get("/a") is None and await tier.get("/a2") is None
-    assert await tier.get("/b") is not None
+    got = await tier.get("/b")
+    assert got is not None and got.bodies["identity"] == b"x" * 100 and got.tag == "pkg:b"
     assert await tier.purge("pkg:none") == 0
-
-
-async def test_put_replaces(tier: Tier) -> None:
-    await tier.put(entry("/a", size=10, tag="t1"))
-    await tier.put(entry("/a", size=20, tag="t2"))
-    got = await tier.get("/a")
-    assert got is not None and len(got.bodies["identity"]) == 20
     assert await tier.purge("t1") == 0
-    assert await tier.purge("t2") == 1
+    got = await tier.get("/c")
+    assert got is not None and len(got.bodies["identity"]) == 20
+    assert await tier.remove("/c") and not await tier.remove("/c")
+    assert await tier.get("/c") is None
+
+
+def test_memory_looks_up_peeks_stores_and_purges() -> None:
+    memory = MemoryTier(1 << 20)
+    assert memory.lookup("/a") is None and memory.peek("/a") is None
+    assert memory.store(entry("/a", tag="pkg:a")) and memory.store(entry("/a2", tag="pkg:a"))
+    assert memory.store(entry("/b", tag="pkg:b"))
+    got = memory.lookup("/a")
+    assert got is not None and got.bodies["identity"] == b"x" * 100 and got.tag == "pkg:a"
+    assert memory.peek("/a") is got
+    assert [e.key for e in memory.purge_tag("pkg:a")] in (["/a", "/a2"], ["/a2", "/a"])
+    assert memory.peek("/a") is None and memory.peek("/a2") is None and memory.peek("/b") is not None
+    assert memory.purge_tag("pkg:none") == []
+    memory.store(entry("/c", size=10, tag="t1"))
+    memory.store(entry("/c", size=20, tag="t2"))     # replaces, and is purged by its new tag only
+    assert memory.purge_tag("t1") == [] and len(memory.purge_tag("t2")) == 1
+
+
+def test_only_a_look_up_counts_for_admission_and_recency() -> None:
+    sketch = TinyLfu(1024)
+    memory = MemoryTier(3 * (100 + 512), admission=sketch)
+    for key in ("/a", "/b", "/c"):
+        memory.store(entry(key))
+    memory.peek("/a")
+    assert sketch.estimate("/a") == 0
+    memory.lookup("/a")
+    assert sketch.estimate("/a") == 1
+    # /a was looked up, /b only peeked: /b is the least recently used, the victim a newcomer
+    # asked for more often than it would replace.
+    memory.peek("/b")
+    for _ in range(3):
+        memory.lookup("/new")
+    assert memory.store(entry("/new"))
+    assert memory.peek("/b") is None and memory.peek("/a") is not None
 
 
 def test_memory_is_bounded_in_bytes() -> None:
-    evicted = []
+    evicted: list[Entry] = []
     memory = MemoryTier(10_000, admission=AlwaysAdmit(), on_evict=evicted.append)
     for i in range(100):
         memory.store(entry(f"/k{i}", size=500))
@@ -112,6 +141,23 @@ def test_tinylfu_beats_lru_on_a_zipf_trace() -> None:
     lru = hit_ratio(MemoryTier(capacity, admission=AlwaysAdmit()), trace)
     lfu = hit_ratio(MemoryTier(capacity, admission=TinyLfu(500)), trace)
     assert lfu >= lru + 0.03, (lru, lfu)
+
+
+def test_a_newcomer_must_outweigh_everything_it_would_push_out() -> None:
+    memory = MemoryTier(4 * (100 + 512), admission=TinyLfu(1024))
+    for key in ("/a", "/b", "/c", "/d"):
+        memory.store(entry(key))
+        memory.lookup(key)
+        memory.lookup(key)   # each asked for twice
+    for _ in range(3):
+        memory.lookup("/big")
+    # /big needs the room of two entries: asked for 3 times, against 2 + 2.
+    assert not memory.store(entry("/big", size=100 + 612))
+    for _ in range(2):
+        memory.lookup("/big")
+    assert memory.store(entry("/big", size=100 + 612))   # 5 > 4
+    # The refusal gave the oldest (/a) a second chance: /b and /c made the room.
+    assert [memory.peek(key) is not None for key in ("/a", "/b", "/c", "/d")] == [True, False, False, True]
 
 
 async def test_disk_writes_keep_their_order_and_evictions_are_counted(tmp_path: Path) -> None:
