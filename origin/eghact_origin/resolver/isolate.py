@@ -211,6 +211,20 @@ class Builder(Tree):
         # the catalog allows a plugin only its chosen version (none if it was not installed)
         return not cand.mask(edge.spec) if cand.info.plugin else (edge.name, edge.spec) not in self.pins
 
+    def missed_optional_peers(self) -> list[TreeEdge]:
+        """The optional peers on plain libraries that :meth:`dropped` kept out although the
+        tree shows their dependent a copy outside their range (npm would have fetched one in
+        range): duplicate=plugins' search then wants them (see :mod:`.plugins`)."""
+        missed = []
+        for node in grow([self.root], lambda n: n.children.values()):
+            for edge in node.edges.values():
+                if edge.type != "peerOptional" or edge.valid() or not self.dropped(edge):
+                    continue
+                to, cand = edge.to(), self.catalog.get(edge.name)  # both loaded: dropped() asked
+                if to is not None and not to.errors and cand is not None and not cand.info.plugin:
+                    missed.append(edge)
+        return missed
+
     def problem_edges(self, node: TreeNode) -> list[TreeEdge]:
         problems = []
         for edge in node.edges.values():
