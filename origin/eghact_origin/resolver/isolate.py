@@ -26,6 +26,10 @@ peer-heavy ones), by design:
   a copy nothing reaches is not reported;
 * a cyclic nesting that npm breaks with a symlink to an ancestor copy points at that copy;
 * a package's peer dependency on itself is ignored (npm crashes on some);
+* a copy that replaces another and depends on a later version of its own name (e@1 -> e ^2)
+  stays, with that version nested under it; npm 11 prunes it as its own invalid dependency
+  and writes a lockfile without it, even when the project itself depends on it (data case
+  ``self-dependency-replaced``);
 * on some peer-heavy inputs npm never returns; here the loop stops after a bounded number
   of steps with an ``Unresolvable`` that says so;
 * no bundled dependencies, shrinkwraps, workspaces, overrides, aliases, engine/os checks.
