@@ -24,7 +24,8 @@ is not otherwise required), yet npm fetches a copy in range when the layout show
 another version of the name (``app -> e ^1``, ``c -> e 1.0.0`` optional peer: npm installs
 e@1.0.0 for both). So when the layout meets such a peer with a copy outside its range, pass 1
 runs again with that key *wanted* (a soft requirement, dropped only if it cannot hold) and the
-layout again with its version; a round only adds keys, and they are few.
+layout again with its version; each round only adds keys, and if wanting them fails, the tree
+without them stands.
 
 A package counts as a plugin when any of its versions has an ``eghact`` block.
 """
@@ -47,7 +48,8 @@ __all__ = ["resolve_plugins"]
 
 # Between a library's name and the range in its key: no package name or range holds it.
 _SEP = "\x00"
-# Rounds of wanting missed optional peers (each adds at least one key); seen: 2 at most.
+# Layouts tried per request: each retry wants at least one more key. In 80 seeds of the
+# property tests (8,906 requests) 113 retried, wanting at most two keys.
 _MAX_ROUNDS = 8
 
 
@@ -74,14 +76,17 @@ def resolve_plugins(request: ResolveRequest, provider: Provider) -> ResolvedGrap
     its requirers) when the plugins' requirers cannot agree."""
     policy = Policy(request)
     catalog = Catalog(provider, policy, request.strategy.version)
+    builder = _layout(request, catalog, policy, _PluginKeys(catalog))
     wanted: frozenset[str] = frozenset()
-    for _ in range(_MAX_ROUNDS):
-        keys = _PluginKeys(catalog, wanted)
-        builder = _layout(request, catalog, policy, keys)
-        missed = {keys.key(edge.name, edge.spec) for edge in builder.missed_optional_peers()} - wanted
-        if not missed:
+    for _ in range(1, _MAX_ROUNDS):
+        missed = {_PluginKeys(catalog).key(edge.name, edge.spec) for edge in builder.missed_optional_peers()}
+        if missed <= wanted:
             break
         wanted |= missed
+        try:
+            builder = _layout(request, catalog, policy, _PluginKeys(catalog, wanted))
+        except Unresolvable:
+            break  # the tree without them stands (with its warnings): wanting is only a better try
     try:
         return builder.finish(request)
     except Unresolvable as error:
