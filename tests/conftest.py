@@ -1,7 +1,9 @@
-"""Shared fixtures: a real origin on 127.0.0.1 with an ephemeral port, and its tokens."""
+"""Shared fixtures: a real origin on 127.0.0.1 with an ephemeral port, and its tokens; the
+hypothesis profile CI runs with."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,12 +11,24 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import settings
 
 from eghact_origin.app import create_app
 from eghact_origin.auth import hash_token, new_token
 from eghact_origin.http.keys import REGISTRY
 from eghact_origin.registry import Registry
 from eghact_origin.settings import OriginSettings
+
+# CI (.ci/run sets CI=true) runs every property test on the same examples each time: a rare
+# counterexample that random exploration happens upon must not fail an unrelated submission.
+# Local runs keep exploring (hypothesis' default profile, random seeds and the example
+# database), which is how such counterexamples are found; print_blob lets whoever meets one
+# replay it exactly (@reproduce_failure) and turn it into a data case. Hypothesis 6.116+ loads
+# a built-in "ci" profile much like it whenever $CI is set; pyproject allows 6.100, which does
+# not, and re-registering the name keeps one definition in force on every version.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI", "").lower() == "true":
+    settings.load_profile("ci")
 
 
 @dataclass

@@ -326,6 +326,12 @@ class Tree:
         invalid = {t: None for e in node.edges.values() if (t := e.to()) is not None and not e.valid()}
         for dep in old_deps:
             invalid.update(dict.fromkeys(self.gather_dep_set([dep], _valid_and_not_into(dep))))
+        # A dependency on its own name that it does not meet (e@1 -> e ^2, nothing nested yet)
+        # resolves to the node itself, so arborist counts the new node among its own junk and,
+        # since edges into it are ignored below, prunes what it just placed: a root can vanish
+        # from the tree (npm 11 writes such a lockfile, which its own `npm ls` calls missing).
+        # The node stays; its unmet edge is a problem edge, so the copy it wants nests under it.
+        invalid.pop(node, None)
         for dep in self.gather_dep_set(invalid, lambda e: e.source is not node and e.to() is not node and e.valid()):
             self.detach(dep)
 

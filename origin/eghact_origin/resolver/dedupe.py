@@ -12,7 +12,8 @@ which all declare Y at R, and Y not in R, cannot both hold"). Soft edges -- opti
 dependencies, and peers under ``peer=warn`` -- go through a virtual package per edge with
 two versions, 1 "enforced" (the requirement holds) and 0 "dropped"; 1 is tried first, so an
 edge is dropped only when the search proves it cannot hold. Optional peers forbid the
-versions outside their range instead of requiring any (``{X in S, Y in not R}``). Cycles
+versions outside their range instead of requiring any (``{X in S, Y in not R}``), unless
+:meth:`Keys.wanted` makes them soft requirements. Cycles
 need no care: a package is decided once, whoever asks for it again.
 
 Packages are decided fewest-versions-left first (pub's fail-first rule), each at the first
@@ -55,6 +56,11 @@ class Keys:
     def name(self, key: str) -> str:
         """The package name behind ``key``."""
         return key
+
+    def wanted(self, key: str) -> bool:
+        """Whether an optional peer dependency on ``key`` is a soft requirement (installed at
+        its range if it can be) rather than a limit on the versions something else installs."""
+        return False
 
 
 class _Incompat:
@@ -288,7 +294,8 @@ class _Solver:
             source, dep, kind, spec, versions = self.virtual[pkg]
             if index == _ENFORCED:
                 fact = (source, versions, dep, spec, kind)
-                made.append(self._edge_incompat(pkg, 1 << _ENFORCED, dep, kind, spec, fact))
+                need = "peer" if kind == "peerOptional" and self.keys.wanted(dep) else kind
+                made.append(self._edge_incompat(pkg, 1 << _ENFORCED, dep, need, spec, fact))
         else:
             candidates = self.candidates(pkg)
             assert candidates is not None  # only installable packages are ever decided
@@ -297,7 +304,8 @@ class _Solver:
                     continue
                 versions = self._same_edge(candidates, name, kind, spec)
                 dep = self.keys.key(name, spec)
-                if kind == "prod" or (kind in ("peer", "peerOptional") and self.peer_error):
+                soft_peer = kind == "peerOptional" and self.keys.wanted(dep)  # soft even under peer=error
+                if kind == "prod" or (kind in ("peer", "peerOptional") and self.peer_error and not soft_peer):
                     fact = (pkg, versions, dep, spec, kind)
                     made.append(self._edge_incompat(pkg, versions, dep, kind, spec, fact))
                     continue

@@ -26,6 +26,10 @@ peer-heavy ones), by design:
   a copy nothing reaches is not reported;
 * a cyclic nesting that npm breaks with a symlink to an ancestor copy points at that copy;
 * a package's peer dependency on itself is ignored (npm crashes on some);
+* a copy that replaces another and depends on a later version of its own name (e@1 -> e ^2)
+  stays, with that version nested under it; npm 11 prunes it as its own invalid dependency
+  and writes a lockfile without it, even when the project itself depends on it (data case
+  ``self-dependency-replaced``);
 * on some peer-heavy inputs npm never returns; here the loop stops after a bounded number
   of steps with an ``Unresolvable`` that says so;
 * no bundled dependencies, shrinkwraps, workspaces, overrides, aliases, engine/os checks.
@@ -210,6 +214,20 @@ class Builder(Tree):
             return False
         # the catalog allows a plugin only its chosen version (none if it was not installed)
         return not cand.mask(edge.spec) if cand.info.plugin else (edge.name, edge.spec) not in self.pins
+
+    def missed_optional_peers(self) -> list[TreeEdge]:
+        """The optional peers on plain libraries that :meth:`dropped` kept out although the
+        tree shows their dependent a copy outside their range (npm would have fetched one in
+        range): duplicate=plugins' search then wants them (see :mod:`.plugins`)."""
+        missed = []
+        for node in grow([self.root], lambda n: n.children.values()):
+            for edge in node.edges.values():
+                if edge.type != "peerOptional" or edge.valid() or not self.dropped(edge):
+                    continue
+                to, cand = edge.to(), self.catalog.get(edge.name)  # both loaded: dropped() asked
+                if to is not None and not to.errors and cand is not None and not cand.info.plugin:
+                    missed.append(edge)
+        return missed
 
     def problem_edges(self, node: TreeNode) -> list[TreeEdge]:
         problems = []

@@ -1,7 +1,8 @@
 """Properties of both solvers on random small universes (hypothesis).
 
 * every graph keeps the invariants (each edge met, each edge pointing at the copy Node's
-  resolution finds, everything reachable; dedupe: one version per name);
+  resolution finds, everything reachable; dedupe: one version per name); npm's layout
+  (isolate, plugins) keeps every root and has a copy for every hard dependency;
 * dedupe's answer meets every hard constraint, and each ``Unresolvable`` it raises is real:
   a brute-force enumeration of every assignment (absent, or one version, per package) finds
   none that meets the hard constraints. Universes stay tiny (<= 5 packages, <= 4 versions);
@@ -19,7 +20,14 @@ from hypothesis import strategies as st
 
 from eghact_common import semver
 from eghact_common.errors import Unresolvable
-from eghact_origin.resolver import MemoryProvider, ResolveRequest, resolve_dedupe, resolve_isolate, resolve_plugins
+from eghact_origin.resolver import (
+    MemoryProvider,
+    ResolvedGraph,
+    ResolveRequest,
+    resolve_dedupe,
+    resolve_isolate,
+    resolve_plugins,
+)
 
 from .helpers import check_invariants
 
@@ -96,6 +104,12 @@ def _solvable(universe: dict[str, Any], roots: dict[str, str], peer_error: bool)
     return False
 
 
+def _lost(graph: ResolvedGraph) -> list[dict[str, Any]]:
+    """Hard dependencies that npm's layout left with no copy at all: only overridden peer
+    conflicts may leave a dependency unmet, and then a copy is there (``installed``)."""
+    return [w for w in graph.warnings if w["code"] == "unmet_dependency" and w["installed"] is None]
+
+
 def _request(roots: dict[str, str], duplicate: str, peer: str = "warn") -> ResolveRequest:
     return ResolveRequest.from_body({"dependencies": roots, "strategy": {"duplicate": duplicate},
                                      "policy": {"peer": peer}})
@@ -155,6 +169,7 @@ def test_isolate_keeps_invariants(problem: tuple[dict[str, Any], dict[str, str]]
         return
     check_invariants(graph, dedupe=False)
     assert set(graph.roots) == set(roots)
+    assert not _lost(graph)
 
 
 @st.composite
@@ -179,3 +194,4 @@ def test_plugins_hold_each_plugin_to_one_copy(problem: tuple[dict[str, Any], dic
         return
     check_invariants(graph, dedupe=False, plugins=True, provider=provider)
     assert set(graph.roots) == set(roots)
+    assert not _lost(graph)
