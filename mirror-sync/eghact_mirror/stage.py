@@ -3,7 +3,7 @@ mirror-apply`` reads, and runs it.
 
 The origin owns its data dir, so the mirror never writes one: it fills a staging dir
 (``STAGE/stage.json``, every packument in ``STAGE/packuments.pack``, each tarball in
-``STAGE/tarballs/ab/<sha512>`` — the contract in origin/eghact_origin/mirror_apply.py) and
+``STAGE/tarballs/ab/<sha512>`` — the contract in origin/eghact_origin/mirror/apply.py) and
 runs ``eghact-origin mirror-apply`` as a child process, in our process group so that killing
 us kills it too. mirror-apply applies all or nothing, re-checks continuity under its write
 lock, and treats the last applied digest as a no-op; its exit codes 10-16 are passed through

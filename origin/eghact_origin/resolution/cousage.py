@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from .decay import ForwardDecay
+from ..decay import ForwardDecay
 
 log = logging.getLogger("eghact.cousage")
 

@@ -28,7 +28,7 @@ after it, never between (blobs moved in before a crash are invisible until metad
 them). Continuity is checked again inside that transaction,
 whatever the caller checked before.
 
-A first bundle into an empty mirror takes another way to the same result (``mirror_fresh``):
+A first bundle into an empty mirror takes another way to the same result (:mod:`.fresh`):
 the database is built aside as a new file, with no journal, and linked into place once it
 and the blobs are durable — writing a few hundred MB once instead of twice (WAL, then
 checkpoint). Both ways write the same rows (:func:`package_rows`, :func:`write_events`).
@@ -48,25 +48,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from eghact_common import integrity
-from eghact_common.errors import EghactError
-
-from . import mirror_fragments as fragments
-from .storage import FileBlobStore, SqliteMetadataStore
-from .storage.search import SEARCH_COLUMNS, index_search_row, search_fields, update_search_row
+from ..storage import FileBlobStore, SqliteMetadataStore
+from ..storage.search import index_search_row, update_search_row
+from . import fresh
+from .errors import MirrorApplyError
+from .rows import package_rows, read_at, write_events
 
 FORMAT = 3
 _HEX512 = re.compile(r"^[0-9a-f]{128}$")
-
-
-class MirrorApplyError(EghactError):
-    """A staged bundle that does not fit this mirror. ``exit_code`` is stable per cause."""
-
-    status = 409
-
-    def __init__(self, message: str, *, code: str, exit_code: int):
-        super().__init__(message, code=code)
-        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -102,50 +91,6 @@ def _check_continuity(state: dict[str, Any], stage: dict[str, Any]) -> bool:
             f"seq {state['seq']} after {state['digest']}: apply the bundles in order", code="out_of_order",
             exit_code=13)
     return True
-
-
-@dataclass(frozen=True)
-class PackageRows:
-    """One package's rows, as both ways of applying write them."""
-
-    name: str
-    versions: list[tuple[Any, ...]]  # the versions table's columns, in the packument's order
-    tags: list[tuple[str, str, str]]
-    columns: tuple[str, ...]  # of the packages row (the search columns only with a latest version)
-    values: tuple[Any, ...]
-    fields: tuple[Any, ...] | None  # search_fields of the latest version
-    modified: str
-
-
-_PACKAGE_COLUMNS = ("name", "created", "modified", "seq", "full_doc", "abbrev_doc", "latest")
-
-
-def package_rows(name: str, full: bytes, abbreviated: bytes, base_url: str, seq: int,
-                 sizes: dict[str, int]) -> PackageRows:
-    """One package's rows from its packuments as served; raises ``missing_tarball``."""
-    head, versions = fragments.versions(full, abbreviated, base_url)
-    times = head.get("time") or {}
-    rows = []
-    for version, vdoc, stored, short in versions:
-        dist = vdoc["dist"]
-        digest = integrity.parse_sri(dist["integrity"])
-        sha512 = next((d.hex() for algo, d in digest if algo == "sha512"), None)
-        if sha512 is None or sha512 not in sizes:
-            raise MirrorApplyError(f"{name}@{version}: its tarball is not in the bundle", code="missing_tarball",
-                                   exit_code=14)
-        rows.append((name, version, dist["tarball"].rsplit("/", 1)[-1], times.get(version, ""), stored, short,
-                     sha512, dist["integrity"], dist.get("shasum", ""), sizes[sha512], vdoc.get("deprecated")))
-    tags = head.get("dist-tags") or {}
-    latest = tags.get("latest")
-    latest_doc = next((doc for version, doc, _, _ in versions if version == latest), None) if latest else None
-    # The search columns go in with the packuments: updating them afterwards would write the
-    # whole row (packuments and all) a second time.
-    fields = None if latest_doc is None else search_fields(latest_doc)
-    columns = _PACKAGE_COLUMNS + (SEARCH_COLUMNS if fields else ())
-    values = (name, times.get("created", ""), times.get("modified", ""), seq, fragments.marked(full, base_url),
-              fragments.marked(abbreviated, base_url), latest, *(fields or ()))
-    return PackageRows(name, rows, [(name, tag, version) for tag, version in tags.items()], columns, values,
-                       fields, times.get("modified", ""))
 
 
 def _apply_package(conn: sqlite3.Connection, name: str, full: bytes, abbreviated: bytes, base_url: str,
@@ -221,14 +166,12 @@ def apply_staged(data_dir: Path, stage_dir: Path) -> ApplyReport:
 
 
 def _apply_fresh(data_dir: Path, stage_dir: Path, stage: dict[str, Any], staged: dict[str, int]) -> bool:
-    """A first bundle into an empty mirror, built aside (``mirror_fresh``); False when the mirror
+    """A first bundle into an empty mirror, built aside (:mod:`.fresh`); False when the mirror
     is not empty. Continuity is checked first, against an empty mirror: a refusal changes nothing."""
-    from . import mirror_fresh  # it builds on this module's rows
-
-    if not mirror_fresh.possible(data_dir, stage):
+    if not fresh.possible(data_dir, stage):
         return False
     _check_continuity({"origin_id": None, "seq": 0, "digest": None, "chain": []}, stage)
-    if not mirror_fresh.apply(data_dir, stage_dir, stage, staged):
+    if not fresh.apply(data_dir, stage_dir, stage, staged):
         return False
     store = SqliteMetadataStore(data_dir)  # appends the outbox's audit record to audit.jsonl
     try:
@@ -237,16 +180,6 @@ def _apply_fresh(data_dir: Path, stage_dir: Path, stage: dict[str, Any], staged:
     finally:
         store.close()
     return True
-
-
-def read_at(pack: BinaryIO, where: list[int]) -> bytes:
-    """The staged packument at ``where`` ([offset, length]) in the pack."""
-    offset, length = where
-    pack.seek(offset)
-    data = pack.read(length)
-    if len(data) != length:
-        raise MirrorApplyError("the staged packuments end before a packument does", code="bad_stage", exit_code=10)
-    return data
 
 
 def _apply(conn: sqlite3.Connection, store: SqliteMetadataStore, stage: dict[str, Any], pack: BinaryIO,
@@ -295,32 +228,6 @@ def _apply(conn: sqlite3.Connection, store: SqliteMetadataStore, stage: dict[str
             f"({','.join('?' * len(chunk))})", chunk))
     before_commit()
     return [d for d in freed if d not in live]
-
-
-def write_events(conn: sqlite3.Connection, stage: dict[str, Any]) -> None:
-    """The bundle's change events (origin seqs), the advisories they carry, and the feed's position."""
-    conn.executemany(
-        "INSERT INTO changes (seq, time, type, name, version, keys, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(event["seq"], event["time"], event["type"], event["name"], event.get("version"), json.dumps(event["keys"]),
-          json.dumps({k: v for k, v in event.items() if k not in _EVENT_COLUMNS}))
-         for event in stage["events"]])
-    for event in stage["events"]:
-        advisory = event.get("advisory")
-        if event["type"] == "advisory" and isinstance(advisory, dict):
-            conn.execute(
-                "INSERT OR REPLACE INTO advisories (id, name, vulnerable_versions, severity, title, url, cwe, cvss,"
-                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (advisory["id"], advisory["name"], advisory["vulnerable_versions"], advisory["severity"],
-                 advisory["title"], advisory.get("url", ""), json.dumps(advisory.get("cwe", [])),
-                 advisory.get("cvss"), advisory.get("created", event["time"])))
-    if stage["to_seq"] > 0:
-        # Keep the feed's position at the origin's even when the filter left no event here.
-        conn.execute("INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('changes', "
-                     "MAX(?, COALESCE((SELECT seq FROM sqlite_sequence WHERE name='changes'), 0)))",
-                     (stage["to_seq"],))
-
-
-_EVENT_COLUMNS = frozenset(("seq", "time", "type", "name", "version", "keys"))
 
 
 class _Durable:

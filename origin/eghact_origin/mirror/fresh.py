@@ -10,7 +10,7 @@ the versions table), with the secondary indexes created after their rows.
 Why it is crash-safe: nothing in the data dir changes until the database is complete and
 durable, and then it becomes visible in one step. The order:
 
-1. continuity is checked against an empty mirror (``mirror_apply`` does it before calling us);
+1. continuity is checked against an empty mirror (:mod:`.apply` does it before calling us);
 2. the database is built in the staging dir, while a thread flushes the staged tarballs to
    disk (they were written without a sync);
 3. the staged tarballs are moved into the blob store (renames, ``FileBlobStore.adopt``),
@@ -39,13 +39,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import audit
-from .durable import fsync_dir
-from .mirror_apply import PackageRows, package_rows, read_at, write_events
-from .storage import FileBlobStore
-from .storage.schema import migrate
-from .storage.search import index_search_row
-from .storage.sqlite import iso
+from .. import audit
+from ..durable import fsync_dir
+from ..storage import FileBlobStore
+from ..storage.schema import migrate
+from ..storage.search import index_search_row
+from ..storage.sqlite import iso
+from .rows import PackageRows, package_rows, read_at, write_events
 
 DB = "registry.sqlite3"
 _BUILDING = "registry.sqlite3.building"
