@@ -10,10 +10,10 @@ answer, so the next read through this edge sees the write.
 Each request takes its connection from the pool of its class (:mod:`.upstream`): writes,
 short reads, and long-lived feeds and streams, which are also budgeted and have their
 long-poll timeout capped (:mod:`.streams`). A client that hangs up cancels its handler
-(:mod:`.serving`), and with it the upstream request, whose connection is closed at once.
+(:mod:`.front_serving`), and with it the upstream request, whose connection is closed at once.
 
 A lockfile answered to ``POST /-/v1/resolve`` is read whole and its URLs are rewritten to
-this edge's public URL, as a resolution read through the cache is (``fill``): the client
+this edge's public URL, as a resolution read through the cache is (:mod:`.entry_builder`): the client
 asked this edge, so the lockfile sends its installs here.
 """
 
@@ -32,8 +32,8 @@ from eghact_common import wire
 from eghact_common.bodies import read_body
 from eghact_common.errors import UpstreamUnavailable
 
-from . import keys, streams
-from .fill import rewrite_lockfile
+from . import routes, streams
+from .entry_builder import rewrite_lockfile
 from .streams import StreamBudget
 from .upstream import PASS, STREAM, WRITE, HttpUpstream
 
@@ -64,12 +64,12 @@ def written_tags(raw_path: str) -> list[str]:
     """The surrogate keys a write to ``raw_path`` may change (the feed says exactly which)."""
     path = raw_path.split("?", 1)[0]
     if path.startswith("/-/package/"):
-        route = keys.parse(path)
+        route = routes.parse(path)
         return [route.tag] if route.tag else []
     if path.startswith("/-/"):
         return []
     try:
-        route = keys.parse(path)
+        route = routes.parse(path)
     except Exception:
         return []
     return [wire.package_key(route.name), wire.SEARCH_KEY] if route.name else []

@@ -22,7 +22,7 @@ from eghact_common import openapi
 from eghact_common.bodies import read_body
 from eghact_common.errors import EghactError, MethodNotAllowed, RateLimited
 
-from . import hints, keys, responses
+from . import hints, responses, routes
 from .cache import HIT_MEM
 from .entry import Entry
 from .hints import parse_body, parse_header
@@ -34,7 +34,7 @@ from .target import check_method, origin_form
 
 log = logging.getLogger("eghact.edge")
 
-_ABBREVIATED = keys.ABBREVIATED_TYPE
+_ABBREVIATED = routes.ABBREVIATED_TYPE
 _MIN_SEQ = MIN_SEQ_HEADER.lower()
 
 
@@ -57,7 +57,7 @@ class EdgeHandler:
             openapi.PATH: self._openapi,
         }
 
-    def read(self, route: keys.Route, headers: Mapping[str, str],
+    def read(self, route: routes.Route, headers: Mapping[str, str],
              remote: str) -> Outgoing | Coroutine[Any, Any, Outgoing]:
         """A GET or HEAD of ``route`` (its kind is not None). ``headers`` answers lower-case
         names. An answer when it is ready now (a fresh memory hit, an error), else a
@@ -95,7 +95,7 @@ class EdgeHandler:
         self._reporter.served(result, len(out.body))
         return out
 
-    async def _read(self, route: keys.Route, key: str, abbreviated: bool, headers: Mapping[str, str]) -> Outgoing:
+    async def _read(self, route: routes.Route, key: str, abbreviated: bool, headers: Mapping[str, str]) -> Outgoing:
         try:
             min_seq = None
             if _MIN_SEQ in headers:

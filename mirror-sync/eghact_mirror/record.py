@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .keys import write_file
+from .signing import write_file
 from .verify import Verified
 
 

@@ -35,8 +35,8 @@ from . import index as fmt
 from .client import OriginClient
 from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan, bytes_payload
 from .errors import MirrorError
-from .keys import SigningKey
 from .selection import SelectionSpec
+from .signing import SigningKey
 
 
 @dataclass(frozen=True)

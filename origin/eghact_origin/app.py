@@ -11,7 +11,7 @@ from eghact_common import openapi, wire
 from .auth import AccessPolicy
 from .feed import ChangeNotifier
 from .http import batch, changes, dist_tags, fleet, packages, resolve, service
-from .http.keys import ACCESS, CLOSING, NOTIFIER, OPENAPI, REGISTRY, REPORTER, RESOLUTIONS, SETTINGS, TOKENS
+from .http.appkeys import ACCESS, CLOSING, NOTIFIER, OPENAPI, REGISTRY, REPORTER, RESOLUTIONS, SETTINGS, TOKENS
 from .http.middleware import access, context, errors
 from .metrics import PrometheusReporter, Reporter
 from .registry import Registry

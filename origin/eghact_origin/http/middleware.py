@@ -21,7 +21,7 @@ from aiohttp import web
 from eghact_common.errors import EghactError, RateLimited, ReadOnly
 
 from ..auth import bearer_token
-from .keys import PRINCIPAL, REPORTER, ROUTE, SETTINGS, TOKENS
+from .appkeys import PRINCIPAL, REPORTER, ROUTE, SETTINGS, TOKENS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("eghact.origin")

@@ -25,7 +25,7 @@ from eghact_common.errors import AuthRequired, InvalidJson, MethodNotAllowed, No
 from ..packument import ABBREVIATED_TYPE
 from ..registry import Rendered
 from ..storage import TarballRecord
-from .keys import ACCESS, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
+from .appkeys import ACCESS, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
 from .paths import PackagePath, package_path, raw_segments
 from .responses import base_url, cacheable, json_ok
 

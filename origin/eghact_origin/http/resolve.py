@@ -20,7 +20,7 @@ from eghact_common.bodies import parse_json, read_body
 from eghact_common.errors import BadRequest
 
 from ..resolution.service import Built
-from .keys import ACCESS, PRINCIPAL, REGISTRY, RESOLUTIONS, ROUTE, SETTINGS
+from .appkeys import ACCESS, PRINCIPAL, REGISTRY, RESOLUTIONS, ROUTE, SETTINGS
 from .responses import base_url, cacheable
 
 _HEX = frozenset("0123456789abcdef")

@@ -32,7 +32,7 @@ from cachetools import LRUCache
 from eghact_common import integrity
 from eghact_common.blocking import run_blocking
 
-from . import keys
+from . import routes
 from .encoding import encodings_for, is_compressible
 from .entry import Entry
 from .errors import BadUpstreamContent
@@ -68,7 +68,7 @@ class EntryBuilder:
         versions = self._integrity.get(name)
         return versions.get(filename) if versions is not None else None
 
-    def timing(self, route: keys.Route, directives: Directives, headers: Mapping[str, str], *,
+    def timing(self, route: routes.Route, directives: Directives, headers: Mapping[str, str], *,
                age_header: float, fetch_seconds: float, feed_covered: bool, by_default: bool) -> Timing:
         """The lifetime of a response to ``route`` (a 200, or a 304 about a stored entry).
 
@@ -79,22 +79,22 @@ class EntryBuilder:
         return timing_for(directives, stored_at=self._clock(), age_header=age_header, fetch_seconds=fetch_seconds,
                           feed_covered=feed_covered, max_ttl=self.max_ttl, headers=headers,
                           default_ttl=self.default_ttl if by_default else 0.0,
-                          immutable=route.kind == keys.TARBALL)
+                          immutable=route.kind == routes.TARBALL)
 
-    async def build(self, route: keys.Route, key: str, response: UpstreamResponse, directives: Directives,
+    async def build(self, route: routes.Route, key: str, response: UpstreamResponse, directives: Directives,
                     *, integrity_for: IntegrityLookup | None = None, by_default: bool = False) -> Entry:
         """``by_default``: see :meth:`timing`."""
         body = response.body
         content_type = response.headers.get("Content-Type", "application/octet-stream")
         links: tuple[str, ...] = ()
-        if route.kind == keys.TARBALL:
+        if route.kind == routes.TARBALL:
             await self.verify_tarball(route, response, integrity_for)
-        elif route.kind in (keys.PACKUMENT, keys.VERSION) and route.name:
+        elif route.kind in (routes.PACKUMENT, routes.VERSION) and route.name:
             body = rewrite_tarball_urls(body, route.name, self.public_url)
-            if route.kind == keys.PACKUMENT:
+            if route.kind == routes.PACKUMENT:
                 links, by_file = await _offload(packument_facts, body, size=len(body))
                 self._integrity[route.name] = by_file
-        elif route.kind == keys.RESOLUTION:
+        elif route.kind == routes.RESOLUTION:
             body = await rewrite_lockfile(body, self.public_url)
             links = await _offload(resolution_links, body, size=len(body))
         headers = tuple((name, response.headers[name]) for name in FORWARDED if name in response.headers)
@@ -120,7 +120,7 @@ class EntryBuilder:
         digest = await _offload(lambda b: hashlib.sha256(b).hexdigest(), body, size=len(body))
         return '"e' + digest[:39] + '"'
 
-    async def verify_tarball(self, route: keys.Route, response: UpstreamResponse,
+    async def verify_tarball(self, route: routes.Route, response: UpstreamResponse,
                              integrity_for: IntegrityLookup | None) -> None:
         expected = []
         if "Eghact-Integrity" in response.headers:
@@ -155,8 +155,8 @@ class EntryBuilder:
                             "actual": "sha512-" + base64.b64encode(found["sha512"]).decode()})
 
 
-def _vary(route: keys.Route, content_type: str) -> str:
-    parts = ["Accept"] if route.kind == keys.PACKUMENT else []
+def _vary(route: routes.Route, content_type: str) -> str:
+    parts = ["Accept"] if route.kind == routes.PACKUMENT else []
     if is_compressible(content_type):
         parts.append("Accept-Encoding")
     return ", ".join(parts)
@@ -179,7 +179,7 @@ def upstream_base(body: bytes, name: str) -> bytes | None:
         return None
     start = found.end()
     url = body[start:body.find(b'"', start)]
-    for spelling in (name, keys.escaped(name), name.replace("/", "%2F")):
+    for spelling in (name, routes.escaped(name), name.replace("/", "%2F")):
         marker = f"/{spelling}/-/".encode()
         at = url.find(marker)
         if at > 0:
@@ -238,7 +238,7 @@ def packument_facts(body: bytes) -> tuple[tuple[str, ...], dict[str, str]]:
                 by_file[tarball.rsplit("/", 1)[-1]] = sri
     except (ValueError, AttributeError, TypeError):
         return (), {}
-    return tuple("/" + keys.escaped(dep) for dep in deps[:MAX_LINKS] if isinstance(dep, str)), by_file
+    return tuple("/" + routes.escaped(dep) for dep in deps[:MAX_LINKS] if isinstance(dep, str)), by_file
 
 
 def resolution_links(body: bytes) -> tuple[str, ...]:
@@ -255,7 +255,7 @@ def resolution_links(body: bytes) -> tuple[str, ...]:
                 package = packages.get(plugin) or {}
                 name, version = package.get("name"), package.get("version")
                 if isinstance(name, str) and isinstance(version, str):
-                    links.append(keys.tarball_path(name, version))
+                    links.append(routes.tarball_path(name, version))
                 if len(links) >= MAX_LINKS:
                     return tuple(links)
     except (ValueError, AttributeError, TypeError):
