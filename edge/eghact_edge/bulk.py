@@ -23,12 +23,12 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from eghact_common.errors import UpstreamUnavailable
+from eghact_common.wire import ABBREVIATED_TYPE
 
 from .upstream import FILL, HttpUpstream, UpstreamResponse
 
 BATCH_PATH = "/-/v1/batch"
 MAX_ITEMS = 1000            # the origin's limit per request
-_ABBREVIATED = "application/vnd.npm.install-v1+json"
 _MAX_HEAD = 64 * 1024
 
 
@@ -45,7 +45,7 @@ async def fetch_batch(upstream: HttpUpstream,
     """
     if len(items) > MAX_ITEMS:
         raise ValueError(f"at most {MAX_ITEMS} items per batch")
-    body = json.dumps([{"path": path, "accept": _ABBREVIATED} if abbreviated else path
+    body = json.dumps([{"path": path, "accept": ABBREVIATED_TYPE} if abbreviated else path
                        for path, abbreviated in items]).encode()
     started = time.perf_counter()
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=upstream.timeout)

@@ -31,6 +31,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from eghact_common import wire
 from eghact_common.bodies import read_body
 from eghact_common.errors import UpstreamUnavailable
+from eghact_common.npm_paths import SAFE_POSTS
 
 from . import routes, streams
 from .entry_builder import rewrite_lockfile
@@ -48,8 +49,9 @@ _HOP_BY_HOP = frozenset(h.lower() for h in (
     "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Content-Encoding", "Forwarded", "X-Real-IP",
     "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "X-Host"))
 _ROUTING_PREFIXES = ("proxy-", "x-forwarded-")
-# Writes that are reads in disguise (npm search and audit are POSTs that change nothing).
-_SAFE_POSTS = ("/-/v1/search", "/-/npm/v1/security/", "/-/v1/prefetch", "/-/v1/resolve", "/-/v1/batch")
+# Writes that are reads in disguise: the shared ones, the edge's own prefetch hints, and a resolve
+# (it stores a resolution at the origin but changes no package, so nothing here is purged).
+_SAFE_POSTS = (*SAFE_POSTS, "/-/v1/prefetch", "/-/v1/resolve")
 WRITE_METHODS = frozenset({"PUT", "DELETE", "POST", "PATCH"})
 # An SSE stream with nothing, not even the origin's heartbeat (every 15 s), for this long is dead.
 _STREAM_IDLE = 60.0

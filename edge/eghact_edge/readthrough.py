@@ -34,6 +34,7 @@ from typing import Protocol
 from multidict import CIMultiDict
 
 from eghact_common.errors import UpstreamUnavailable
+from eghact_common.wire import ACCEPT_ABBREVIATED
 
 from . import routes
 from .bulk import fetch_batch
@@ -47,7 +48,6 @@ from .upstream import HttpUpstream, UpstreamResponse
 
 log = logging.getLogger("eghact.edge")
 
-ACCEPT_ABBREVIATED = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
 MIN_SEQ_HEADER = "Eghact-Min-Seq"
 _PASS_SECONDS = 10.0
 # How long a read with Eghact-Min-Seq beyond our applied seq waits for our own follower: a

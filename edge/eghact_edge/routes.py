@@ -18,8 +18,6 @@ from eghact_common.npm_paths import raw_segments, split_package
 
 from .target import origin_form
 
-ABBREVIATED_TYPE = "application/vnd.npm.install-v1+json"
-
 # Cacheable kinds: the content class of eghact_common.cache_policy they belong to.
 PACKUMENT, VERSION, TARBALL, DIST_TAGS, SEARCH, RESOLUTION = (
     "packument", "version", "tarball", "dist-tags", "search", "resolution")

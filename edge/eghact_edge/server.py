@@ -21,6 +21,7 @@ from aiohttp import web
 from eghact_common import openapi
 from eghact_common.bodies import read_body
 from eghact_common.errors import EghactError, MethodNotAllowed, RateLimited
+from eghact_common.wire import ABBREVIATED_TYPE
 
 from . import hints, responses, routes
 from .cache import HIT_MEM
@@ -34,7 +35,6 @@ from .target import check_method, origin_form
 
 log = logging.getLogger("eghact.edge")
 
-_ABBREVIATED = routes.ABBREVIATED_TYPE
 _MIN_SEQ = MIN_SEQ_HEADER.lower()
 
 
@@ -65,7 +65,7 @@ class EdgeHandler:
         try:
             if self._limiter.enabled:
                 self._take_token(remote)
-            abbreviated = _ABBREVIATED in headers.get("accept", "")
+            abbreviated = ABBREVIATED_TYPE in headers.get("accept", "")
             key = route.cache_key(abbreviated)
             self._popularity.hit(key)
             hint = headers.get("eghact-prefetch")

@@ -30,6 +30,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from eghact_common.wire import ABBREVIATED_TYPE
+
 from . import batch
 from .errors import MirrorError
 from .payload import SPOOL_BYTES, Payload, spool
@@ -37,7 +39,7 @@ from .payload import SPOOL_BYTES, Payload, spool
 __all__ = ["ABBREVIATED", "DISTS", "SPOOL_BYTES", "OriginClient", "Packuments", "Payload", "package_url",
            "popular_names"]
 
-ABBREVIATED = "application/vnd.npm.install-v1+json"
+ABBREVIATED = ABBREVIATED_TYPE  # the name this module's callers use
 DISTS = "application/vnd.eghact.dists+json"  # the batch read's tarball list of a packument
 _RETRIES = 4
 _RETRY_STATUS = (429, 500, 502, 503, 504)

@@ -37,11 +37,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from eghact_common.wire import STAGE_FORMAT
+
 from . import index as fmt
 from .errors import EXIT_CODES, MirrorError, code_for_exit
 from .stage_files import DONE, NEW_FILE, write_all, write_file
 
-STAGE_FORMAT = 3
 PACK = "packuments.pack"
 SPOOL = "tarballs.spool"  # segments tarballs.spool.<n>: tarballs' bytes on their way to the staging child
 _COPY = 1 << 20

@@ -64,8 +64,8 @@ from aiohttp import web
 from eghact_common.blocking import run_blocking
 from eghact_common.bodies import parse_json, read_body
 from eghact_common.errors import BadRequest, EghactError, NotFound, PayloadTooLarge
+from eghact_common.wire import ABBREVIATED_TYPE
 
-from ..packument import ABBREVIATED_TYPE
 from ..registry import Registry, Rendered
 from ..storage import BlobStore, Lookup, TarballRecord
 from .appkeys import ACCESS, PRINCIPAL, REGISTRY, ROUTE, SETTINGS

@@ -21,8 +21,8 @@ from eghact_common import wire
 from eghact_common.blocking import run_blocking
 from eghact_common.bodies import parse_json
 from eghact_common.errors import AuthRequired, InvalidJson, MethodNotAllowed, NotFound
+from eghact_common.wire import ABBREVIATED_TYPE
 
-from ..packument import ABBREVIATED_TYPE
 from ..registry import Rendered
 from ..storage import TarballRecord
 from .appkeys import ACCESS, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS

@@ -2,7 +2,7 @@
 
 The origin owns its data-dir format; the mirror tool (which may not import the origin)
 verifies a bundle's signature and digests, unpacks it into a *staged* directory, and runs
-this command. Staged layout (a contract with ``eghact_mirror``, format 3)::
+this command. Staged layout (a contract with ``eghact_mirror``, format 3: ``eghact_common.wire.STAGE_FORMAT``)::
 
     STAGE/stage.json   {"format": 3, "origin_id", "from_seq", "to_seq", "bundle_digest",
                         "previous_digest", "base_url", "packuments": "packuments.pack",
@@ -48,13 +48,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from eghact_common.wire import STAGE_FORMAT
+
 from ..storage import FileBlobStore, SqliteMetadataStore
 from ..storage.search import index_search_row, update_search_row
 from . import fresh
 from .errors import MirrorApplyError
 from .rows import package_rows, read_at, write_events
 
-FORMAT = 3
 _HEX512 = re.compile(r"^[0-9a-f]{128}$")
 
 
@@ -126,8 +127,9 @@ def _apply_package(conn: sqlite3.Connection, name: str, full: bytes, abbreviated
 
 def apply_staged(data_dir: Path, stage_dir: Path) -> ApplyReport:
     stage = json.loads((stage_dir / "stage.json").read_bytes())
-    if stage.get("format") != FORMAT:
-        raise MirrorApplyError(f"staged format {stage.get('format')} is not {FORMAT}", code="bad_stage", exit_code=10)
+    if stage.get("format") != STAGE_FORMAT:
+        raise MirrorApplyError(f"staged format {stage.get('format')} is not {STAGE_FORMAT}", code="bad_stage",
+                               exit_code=10)
     staged: dict[str, int] = stage.get("tarballs") or {}
     if not all(_HEX512.match(digest) and isinstance(size, int) for digest, size in staged.items()):
         raise MirrorApplyError("the staged tarball list names something that is not a sha512", code="bad_stage",
