@@ -41,13 +41,13 @@ import json
 import os
 import re
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from eghact_common.durable import write_atomic
 from eghact_common.wire import STAGE_FORMAT
 
 from ..storage import FileBlobStore, SqliteMetadataStore
@@ -256,10 +256,6 @@ class _Durable:
 
 def _write_mirror_json(data_dir: Path, state: dict[str, Any]) -> None:
     """A human-readable copy of the mirror's position (the database holds the truth)."""
-    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".mirror-")
-    with os.fdopen(fd, "w") as out:
-        json.dump({"source_origin_id": state["origin_id"], "applied_seq": state["seq"],
-                   "last_bundle": state["digest"], "bundle_chain": state["chain"]}, out, indent=2)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, data_dir / "mirror.json")
+    body = {"source_origin_id": state["origin_id"], "applied_seq": state["seq"], "last_bundle": state["digest"],
+            "bundle_chain": state["chain"]}
+    write_atomic(data_dir / "mirror.json", json.dumps(body, indent=2).encode(), mode=0o600)  # 0600: as mkstemp made it

@@ -39,8 +39,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from eghact_common.durable import fsync_dir
+
 from .. import audit
-from ..durable import fsync_dir
 from ..storage import FileBlobStore
 from ..storage.schema import migrate
 from ..storage.search import index_search_row
