@@ -435,9 +435,9 @@ def main() -> int:
     staged.mkdir()
     subprocess.run(["sync"], check=True)
     seconds, _, _ = timed([sys.executable, "-c", "import sys; from pathlib import Path; "
-                           "from eghact_mirror import keys, stage, verify; "
+                           "from eghact_mirror import signing, stage, verify; "
                            "sink = stage.StageSink(Path(sys.argv[3])); "
-                           "h = verify.read_signed(Path(sys.argv[1]), keys.load_trusted_key(Path(sys.argv[2]))); "
+                           "h = verify.read_signed(Path(sys.argv[1]), signing.load_trusted_key(Path(sys.argv[2]))); "
                            "v = verify.verify_into(h, sink); sink.finish(v.index, v.digest)",
                            str(full), str(trust), str(staged)])
     results["verify_and_stage_full"] = {"seconds": round(seconds, 1), "MB_per_s": round(full_bytes / MB / seconds, 1)}

@@ -32,7 +32,7 @@ sys.path[:0] = [str(ROOT / "common"), str(ROOT / "origin"), str(ROOT)]
 
 from tests.support import OriginProcess, cli  # noqa: E402
 
-from eghact_origin.resolve_worker import SnapshotProvider, build_with  # noqa: E402
+from eghact_origin.resolution.worker import SnapshotProvider, build_with  # noqa: E402
 from eghact_origin.resolver import ResolveRequest  # noqa: E402
 from eghact_origin.storage import SqliteSnapshot  # noqa: E402
 

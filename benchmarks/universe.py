@@ -16,7 +16,7 @@ import resource
 import statistics
 import time
 
-from eghact_origin import universe
+from eghact_origin.seeding import universe
 
 
 def _cpu_seconds() -> float:

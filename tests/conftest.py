@@ -15,7 +15,7 @@ from hypothesis import settings
 
 from eghact_origin.app import create_app
 from eghact_origin.auth import hash_token, new_token
-from eghact_origin.http.keys import REGISTRY
+from eghact_origin.http.appkeys import REGISTRY
 from eghact_origin.registry import Registry
 from eghact_origin.settings import OriginSettings
 

@@ -14,6 +14,10 @@ from urllib.parse import unquote
 from .errors import InvalidName, NotFound
 
 MAX_NAME = 214
+# POSTs that are reads in disguise: npm search, npm audit (quick, bulk, full) and batch reads change
+# no package. The origin lets them through in read-only mode; an edge neither purges after them nor
+# waits for the feed (it adds its own reads on top).
+SAFE_POSTS = ("/-/v1/search", "/-/v1/batch", "/-/npm/v1/security/")
 _UNROUTABLE = re.compile(r"[\x00-\x20\\?#]")  # control characters, space, backslash, ? and #
 
 

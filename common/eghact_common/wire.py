@@ -21,6 +21,17 @@ EVENT_TYPES = frozenset({PUBLISH, DEPRECATE, UNPUBLISH, DIST_TAG, ADVISORY, RESO
 
 SEARCH_KEY = "search"
 
+# npm's abbreviated packument ("corgi"): what npm and pnpm ask for when installing. The origin
+# serves it, edges key and ask for it, mirrors fetch it; one spelling for all of them.
+ABBREVIATED_TYPE = "application/vnd.npm.install-v1+json"
+# What npm sends as Accept for an install: the abbreviated form, the full one as a fallback.
+ACCEPT_ABBREVIATED = f"{ABBREVIATED_TYPE}; q=1.0, application/json; q=0.8, */*"
+
+# The staged layout a verified mirror bundle is unpacked into: written by eghact-mirror, read by
+# `eghact-origin mirror-apply` (the contract is drawn in eghact_origin/mirror/apply.py). Both sides
+# import this number, so a change of layout is one edit that neither side can miss.
+STAGE_FORMAT = 3
+
 # In the demo origin's data dir: {"demo-admin": token, "demo-edge": token}, mode 0600. Written
 # by `eghact-origin demo`, read by `eghact-edge network`, which hands the edge token to its
 # edges in their environment: a token on a command line is visible to every local user.

@@ -22,12 +22,12 @@ from collections.abc import AsyncIterator
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from eghact_common.errors import UpstreamUnavailable
+from eghact_common.wire import ABBREVIATED_TYPE
 
 from .upstream import FILL, UpstreamClient, UpstreamResponse
 
 BATCH_PATH = "/-/v1/batch"
 MAX_ITEMS = 1000            # the origin's limit per request
-_ABBREVIATED = "application/vnd.npm.install-v1+json"
 _MAX_HEAD = 64 * 1024
 
 
@@ -44,7 +44,7 @@ async def fetch_batch(upstream: UpstreamClient,
     """
     if len(items) > MAX_ITEMS:
         raise ValueError(f"at most {MAX_ITEMS} items per batch")
-    body = json.dumps([{"path": path, "accept": _ABBREVIATED} if abbreviated else path
+    body = json.dumps([{"path": path, "accept": ABBREVIATED_TYPE} if abbreviated else path
                        for path, abbreviated in items]).encode()
     started = time.perf_counter()
     # No total limit (a batch of a thousand tarballs takes what it takes), but no silence

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         from .workers import serve_workers
 
         return serve_workers(settings, sys.argv[1:] if argv is None else argv)
-    from .serving import serve
+    from .front_serving import serve
 
     run(serve(settings))
     return 0

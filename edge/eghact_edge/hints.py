@@ -16,7 +16,7 @@ from typing import Any
 from eghact_common.bodies import parse_json
 from eghact_common.errors import BadRequest, InvalidJson
 
-from . import keys
+from . import routes
 from .ratelimit import RateLimiter
 from .warming import HINT, Warmer
 
@@ -33,16 +33,16 @@ def hint_key(hint: str) -> str | None:
         return None
     try:
         if hint.startswith("res:"):
-            route = keys.parse("/-/v1/resolutions/" + hint[4:])
-            return route.key if route.kind == keys.RESOLUTION else None
+            route = routes.parse("/-/v1/resolutions/" + hint[4:])
+            return route.key if route.kind == routes.RESOLUTION else None
         if hint.startswith("/"):
-            route = keys.parse(hint)
+            route = routes.parse(hint)
             return route.cache_key(True) if route.kind else None
         at = hint.find("@", 1)  # a scope's own "@" is at 0
         if at > 0:
-            route = keys.parse(keys.tarball_path(hint[:at], hint[at + 1:]))
+            route = routes.parse(routes.tarball_path(hint[:at], hint[at + 1:]))
         else:
-            route = keys.parse("/" + keys.escaped(hint))
+            route = routes.parse("/" + routes.escaped(hint))
         return route.cache_key(True) if route.kind else None
     except BadRequest:
         return None

@@ -20,11 +20,11 @@ from typing import Any
 from eghact_common.blocking import run_blocking
 from eghact_common.serving import cancel_and_wait
 
-from . import keys
+from . import routes
 from .cache import TieredCache
 from .coalesce import SingleFlight
-from .fill import EntryBuilder, IntegrityIndex
-from .fleet import FleetClient
+from .entry_builder import EntryBuilder, IntegrityIndex
+from .fleet_client import FleetClient
 from .follower import Follower
 from .freshness import HEURISTIC_FRACTION
 from .hints import Hints
@@ -80,7 +80,7 @@ class EdgeNode:
                              concurrency=settings.warm_concurrency)
         self.hints = Hints(self.warmer)
         self.limiter = RateLimiter(settings.rate, settings.burst)
-        self.routes = keys.RouteCache()
+        self.routes = routes.RouteCache()
         self.streams = StreamBudget(total=settings.stream_budget, per_client=settings.stream_per_client)
         self.proxy = Proxy(self.upstream, max_body=settings.max_request_bytes, timeout=settings.upstream_timeout,
                            after_write=self._after_write, budget=self.streams, max_longpoll=settings.max_longpoll,

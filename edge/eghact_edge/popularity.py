@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
+
+from eghact_common.durable import write_atomic
 
 _FLOOR = 0.05
 
@@ -70,9 +71,8 @@ class Popularity:
 
     def save_sync(self, path: Path, limit: int = 5000) -> None:
         top = dict(sorted(self.scores.items(), key=lambda kv: kv[1], reverse=True)[:limit])
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"time": self._clock(), "scores": top}))
-        os.replace(tmp, path)
+        # No fsync: a snapshot lost to a power cut costs a colder start, nothing more.
+        write_atomic(path, json.dumps({"time": self._clock(), "scores": top}).encode(), fsync=False)
 
     def load_sync(self, path: Path) -> list[str]:
         """Merge a snapshot, decayed by its age; returns its keys, hottest first."""

@@ -10,12 +10,12 @@ answer, so the next read through this edge sees the write.
 Each request takes its connection from the pool of its class (:mod:`.upstream`): writes,
 short reads, and long-lived feeds and streams, which are also budgeted and have their
 long-poll timeout capped (:mod:`.streams`). A client that hangs up cancels its handler
-(:mod:`.serving`), and with it the upstream request, whose connection is closed at once;
+(:mod:`.front_serving`), and with it the upstream request, whose connection is closed at once;
 a stopping edge ends them the same way, and finishes a stream already under way with a
 proper end of body.
 
 A lockfile answered to ``POST /-/v1/resolve`` is read whole and its URLs are rewritten to
-this edge's public URL, as a resolution read through the cache is (``fill``): the client
+this edge's public URL, as a resolution read through the cache is (:mod:`.entry_builder`): the client
 asked this edge, so the lockfile sends its installs here.
 """
 
@@ -31,10 +31,11 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from eghact_common import wire
 from eghact_common.bodies import read_body
+from eghact_common.npm_paths import SAFE_POSTS
 
-from . import keys, streams
+from . import routes, streams
+from .entry_builder import rewrite_lockfile
 from .errors import StreamsClosed
-from .fill import rewrite_lockfile
 from .streams import StreamBudget
 from .upstream import PASS, STREAM, WRITE, UpstreamClient
 
@@ -49,8 +50,9 @@ _HOP_BY_HOP = frozenset(h.lower() for h in (
     "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Content-Encoding", "Forwarded", "X-Real-IP",
     "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "X-Host"))
 _ROUTING_PREFIXES = ("proxy-", "x-forwarded-")
-# Writes that are reads in disguise (npm search and audit are POSTs that change nothing).
-_SAFE_POSTS = ("/-/v1/search", "/-/npm/v1/security/", "/-/v1/prefetch", "/-/v1/resolve", "/-/v1/batch")
+# Writes that are reads in disguise: the shared ones, the edge's own prefetch hints, and a resolve
+# (it stores a resolution at the origin but changes no package, so nothing here is purged).
+_SAFE_POSTS = (*SAFE_POSTS, "/-/v1/prefetch", "/-/v1/resolve")
 WRITE_METHODS = frozenset({"PUT", "DELETE", "POST", "PATCH"})
 # An SSE stream with nothing, not even the origin's heartbeat (every 15 s), for this long is dead.
 _STREAM_IDLE = 60.0
@@ -65,12 +67,12 @@ def written_tags(raw_path: str) -> list[str]:
     """The surrogate keys a write to ``raw_path`` may change (the feed says exactly which)."""
     path = raw_path.split("?", 1)[0]
     if path.startswith("/-/package/"):
-        route = keys.parse(path)
+        route = routes.parse(path)
         return [route.tag] if route.tag else []
     if path.startswith("/-/"):
         return []
     try:
-        route = keys.parse(path)
+        route = routes.parse(path)
     except Exception:
         return []
     return [wire.package_key(route.name), wire.SEARCH_KEY] if route.name else []

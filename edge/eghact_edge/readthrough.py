@@ -34,13 +34,14 @@ from typing import Protocol
 from multidict import CIMultiDict
 
 from eghact_common.errors import UpstreamUnavailable
+from eghact_common.wire import ACCEPT_ABBREVIATED
 
-from . import keys
+from . import routes
 from .bulk import fetch_batch
 from .cache import Seen, TieredCache
 from .coalesce import SingleFlight
 from .entry import Entry
-from .fill import EntryBuilder
+from .entry_builder import EntryBuilder
 from .freshness import State, parse_cache_control
 from .metrics import Reporter
 from .upstream import UpstreamClient, UpstreamResponse
@@ -104,7 +105,7 @@ class ReadThrough:
         self._pass_until: dict[str, float] = {}
         self.client_fetches = 0   # in flight on behalf of clients; warming yields to them
 
-    async def get(self, route: keys.Route, key: str, *, abbreviated: bool, authorization: str | None = None,
+    async def get(self, route: routes.Route, key: str, *, abbreviated: bool, authorization: str | None = None,
                   min_seq: int | None = None, seen: Seen | None = None) -> Reply:
         """A client's read of ``key``. ``seen``: the request's own memory look-up (counted for
         admission), made by the caller; without it, it is made here. Either way the request
@@ -145,7 +146,7 @@ class ReadThrough:
         capped = min(min_seq, feed.known_seq)
         return capped if capped > feed.applied_seq else None
 
-    async def warm(self, route: keys.Route, key: str, abbreviated: bool, *, force: bool = False) -> bool:
+    async def warm(self, route: routes.Route, key: str, abbreviated: bool, *, force: bool = False) -> bool:
         """Fetch ``key`` unless it is cached and fresh (``force``: revalidate anyway). True
         when it went upstream. Counts as background work, never as a client miss."""
         entry, _ = await self.cache.lookup(key)
@@ -157,7 +158,7 @@ class ReadThrough:
         await self._fetch(route, key, abbreviated, None, entry, None, background=True)
         return True
 
-    def revalidate_in_background(self, route: keys.Route, key: str, abbreviated: bool,
+    def revalidate_in_background(self, route: routes.Route, key: str, abbreviated: bool,
                                  entry: Entry | None) -> None:
         """At most one per key; its failure leaves the stale entry where it is."""
         if key in self._revalidating:
@@ -173,7 +174,7 @@ class ReadThrough:
 
         self._revalidating[key] = asyncio.create_task(run(), name=f"revalidate {key}")
 
-    async def _fetch(self, route: keys.Route, key: str, abbreviated: bool, authorization: str | None,
+    async def _fetch(self, route: routes.Route, key: str, abbreviated: bool, authorization: str | None,
                      entry: Entry | None, min_seq: int | None, *, background: bool = False) -> Reply:
         def fetch() -> asyncio.Future[Reply]:
             return asyncio.ensure_future(self._exchange(route, key, abbreviated, authorization, entry, min_seq))
@@ -192,9 +193,9 @@ class ReadThrough:
             if not background:
                 self.client_fetches -= 1
 
-    async def _exchange(self, route: keys.Route, key: str, abbreviated: bool, authorization: str | None,
+    async def _exchange(self, route: routes.Route, key: str, abbreviated: bool, authorization: str | None,
                         entry: Entry | None, min_seq: int | None) -> Reply:
-        headers = {"Accept": keys.ACCEPT_ABBREVIATED if abbreviated else "application/json, */*"}
+        headers = {"Accept": ACCEPT_ABBREVIATED if abbreviated else "application/json, */*"}
         if authorization is not None:
             headers["Authorization"] = authorization
         if entry is not None and entry.upstream_etag:
@@ -217,7 +218,7 @@ class ReadThrough:
             self.feed.heard(int(seq))
         return await self._accept(route, key, response, authorization, entry, generation)
 
-    async def _accept(self, route: keys.Route, key: str, response: UpstreamResponse, authorization: str | None,
+    async def _accept(self, route: routes.Route, key: str, response: UpstreamResponse, authorization: str | None,
                       entry: Entry | None, generation: int) -> Reply:
         """What an upstream answer means for ``key``, stored when it may be: unless a purge of
         its surrogate key happened since ``generation`` (the answer may predate that event)."""
@@ -255,7 +256,7 @@ class ReadThrough:
                 self._pass_until.clear()
         return Reply("MISS", built, private=not storable)
 
-    async def warm_batch(self, items: list[tuple[keys.Route, str, bool]], *, parallel: int = 32,
+    async def warm_batch(self, items: list[tuple[routes.Route, str, bool]], *, parallel: int = 32,
                          integrity_only: frozenset[str] = frozenset()) -> int:
         """Fetch ``(route, key, abbreviated)`` items in one upstream batch and store each answer
         as a fetch would; the number stored. Items are stored as their frames arrive, up to
@@ -286,7 +287,7 @@ class ReadThrough:
                                                                      for route, _, abbreviated in items]):
                 if response.status != 200:
                     continue
-                if not documents_done and items[index][0].kind == keys.TARBALL:
+                if not documents_done and items[index][0].kind == routes.TARBALL:
                     # Packuments come first in a batch: build them (which feeds the builder's
                     # integrity index) before checking tarballs against it.
                     documents_done = True

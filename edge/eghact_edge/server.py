@@ -22,8 +22,9 @@ from aiohttp import web
 from eghact_common import openapi
 from eghact_common.bodies import read_body
 from eghact_common.errors import EghactError, MethodNotAllowed, RateLimited
+from eghact_common.wire import ABBREVIATED_TYPE
 
-from . import hints, keys, responses
+from . import hints, responses, routes
 from .cache import HIT_MEM, Seen
 from .entry import Entry
 from .hints import parse_body, parse_header
@@ -35,7 +36,6 @@ from .target import check_method, origin_form
 
 log = logging.getLogger("eghact.edge")
 
-_ABBREVIATED = keys.ABBREVIATED_TYPE
 _MIN_SEQ = MIN_SEQ_HEADER.lower()
 
 
@@ -58,7 +58,7 @@ class EdgeHandler:
             openapi.PATH: self._openapi,
         }
 
-    def read(self, route: keys.Route, headers: Mapping[str, str],
+    def read(self, route: routes.Route, headers: Mapping[str, str],
              remote: str) -> Outgoing | Coroutine[Any, Any, Outgoing]:
         """A GET or HEAD of ``route`` (its kind is not None). ``headers`` answers lower-case
         names. An answer when it is ready now (a fresh memory hit, an error), else a
@@ -66,7 +66,7 @@ class EdgeHandler:
         try:
             if self._limiter.enabled:
                 self._take_token(remote)
-            abbreviated = _ABBREVIATED in headers.get("accept", "")
+            abbreviated = ABBREVIATED_TYPE in headers.get("accept", "")
             key = route.cache_key(abbreviated)
             self._popularity.hit(key)
             hint = headers.get("eghact-prefetch")
@@ -97,7 +97,7 @@ class EdgeHandler:
         self._reporter.served(result, len(out.body))
         return out
 
-    async def _read(self, route: keys.Route, key: str, abbreviated: bool, headers: Mapping[str, str],
+    async def _read(self, route: routes.Route, key: str, abbreviated: bool, headers: Mapping[str, str],
                     seen: Seen) -> Outgoing:
         try:
             min_seq = None

@@ -8,13 +8,12 @@ re-applies a few events (purges are idempotent) and never skips one.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from eghact_common.blocking import run_blocking
+from eghact_common.durable import write_atomic
 
 
 @dataclass
@@ -44,18 +43,7 @@ class StateFile:
     def save_sync(self, state: FollowerState) -> None:
         body = asdict(state)
         body.pop("known")
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w") as handle:
-            handle.write(json.dumps(body))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-        with contextlib.suppress(OSError):
-            fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        write_atomic(self.path, json.dumps(body).encode(), sync_dir=True)
 
     async def save(self, state: FollowerState) -> None:
         snapshot = FollowerState(state.seq, state.registry_id, state.stale_before, True)

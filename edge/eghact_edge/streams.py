@@ -12,7 +12,7 @@ up to its ``timeout``, a stream for ever), so they are budgeted apart from every
   not for our connection for five minutes. The capped answer is an ordinary empty page,
   and every feed client polls again after one.
 
-The client's disconnect cancels the handler (``handler_cancellation`` in :mod:`.serving`),
+The client's disconnect cancels the handler (``handler_cancellation`` in :mod:`.front_serving`),
 which closes the upstream request and gives its slot back at once.
 
 When the edge stops, :meth:`StreamBudget.close` ends every one of them at once: they have

@@ -19,7 +19,7 @@ from eghact_common import wire
 from eghact_common.errors import BadRequest, UpstreamUnavailable
 from eghact_common.serving import cancel_and_wait
 
-from . import keys
+from . import routes
 from .bulk import BatchUnsupported
 from .entry import Entry
 from .metrics import Reporter
@@ -94,10 +94,10 @@ class Warmer:
         for key in popular:
             path, abbreviated = split_key(key)
             with contextlib.suppress(BadRequest):
-                route = keys.parse(path)
+                route = routes.parse(path)
                 if route.kind is not None and route.cache_key(abbreviated) == key:
                     items.append((route, key, abbreviated))
-        chunks: list[tuple[list[tuple[keys.Route, str, bool]], frozenset[str]]] = []
+        chunks: list[tuple[list[tuple[routes.Route, str, bool]], frozenset[str]]] = []
         scheduled: set[str] = set()
         wanted = {key for _, key, _ in items}
         memory = self.readthrough.cache.memory
@@ -108,8 +108,8 @@ class Warmer:
             # neither at hand nor popular, the batch fetches it too, only to learn from it.
             lookups = set()
             for route, _, _ in list(chunk):
-                if route.kind == keys.TARBALL and route.name:
-                    packument = keys.parse("/" + keys.escaped(route.name))
+                if route.kind == routes.TARBALL and route.name:
+                    packument = routes.parse("/" + routes.escaped(route.name))
                     key = packument.cache_key(True)
                     if key not in scheduled and packument.cache_key(False) not in scheduled \
                             and memory.peek(key) is None:
@@ -117,7 +117,7 @@ class Warmer:
                         scheduled.add(key)
                         if key not in wanted:   # a popular one, due later: stored now instead
                             lookups.add(key)
-            chunk.sort(key=lambda item: item[0].kind == keys.TARBALL)
+            chunk.sort(key=lambda item: item[0].kind == routes.TARBALL)
             chunks.append((chunk, frozenset(lookups)))
         unsupported = False
 
@@ -143,7 +143,7 @@ class Warmer:
 
         await asyncio.gather(*(run() for _ in range(in_flight)))
 
-    def _enqueue_all(self, items: list[tuple[keys.Route, str, bool]], skip: frozenset[str]) -> None:
+    def _enqueue_all(self, items: list[tuple[routes.Route, str, bool]], skip: frozenset[str]) -> None:
         for _, key, _ in items:
             if key not in skip:
                 self.enqueue(key, POPULAR)
@@ -159,9 +159,9 @@ class Warmer:
         for event in events:
             if event.type != wire.PUBLISH or not event.version:
                 continue
-            packument = "/" + keys.escaped(event.name)
+            packument = "/" + routes.escaped(event.name)
             if self.is_hot(packument + "#a") or self.is_hot(packument + "#f"):
-                self.enqueue(keys.tarball_path(event.name, event.version), NEW_VERSION)
+                self.enqueue(routes.tarball_path(event.name, event.version), NEW_VERSION)
 
     async def _work(self, index: int) -> None:
         while True:
@@ -171,7 +171,7 @@ class Warmer:
                 await self._yield_to_clients()
             path, abbreviated = split_key(key)
             try:
-                route = keys.parse(path)
+                route = routes.parse(path)
                 if route.kind is None or route.cache_key(abbreviated) != key:
                     continue
                 if await self.readthrough.warm(route, key, abbreviated, force=force):

@@ -19,7 +19,7 @@ import sys
 
 from eghact_common.serving import run
 
-from .serving import serve
+from .front_serving import serve
 from .settings import EdgeSettings
 
 

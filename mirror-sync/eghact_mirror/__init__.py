@@ -9,7 +9,7 @@ and ``eghact-origin`` (which owns the data-dir format and applies staged bundles
                             check)     zstd)   frame)    digests)  mirror-apply)          check)
 
     index     the bundle format: signed index, part manifest, paths, the bundle digest
-    keys      Ed25519 key files, fingerprints, signatures
+    signing   Ed25519 key files, fingerprints, signatures
     chain     where the next link starts: --after a bundle, an index, or a mirror dir
     record    the verification record kept for the people who sign off a transfer
     progress  a rich bar on a terminal, nothing elsewhere
@@ -36,7 +36,7 @@ _PUBLIC = {
     "SyncOptions": "sync",
     "SelectionSpec": "selection",
     "Index": "index", "digest": "index",
-    "SigningKey": "keys", "TrustedKey": "keys", "load_signing_key": "keys", "load_trusted_key": "keys",
+    "SigningKey": "signing", "TrustedKey": "signing", "load_signing_key": "signing", "load_trusted_key": "signing",
     "MirrorError": "errors", "EXIT_CODES": "errors",
 }
 

@@ -25,7 +25,7 @@ from typing import Any
 from . import index as fmt
 from . import inputs
 from .errors import MirrorError
-from .keys import TrustedKey
+from .signing import TrustedKey
 
 
 @dataclass(frozen=True)

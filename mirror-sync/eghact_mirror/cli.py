@@ -54,7 +54,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import keys
+from . import signing
 from .errors import MirrorError, exit_table
 from .index import Index
 from .limits import DOCUMENT_BYTES, TARBALL_BYTES, Limits
@@ -158,8 +158,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "keygen":
-        key = keys.generate(args.output, force=args.force)
-        print(f"wrote {args.output} (private, 0600) and {keys.public_path(args.output)} (public)")
+        key = signing.generate(args.output, force=args.force)
+        print(f"wrote {args.output} (private, 0600) and {signing.public_path(args.output)} (public)")
         print(f"fingerprint {key.fingerprint}")
         return 0
     if args.command == "export":
@@ -184,7 +184,7 @@ def _export(args: argparse.Namespace) -> int:
         selection=SelectionSpec(tuple(args.filters), args.closure, tuple(args.lockfile), args.top),
         max_size=args.max_size, token=args.token, level=args.level, threads=args.threads,
         limits=Limits(args.max_document_bytes, args.max_tarball_bytes))
-    key = keys.load_signing_key(args.key)
+    key = signing.load_signing_key(args.key)
     with for_terminal() as progress:
         report = asyncio.run(export(options, key, progress))
     index, bundle = report.index, report.bundle
@@ -208,7 +208,7 @@ def _verify(args: argparse.Namespace) -> int:
     from . import record
     from .verify import verify_bundle
 
-    trusted = keys.load_trusted_key(args.trust)
+    trusted = signing.load_trusted_key(args.trust)
     with for_terminal() as progress:
         task = progress.task("verifying", None, unit="bytes")
         verified = verify_bundle(args.file, trusted, on_bytes=lambda n: progress.advance(task, n))
@@ -226,7 +226,7 @@ def _import(args: argparse.Namespace) -> int:
     from . import record
     from .importer import import_bundle
 
-    trusted = keys.load_trusted_key(args.trust)
+    trusted = signing.load_trusted_key(args.trust)
     with for_terminal() as progress:
         checking = progress.task("checking the signed index", None, unit="bytes")
         staging = progress.task("verifying + staging", None, unit="bytes")
@@ -246,7 +246,7 @@ def _import(args: argparse.Namespace) -> int:
 def _sync(args: argparse.Namespace) -> int:
     from .sync import SyncOptions, sync
 
-    key = keys.load_signing_key(args.key) if args.key else None
+    key = signing.load_signing_key(args.key) if args.key else None
     options = SyncOptions(origin=args.origin, mirror=args.into, filters=tuple(args.filters), once=args.once,
                           batch=args.batch, max_batches=args.max_batches, wait=args.wait, token=args.token,
                           limits=Limits(args.max_document_bytes, args.max_tarball_bytes))

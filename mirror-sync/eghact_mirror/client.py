@@ -35,6 +35,7 @@ import aiohttp
 from yarl import URL
 
 from eghact_common.bodies import read_limited
+from eghact_common.wire import ABBREVIATED_TYPE
 
 from . import batch
 from .errors import MirrorError
@@ -44,7 +45,7 @@ from .payload import SPOOL_BYTES, Payload, spool
 __all__ = ["ABBREVIATED", "DISTS", "SPOOL_BYTES", "OriginClient", "Packuments", "Payload", "load_json", "package_url",
            "popular_names"]
 
-ABBREVIATED = "application/vnd.npm.install-v1+json"
+ABBREVIATED = ABBREVIATED_TYPE  # the name this module's callers use
 DISTS = "application/vnd.eghact.dists+json"  # the batch read's tarball list of a packument
 _RETRIES = 4
 _RETRY_STATUS = (429, 500, 502, 503, 504)

@@ -26,10 +26,10 @@ from . import index as fmt
 from .client import OriginClient, Payload
 from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan
 from .errors import MirrorError
-from .keys import SigningKey, TrustedKey
 from .limits import Limits
 from .progress import Progress
 from .selection import ALL, Closure, SelectionSpec, lockfile_roots
+from .signing import SigningKey, TrustedKey
 from .writer import BundleWriter, WrittenBundle
 
 # One encoder for every event line (json.dumps with options builds a new one per call).

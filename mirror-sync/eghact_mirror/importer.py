@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import record, stage
-from .keys import TrustedKey
+from .signing import TrustedKey
 from .verify import Verified, read_signed, verify_into
 
 

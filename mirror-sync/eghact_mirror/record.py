@@ -19,8 +19,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from eghact_common.durable import write_atomic
+
 from . import __version__
-from .keys import write_file
 from .verify import Verified
 
 
@@ -109,4 +110,4 @@ def keep(mirror: Path, verified: Verified, record: dict[str, Any], signature: by
 
 
 def _atomic(path: Path, data: bytes) -> None:
-    write_file(path, data, 0o644)
+    write_atomic(path, data, mode=0o644)

@@ -3,7 +3,7 @@ mirror-apply`` reads, and runs it.
 
 The origin owns its data dir, so the mirror never writes one: it fills a staging dir
 (``STAGE/stage.json``, every packument in ``STAGE/packuments.pack``, each tarball in
-``STAGE/tarballs/ab/<sha512>`` — the contract in origin/eghact_origin/mirror_apply.py) and
+``STAGE/tarballs/ab/<sha512>`` — the contract in origin/eghact_origin/mirror/apply.py) and
 runs ``eghact-origin mirror-apply`` as a child process, in our process group so that killing
 us kills it too. mirror-apply applies all or nothing, re-checks continuity under its write
 lock, and treats the last applied digest as a no-op; its exit codes 10-16 are passed through
@@ -37,11 +37,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from eghact_common.wire import STAGE_FORMAT
+
 from . import index as fmt
 from .errors import EXIT_CODES, MirrorError, code_for_exit
 from .stage_files import DONE, NEW_FILE, write_all, write_file
 
-STAGE_FORMAT = 3
 PACK = "packuments.pack"
 SPOOL = "tarballs.spool"  # segments tarballs.spool.<n>: tarballs' bytes on their way to the staging child
 _COPY = 1 << 20

@@ -35,9 +35,9 @@ from . import index as fmt
 from .client import OriginClient
 from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan, bytes_payload
 from .errors import MirrorError
-from .keys import SigningKey
 from .limits import Limits
 from .selection import SelectionSpec
+from .signing import SigningKey
 
 
 @dataclass(frozen=True)

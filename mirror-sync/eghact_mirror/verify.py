@@ -36,8 +36,8 @@ from pathlib import Path
 from . import index as fmt
 from .errors import MirrorError
 from .inputs import read_capped
-from .keys import TrustedKey
 from .reader import MAX_LISTED, Signed, Sink, StreamResult, hash_only, read_stream
+from .signing import TrustedKey
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from typing import BinaryIO
 
 import zstandard
 
+from eghact_common.durable import write_atomic
+
 from . import index as fmt
 from .index import FileEntry, PartManifest
 from .ustar import UstarWriter
@@ -194,9 +196,8 @@ class BundleWriter:
             manifest = PartManifest(digest, fingerprint, entries).encode()
             for path, data in ((fmt.parts_signature_path(self.target), sign(manifest)),
                                (fmt.parts_manifest_path(self.target), manifest)):
-                tmp = path.with_name(f".{path.name}.partial")
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
+                # No fsync, as for the parts above: a bundle cut short by a crash is exported again.
+                write_atomic(path, data, fsync=False)
                 paths.append(path)
         return WrittenBundle(tuple(paths), digest, sum(e.size for e in entries), entries)
 

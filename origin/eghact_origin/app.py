@@ -10,14 +10,14 @@ from aiohttp import web
 from eghact_common import openapi, wire
 
 from .auth import AccessPolicy
-from .cousage import CoUsage
 from .feed import ChangeNotifier
 from .http import batch, changes, dist_tags, fleet, packages, resolve, service
-from .http.keys import ACCESS, CLOSING, NOTIFIER, OPENAPI, REGISTRY, REPORTER, RESOLUTIONS, SETTINGS, TOKENS
+from .http.appkeys import ACCESS, CLOSING, NOTIFIER, OPENAPI, REGISTRY, REPORTER, RESOLUTIONS, SETTINGS, TOKENS
 from .http.middleware import access, context, errors
 from .metrics import PrometheusReporter, Reporter
 from .registry import Registry
-from .resolutions import Resolutions
+from .resolution.cousage import CoUsage
+from .resolution.service import Resolutions
 from .settings import OriginSettings
 from .storage import FileBlobStore, SqliteMetadataStore
 from .tarball import TarballLimits

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .durable import fsync_dir
+from eghact_common.durable import fsync_dir
 
 __all__ = [
     "GENESIS",

@@ -143,7 +143,7 @@ def _open(data_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def _seed(data_dir: Path, plugins: int, seed: int, workers: int) -> None:
-    from .seed import seed_registry
+    from .seeding.load import seed_registry
 
     registry = _open(data_dir)
     try:
@@ -214,11 +214,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "audit-verify":
         return _audit_verify(args.data)
     if args.command == "resolve":
-        from .resolve_client import run_resolve
+        from .resolution.client import run_resolve
 
         return run_resolve(args)
     if args.command == "mirror-apply":
-        from .mirror_apply import MirrorApplyError, apply_staged
+        from .mirror.apply import MirrorApplyError, apply_staged
 
         try:
             report = apply_staged(args.data, args.staged)

@@ -15,10 +15,9 @@ is ever on a command line (which every local user can read in ``ps``).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from eghact_common.durable import write_atomic
 from eghact_common.wire import DEMO_TOKENS_FILE
 
 from .auth import hash_token, new_token
@@ -62,14 +61,5 @@ def _read(path: Path) -> dict[str, object]:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """Atomically, and readable by the owner only: mkstemp creates the file 0600."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomically, and readable by the owner only (0600 from the first byte)."""
+    write_atomic(path, data, mode=0o600)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 BASE_MARK = b"\x01"
-ABBREVIATED_TYPE = "application/vnd.npm.install-v1+json"
 
 # The fields npm's abbreviated ("corgi") format keeps, plus the Eghact block and licence,
 # which the resolver needs and which are small.

@@ -19,7 +19,7 @@ import pytest
 
 from eghact_common.wire import DEMO_TOKENS_FILE
 from eghact_edge.network import TRY_PACKAGE
-from eghact_origin import universe
+from eghact_origin.seeding import universe
 
 from ..support import PYTHONPATH, ROOT, cli
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from eghact_edge.cache import TieredCache
 from eghact_edge.entry import Entry
-from eghact_edge.fill import IntegrityIndex
+from eghact_edge.entry_builder import IntegrityIndex
 from eghact_edge.freshness import Timing
 from eghact_edge.metrics import Reporter
 from eghact_edge.tiers import MemoryTier, TinyLfu

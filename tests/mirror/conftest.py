@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from eghact_mirror import keys
+from eghact_mirror import signing
 
 from ..support import OriginProcess, cli, escaped, manifest, publish_body
 from .helpers import feed_names, get, mirror, send, served
@@ -85,7 +85,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     cli("seed", "--data", str(data), "--plugins", "60", "--seed", "3")
     admin = cli("token", "create", "--data", str(data), "--name", "a", "--scope", "admin").stdout.splitlines()[-1]
     mirror("keygen", "-o", str(root / "key"))
-    keys.generate(root / "other")
+    signing.generate(root / "other")
     s = Scenario(root, root / "key", root / "key.pub", root / "other.pub")
     origin = OriginProcess(data).start()
     s.origin_url = url = origin.url

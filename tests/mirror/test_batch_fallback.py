@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from eghact_mirror import keys
+from eghact_mirror import signing
 from eghact_mirror.client import DISTS
 from eghact_mirror.errors import MirrorError
 from eghact_mirror.export import ExportOptions, export
@@ -83,15 +83,15 @@ class Upstream:
         return web.Response(body=body, status=answer.status, headers=passed)
 
 
-async def _export(upstream: Upstream, key: keys.SigningKey, output: Path) -> dict[str, str]:
+async def _export(upstream: Upstream, key: signing.SigningKey, output: Path) -> dict[str, str]:
     report = await export(ExportOptions(origin=upstream.url, output=output), key)
     assert report.files > 0
-    verified = verify_bundle(output, keys.load_trusted_key(output.parent / "key.pub"))
+    verified = verify_bundle(output, signing.load_trusted_key(output.parent / "key.pub"))
     return {f.path: f.sha512 for f in verified.index.files if f.path != "events.jsonl"}
 
 
 async def test_the_same_bundle_with_the_batch_read_and_without(live: Live, tmp_path: Path) -> None:
-    key = keys.generate(tmp_path / "key")
+    key = signing.generate(tmp_path / "key")
     async with Upstream(live.url) as upstream:
         batched = await _export(upstream, key, tmp_path / "batched.bundle")
         assert upstream.seen["batch"] >= 2  # packuments, then tarballs
@@ -109,7 +109,7 @@ async def test_the_same_bundle_with_the_batch_read_and_without(live: Live, tmp_p
 async def test_an_origin_without_the_tarball_list_gives_the_same_bundle(live: Live, tmp_path: Path) -> None:
     """The exporter learns which tarballs to fetch from the batch read's tarball list; where an
     origin answers a packument instead, it parses the packument: the bundle is the same."""
-    key = keys.generate(tmp_path / "key")
+    key = signing.generate(tmp_path / "key")
     async with Upstream(live.url) as upstream:
         listed = await _export(upstream, key, tmp_path / "listed.bundle")
         upstream.mode = "no-dists"
@@ -120,7 +120,7 @@ async def test_an_origin_without_the_tarball_list_gives_the_same_bundle(live: Li
 async def test_tarballs_come_through_the_upstream_whatever_host_the_links_name(live: Live, tmp_path: Path) -> None:
     """Behind an edge the origin renders links for itself: the exporter still reads every
     tarball through the URL it was given (the bytes are checked by digest)."""
-    key = keys.generate(tmp_path / "key")
+    key = signing.generate(tmp_path / "key")
     async with Upstream(live.url) as upstream:
         expected = await _export(upstream, key, tmp_path / "own.bundle")
     async with Upstream(live.url, own_host=False) as upstream:
@@ -131,7 +131,7 @@ async def test_tarballs_come_through_the_upstream_whatever_host_the_links_name(l
 
 
 async def test_a_batch_answer_cut_short_is_retried_then_refused(live: Live, tmp_path: Path) -> None:
-    key = keys.generate(tmp_path / "key")
+    key = signing.generate(tmp_path / "key")
     async with Upstream(live.url) as upstream:
         upstream.mode = "cut"
         with pytest.raises(MirrorError) as refused:
@@ -148,7 +148,7 @@ async def test_a_big_tarball_travels_spooled_and_lands_whole(live: Live, tmp_pat
     tarball = tarball_for(doc, {"blob.bin": os.urandom(1_500_000)})  # random: gzip leaves it 1.5 MB
     assert len(tarball) > 1 << 20
     assert send("PUT", f"{live.url}/batch-big", publish_body(doc, tarball), live.admin) == 201
-    key = keys.generate(tmp_path / "key")
+    key = signing.generate(tmp_path / "key")
     bundle = tmp_path / "big.bundle"
     async with Upstream(live.url) as upstream:
         await export(ExportOptions(origin=upstream.url, output=bundle, selection=SelectionSpec(("batch-big",))), key)
@@ -175,7 +175,8 @@ async def test_a_tarball_that_fails_its_integrity_stops_the_export_and_leaves_no
     blob.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # the origin's disk rots
     try:
         with pytest.raises(MirrorError) as refused:
-            await export(ExportOptions(origin=live.url, output=tmp_path / "rot.bundle"), keys.generate(tmp_path / "k"))
+            await export(ExportOptions(origin=live.url, output=tmp_path / "rot.bundle"),
+                         signing.generate(tmp_path / "k"))
     finally:
         blob.write_bytes(good)
     assert refused.value.code == "digest_mismatch" and "export-rot" in refused.value.message

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from eghact_mirror import index as fmt
-from eghact_mirror import keys
+from eghact_mirror import signing
 from eghact_mirror.errors import EXIT_CODES, MirrorError
 from eghact_mirror.stage import StageSink
 from eghact_mirror.ustar import BLOCK, UstarWriter
@@ -83,9 +83,9 @@ def tarball_name(seed: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, keys.SigningKey]:
+def keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, signing.SigningKey]:
     root = tmp_path_factory.mktemp("bounded")
-    return root / "trusted.pub", keys.generate(root / "trusted")
+    return root / "trusted.pub", signing.generate(root / "trusted")
 
 
 def run_import(bundle: Path, into: Path, trust: Path) -> subprocess.CompletedProcess[str]:
@@ -101,7 +101,7 @@ def assert_refused_untouched(result: subprocess.CompletedProcess[str], code: str
     assert not list(into.parent.glob(f".{into.name}.staging-*"))
 
 
-def signed_bundle(target: Path, key: keys.SigningKey, members: list[tuple[str, bytes]],
+def signed_bundle(target: Path, key: signing.SigningKey, members: list[tuple[str, bytes]],
                   listed: list[tuple[str, bytes]]) -> None:
     """A bundle holding ``members`` whose index, signed by ``key``, lists ``listed``."""
     writer = BundleWriter(target)
@@ -122,7 +122,7 @@ def mirror_dir(tmp_path: Path) -> Path:
 
 
 def test_an_unsigned_bundle_of_a_4_gib_member_of_zeros_stages_nothing(
-        keypair: tuple[Path, keys.SigningKey], mirror_dir: Path, tmp_path: Path) -> None:
+        keypair: tuple[Path, signing.SigningKey], mirror_dir: Path, tmp_path: Path) -> None:
     # The issue's bundle: one member of 4 GiB of zeros, no index, 128 KiB on disk. Before the
     # fix the import staged the zeros (4.29 GB) and refused only at the end, for want of an index.
     bundle = tmp_path / "zeros.bundle"
@@ -134,15 +134,15 @@ def test_an_unsigned_bundle_of_a_4_gib_member_of_zeros_stages_nothing(
     assert "decompression bomb" in result.stderr
     # verify, which stores nothing, refuses it at the member's header too, instead of inflating 4 GiB
     with pytest.raises(MirrorError) as verified:
-        verify_bundle(bundle, keys.load_trusted_key(keypair[0]))
+        verify_bundle(bundle, signing.load_trusted_key(keypair[0]))
     assert "decompression bomb" in verified.value.message
 
 
 def test_a_bundle_signed_by_another_key_stages_nothing(
-        keypair: tuple[Path, keys.SigningKey], mirror_dir: Path, tmp_path: Path) -> None:
+        keypair: tuple[Path, signing.SigningKey], mirror_dir: Path, tmp_path: Path) -> None:
     # Incompressible, so no expansion bound applies: only reading the index first keeps the
     # 4 MiB member out of the staging dir.
-    other = keys.generate(tmp_path / "other")
+    other = signing.generate(tmp_path / "other")
     data = os.urandom(4 << 20)
     members = [(tarball_name(data), data)]
     signed_bundle(tmp_path / "other.bundle", other, members, members)
@@ -152,7 +152,7 @@ def test_a_bundle_signed_by_another_key_stages_nothing(
 
 
 def test_a_member_bigger_than_its_signed_size_is_refused_before_it_is_staged(
-        keypair: tuple[Path, keys.SigningKey], mirror_dir: Path, tmp_path: Path) -> None:
+        keypair: tuple[Path, signing.SigningKey], mirror_dir: Path, tmp_path: Path) -> None:
     trust, key = keypair
     small = b"the tarball the index vouches for"
     name = tarball_name(small)
@@ -163,14 +163,14 @@ def test_a_member_bigger_than_its_signed_size_is_refused_before_it_is_staged(
 
 
 def test_the_second_pass_stops_at_a_member_the_first_did_not_see(
-        keypair: tuple[Path, keys.SigningKey], tmp_path: Path) -> None:
+        keypair: tuple[Path, signing.SigningKey], tmp_path: Path) -> None:
     """The bundle is replaced between the two passes by one with the same signed index and a
     member bigger than it says: the staging sink never gets a byte of that member."""
     trust, key = keypair
     small = b"the tarball the index vouches for"
     name = tarball_name(small)
     signed_bundle(tmp_path / "b", key, [(name, small)], [(name, small)])
-    head = read_signed(tmp_path / "b", keys.load_trusted_key(trust))
+    head = read_signed(tmp_path / "b", signing.load_trusted_key(trust))
     signed_bundle(tmp_path / "b", key, [(name, small + os.urandom(4 << 20))], [(name, small)])
     staged = tmp_path / "staged"
     staged.mkdir()
@@ -195,12 +195,12 @@ def test_the_second_pass_stops_at_a_member_the_first_did_not_see(
     ("long pax name", pax({"path": "a/" * 3000}, declared=8 << 20), "not_a_bundle", "over 4096"),
 ])
 def test_hostile_tar_headers_are_refused_at_once(
-        what: str, head: bytes, code: str, says: str, keypair: tuple[Path, keys.SigningKey], mirror_dir: Path,
+        what: str, head: bytes, code: str, says: str, keypair: tuple[Path, signing.SigningKey], mirror_dir: Path,
         tmp_path: Path) -> None:
     bundle = tmp_path / "hostile.bundle"
     bundle.write_bytes(zeros_frame(head, 8 << 20, bytes(2 * BLOCK)))
     with pytest.raises(MirrorError) as verified:
-        verify_bundle(bundle, keys.load_trusted_key(keypair[0]))
+        verify_bundle(bundle, signing.load_trusted_key(keypair[0]))
     assert verified.value.code == code and says in verified.value.message, verified.value.message
     before = tree_digest(mirror_dir)
     assert_refused_untouched(run_import(bundle, mirror_dir, keypair[0]), code, mirror_dir, before)

@@ -16,7 +16,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eghact_mirror import cli, keys
+from eghact_mirror import cli, signing
 from eghact_mirror import index as fmt
 from eghact_mirror.cli import _size
 from eghact_mirror.errors import EXIT_CODES, MirrorError, exit_table
@@ -24,7 +24,7 @@ from eghact_mirror.verify import verify_bundle
 from eghact_mirror.writer import BundleWriter
 
 
-def build(target: Path, key: keys.SigningKey, *, files: int = 20, max_part_size: int | None = None,
+def build(target: Path, key: signing.SigningKey, *, files: int = 20, max_part_size: int | None = None,
           size: int = 3000) -> fmt.Index:
     writer = BundleWriter(target, max_part_size=max_part_size)
     entries = []
@@ -44,14 +44,14 @@ def build(target: Path, key: keys.SigningKey, *, files: int = 20, max_part_size:
 
 
 @pytest.fixture(scope="module")
-def material(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, keys.SigningKey, keys.TrustedKey]:
+def material(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, signing.SigningKey, signing.TrustedKey]:
     root = tmp_path_factory.mktemp("format")
-    key = keys.generate(root / "key")
+    key = signing.generate(root / "key")
     build(root / "small.bundle", key, files=4, size=400)
-    return root, key, keys.load_trusted_key(root / "key.pub")
+    return root, key, signing.load_trusted_key(root / "key.pub")
 
 
-def test_round_trip(material: tuple[Path, keys.SigningKey, keys.TrustedKey], tmp_path: Path) -> None:
+def test_round_trip(material: tuple[Path, signing.SigningKey, signing.TrustedKey], tmp_path: Path) -> None:
     _, key, trusted = material
     index = build(tmp_path / "b", key)
     verified = verify_bundle(tmp_path / "b", trusted)
@@ -64,7 +64,7 @@ def test_round_trip(material: tuple[Path, keys.SigningKey, keys.TrustedKey], tmp
         assert all(not member.pax_headers for member in tar)  # plain ustar headers: cheap to read
 
 
-def test_split_round_trip_and_part_checks(material: tuple[Path, keys.SigningKey, keys.TrustedKey],
+def test_split_round_trip_and_part_checks(material: tuple[Path, signing.SigningKey, signing.TrustedKey],
                                           tmp_path: Path) -> None:
     _, key, trusted = material
     build(tmp_path / "b", key, files=30, max_part_size=16 * 1024)
@@ -92,7 +92,7 @@ def test_split_round_trip_and_part_checks(material: tuple[Path, keys.SigningKey,
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.floats(min_value=0.0, max_value=1.0, exclude_max=True))
-def test_every_cut_is_truncated(material: tuple[Path, keys.SigningKey, keys.TrustedKey], cut: float) -> None:
+def test_every_cut_is_truncated(material: tuple[Path, signing.SigningKey, signing.TrustedKey], cut: float) -> None:
     root, _, trusted = material
     data = (root / "small.bundle").read_bytes()
     (root / "cut.bundle").write_bytes(data[: int(len(data) * cut)])
@@ -103,7 +103,7 @@ def test_every_cut_is_truncated(material: tuple[Path, keys.SigningKey, keys.Trus
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=st.floats(min_value=0.0, max_value=1.0, exclude_max=True), bit=st.integers(0, 7))
-def test_no_flipped_bit_changes_what_is_accepted(material: tuple[Path, keys.SigningKey, keys.TrustedKey],
+def test_no_flipped_bit_changes_what_is_accepted(material: tuple[Path, signing.SigningKey, signing.TrustedKey],
                                                  where: float, bit: int) -> None:
     """A flip is refused, unless it falls in a bit zstd ignores (the frame header's unused
     bit, the window size, padding): then the content — what is signed — is bit-identical."""
@@ -125,18 +125,18 @@ def _content(bundle: bytes) -> bytes:
 
 
 def test_keys(tmp_path: Path) -> None:
-    key = keys.generate(tmp_path / "k")
+    key = signing.generate(tmp_path / "k")
     assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o600
-    assert keys.load_signing_key(tmp_path / "k").fingerprint == key.fingerprint
-    assert keys.load_trusted_key(tmp_path / "k.pub").fingerprint == key.fingerprint
+    assert signing.load_signing_key(tmp_path / "k").fingerprint == key.fingerprint
+    assert signing.load_trusted_key(tmp_path / "k.pub").fingerprint == key.fingerprint
     assert key.fingerprint.startswith("SHA256:") and len(key.fingerprint) == 50
     with pytest.raises(MirrorError) as exists:
-        keys.generate(tmp_path / "k")
+        signing.generate(tmp_path / "k")
     assert exists.value.code == "bad_input"
     with pytest.raises(MirrorError) as private:
-        keys.load_trusted_key(tmp_path / "k")
+        signing.load_trusted_key(tmp_path / "k")
     assert "private key" in private.value.message
-    trusted = keys.load_trusted_key(tmp_path / "k.pub")
+    trusted = signing.load_trusted_key(tmp_path / "k.pub")
     assert trusted.verifies(key.sign(b"x"), b"x") and not trusted.verifies(key.sign(b"x"), b"y")
 
 

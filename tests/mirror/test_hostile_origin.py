@@ -28,7 +28,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from eghact_mirror import keys
+from eghact_mirror import signing
 from eghact_mirror.errors import EXIT_CODES
 
 from ..support import tree_digest
@@ -171,7 +171,7 @@ def hostile(live: Live, tmp_path_factory: pytest.TempPathFactory) -> tuple[Live,
     with urllib.request.urlopen(f"{live.url}{TARBALL}", timeout=10) as answer:
         tarball = answer.read()
     root = tmp_path_factory.mktemp("hostile")
-    keys.generate(root / "key")
+    signing.generate(root / "key")
     return live, tarball, root / "key"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from eghact_common import semver
-from eghact_mirror import keys
+from eghact_mirror import signing
 from eghact_mirror.client import popular_names
 from eghact_mirror.selection import ALL, Closure, SelectionSpec, lockfile_roots
 
@@ -90,7 +90,7 @@ def bundle_contents(bundle: Path) -> tuple[dict[str, Any], dict[str, dict[str, A
 def key(live: Live) -> Path:
     path = live.root / "selection-key"
     if not path.exists():
-        keys.generate(path)
+        signing.generate(path)
     return path
 
 

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from eghact_mirror import keys
+from eghact_mirror import signing
 
 from ..support import OriginProcess, blob_path, tree_digest
 from .conftest import Live
@@ -111,7 +111,7 @@ def test_bundles_exported_after_a_synced_dir_continue_its_chain(live: Live) -> N
     synced = live.root / "m1"
     air = live.root / "air-gapped" / "mirror"
     shutil.copytree(synced, air)  # the one-time copy across the gap
-    keys.generate(live.root / "key")
+    signing.generate(live.root / "key")
     live.publish("sync-later", "1.0.0")
     bundle = live.root / "later.bundle"
     mirror("export", "--origin", live.url, "--key", str(live.root / "key"), "-o", str(bundle), "--after", str(synced))

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from eghact_origin.auth import hash_token, new_token
-from eghact_origin.http.keys import REGISTRY
+from eghact_origin.http.appkeys import REGISTRY
 
 from ..conftest import start_origin
 from ..support import manifest, publish_body

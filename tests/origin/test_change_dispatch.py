@@ -13,7 +13,7 @@ from aiohttp import web
 
 from eghact_common import wire
 from eghact_origin.auth import hash_token, new_token
-from eghact_origin.http.keys import NOTIFIER, REGISTRY, RESOLUTIONS
+from eghact_origin.http.appkeys import NOTIFIER, REGISTRY, RESOLUTIONS
 
 from ..conftest import start_origin
 from ..support import cli, escaped, manifest, publish_body

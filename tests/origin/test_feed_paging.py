@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from eghact_common import wire
-from eghact_origin.http.keys import REGISTRY
+from eghact_origin.http.appkeys import REGISTRY
 
 from ..conftest import start_origin
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from eghact_origin import mirror_fragments, packument
+from eghact_origin import packument
+from eghact_origin.mirror import fragments as mirror_fragments
 
 BASE = "http://origin.example:4873"
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from eghact_common import openapi
 from eghact_origin.app import create_app
-from eghact_origin.http.keys import REGISTRY
+from eghact_origin.http.appkeys import REGISTRY
 from eghact_origin.settings import OriginSettings
 
 from ..conftest import LiveOrigin

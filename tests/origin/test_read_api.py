@@ -159,7 +159,7 @@ async def test_unknown_and_revoked_tokens_are_refused(origin: LiveOrigin) -> Non
     async with origin.session.get(f"{origin.url}/-/whoami", headers=origin.auth(token)) as response:
         assert (await response.json())["username"] == "soon-gone"
     origin.registry.store.revoke_token_sync(None, "soon-gone", actor="test")
-    origin.app[__import__("eghact_origin.http.keys", fromlist=["TOKENS"]).TOKENS]._cache.clear()
+    origin.app[__import__("eghact_origin.http.appkeys", fromlist=["TOKENS"]).TOKENS]._cache.clear()
     async with origin.session.get(f"{origin.url}/-/whoami", headers=origin.auth(token)) as response:
         assert response.status == 401
 

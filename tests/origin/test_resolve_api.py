@@ -7,7 +7,7 @@ import hashlib
 import json
 import sqlite3
 
-from eghact_origin.http.keys import RESOLUTIONS
+from eghact_origin.http.appkeys import RESOLUTIONS
 from eghact_origin.resolver import ResolveRequest
 
 from ..conftest import LiveOrigin

@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from eghact_origin.cousage import CoUsage
-from eghact_origin.http.keys import RESOLUTIONS
+from eghact_origin.http.appkeys import RESOLUTIONS
+from eghact_origin.resolution.cousage import CoUsage
 from eghact_origin.storage import SqliteMetadataStore
 
 from ..conftest import LiveOrigin, start_origin

@@ -20,9 +20,9 @@ from eghact_common.capabilities import parse_capability
 from eghact_common.manifest import Manifest
 from eghact_common.names import check_name
 from eghact_common.spdx import is_osi_approved
-from eghact_origin import universe
+from eghact_origin.seeding import universe
+from eghact_origin.seeding.universe import PlannedPackage, SeedPackage, UniversePlan
 from eghact_origin.tarball import inspect_tarball
-from eghact_origin.universe import PlannedPackage, SeedPackage, UniversePlan
 
 N = 300
 SEED = 20240102

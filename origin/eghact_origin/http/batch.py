@@ -64,11 +64,11 @@ from aiohttp import web
 from eghact_common.blocking import run_blocking
 from eghact_common.bodies import parse_json, read_body
 from eghact_common.errors import BadRequest, EghactError, NotFound, PayloadTooLarge
+from eghact_common.wire import ABBREVIATED_TYPE
 
-from ..packument import ABBREVIATED_TYPE
 from ..registry import Registry, Rendered
 from ..storage import BlobStore, Lookup, TarballRecord
-from .keys import ACCESS, PRINCIPAL, REGISTRY, ROUTE, SETTINGS
+from .appkeys import ACCESS, PRINCIPAL, REGISTRY, ROUTE, SETTINGS
 from .packages import packument_caching, tarball_caching, version_caching
 from .paths import package_path, raw_segments
 from .responses import base_url, caching_headers, dumps

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from eghact_common.errors import BadRequest
 
-from .keys import ACCESS, CLOSING, NOTIFIER, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
+from .appkeys import ACCESS, CLOSING, NOTIFIER, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
 
 MAX_LIMIT = 10_000
 HEARTBEAT_SECONDS = 15.0

@@ -8,7 +8,7 @@ from eghact_common import wire
 from eghact_common.bodies import parse_json, read_body
 from eghact_common.errors import AuthRequired, InvalidJson, MethodNotAllowed, NotFound
 
-from .keys import ACCESS, PRINCIPAL, REGISTRY, ROUTE
+from .appkeys import ACCESS, PRINCIPAL, REGISTRY, ROUTE
 from .paths import package_path, raw_segments
 from .responses import cacheable, dumps, json_ok
 

@@ -21,9 +21,9 @@ from eghact_common.bodies import parse_json, read_body
 from eghact_common.errors import AuthRequired, Forbidden
 
 from ..auth import Principal
-from ..fleet import Fleet, validate_edge, validate_hits
+from ..fleet_registry import Fleet, validate_edge, validate_hits
+from .appkeys import ACCESS, PRINCIPAL, REGISTRY, ROUTE
 from .changes import _int_param
-from .keys import ACCESS, PRINCIPAL, REGISTRY, ROUTE
 from .responses import cacheable, dumps, json_ok
 
 MAX_BODY = 8 * 1024 * 1024

@@ -19,9 +19,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from eghact_common.errors import EghactError, RateLimited, ReadOnly
+from eghact_common.npm_paths import SAFE_POSTS
 
 from ..auth import bearer_token
-from .keys import PRINCIPAL, REPORTER, ROUTE, SETTINGS, TOKENS
+from .appkeys import PRINCIPAL, REPORTER, ROUTE, SETTINGS, TOKENS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("eghact.origin")
@@ -35,9 +36,6 @@ _AIOHTTP_CODES = {
     431: "headers_too_large",
 }
 
-# Writes that are reads in disguise: they never change state.
-_SAFE_POSTS = ("/-/v1/search", "/-/v1/batch", "/-/npm/v1/security/advisories/bulk",
-               "/-/npm/v1/security/audits/quick")
 
 
 def error_response(error: EghactError) -> web.Response:
@@ -109,7 +107,7 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def context(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     if settings.read_only and request.method in ("PUT", "DELETE", "PATCH", "POST") \
-            and not request.path.startswith(_SAFE_POSTS):
+            and not request.path.startswith(SAFE_POSTS):
         raise ReadOnly("this registry is a read-only mirror")
     token = bearer_token(request.headers.get("Authorization"))
     request[PRINCIPAL] = await request.app[TOKENS].principal(token)

@@ -21,11 +21,11 @@ from eghact_common import wire
 from eghact_common.blocking import run_blocking
 from eghact_common.bodies import parse_json
 from eghact_common.errors import AuthRequired, InvalidJson, MethodNotAllowed, NotFound
+from eghact_common.wire import ABBREVIATED_TYPE
 
-from ..packument import ABBREVIATED_TYPE
 from ..registry import Rendered
 from ..storage import TarballRecord
-from .keys import ACCESS, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
+from .appkeys import ACCESS, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
 from .paths import PackagePath, package_path, raw_segments
 from .responses import base_url, cacheable, json_ok
 

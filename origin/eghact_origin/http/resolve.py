@@ -19,8 +19,8 @@ from eghact_common import wire
 from eghact_common.bodies import parse_json, read_body
 from eghact_common.errors import BadRequest
 
-from ..resolutions import Built
-from .keys import ACCESS, PRINCIPAL, REGISTRY, RESOLUTIONS, ROUTE, SETTINGS
+from ..resolution.service import Built
+from .appkeys import ACCESS, PRINCIPAL, REGISTRY, RESOLUTIONS, ROUTE, SETTINGS
 from .responses import base_url, cacheable
 
 _HEX = frozenset("0123456789abcdef")

@@ -15,8 +15,8 @@ from eghact_common.errors import AuthRequired, Forbidden, InvalidJson
 from ..metrics import PROMETHEUS_CONTENT_TYPE
 from ..storage import Advisory, SearchQuery
 from ..storage.search import parse_text
+from .appkeys import ACCESS, NOTIFIER, OPENAPI, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
 from .changes import _int_param
-from .keys import ACCESS, NOTIFIER, OPENAPI, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
 from .responses import cacheable, dumps, json_ok
 
 # npm sends every installed name with its versions: tens of thousands of packages fit in 8 MiB.

@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..durable import fsync_dir
+from eghact_common.durable import fsync_dir
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _HEX = frozenset("0123456789abcdef")

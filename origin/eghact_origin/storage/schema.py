@@ -124,7 +124,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX changes_by_name ON changes (name, seq);
     """,
     # 3: the fleet (issue 4): global popularity from edges' batched hit counts, and the
-    # registered edges. Scores use forward decay (see fleet.py), so ordering by the stored
+    # registered edges. Scores use forward decay (see fleet_registry.py), so ordering by the stored
     # value is ordering by the decayed one.
     """
     CREATE TABLE popularity (

@@ -8,7 +8,7 @@ import pytest
 from eghact_common import wire
 from eghact_common.errors import Unpublished
 from eghact_origin import packument
-from eghact_origin.mirror_apply import package_rows
+from eghact_origin.mirror.rows import package_rows
 from eghact_origin.storage import MirrorState, MirrorWriter, SearchQuery
 
 from .conftest import Backend, new_version, parse

@@ -1,5 +1,5 @@
 """Co-usage rows: per root name, its ``top`` most co-used names with forward-decayed scores
-(:mod:`.decay`). What counts as a use is decided above (``eghact_origin.cousage``)."""
+(:mod:`.decay`). What counts as a use is decided above (``eghact_origin.resolution.cousage``)."""
 
 from __future__ import annotations
 

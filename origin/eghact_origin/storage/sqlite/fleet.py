@@ -1,6 +1,6 @@
 """The fleet's rows: global popularity (forward-decayed, :mod:`.decay`), each edge token's
 capped share of it, and the registered edges. What may be counted is decided above
-(``eghact_origin.fleet``); this module only stores and ranks it."""
+(``eghact_origin.fleet_registry``); this module only stores and ranks it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A first mirror bundle's database, built aside as a new file (``mirror_fresh`` links it
+"""A first mirror bundle's database, built aside as a new file (``eghact_origin.mirror.fresh`` links it
 into place): no journal (``journal_mode=OFF``, ``synchronous=OFF``), bigger pages (16 KiB:
 a version row of 2-4 KB takes a whole 4 KiB page, which doubled the size of the versions
 table), and the secondary indexes created after their rows — writing a few hundred MB once

@@ -1,6 +1,6 @@
 """The one writer of version, dist-tag and advisory rows.
 
-Publish (and seeding), ``mirror_apply`` and ``mirror_fresh`` all store these rows; they used
+Publish (and seeding), ``mirror.apply`` and ``mirror.fresh`` all store these rows; they used
 to spell their own INSERTs, and a column added on one path was missed on another. Each path
 decides *what* to write (a rendered publish, packuments as the origin served them) and hands
 the rows here.

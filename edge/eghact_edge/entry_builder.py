@@ -32,8 +32,9 @@ from cachetools import LRUCache
 from eghact_common import integrity
 from eghact_common.blocking import run_blocking
 from eghact_common.errors import UpstreamUnavailable
+from eghact_common.wire import ACCEPT_ABBREVIATED
 
-from . import keys
+from . import routes
 from .encoding import encodings_for, is_compressible
 from .entry import Entry
 from .errors import BadUpstreamContent
@@ -84,7 +85,7 @@ class IntegrityIndex:
         known = self.known(name, filename)
         if known is not None:
             return known
-        route = keys.parse("/" + keys.escaped(name))
+        route = routes.parse("/" + routes.escaped(name))
         if self._memory is not None:
             for abbreviated in (True, False):
                 cached = self._memory.peek(route.cache_key(abbreviated))
@@ -95,7 +96,7 @@ class IntegrityIndex:
                         return known
         if self._upstream is not None:
             with contextlib.suppress(UpstreamUnavailable):
-                response = await self._upstream.fetch(route.upstream_path, {"Accept": keys.ACCEPT_ABBREVIATED},
+                response = await self._upstream.fetch(route.upstream_path, {"Accept": ACCEPT_ABBREVIATED},
                                                       kind="packument")
                 if response.status == 200:
                     await self.learn_packument(name, response.body)
@@ -113,7 +114,7 @@ class EntryBuilder:
         self._clock = clock
         self.integrity = integrity if integrity is not None else IntegrityIndex()
 
-    def timing(self, route: keys.Route, directives: Directives, headers: Mapping[str, str], *,
+    def timing(self, route: routes.Route, directives: Directives, headers: Mapping[str, str], *,
                age_header: float, fetch_seconds: float, feed_covered: bool, by_default: bool) -> Timing:
         """The lifetime of a response to ``route`` (a 200, or a 304 about a stored entry).
 
@@ -124,23 +125,23 @@ class EntryBuilder:
         return timing_for(directives, stored_at=self._clock(), age_header=age_header, fetch_seconds=fetch_seconds,
                           feed_covered=feed_covered, max_ttl=self.max_ttl, headers=headers,
                           default_ttl=self.default_ttl if by_default else 0.0,
-                          immutable=route.kind == keys.TARBALL)
+                          immutable=route.kind == routes.TARBALL)
 
-    async def build(self, route: keys.Route, key: str, response: UpstreamResponse, directives: Directives,
+    async def build(self, route: routes.Route, key: str, response: UpstreamResponse, directives: Directives,
                     *, by_default: bool = False) -> Entry:
         """``by_default``: see :meth:`timing`. Raises BadUpstreamContent for a tarball that
         does not match its integrity (or whose integrity nobody states)."""
         body = response.body
         content_type = response.headers.get("Content-Type", "application/octet-stream")
         links: tuple[str, ...] = ()
-        if route.kind == keys.TARBALL:
+        if route.kind == routes.TARBALL:
             await self.verify_tarball(route, response)
-        elif route.kind in (keys.PACKUMENT, keys.VERSION) and route.name:
+        elif route.kind in (routes.PACKUMENT, routes.VERSION) and route.name:
             body = rewrite_tarball_urls(body, route.name, self.public_url)
-            if route.kind == keys.PACKUMENT:
+            if route.kind == routes.PACKUMENT:
                 links, by_file = await _offload(packument_facts, body, size=len(body))
                 self.integrity.learn(route.name, by_file)
-        elif route.kind == keys.RESOLUTION:
+        elif route.kind == routes.RESOLUTION:
             body = await rewrite_lockfile(body, self.public_url)
             links = await _offload(resolution_links, body, size=len(body))
         headers = tuple((name, response.headers[name]) for name in FORWARDED if name in response.headers)
@@ -166,7 +167,7 @@ class EntryBuilder:
         digest = await _offload(lambda b: hashlib.sha256(b).hexdigest(), body, size=len(body))
         return '"e' + digest[:39] + '"'
 
-    async def verify_tarball(self, route: keys.Route, response: UpstreamResponse) -> None:
+    async def verify_tarball(self, route: routes.Route, response: UpstreamResponse) -> None:
         expected = []
         if "Eghact-Integrity" in response.headers:
             expected.append(response.headers["Eghact-Integrity"])
@@ -200,8 +201,8 @@ class EntryBuilder:
                             "actual": "sha512-" + base64.b64encode(found["sha512"]).decode()})
 
 
-def _vary(route: keys.Route, content_type: str) -> str:
-    parts = ["Accept"] if route.kind == keys.PACKUMENT else []
+def _vary(route: routes.Route, content_type: str) -> str:
+    parts = ["Accept"] if route.kind == routes.PACKUMENT else []
     if is_compressible(content_type):
         parts.append("Accept-Encoding")
     return ", ".join(parts)
@@ -224,7 +225,7 @@ def upstream_base(body: bytes, name: str) -> bytes | None:
         return None
     start = found.end()
     url = body[start:body.find(b'"', start)]
-    for spelling in (name, keys.escaped(name), name.replace("/", "%2F")):
+    for spelling in (name, routes.escaped(name), name.replace("/", "%2F")):
         marker = f"/{spelling}/-/".encode()
         at = url.find(marker)
         if at > 0:
@@ -283,7 +284,7 @@ def packument_facts(body: bytes) -> tuple[tuple[str, ...], dict[str, str]]:
                 by_file[tarball.rsplit("/", 1)[-1]] = sri
     except (ValueError, AttributeError, TypeError):
         return (), {}
-    return tuple("/" + keys.escaped(dep) for dep in deps[:MAX_LINKS] if isinstance(dep, str)), by_file
+    return tuple("/" + routes.escaped(dep) for dep in deps[:MAX_LINKS] if isinstance(dep, str)), by_file
 
 
 def resolution_links(body: bytes) -> tuple[str, ...]:
@@ -300,7 +301,7 @@ def resolution_links(body: bytes) -> tuple[str, ...]:
                 package = packages.get(plugin) or {}
                 name, version = package.get("name"), package.get("version")
                 if isinstance(name, str) and isinstance(version, str):
-                    links.append(keys.tarball_path(name, version))
+                    links.append(routes.tarball_path(name, version))
                 if len(links) >= MAX_LINKS:
                     return tuple(links)
     except (ValueError, AttributeError, TypeError):

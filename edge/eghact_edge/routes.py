@@ -18,10 +18,6 @@ from eghact_common.npm_paths import raw_segments, split_package
 
 from .target import origin_form
 
-ABBREVIATED_TYPE = "application/vnd.npm.install-v1+json"
-# What the edge sends upstream for an abbreviated packument (npm's own Accept).
-ACCEPT_ABBREVIATED = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
-
 # Cacheable kinds: the content class of eghact_common.cache_policy they belong to.
 PACKUMENT, VERSION, TARBALL, DIST_TAGS, SEARCH, RESOLUTION = (
     "packument", "version", "tarball", "dist-tags", "search", "resolution")

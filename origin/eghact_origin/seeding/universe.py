@@ -30,7 +30,8 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from eghact_origin.universe_tarballs import SeedPackage, SeedVersion, build_packages
+from .tarballs import build_packages
+from .values import PlannedPackage, PlannedVersion, SeedAdvisory, SeedPackage, SeedVersion, UniversePlan
 
 __all__ = [
     "PlannedPackage",
@@ -136,86 +137,6 @@ _WEAKNESSES = (("CWE-1321", "Prototype pollution"), ("CWE-1333", "Regular expres
                ("CWE-918", "Server-side request forgery"), ("CWE-78", "OS command injection"),
                ("CWE-295", "Improper certificate validation"), ("CWE-400", "Uncontrolled resource consumption"),
                ("CWE-601", "Open redirect"), ("CWE-502", "Deserialisation of untrusted data"))
-
-
-# ---- public values -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SeedAdvisory:
-    name: str
-    vulnerable_versions: str
-    severity: str
-    title: str
-    url: str
-    cwe: tuple[str, ...]
-    cvss: float
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedVersion:
-    version: str
-    published: str
-    deprecated: str | None
-    license: str
-    framework: str | None  # eghact.version; None for libraries
-    required: tuple[str, ...]
-    optional: tuple[str, ...]
-    dependencies: tuple[tuple[str, str], ...]
-    optional_dependencies: tuple[tuple[str, str], ...]
-    peer_dependencies: tuple[tuple[str, str], ...]
-    optional_peers: tuple[str, ...]
-    size: int  # bytes of dist/index.js
-    content_seed: int
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedPackage:
-    name: str
-    kind: str  # "library" or one of PLUGIN_KINDS
-    category: str
-    description: str
-    author: str
-    keywords: tuple[str, ...]
-    exports: tuple[tuple[str, str], ...]
-    browsers: tuple[str, ...]
-    node: str
-    readme: bool
-    weekly_downloads: int  # Zipf-like popularity
-    versions: tuple[PlannedVersion, ...]  # publish order
-    dist_tags: tuple[tuple[str, str], ...]
-
-    def manifest(self, v: PlannedVersion) -> dict:
-        """The package.json of version ``v`` (empty dependency maps omitted)."""
-        m: dict = {"name": self.name, "version": v.version, "description": self.description,
-                   "author": self.author, "license": v.license, "keywords": list(self.keywords),
-                   "main": "dist/index.js"}
-        for key, deps in (("dependencies", v.dependencies), ("optionalDependencies", v.optional_dependencies),
-                          ("peerDependencies", v.peer_dependencies)):
-            if deps:
-                m[key] = dict(deps)
-        if v.optional_peers:
-            m["peerDependenciesMeta"] = {name: {"optional": True} for name in v.optional_peers}
-        if self.kind != "library":
-            m["eghact"] = {
-                "version": v.framework, "type": self.kind,
-                "capabilities": {"required": list(v.required), "optional": list(v.optional)},
-                "exports": dict(self.exports),
-                "metadata": {"category": self.category, "keywords": list(self.keywords),
-                             "compatibility": {"browsers": list(self.browsers), "node": self.node}},
-            }
-        return m
-
-
-@dataclass(frozen=True)
-class UniversePlan:
-    plugins: int
-    seed: int
-    packages: tuple[PlannedPackage, ...]  # creation order: dependencies point backwards, except in cycles
-    cycles: tuple[tuple[str, ...], ...]  # deliberate rings; each name depends on the next, the last on the first
-    advisories: tuple[SeedAdvisory, ...]
-
-    @property
-    def version_count(self) -> int:
-        return sum(len(p.versions) for p in self.packages)
 
 
 # ---- planning ----------------------------------------------------------------------------------------

@@ -24,10 +24,8 @@ import random
 import tarfile
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from eghact_origin.universe import PlannedPackage
+from .values import PlannedPackage, SeedPackage, SeedVersion
 
 __all__ = ["SeedPackage", "SeedVersion", "build_packages", "build_tarball", "version_files"]
 
@@ -40,21 +38,6 @@ POOL_BLOCKS = 4096
 _POOL_SEED = 0xE6AC7
 _NUL = b"\0"
 CHUNK_VERSIONS = 400  # work unit for the process pool: big enough to amortise pickling, small for memory
-
-
-@dataclasses.dataclass(frozen=True)
-class SeedVersion:
-    manifest: dict  # the package.json, exactly as inside the tarball
-    tarball: bytes  # the .tgz
-    published: str  # ISO-8601 UTC, e.g. "2024-01-02T03:04:05.000Z"
-    deprecated: str | None  # deprecation message
-
-
-@dataclasses.dataclass(frozen=True)
-class SeedPackage:
-    name: str
-    versions: tuple[SeedVersion, ...]  # in publish order
-    dist_tags: dict[str, str]  # "latest" (highest non-prerelease) and, for some, "next"
 
 
 _WORDS = (

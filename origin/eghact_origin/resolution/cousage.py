@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from .storage import MetadataStore
+from ..storage import MetadataStore
 
 log = logging.getLogger("eghact.cousage")
 

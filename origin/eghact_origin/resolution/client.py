@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from eghact_common.durable import write_atomic
 
 STRATEGY_KEYS = ("version", "duplicate", "security")
 
@@ -49,10 +49,9 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.replace(tmp, path)
+    # No fsync: a lockfile lost to a power cut is written again by running the command again.
+    # 0600 as the mkstemp this replaced created it.
+    write_atomic(path, data, mode=0o600, fsync=False)
 
 
 def run_resolve(args: argparse.Namespace) -> int:

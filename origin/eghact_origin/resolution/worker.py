@@ -23,12 +23,12 @@ from typing import Any
 
 from eghact_common.errors import EghactError, NotFound
 
-from .packument import materialize
-from .resolver import PackageInfo, PromptResult, ResolvedGraph, ResolveRequest, package_info_from_packument, resolve
-from .resolver.loadplan import build_load_plan
-from .resolver.lockfile import build_lockfile, lockfile_bytes
-from .resolver.tarjan import cycles
-from .storage import PackageSnapshot
+from ..packument import materialize
+from ..resolver import PackageInfo, PromptResult, ResolvedGraph, ResolveRequest, package_info_from_packument, resolve
+from ..resolver.loadplan import build_load_plan
+from ..resolver.lockfile import build_lockfile, lockfile_bytes
+from ..resolver.tarjan import cycles
+from ..storage import PackageSnapshot
 
 
 @dataclass(frozen=True)

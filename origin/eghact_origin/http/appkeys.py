@@ -8,7 +8,7 @@ from ..auth import AccessPolicy, Principal
 from ..feed import ChangeNotifier
 from ..metrics import Reporter
 from ..registry import Registry
-from ..resolutions import Resolutions
+from ..resolution.service import Resolutions
 from ..settings import OriginSettings
 from ..tokens import TokenResolver
 

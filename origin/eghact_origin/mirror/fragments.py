@@ -25,7 +25,7 @@ from json.decoder import scanstring  # type: ignore[attr-defined]  # the C scann
 from json.encoder import encode_basestring as _quote  # type: ignore[attr-defined]  # C, what dumps does
 from typing import Any
 
-from . import packument
+from .. import packument
 
 _DECODER = json.JSONDecoder()
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from eghact_common.durable import write_atomic
 
 from .errors import MirrorError
 
@@ -86,30 +87,14 @@ def generate(path: Path, *, force: bool = False) -> SigningKey:
         for existing in (path, pub_path):
             if existing.exists():
                 raise MirrorError("bad_input", f"{existing} exists; pass --force to replace the key pair")
-    write_file(path, private_pem, 0o600)
-    write_file(pub_path, public_pem, 0o644)
+    # mode from the first byte: the private key is never readable by others, not even for a moment.
+    write_atomic(path, private_pem, mode=0o600)
+    write_atomic(pub_path, public_pem, mode=0o644)
     return key
 
 
 def public_path(path: Path) -> Path:
     return path.with_name(path.name + ".pub")
-
-
-def write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write atomically (temp file, fsync, rename) with ``mode`` from the first byte."""
-    # O_EXCL on a fresh temp name, then rename: the private key is never readable by others,
-    # not even for the moment between create and chmod.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load_signing_key(path: Path) -> SigningKey:

@@ -35,10 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .durable import fsync_dir
-from .mirror_apply import applied, audit_data, package_rows, read_at
-from .storage import DB_FILE as DB
-from .storage import FileBlobStore, MirrorState, PackageRows, build_mirror_database, iso
+from eghact_common.durable import fsync_dir
+
+from ..storage import DB_FILE as DB
+from ..storage import FileBlobStore, MirrorState, PackageRows, build_mirror_database, iso
+from .rows import applied, audit_data, package_rows, read_at
 
 _BUILDING = f"{DB}.building"
 _BATCH = 256  # packages per batch of rows: bounded memory, few statements

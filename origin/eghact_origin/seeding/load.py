@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from eghact_common import names
 from eghact_common.wire import ChangeEvent
 
+from ..registry import Registry
+from ..storage import NewVersion
+from ..tarball import inspect_tarball
 from . import universe
-from .registry import Registry
-from .storage import NewVersion
-from .tarball import inspect_tarball
 
 SEED_ACTOR = "seed"
 BATCH_VERSIONS = 2_000

@@ -28,12 +28,12 @@ from eghact_common import wire
 from eghact_common.errors import NotFound
 from eghact_common.serving import cancel_and_wait
 
-from .auth import AccessPolicy, Principal
+from ..auth import AccessPolicy, Principal
+from ..packument import strong_etag
+from ..resolver import ResolveRequest
+from ..storage import MetadataStore, StoredResolution
 from .cousage import CoUsage
-from .packument import strong_etag
-from .resolve_worker import BuildResult, build, init_worker, with_base
-from .resolver import ResolveRequest
-from .storage import MetadataStore, StoredResolution
+from .worker import BuildResult, build, init_worker, with_base
 
 log = logging.getLogger("eghact.resolutions")
 

@@ -2,7 +2,7 @@
 
 The origin owns its data-dir format; the mirror tool (which may not import the origin)
 verifies a bundle's signature and digests, unpacks it into a *staged* directory, and runs
-this command. Staged layout (a contract with ``eghact_mirror``, format 3)::
+this command. Staged layout (a contract with ``eghact_mirror``, format 3: ``eghact_common.wire.STAGE_FORMAT``)::
 
     STAGE/stage.json   {"format": 3, "origin_id", "from_seq", "to_seq", "bundle_digest",
                         "previous_digest", "base_url", "packuments": "packuments.pack",
@@ -28,7 +28,7 @@ after it, never between (blobs moved in before a crash are invisible until metad
 them). Continuity is checked again inside that transaction,
 whatever the caller checked before.
 
-A first bundle into an empty mirror takes another way to the same result (``mirror_fresh``):
+A first bundle into an empty mirror takes another way to the same result (:mod:`.fresh`):
 the database is built aside as a new file, with no journal, and linked into place once it
 and the blobs are durable — writing a few hundred MB once instead of twice (WAL, then
 checkpoint). Both ways write the same rows (:func:`package_rows`; the store's one row writer).
@@ -40,31 +40,22 @@ import io
 import json
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from eghact_common import integrity
-from eghact_common.errors import EghactError
+from eghact_common.durable import write_atomic
+from eghact_common.wire import STAGE_FORMAT
 
-from . import mirror_fragments as fragments
-from .storage import FileBlobStore, MirrorState, MirrorWriter, PackageRows, SqliteMetadataStore, VersionRow
+from ..storage import FileBlobStore, MirrorState, MirrorWriter, SqliteMetadataStore
+from .errors import MirrorApplyError
+from .rows import applied, audit_data, package_rows, read_at
 
-FORMAT = 3
+__all__ = ["ApplyReport", "MirrorApplyError", "apply_staged"]
+
 _HEX512 = re.compile(r"^[0-9a-f]{128}$")
-
-
-class MirrorApplyError(EghactError):
-    """A staged bundle that does not fit this mirror. ``exit_code`` is stable per cause."""
-
-    status = 409
-
-    def __init__(self, message: str, *, code: str, exit_code: int):
-        super().__init__(message, code=code)
-        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -97,33 +88,11 @@ def _check_continuity(state: MirrorState, stage: dict[str, Any]) -> bool:
     return True
 
 
-def package_rows(name: str, full: bytes, abbreviated: bytes, base_url: str, seq: int,
-                 sizes: dict[str, int]) -> PackageRows:
-    """One package's rows from its packuments as served; raises ``missing_tarball``."""
-    head, versions = fragments.versions(full, abbreviated, base_url)
-    times = head.get("time") or {}
-    rows = []
-    for version, vdoc, stored, short in versions:
-        dist = vdoc["dist"]
-        digest = integrity.parse_sri(dist["integrity"])
-        sha512 = next((d.hex() for algo, d in digest if algo == "sha512"), None)
-        if sha512 is None or sha512 not in sizes:
-            raise MirrorApplyError(f"{name}@{version}: its tarball is not in the bundle", code="missing_tarball",
-                                   exit_code=14)
-        rows.append(VersionRow(name, version, dist["tarball"].rsplit("/", 1)[-1], times.get(version, ""), stored,
-                               short, sha512, dist["integrity"], dist.get("shasum", ""), sizes[sha512],
-                               vdoc.get("deprecated")))
-    tags = head.get("dist-tags") or {}
-    latest = tags.get("latest")
-    latest_doc = next((doc for version, doc, _, _ in versions if version == latest), None) if latest else None
-    return PackageRows(name, rows, list(tags.items()), times.get("created", ""), times.get("modified", ""), seq,
-                       fragments.marked(full, base_url), fragments.marked(abbreviated, base_url), latest, latest_doc)
-
-
 def apply_staged(data_dir: Path, stage_dir: Path) -> ApplyReport:
     stage = json.loads((stage_dir / "stage.json").read_bytes())
-    if stage.get("format") != FORMAT:
-        raise MirrorApplyError(f"staged format {stage.get('format')} is not {FORMAT}", code="bad_stage", exit_code=10)
+    if stage.get("format") != STAGE_FORMAT:
+        raise MirrorApplyError(f"staged format {stage.get('format')} is not {STAGE_FORMAT}", code="bad_stage",
+                               exit_code=10)
     staged: dict[str, int] = stage.get("tarballs") or {}
     if not all(_HEX512.match(digest) and isinstance(size, int) for digest, size in staged.items()):
         raise MirrorApplyError("the staged tarball list names something that is not a sha512", code="bad_stage",
@@ -162,7 +131,7 @@ def apply_staged(data_dir: Path, stage_dir: Path) -> ApplyReport:
 def _apply_fresh(data_dir: Path, stage_dir: Path, stage: dict[str, Any], staged: dict[str, int]) -> bool:
     """A first bundle into an empty mirror, built aside (``mirror_fresh``); False when the mirror
     is not empty. Continuity is checked first, against an empty mirror: a refusal changes nothing."""
-    from . import mirror_fresh  # it builds on this module's rows
+    from . import fresh as mirror_fresh  # imported when needed: fresh imports nothing of apply
 
     if not mirror_fresh.possible(data_dir, stage):
         return False
@@ -175,16 +144,6 @@ def _apply_fresh(data_dir: Path, stage_dir: Path, stage: dict[str, Any], staged:
     finally:
         store.close()
     return True
-
-
-def read_at(pack: BinaryIO, where: list[int]) -> bytes:
-    """The staged packument at ``where`` ([offset, length]) in the pack."""
-    offset, length = where
-    pack.seek(offset)
-    data = pack.read(length)
-    if len(data) != length:
-        raise MirrorApplyError("the staged packuments end before a packument does", code="bad_stage", exit_code=10)
-    return data
 
 
 def _apply(writer: MirrorWriter, stage: dict[str, Any], pack: BinaryIO, staged: dict[str, int],
@@ -214,18 +173,6 @@ def _apply(writer: MirrorWriter, stage: dict[str, Any], pack: BinaryIO, staged: 
     return [d for d in freed if d not in live]
 
 
-def applied(state: MirrorState, stage: dict[str, Any]) -> MirrorState:
-    """The mirror's place once ``stage`` is applied after ``state``."""
-    return MirrorState(stage["origin_id"], stage["to_seq"], stage["bundle_digest"],
-                       (*state.chain, stage["bundle_digest"]))
-
-
-def audit_data(stage: dict[str, Any]) -> dict[str, Any]:
-    """What the audit record of an apply says (both ways write the same)."""
-    return {"origin_id": stage["origin_id"], "from_seq": stage["from_seq"], "to_seq": stage["to_seq"],
-            "packages": len(stage["packages"]), "events": len(stage["events"])}
-
-
 class _Durable:
     """The staged blobs moved into the store and synced to disk, on a thread; :meth:`wait`
     returns once they are durable, or raises what failed."""
@@ -250,10 +197,6 @@ class _Durable:
 
 def _write_mirror_json(data_dir: Path, state: MirrorState) -> None:
     """A human-readable copy of the mirror's position (the database holds the truth)."""
-    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".mirror-")
-    with os.fdopen(fd, "w") as out:
-        json.dump({"source_origin_id": state.origin_id, "applied_seq": state.seq,
-                   "last_bundle": state.digest, "bundle_chain": list(state.chain)}, out, indent=2)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, data_dir / "mirror.json")
+    body = {"source_origin_id": state.origin_id, "applied_seq": state.seq, "last_bundle": state.digest,
+            "bundle_chain": list(state.chain)}
+    write_atomic(data_dir / "mirror.json", json.dumps(body, indent=2).encode(), mode=0o600)  # 0600: as mkstemp made it

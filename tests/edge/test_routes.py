@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from eghact_common.errors import EghactError
-from eghact_edge import keys
+from eghact_edge import routes
 
 
 @pytest.mark.parametrize("raw", ["/@scope/name", "/@scope%2fname", "/@scope%2Fname"])
 def test_scoped_spellings_share_one_key(raw: str) -> None:
-    route = keys.parse(raw)
-    assert route.kind == keys.PACKUMENT
+    route = routes.parse(raw)
+    assert route.kind == routes.PACKUMENT
     assert route.name == "@scope/name"
     assert route.cache_key(True) == "/@scope%2fname#a"
     assert route.upstream_path == "/@scope%2fname"
@@ -20,8 +20,8 @@ def test_scoped_spellings_share_one_key(raw: str) -> None:
 @pytest.mark.parametrize("raw", ["/@scope/name/-/name-1.0.0.tgz", "/@scope%2fname/-/name-1.0.0.tgz",
                                  "/@scope%2Fname/-/name-1.0.0.tgz"])
 def test_scoped_tarball_spellings(raw: str) -> None:
-    route = keys.parse(raw)
-    assert (route.kind, route.key, route.tag) == (keys.TARBALL, "/@scope/name/-/name-1.0.0.tgz",
+    route = routes.parse(raw)
+    assert (route.kind, route.key, route.tag) == (routes.TARBALL, "/@scope/name/-/name-1.0.0.tgz",
                                                   "tgz:@scope/name@1.0.0")
 
 
@@ -33,27 +33,27 @@ def test_scoped_tarball_spellings(raw: str) -> None:
 def test_a_tarball_goes_upstream_escaped(raw: str, upstream: str) -> None:
     # Found by the fuzz pass: the decoded name went upstream raw, and a non-ASCII one put
     # bytes into the request line that the upstream refused with a text/plain 400.
-    route = keys.parse(raw)
-    assert route.kind == keys.TARBALL
+    route = routes.parse(raw)
+    assert route.kind == routes.TARBALL
     assert route.upstream_path == upstream
     assert route.upstream_path.isascii()
 
 
 def test_kinds_and_tags() -> None:
-    assert keys.parse("/left-pad/1.0.0").kind == keys.VERSION
-    assert keys.parse("/left-pad").tag == "pkg:left-pad"
-    assert keys.parse("/-/package/@a%2fb/dist-tags").tag == "pkg:@a/b"
-    search_a = keys.parse("/-/v1/search?text=x&size=5")
-    search_b = keys.parse("/-/v1/search?size=5&text=x")
+    assert routes.parse("/left-pad/1.0.0").kind == routes.VERSION
+    assert routes.parse("/left-pad").tag == "pkg:left-pad"
+    assert routes.parse("/-/package/@a%2fb/dist-tags").tag == "pkg:@a/b"
+    search_a = routes.parse("/-/v1/search?text=x&size=5")
+    search_b = routes.parse("/-/v1/search?size=5&text=x")
     assert search_a.key == search_b.key and search_a.tag == "search"
-    assert keys.parse("/-/whoami").kind is None
-    assert keys.parse("/-/v1/resolutions/abc123").tag == "res:abc123"
+    assert routes.parse("/-/whoami").kind is None
+    assert routes.parse("/-/v1/resolutions/abc123").tag == "res:abc123"
 
 
 def test_abbreviated_and_full_are_separate_keys() -> None:
-    route = keys.parse("/left-pad")
+    route = routes.parse("/left-pad")
     assert route.cache_key(True) != route.cache_key(False)
-    tarball = keys.parse("/left-pad/-/left-pad-1.0.0.tgz")
+    tarball = routes.parse("/left-pad/-/left-pad-1.0.0.tgz")
     assert tarball.cache_key(True) == tarball.cache_key(False)
 
 
@@ -61,11 +61,11 @@ def test_abbreviated_and_full_are_separate_keys() -> None:
                                  "/a/-/..%2fetc.tgz"])
 def test_bad_names_are_refused(raw: str) -> None:
     with pytest.raises(EghactError) as info:
-        keys.parse(raw)
+        routes.parse(raw)
     assert info.value.status == 400
 
 
 def test_tarball_version() -> None:
-    assert keys.tarball_version("@s/n", "n-1.2.3-beta.1.tgz") == "1.2.3-beta.1"
-    assert keys.tarball_version("n", "other-1.0.0.tgz") is None
-    assert keys.tarball_path("@s/n", "1.0.0") == "/@s/n/-/n-1.0.0.tgz"
+    assert routes.tarball_version("@s/n", "n-1.2.3-beta.1.tgz") == "1.2.3-beta.1"
+    assert routes.tarball_version("n", "other-1.0.0.tgz") is None
+    assert routes.tarball_path("@s/n", "1.0.0") == "/@s/n/-/n-1.0.0.tgz"
