@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from eghact_mirror import inputs, keys
+from eghact_mirror import inputs, signing
 from eghact_mirror.errors import EXIT_CODES
 
 from ..support import tree_digest
@@ -25,7 +25,7 @@ DEEP = b"[" * 100_000  # past json's recursion limit: a RecursionError before th
 @pytest.fixture(scope="module")
 def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("inputs")
-    keys.generate(root / "key")
+    signing.generate(root / "key")
     return root / "key"
 
 
