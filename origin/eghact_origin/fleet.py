@@ -112,7 +112,7 @@ def validate_edge(body: Any) -> dict[str, Any]:
     if problems:
         raise BadRequest("invalid edge registration: " + "; ".join(problems), code="invalid_edge",
                          detail={"problems": problems})
-    return {"id": body["id"], "region": body["region"], "url": url.rstrip("/"), "health": health}
+    return {"id": body["id"], "region": body["region"], "url": body["url"].rstrip("/"), "health": health}
 
 
 class Fleet:

@@ -173,8 +173,9 @@ def _apply_package(conn: sqlite3.Connection, name: str, full: bytes, abbreviated
     updated = ", ".join(f"{column}=excluded.{column}" for column in columns[2:])  # all but name, created
     cursor = conn.execute(f"INSERT INTO packages ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
                           f" ON CONFLICT (name) DO UPDATE SET {updated}", rows.values)
-    rowid = conn.execute("SELECT rowid FROM packages WHERE name=?", (name,)).fetchone()[0] if existed \
-        else cursor.lastrowid
+    rowid = None if existed else cursor.lastrowid
+    if rowid is None:  # an upsert that updated leaves lastrowid as it was: ask for the row
+        rowid = conn.execute("SELECT rowid FROM packages WHERE name=?", (name,)).fetchone()[0]
     index_search_row(conn, rowid, name, rows.fields, replace=existed)
     return freed
 

@@ -51,8 +51,9 @@ __all__ = [
 class BlobStore(Protocol):
     """Immutable content-addressed bytes. Blocking; callers run it off the event loop."""
 
-    def put(self, data: bytes) -> str:
-        """Store ``data`` durably (fsync before returning); returns its sha512 hex. Idempotent."""
+    def put(self, data: bytes, *, durable: bool = True) -> str:
+        """Store ``data`` durably (fsync before returning); returns its sha512 hex. Idempotent.
+        ``durable=False`` skips the syncs: bulk seeding syncs once at the end."""
 
     def get(self, sha512_hex: str, size: int | None = None) -> bytes:
         """The whole blob. Raises FileNotFoundError, or OSError when ``size`` (what the
@@ -119,6 +120,10 @@ class MetadataStore(Protocol):
 
     async def feed_extent(self, *, public: bool = False) -> dict[str, Any]:
         """``{registry_id, first_seq, last_seq}`` of the registry's or the public numbering."""
+
+    async def public_registry_id(self) -> str:
+        """The public numbering's registry id (``<registry_id>.<epoch>`` once private scopes
+        renumbered it). Cost: one read."""
 
     async def public_seq_at(self, seq: int) -> int:
         """The public seq a public reader saw when the registry was at ``seq``."""

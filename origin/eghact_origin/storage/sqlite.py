@@ -718,6 +718,8 @@ def _repair_latest(conn: sqlite3.Connection, name: str) -> None:
                                        (name,))]
     if not live:
         return
-    releases = [v for v in live if not semver.parse(v).prerelease] or live
-    best = max(releases, key=semver.parse)
+    # Version(), not parse(): a stored version was valid when published, so None cannot happen,
+    # and a row that broke that should fail here rather than be ranked as None.
+    releases = [v for v in live if not semver.Version(v).prerelease] or live
+    best = max(releases, key=semver.Version)
     conn.execute("INSERT INTO dist_tags (name, tag, version) VALUES (?, 'latest', ?)", (name, best))
