@@ -20,6 +20,7 @@ Errors print ``eghact-mirror: <code>: <message>`` on stderr; the exit code names
     3  origin_unavailable the origin cannot be reached or answered something unexpected
     4  bad_input          an unreadable key, lockfile, --after bundle or data dir
     5  up_to_date         export: the origin has nothing after the starting seq; no bundle written
+    6  incompatible       the origin speaks a wire protocol version this tool does not read
    10  bad_stage          mirror-apply refused the staged layout (a version mismatch between the tools)
    11  wrong_origin       the bundle comes from another origin than the mirror follows
    12  downgrade          the bundle ends at or before the mirror's seq

@@ -30,6 +30,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from eghact_common import protocol
+
 from . import batch
 from .errors import MirrorError
 from .payload import SPOOL_BYTES, Payload, spool
@@ -150,6 +152,12 @@ class OriginClient:
         if not isinstance(body, dict) or not isinstance(body.get("registry_id"), str) \
                 or not isinstance(body.get("seq"), int):
             raise MirrorError("origin_unavailable", f"{self.url}/-/health has no registry_id and seq: not an origin")
+        # Before anything is read: a changed feed or batch format misread would make a bundle
+        # that looks whole and is not (eghact_common.protocol).
+        reason = protocol.incompatibility(body.get("protocol"))
+        if reason is not None:
+            raise MirrorError("incompatible", f"{self.url} cannot be mirrored by this eghact-mirror: {reason}",
+                              detail={"protocol": body.get("protocol"), "supported": str(protocol.SUPPORTED)})
         return body
 
     async def changes(self, since: int, limit: int = 10_000, *,

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from eghact_common.bodies import parse_json, read_body
 from eghact_common.errors import AuthRequired, Forbidden
+from eghact_common.protocol import PROTOCOL
 
 from ..auth import Principal
 from ..fleet import Fleet, validate_edge, validate_hits
@@ -82,4 +83,6 @@ async def register_edge(request: web.Request) -> web.StreamResponse:
 async def feed_extent(request: web.Request) -> web.StreamResponse:
     request[ROUTE] = "feed"
     public = request.app[ACCESS].public_view(request[PRINCIPAL])
-    return json_ok(await request.app[REGISTRY].store.feed_extent(public=public))
+    # The protocol is stated here too: edges pass this document through, so a follower or a
+    # resolve client behind edges learns the origin's (``eghact_common.protocol``).
+    return json_ok({**await request.app[REGISTRY].store.feed_extent(public=public), "protocol": str(PROTOCOL)})
