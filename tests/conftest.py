@@ -70,3 +70,20 @@ async def origin(tmp_path: Path) -> AsyncIterator[LiveOrigin]:
     async with aiohttp.ClientSession() as session:
         yield LiveOrigin(url, runner.app, tmp_path / "data", session)
     await runner.cleanup()
+
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (./dev test): schemathesis gives every operation's test of
+    test_openapi_fuzz.py one node id (61 items, two ids), and xdist's schedulers key their work
+    by node id, so all but one of each would silently not run. The item's name tells them apart
+    (``...[GET /-/health]``): the id is made from it, as pytest makes any test's. ``_id`` is
+    pytest's own (9.x); this runs only in xdist's workers, which are the ones that collect."""
+    if not hasattr(config, "workerinput"):
+        return
+    seen: set[str] = set()
+    for item in items:
+        if item.nodeid in seen and item.parent is not None:
+            item._id = item.parent._id.child(item.name)  # type: ignore[attr-defined]
+        seen.add(item.nodeid)

@@ -41,11 +41,11 @@ def _parse(header: str | None) -> tuple[str, ...]:
     star = weights.get("*")
     ranked = []
     for name in _PREFERENCE:
-        q = weights.get(name, star if star is not None and name != "identity" else None)
-        if name == "identity" and q is None:
-            q = 0.0 if star == 0.0 else 0.001  # identity is acceptable unless refused
-        if q:
-            ranked.append((q, -_PREFERENCE.index(name), name))
+        weight = weights.get(name, star if star is not None and name != "identity" else None)
+        if name == "identity" and weight is None:
+            weight = 0.0 if star == 0.0 else 0.001  # identity is acceptable unless refused
+        if weight:
+            ranked.append((weight, -_PREFERENCE.index(name), name))
     return tuple(name for _, _, name in sorted(ranked, reverse=True))
 
 

@@ -14,7 +14,9 @@ are purged in memory at once and on disk before the seq is counted as applied; t
 file is written behind, and only with applied seqs.
 
 An upstream without a feed (any npm registry) leaves the follower in time mode: freshness
-then comes from headers alone.
+then comes from headers alone. So does an upstream whose feed extent states a wire protocol
+this edge does not read (``eghact_common.protocol``): its events could be misread, purging the
+wrong keys or none, so the follower refuses it (mode ``incompatible``, logged, in /-/health).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from eghact_common import wire
+from eghact_common import protocol, wire
 from eghact_common.errors import UpstreamUnavailable
 from eghact_common.serving import cancel_and_wait
 
@@ -39,7 +41,7 @@ from .upstream import FEED, UpstreamClient
 
 log = logging.getLogger("eghact.edge")
 
-EVENTS, TIME, STARTING = "events", "time", "starting"
+EVENTS, TIME, STARTING, INCOMPATIBLE = "events", "time", "starting", "incompatible"
 PAGE = 1000
 
 OnEvents = Callable[[list[wire.ChangeEvent], list[Entry]], Awaitable[None]]
@@ -69,6 +71,7 @@ class Follower:
         self._heard = 0   # the highest seq the upstream said exists (feed extent, pages, documents)
         self._tasks: list[asyncio.Task[None]] = []
         self.gaps = 0
+        self.incompatible: str | None = None   # why the upstream's feed is refused, if it is
 
     # -- FeedStatus ----------------------------------------------------------------
 
@@ -95,7 +98,7 @@ class Follower:
     def heard(self, seq: int) -> None:
         """The upstream mentioned ``seq`` (an ``Eghact-Seq`` header): it exists. Without a feed
         we cannot apply seqs, so none is worth waiting or revalidating for."""
-        if self.mode != TIME:
+        if self.mode not in (TIME, INCOMPATIBLE):
             self._heard = max(self._heard, seq)
 
     async def reach(self, seq: int, timeout: float) -> bool:
@@ -116,8 +119,11 @@ class Follower:
         advanced.set()
 
     def health(self) -> dict[str, Any]:
-        return {"mode": self.mode, "connected": self.connected, "seq": self.state.seq,
-                "vouching": self.lifetime > 0, "gaps": self.gaps, "stale_before": self.cache.stale_before or None}
+        health = {"mode": self.mode, "connected": self.connected, "seq": self.state.seq,
+                  "vouching": self.lifetime > 0, "gaps": self.gaps, "stale_before": self.cache.stale_before or None}
+        if self.incompatible is not None:
+            health["incompatible"] = self.incompatible
+        return health
 
     # -- start and stop ----------------------------------------------------------------
 
@@ -129,6 +135,8 @@ class Follower:
             if extent is None:
                 self.mode = TIME
                 log.info("upstream %s has no changes feed: time-based freshness only", self.upstream.base_url)
+                return
+            if self._refuses(extent):
                 return
             await self._check_gap(extent, disk_empty=disk_empty)
             self.mode = EVENTS
@@ -160,6 +168,17 @@ class Follower:
         if extent.status == 200 and isinstance(extent.document, dict):
             return extent.document
         return {}  # a feed without an extent endpoint: resume blindly
+
+    def _refuses(self, extent: dict[str, Any]) -> bool:
+        """Whether the feed's stated protocol is one this edge cannot read; if so, stop vouching."""
+        reason = protocol.incompatibility(extent.get("protocol"))
+        if reason is None:
+            return False
+        self.incompatible = f"upstream {self.upstream.base_url}: {reason}"
+        self.mode, self.connected = INCOMPATIBLE, False
+        self._reporter.feed_state(False, self.state.seq)
+        log.error("not following the changes feed: %s; freshness comes from headers alone", self.incompatible)
+        return True
 
     async def _check_gap(self, extent: dict[str, Any], *, disk_empty: bool) -> None:
         state = self.state
@@ -256,6 +275,8 @@ class Follower:
             with contextlib.suppress(Exception):
                 extent = await self._extent()
                 if extent:
+                    if self._refuses(extent):  # the origin was replaced by one we cannot read
+                        return
                     await self._check_gap(extent, disk_empty=False)
 
     async def _stream(self) -> None:

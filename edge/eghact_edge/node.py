@@ -175,8 +175,9 @@ class EdgeNode:
         upstream = self.upstream.health()
         feed = self.follower.health()
         degraded = upstream["state"] != "up" or (feed["mode"] == "events" and not feed["connected"])
+        status = "incompatible" if feed["mode"] == "incompatible" else "degraded" if degraded else "ok"
         return {
-            "status": "degraded" if degraded else "ok", "role": "edge", "id": self.settings.identity,
+            "status": status, "role": "edge", "id": self.settings.identity,
             "region": self.settings.region, "url": self.public_url, "upstream": upstream, "feed": feed,
             "tiers": {"memory": {"bytes": self.memory.bytes, "entries": len(self.memory),
                                  "max_bytes": self.memory.max_bytes},

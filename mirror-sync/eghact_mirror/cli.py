@@ -25,6 +25,7 @@ Errors print ``eghact-mirror: <code>: <message>`` on stderr; the exit code names
     3  origin_unavailable the origin cannot be reached or answered something unexpected (a body past its bound)
     4  bad_input          an unreadable key, lockfile, --after bundle or data dir (too big, not JSON, too deep)
     5  up_to_date         export: the origin has nothing after the starting seq; no bundle written
+    6  incompatible       the origin speaks a wire protocol version this tool does not read
    10  bad_stage          mirror-apply refused the staged layout (a version mismatch between the tools)
    11  wrong_origin       the bundle comes from another origin than the mirror follows
    12  downgrade          the bundle ends at or before the mirror's seq

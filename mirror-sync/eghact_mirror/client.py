@@ -34,6 +34,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from eghact_common import protocol
 from eghact_common.bodies import read_limited
 from eghact_common.wire import ABBREVIATED_TYPE
 
@@ -190,6 +191,12 @@ class OriginClient:
         if not isinstance(body, dict) or not isinstance(body.get("registry_id"), str) \
                 or not isinstance(body.get("seq"), int):
             raise MirrorError("origin_unavailable", f"{self.url}/-/health has no registry_id and seq: not an origin")
+        # Before anything is read: a changed feed or batch format misread would make a bundle
+        # that looks whole and is not (eghact_common.protocol).
+        reason = protocol.incompatibility(body.get("protocol"))
+        if reason is not None:
+            raise MirrorError("incompatible", f"{self.url} cannot be mirrored by this eghact-mirror: {reason}",
+                              detail={"protocol": body.get("protocol"), "supported": str(protocol.SUPPORTED)})
         return body
 
     async def changes(self, since: int, limit: int = 10_000, *,

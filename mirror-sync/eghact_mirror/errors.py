@@ -22,6 +22,7 @@ EXIT_CODES: dict[str, tuple[int, str]] = {
     "origin_unavailable": (3, "the origin cannot be reached or answered something unexpected (a body past its bound)"),
     "bad_input": (4, "an unreadable key, lockfile, --after bundle or data dir (too big, not JSON, too deep)"),
     "up_to_date": (5, "export: the origin has nothing after the starting seq; no bundle written"),
+    "incompatible": (6, "the origin speaks a wire protocol version this tool does not read"),
     "bad_stage": (10, "mirror-apply refused the staged layout (a version mismatch between the tools)"),
     "wrong_origin": (11, "the bundle comes from another origin than the mirror follows"),
     "downgrade": (12, "the bundle ends at or before the mirror's seq"),

@@ -35,8 +35,8 @@ def ensure_demo_tokens(store: SqliteMetadataStore, data_dir: Path) -> dict[str, 
     tokens: dict[str, str] = {}
     keep_ids: set[int] = set()
     for name, scopes in DEMO_TOKENS.items():
-        token = kept.get(name)
-        record = store.token_by_hash_sync(hash_token(token)) if isinstance(token, str) else None
+        token = kept.get(name, "")
+        record = store.token_by_hash_sync(hash_token(token)) if token else None
         if record is None or record.revoked or record.name != name or tuple(record.scopes) != scopes:
             token = new_token()
             keep_ids.add(store.create_token_sync(name, hash_token(token), list(scopes), actor=ACTOR))
@@ -52,12 +52,13 @@ def ensure_demo_tokens(store: SqliteMetadataStore, data_dir: Path) -> dict[str, 
     return tokens
 
 
-def _read(path: Path) -> dict[str, object]:
+def _read(path: Path) -> dict[str, str]:
     try:
         found = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return {}   # absent or unreadable: the tokens are minted again, the old ones revoked
-    return found if isinstance(found, dict) else {}
+    # A value that is not a string is no token: it is minted again like a missing one.
+    return {k: v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -165,6 +165,7 @@ async def test_new_private_scopes_renumber_the_public_feed_under_a_new_id(tmp_pa
         _, _, page = await get_json(origin, "/-/v1/changes?since=0")
         _, _, health = await get_json(origin, "/-/health")
     await runner.cleanup()
-    assert after == {"registry_id": before["registry_id"] + ".1", "first_seq": 1, "last_seq": 2}
+    assert after == {"registry_id": before["registry_id"] + ".1", "first_seq": 1, "last_seq": 2,
+                     "protocol": "1.0"}
     assert [(e["seq"], e["name"]) for e in page["results"]] == [(1, "re-a"), (2, "re-b")]
     assert (health["registry_id"], health["seq"], health["packages"]) == (after["registry_id"], 2, 2)

@@ -130,8 +130,10 @@ class MemoryTier:
 
     # -- internals -----------------------------------------------------------------
 
-    def _victims(self, need: int) -> list[str]:
-        victims, freed = [], 0
+    def _victims(self, need: float) -> list[str]:
+        # float: cachetools sizes are numbers (its maxsize may be inf); ours are byte counts.
+        victims: list[str] = []
+        freed = 0.0
         for key in self._lru.oldest():
             victims.append(key)
             freed += int(self._lru.getsizeof(self._lru_peek(key)))

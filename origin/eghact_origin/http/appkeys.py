@@ -25,5 +25,6 @@ CLOSING = web.AppKey("closing", object)
 OPENAPI = web.AppKey("openapi", bytes)
 
 # Per-request values (aiohttp requests are plain mappings).
-PRINCIPAL = web.RequestKey("principal", Principal | None)  # type: ignore[arg-type]
+# A union is not a class: the type goes in the subscript, as aiohttp documents for such keys.
+PRINCIPAL = web.RequestKey[Principal | None]("principal")
 ROUTE = web.RequestKey("route", str)

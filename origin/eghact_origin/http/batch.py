@@ -255,7 +255,8 @@ async def _frames(registry: Registry, group: list[Answered], is_private: Any, ke
     public packages included (an exporter compares them with the feed it reads)."""
     records = [answer for _, _, answer in group if isinstance(answer, TarballRecord)]
     blobs = iter(await run_blocking(_read_blobs, registry.blobs, records) if records else ())
-    cheap = keep is not None and keep <= _CHEAP_HEADERS
+    # The fields asked for when all are cheap to write; None: every caching header is written.
+    cheap = keep if keep is not None and keep <= _CHEAP_HEADERS else None
     parts: list[bytes] = []
     for item, lookup, answer in group:
         headers: dict[str, str] | str
@@ -267,15 +268,15 @@ async def _frames(registry: Registry, group: list[Answered], is_private: Any, ke
                 status, headers, body = blob.status, _ERROR_HEADERS, dumps(blob.to_body())
             else:
                 status, body = 200, blob
-                headers = _cheap_headers(keep, "application/octet-stream", None) if cheap else \
+                headers = _cheap_headers(cheap, "application/octet-stream", None) if cheap is not None else \
                     caching_headers(**tarball_caching(answer, private=is_private(answer.name)))
         else:
             kind, name, arg = lookup
             status, body = 200, answer.body
-            if cheap:
+            if cheap is not None:
                 content_type = "application/json" if kind == "version" or arg == "full" else \
                     DISTS_TYPE if arg == "dists" else ABBREVIATED_TYPE
-                headers = _cheap_headers(keep, content_type, answer.seq_for(public_numbering=public_numbering))
+                headers = _cheap_headers(cheap, content_type, answer.seq_for(public_numbering=public_numbering))
             else:
                 if kind == "packument":
                     caching = packument_caching(name, answer, abbreviated=arg == "abbreviated",

@@ -11,6 +11,7 @@ from eghact_common import semver, wire
 from eghact_common.blocking import run_blocking
 from eghact_common.bodies import parse_json, read_body
 from eghact_common.errors import AuthRequired, Forbidden, InvalidJson
+from eghact_common.protocol import PROTOCOL
 
 from ..metrics import PROMETHEUS_CONTENT_TYPE
 from ..storage import Advisory, SearchQuery
@@ -104,7 +105,7 @@ async def health(request: web.Request) -> web.StreamResponse:
     stats = await store.stats(access.name_filter(principal), public=public)
     notifier = request.app[NOTIFIER]
     return json_ok({
-        "status": "ok", "role": "origin",
+        "status": "ok", "role": "origin", "protocol": str(PROTOCOL),
         "registry_id": await store.public_registry_id() if public else store.registry_id,
         "read_only": request.app[SETTINGS].read_only, "seq": stats["seq"],
         "notifier_seq": notifier.last_public_seq if public else notifier.last_seq,

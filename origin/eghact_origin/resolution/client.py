@@ -2,7 +2,8 @@
 
 Exit codes: 0 lockfile written; 1 unresolvable (the explanation is printed); 2 bad
 arguments or request; 3 ``version=prompt`` returned open choices (printed as JSON);
-4 the registry could not be reached or answered something else.
+4 the registry could not be reached or answered something else; 5 the registry speaks a wire
+protocol this client does not read (``eghact_common.protocol``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from eghact_common import protocol
 from eghact_common.durable import write_atomic
 
 STRATEGY_KEYS = ("version", "duplicate", "security")
@@ -54,12 +56,27 @@ def _write_atomically(path: Path, data: bytes) -> None:
     write_atomic(path, data, mode=0o600, fsync=False)
 
 
+def _protocol_refusal(registry: str) -> str | None:
+    """Why the registry's stated protocol (``/-/v1/feed``, which an edge passes on from its
+    origin) is one this client cannot read; None when it can, or states none."""
+    try:
+        with urllib.request.urlopen(registry.rstrip("/") + "/-/v1/feed", timeout=30) as response:
+            body = json.loads(response.read())
+    except (urllib.error.URLError, TimeoutError, ValueError):
+        return None  # no feed (an npm registry), or unreachable: the resolve request tells which
+    return protocol.incompatibility(body.get("protocol")) if isinstance(body, dict) else None
+
+
 def run_resolve(args: argparse.Namespace) -> int:
     try:
         request = build_request(args)
     except (ValueError, OSError) as error:
         print(f"eghact-origin: {error}", file=sys.stderr)
         return 2
+    refusal = _protocol_refusal(args.registry)
+    if refusal is not None:
+        print(f"eghact-origin: cannot resolve through {args.registry}: {refusal}", file=sys.stderr)
+        return 5
     http = urllib.request.Request(args.registry.rstrip("/") + "/-/v1/resolve", data=json.dumps(request).encode(),
                                   method="POST", headers={"Content-Type": "application/json"})
     if args.token:
