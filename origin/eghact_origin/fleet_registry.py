@@ -102,7 +102,7 @@ def validate_edge(body: Any) -> dict[str, Any]:
     if problems:
         raise BadRequest("invalid edge registration: " + "; ".join(problems), code="invalid_edge",
                          detail={"problems": problems})
-    return {"id": body["id"], "region": body["region"], "url": url.rstrip("/"), "health": health}
+    return {"id": body["id"], "region": body["region"], "url": str(url).rstrip("/"), "health": health}
 
 
 class Fleet:
