@@ -52,6 +52,7 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) ->
     co_usage = CoUsage(registry.store, top=settings.co_usage_top, half_life=settings.co_usage_half_life)
     resolutions = Resolutions(registry.store, registry.access,  # type: ignore[arg-type]
                               workers=settings.resolver_workers, max_roots=settings.resolve_max_roots,
+                              max_stored=settings.resolutions_max_stored,
                               co_usage=co_usage, on_commit=notifier.poke)
     notifier.subscribe("registry", registry.invalidate)
     notifier.subscribe("resolutions", resolutions.invalidate)

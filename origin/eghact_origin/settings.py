@@ -24,6 +24,10 @@ class OriginSettings:
     # the largest real one while capping what one anonymous request may cost (issue 11).
     resolve_max_roots: int = 256
     resolve_max_body_bytes: int = 256 * 1024
+    # Built resolutions kept in the database (the most fetched, then the newest): each distinct
+    # request is stored, so this bounds what anonymous requests can make the store hold; at
+    # 256 KiB each at most, ~2.5 GB in the worst case, a few hundred MB with real lockfiles.
+    resolutions_max_stored: int = 10_000
     # Co-usage statistics (prefetch hints): per root, the top co_usage_top names used with it,
     # weights halving every co_usage_half_life seconds.
     co_usage_top: int = 16

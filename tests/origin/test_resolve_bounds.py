@@ -28,7 +28,7 @@ LAZY = ("chart", "editor", "gallery", "map", "table", "video")
 async def small(tmp_path: Path) -> AsyncIterator[LiveOrigin]:
     """An origin with small limits, so that the tests stay fast."""
     runner, url = await start_origin(tmp_path / "data", resolve_max_roots=8, resolve_max_body_bytes=4096,
-                                     co_usage_top=2)
+                                     co_usage_top=2, resolutions_max_stored=5)
     async with aiohttp.ClientSession() as session:
         yield LiveOrigin(url, runner.app, tmp_path / "data", session)
     await runner.cleanup()
@@ -161,3 +161,23 @@ async def test_the_resolve_command_says_the_limit_and_exits_2(small: LiveOrigin,
                                      str(tmp_path / "eghact-lock.json"), check=False, timeout=60)
     assert result.returncode == 2, result.stderr  # a bad request, not "registry unreachable" (4)
     assert "at most 8 dependencies" in result.stderr
+
+
+async def test_made_up_requests_cannot_grow_the_stored_resolutions_without_bound(small: LiveOrigin) -> None:
+    """Every distinct request's answer is stored (a 422 too): 40 anonymous requests for
+    made-up trees used to leave 40 rows; the store keeps the most fetched, then the newest."""
+    async with small.session.post(f"{small.url}/-/v1/resolve", json={"dependencies": {"made-up-0": "*"}}) as first:
+        assert first.status == 422
+        location = first.headers["Location"]
+    async with small.session.get(small.url + location if location.startswith("/") else location) as response:
+        assert response.status == 422  # stored: fetched by its hash
+    for i in range(1, 40):
+        status, _ = await resolve(small, {"dependencies": {f"made-up-{i}": "*"}})
+        assert status == 422
+    resolutions, names, _ = stored(small)
+    assert resolutions == 5 and names <= 5 * 2, (resolutions, names)
+    # The newest stay (made-up-0 was fetched once, but its hit is not folded in yet). One that
+    # went is answered from the bounded memory cache while there, else 404: POST it again.
+    newest = rows(small, "SELECT request FROM resolutions")
+    assert {json.loads(r[0])["dependencies"].popitem()[0] for r in newest} == {f"made-up-{i}" for i in range(35, 40)}
+    assert rows(small, f"SELECT count(*) FROM resolutions WHERE hash = '{location.rsplit('/', 1)[-1]}'") == [(0,)]

@@ -76,8 +76,10 @@ class _Remembered(LRUCache[str, Built]):
 class Resolutions:
     def __init__(self, store: MetadataStore, access: AccessPolicy, *, workers: int = 2,
                  popular_hits: int = 3, cache_bytes: int = 64 * 1024 * 1024, max_roots: int | None = None,
-                 co_usage: CoUsage | None = None, on_commit: Callable[[], None] | None = None):
+                 co_usage: CoUsage | None = None, on_commit: Callable[[], None] | None = None,
+                 max_stored: int | None = None):
         self._store = store
+        self._max_stored = max_stored
         # Told after we append events ourselves (resolutions marked stale), so that the change
         # dispatcher delivers them (edges purge ``res:<hash>``) now, not at its next poll.
         self._on_commit = on_commit
@@ -202,7 +204,7 @@ class Resolutions:
     async def _save(self, request: ResolveRequest, built: Built) -> None:
         canonical = json.dumps(request.canonical(), sort_keys=True, separators=(",", ":"))
         await self._store.resolution_save(canonical, StoredResolution(
-            built.hash, built.status, built.body, built.considered, built.seq))
+            built.hash, built.status, built.body, built.considered, built.seq), keep=self._max_stored)
 
     def _remember(self, built: Built) -> None:
         self._memory[built.hash] = built

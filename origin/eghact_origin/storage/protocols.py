@@ -274,8 +274,10 @@ class MetadataStore(Protocol):
         """The stored resolution, unless it is marked stale or a name it considered has had an
         event (other than ``resolution``) after the seq it was built at."""
 
-    async def resolution_save(self, request: str, built: StoredResolution) -> None:
-        """Store (or replace) a build and the names it considered; it is current again."""
+    async def resolution_save(self, request: str, built: StoredResolution, *, keep: int | None = None) -> None:
+        """Store (or replace) a build and the names it considered; it is current again. ``keep``:
+        then hold at most that many, dropping those fetched least (then the oldest builds) with
+        their names, in the same transaction. Cost: a count of the table when ``keep`` is given."""
 
     async def resolution_hits(self, hits: Mapping[str, int]) -> None:
         """Add counted fetches per digest (one transaction for them all)."""

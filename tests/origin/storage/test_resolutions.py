@@ -49,6 +49,22 @@ async def test_marking_stale_folds_hits_and_appends_resolution_events(backend: B
     assert await store.resolution_current("h1") is not None
 
 
+async def test_saving_with_keep_holds_the_most_fetched_then_the_newest(backend: Backend) -> None:
+    store = backend.metadata
+    seq = await store.last_seq()
+    for digest in ("h1", "h2", "h3"):
+        await store.resolution_save("{}", StoredResolution(digest, 200, b"{}", (f"n-{digest}",), seq))
+    await store.resolution_hits({"h1": 4})
+    await store.resolution_save("{}", StoredResolution("h4", 200, b"{}", ("n-h4",), seq), keep=2)
+    # h1 was fetched; h4 was just saved; h2 and h3 (never fetched) go, with their names.
+    assert [d for d in ("h1", "h2", "h3", "h4") if await store.resolution_request(d) is not None] == ["h1", "h4"]
+    await store.publish(new_version("n-h2", "1.0.0"), actor="a")
+    assert await store.resolutions_stale(["n-h2", "n-h3"], {}) == []
+    # Saving again under the bound drops nothing.
+    await store.resolution_save("{}", StoredResolution("h4", 422, b"{}", ("n-h4",), seq), keep=2)
+    assert await store.resolution_request("h1") is not None
+
+
 async def test_co_usage_keeps_the_top_names_and_forgets_what_decayed(backend: Backend) -> None:
     store = backend.metadata
     await store.co_usage_add({"a": {"b": 3.0, "c": 1.0, "d": 2.0}, "b": {"a": 3.0}}, now=0.0, half_life=HOUR,

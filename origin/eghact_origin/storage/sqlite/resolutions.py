@@ -41,7 +41,7 @@ class ResolutionRows(Feed):
 
         return await self.read(load)
 
-    async def resolution_save(self, request: str, built: StoredResolution) -> None:
+    async def resolution_save(self, request: str, built: StoredResolution, *, keep: int | None = None) -> None:
         def save(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO resolutions (hash, request, status, body, built_seq, built, stale) "
@@ -51,6 +51,8 @@ class ResolutionRows(Feed):
             conn.execute("DELETE FROM resolution_names WHERE hash=?", (built.hash,))
             conn.executemany("INSERT INTO resolution_names (name, hash) VALUES (?, ?)",
                              [(name, built.hash) for name in built.considered])
+            if keep is not None:
+                _keep_most_used(conn, keep, built.hash)
 
         await self.write(save)
 
@@ -75,3 +77,17 @@ class ResolutionRows(Feed):
             return [(digest, count) for digest, (count, _) in seen.items()]
 
         return await self.write(mark)
+
+
+def _keep_most_used(conn: sqlite3.Connection, keep: int, saved: str) -> None:
+    """Every distinct request is stored, so without a bound anyone could grow the table by
+    asking for made-up trees (issue 11). Beyond ``keep``, the least fetched (then the oldest)
+    go; one that is gone is answered 404 and rebuilt when its request is POSTed again. The
+    one just saved stays: its answer is being handed out now."""
+    over = conn.execute("SELECT count(*) FROM resolutions").fetchone()[0] - keep
+    if over <= 0:
+        return
+    doomed = [row[0] for row in conn.execute(
+        "SELECT hash FROM resolutions WHERE hash != ? ORDER BY hits, built LIMIT ?", (saved, over))]
+    conn.executemany("DELETE FROM resolution_names WHERE hash=?", [(d,) for d in doomed])
+    conn.executemany("DELETE FROM resolutions WHERE hash=?", [(d,) for d in doomed])
