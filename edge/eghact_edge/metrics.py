@@ -144,7 +144,7 @@ class _ServedCollector(Collector):
     def __init__(self, reporter: PrometheusReporter):
         self._reporter = reporter
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self):
         family = CounterMetricFamily("eghact_edge_responses", "Cacheable responses by cache result",
                                      labels=["result"])
         for result, count in self._reporter._served_counts.items():

@@ -50,7 +50,7 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) ->
     registry = open_registry(settings, on_change=lambda events: notifier.committed(events))
     notifier = ChangeNotifier(registry.store, poll_interval=settings.feed_poll_interval, reporter=reporter)
     co_usage = CoUsage(registry.store, top=settings.co_usage_top, half_life=settings.co_usage_half_life)
-    resolutions = Resolutions(registry.store, registry.access,  # type: ignore[arg-type]
+    resolutions = Resolutions(registry.store, registry.access,
                               workers=settings.resolver_workers, max_roots=settings.resolve_max_roots,
                               max_stored=settings.resolutions_max_stored,
                               co_usage=co_usage, on_commit=notifier.poke)

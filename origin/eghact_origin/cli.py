@@ -136,7 +136,7 @@ def _serve(settings: OriginSettings) -> int:
     return 0
 
 
-def _open(data_dir: Path):  # type: ignore[no-untyped-def]
+def _open(data_dir: Path):
     from .app import open_registry
 
     return open_registry(OriginSettings(data_dir=data_dir))

@@ -28,7 +28,7 @@ class Admission(Protocol):
         """Whether ``candidate`` should replace ``victims`` (the LRU keys it would evict)."""
 
 
-class _ByteLru(cachetools.LRUCache):  # type: ignore[type-arg]
+class _ByteLru(cachetools.LRUCache):
     """cachetools' LRU, telling its owner what it evicts and letting it peek at the order."""
 
     def __init__(self, maxsize: int, on_evict: Callable[[Any, Any], None]):
@@ -71,7 +71,7 @@ class MemoryTier:
         """The look-up of a client request, once per request (``EdgeHandler.read`` makes it):
         counts the request for admission and refreshes recency. O(1)."""
         self._admission.record(key)
-        return self._lru.get(key)  # type: ignore[no-any-return]
+        return self._lru.get(key)
 
     def peek(self, key: str) -> Entry | None:
         """Without counting or touching recency: every look after a request's one
@@ -109,7 +109,7 @@ class MemoryTier:
         entry = self._lru.pop(key, None)
         if entry is not None:
             self._untag(entry)
-        return entry  # type: ignore[no-any-return]
+        return entry
 
     def purge_tag(self, tag: str) -> list[Entry]:
         """Remove every entry whose surrogate key is ``tag``: O(removed), through the tag index."""
@@ -142,7 +142,7 @@ class MemoryTier:
         return victims
 
     def _lru_peek(self, key: str) -> Entry:
-        return cachetools.Cache.__getitem__(self._lru, key)  # type: ignore[no-any-return]
+        return cachetools.Cache.__getitem__(self._lru, key)
 
     def _untag(self, entry: Entry) -> None:
         if entry.tag:

@@ -31,10 +31,8 @@ MAX_BODY = 8 * 1024 * 1024
 
 
 def _fleet(request: web.Request) -> Fleet:
-    # Stateless over the store: building one per request costs nothing. Fleet still runs its
-    # own SQL through the SQLite store's read/write, which MetadataStore rightly does not offer;
-    # the ignore goes when that SQL moves into storage/ (issue 13, item 4).
-    return Fleet(request.app[REGISTRY].store, access=request.app[ACCESS])  # type: ignore[arg-type]
+    # Stateless over the store: building one per request costs nothing.
+    return Fleet(request.app[REGISTRY].store, access=request.app[ACCESS])
 
 
 def _require_edge(request: web.Request, action: str, *, admin: bool = True) -> Principal:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from json.decoder import scanstring  # type: ignore[attr-defined]  # the C scanner, untyped
-from json.encoder import encode_basestring as _quote  # type: ignore[attr-defined]  # C, what dumps does
+from json.encoder import encode_basestring as _quote  # C, what dumps does
 from typing import Any
 
 from .. import packument

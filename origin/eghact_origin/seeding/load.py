@@ -34,7 +34,7 @@ class SeedReport:
     seconds: float
 
 
-def _summary(manifest: dict) -> dict:  # type: ignore[type-arg]
+def _summary(manifest: dict) -> dict:
     block = manifest.get("eghact") or {}
     return {"type": block.get("type", "library")}
 
