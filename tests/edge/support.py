@@ -12,6 +12,7 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Self
 
 from aiohttp import web
 
@@ -53,8 +54,34 @@ def sri(data: bytes) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
+class LoopbackServer:
+    """A bare aiohttp server on 127.0.0.1 (port 0) that answers with ``handle``; its ``url``
+    once started. ``handler_cancellation``: a client that hangs up ends its handler."""
+
+    url: str = ""
+    handler_cancellation: ClassVar[bool] = False
+    _runner: web.ServerRunner | None = None
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        raise NotImplementedError
+
+    async def start(self) -> Self:
+        server = web.Server(self.handle, handler_cancellation=self.handler_cancellation)
+        self._runner = web.ServerRunner(server, shutdown_timeout=1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
 @dataclass
-class FakeRegistry:
+class FakeRegistry(LoopbackServer):
     """A plain npm-compatible registry (no changes feed) with knobs for every test.
 
     ``packages`` maps name -> {version: tarball bytes}. ``cache_control`` per kind (a kind
@@ -78,7 +105,6 @@ class FakeRegistry:
     revision: int = 0
     popular: list[str] = field(default_factory=list)   # cache keys served at /-/v1/popular
     url: str = ""
-    _runner: web.AppRunner | None = None
 
     def packument(self, name: str) -> bytes:
         versions = {}
@@ -138,19 +164,6 @@ class FakeRegistry:
             return web.Response(body=served, headers=headers)
         return web.json_response({"error": "not_found"}, status=404)
 
-    async def start(self) -> FakeRegistry:
-        server = web.Server(self.handle)
-        self._runner = web.ServerRunner(server, shutdown_timeout=1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 def metric(text: str, name: str, **labels: str) -> float:

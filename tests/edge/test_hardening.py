@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..support import escaped, manifest, publish_body, tarball_for
 from .conftest import Origin
-from .support import EdgeProcess
+from .support import EdgeProcess, LoopbackServer
 
 
 class Sink:
@@ -154,13 +154,11 @@ async def test_no_request_target_form_reaches_another_host(tmp_path: Path, origi
     assert status == 200 and json.loads(body)["username"] == "admin"
 
 
-class Recorder:
+class Recorder(LoopbackServer):
     """A fake upstream that records the headers of every request it gets."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, list[tuple[str, str]]]] = []
-        self.url = ""
-        self._runner: web.ServerRunner | None = None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         await request.read()
@@ -168,18 +166,6 @@ class Recorder:
         return web.json_response({"ok": True}, status=404 if request.path.startswith("/-/v1/") else 200,
                                  headers={"Connection": "close, X-Upstream-Hop", "X-Upstream-Hop": "1"})
 
-    async def start(self) -> Recorder:
-        self._runner = web.ServerRunner(web.Server(self.handle), shutdown_timeout=1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 async def test_hop_by_hop_and_routing_headers_stay_at_the_edge(tmp_path: Path, edges: list[EdgeProcess]) -> None:

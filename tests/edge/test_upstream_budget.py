@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from .conftest import Origin, get, publish
-from .support import EdgeProcess, FakeRegistry
+from .support import EdgeProcess, FakeRegistry, LoopbackServer
 
 PRIVATE = "@acme/budget-secret"
 
@@ -95,16 +95,16 @@ async def test_long_polls_cannot_starve_misses_private_reads_and_publishes(
             await session.close()
 
 
-class HeldFeed:
+class HeldFeed(LoopbackServer):
     """A fake upstream whose changes feed never answers: long-polls and SSE streams are held
     until the edge closes them. Counts how many are open and the ``timeout`` each asked for.
     ``handler_cancellation`` makes a closed connection end its handler at once."""
 
+    handler_cancellation = True
+
     def __init__(self) -> None:
         self.open = 0
         self.timeouts: list[str | None] = []
-        self.url = ""
-        self._runner: web.ServerRunner | None = None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         feed = request.query.get("feed")
@@ -122,18 +122,6 @@ class HeldFeed:
         finally:
             self.open -= 1
 
-    async def start(self) -> HeldFeed:
-        self._runner = web.ServerRunner(web.Server(self.handle, handler_cancellation=True), shutdown_timeout=1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def until_open(self, count: int, seconds: float = 5.0) -> int:
         deadline = time.monotonic() + seconds
