@@ -16,20 +16,19 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from .edge.support import EdgeProcess
+from .edge.support import EdgeProcess, LoopbackServer
 from .mirror.helpers import mirror, refused
 from .support import OriginProcess, cli, get
 
 
 @dataclass
-class StatedOrigin:
+class StatedOrigin(LoopbackServer):
     """Answers what a follower, an exporter and the resolve client ask first, stating
     ``protocol``; counts the paths asked for."""
 
     protocol: str
     requests: Counter[str] = field(default_factory=Counter)
     url: str = ""
-    _runner: web.ServerRunner | None = None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         self.requests[request.path_qs] += 1
@@ -47,17 +46,6 @@ class StatedOrigin:
             return web.json_response({"results": [], "last_seq": 0})
         return web.json_response({"error": "not_found", "message": request.path, "detail": {}}, status=404)
 
-    async def start(self) -> StatedOrigin:
-        self._runner = web.ServerRunner(web.Server(self.handle), shutdown_timeout=1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @pytest.fixture
