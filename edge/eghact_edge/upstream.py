@@ -80,12 +80,16 @@ class UpstreamStream:
         self.headers: CIMultiDictProxy[str] = response.headers
 
     async def read(self) -> bytes:
-        """The whole remaining body (a write's answer, a lockfile), unbounded: only for answers
-        that are documents, never for a feed."""
+        """The whole remaining body (a write's answer, a lockfile), at most the client's
+        ``max_body`` bytes (beyond: UpstreamUnavailable ``upstream_too_large``): only for
+        answers that are documents, never for a feed."""
         try:
-            return await self._response.read()
+            body = await read_limited(self._response.content, self._client.max_body)
         except _FOREIGN as exc:
             raise self._client.unavailable(exc) from exc
+        if body is None:
+            raise UpstreamUnavailable("upstream body exceeds the limit", code="upstream_too_large")
+        return body
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body in the pieces that arrive, as soon as they arrive (pass-through streaming)."""

@@ -34,6 +34,13 @@ async def _handle(request: web.BaseRequest) -> web.StreamResponse:
             await asyncio.sleep(30)
         await response.write_eof()
         return response
+    if request.path == "/endless":
+        # An answer to a write that never ends: the edge must not hold it all.
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(64):
+            await response.write(b"x" * 65536)
+        return response
     if request.path == "/json":
         return web.Response(body=b'{"keys": [1]}' if request.method == "GET" else await request.read(),
                             headers={"X-Auth": request.headers.get("Authorization", "")})
@@ -110,3 +117,14 @@ async def test_no_answer_at_all_is_upstream_unavailable(upstream: HttpUpstream, 
         assert dead.health()["consecutive_errors"] == 2
     finally:
         await dead.close()
+
+
+async def test_a_documents_body_is_read_within_the_limit(upstream: HttpUpstream) -> None:
+    # 4 MiB of answer against a 1 MiB limit: refused one read past the limit, not held whole.
+    async with upstream.stream("PUT", "/endless", headers={}, body=b"{}", pool=PASS, total=5.0, idle=None) as got:
+        assert got.status == 200
+        with pytest.raises(UpstreamUnavailable) as refused:
+            await got.read()
+    assert refused.value.code == "upstream_too_large"
+    async with upstream.stream("PUT", "/json", headers={}, body=b'{"a": 1}', pool=PASS, total=5.0, idle=None) as got:
+        assert await got.read() == b'{"a": 1}'
