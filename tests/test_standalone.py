@@ -1,4 +1,4 @@
-"""The repository stands alone: a clone with nothing beside it (no ``../shared``) holds the
+"""The repository stands alone: a clone with nothing beside it (no sibling folder) holds the
 data its tests read and the design its README links to, and runs the conformance suite."""
 
 from __future__ import annotations
