@@ -16,9 +16,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
+import aiohttp
 import zstandard
+from aiohttp import web
 
 from ..support import PYTHONPATH, blob_path, escaped, get
 
@@ -132,3 +134,30 @@ def repack(src: Path, dst: Path, edit: Callable[[list[tuple[str, bytes]]], list[
     """``dst``: ``src`` with its members edited — a well-formed bundle that lies."""
     write_members(dst, edit(read_members(src)))
     return dst
+
+
+class InFrontOfOrigin:
+    """A server on 127.0.0.1 (port 0) in front of the live ``origin``: every request goes to
+    ``_handle``, which may ask the origin with ``_session``. Used as ``async with``."""
+
+    def __init__(self, origin: str):
+        self.origin = origin
+        self.url = ""
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        self._session = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._session.close()
+        await self._runner.cleanup()

@@ -13,7 +13,6 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp import web
 from yarl import URL
@@ -27,38 +26,21 @@ from eghact_mirror.verify import verify_bundle
 
 from ..support import blob_path, manifest, publish_body, tarball_for
 from .conftest import Live
-from .helpers import mirror, send
+from .helpers import InFrontOfOrigin, mirror, send
 
 _HOP_BY_HOP = {"content-length", "transfer-encoding", "content-encoding", "connection"}
 
 
-class Upstream:
+class Upstream(InFrontOfOrigin):
     """``mode``: "pass" (the batch read is passed on), 404 or 405 (refused as an upstream
     without it would), "cut" (its answer stops halfway), or "no-dists" (asked for a tarball
     list, it answers the full packument, as an origin older than that read does)."""
 
     def __init__(self, origin: str, *, own_host: bool = True):
-        self.origin = origin
+        super().__init__(origin)
         self.own_host = own_host  # False: the origin's links name the origin, as behind an edge
         self.mode: str | int = "pass"
         self.seen: Counter[str] = Counter()
-        self.url = ""
-
-    async def __aenter__(self) -> Upstream:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-        self._session = aiohttp.ClientSession()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._session.close()
-        await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         is_batch = request.method == "POST" and request.path == "/-/v1/batch"

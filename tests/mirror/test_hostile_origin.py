@@ -33,7 +33,7 @@ from eghact_mirror.errors import EXIT_CODES
 
 from ..support import tree_digest
 from .conftest import Live
-from .helpers import ENV, mirror_cmd, refused
+from .helpers import ENV, InFrontOfOrigin, mirror_cmd, refused
 
 FILE_LIMIT = 1 << 20  # no file the mirror writes for these runs may grow past this
 HOSTILE = "bounds-z"
@@ -68,7 +68,7 @@ async def endless(response: web.StreamResponse) -> None:
         pass
 
 
-class HostileOrigin:
+class HostileOrigin(InFrontOfOrigin):
     """The live origin, but for ``mode``:
 
     frame-longer      the batch frame of bounds-z's tarball declares and carries 4 MiB more than its size
@@ -83,25 +83,9 @@ class HostileOrigin:
     """
 
     def __init__(self, origin: str, mode: str, tarball: bytes):
-        self.origin = origin
+        super().__init__(origin)
         self.mode = mode
         self.tarball = tarball
-        self.url = ""
-
-    async def __aenter__(self) -> HostileOrigin:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-        self._session = aiohttp.ClientSession()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._session.close()
-        await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         mode, path = self.mode, request.path
