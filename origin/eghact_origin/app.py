@@ -16,6 +16,7 @@ from .http.appkeys import ACCESS, CLOSING, NOTIFIER, OPENAPI, REGISTRY, REPORTER
 from .http.middleware import access, context, errors
 from .metrics import PrometheusReporter, Reporter
 from .registry import Registry
+from .resolution.closure import FetchMissing, PullLimits
 from .resolution.cousage import CoUsage
 from .resolution.service import Resolutions
 from .settings import OriginSettings
@@ -40,7 +41,10 @@ def open_registry(settings: OriginSettings, *,
     )
 
 
-def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) -> web.Application:
+def create_app(settings: OriginSettings, *, reporter: Reporter | None = None,
+               fetch_missing: FetchMissing | None = None) -> web.Application:
+    """The origin's app. ``fetch_missing``: how resolutions make missing dependencies present
+    (an uplink service's ``ensure_many``); None resolves only what the store holds."""
     app = web.Application(middlewares=[access, errors, context], client_max_size=settings.max_request_bytes)
 
     reporter = reporter or PrometheusReporter()
@@ -53,7 +57,10 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) ->
     resolutions = Resolutions(registry.store, registry.access,
                               workers=settings.resolver_workers, max_roots=settings.resolve_max_roots,
                               max_stored=settings.resolutions_max_stored,
-                              co_usage=co_usage, on_commit=notifier.poke)
+                              co_usage=co_usage, on_commit=notifier.poke, reporter=reporter,
+                              fetch_missing=fetch_missing,
+                              pull_limits=PullLimits(settings.resolve_fetch_max_names,
+                                                     settings.resolve_fetch_seconds, settings.resolve_fetch_rounds))
     notifier.subscribe("registry", registry.invalidate)
     notifier.subscribe("resolutions", resolutions.invalidate)
     app[SETTINGS] = settings

@@ -28,6 +28,10 @@ class Reporter:
     def change_delivered(self, subscriber: str, events: int) -> None:
         """The change dispatcher (feed.py) handed ``events`` committed events to ``subscriber``."""
 
+    def resolve_pulled(self, walked: int, retried: int, seconds: float) -> None:
+        """A build made names present through ``fetch_missing``: ``walked`` before it ran,
+        ``retried`` after a build found them missing, in ``seconds`` (walk, fetches, builds)."""
+
     def exposition(self) -> bytes:
         return b""
 
@@ -58,6 +62,13 @@ class PrometheusReporter(Reporter):
         self._delivered = Counter("eghact_origin_change_deliveries", "Change events delivered, by subscriber",
                                   ["subscriber"], registry=self.registry)
         self._seq = Gauge("eghact_origin_change_seq", "Last change seq seen", registry=self.registry)
+        self._pulled = Counter("eghact_origin_resolve_pulled_names",
+                               "Names resolutions made present through uplinks, by phase (walk, retry)",
+                               ["phase"], registry=self.registry)
+        self._pull_seconds = Histogram("eghact_origin_resolve_pull_seconds",
+                                       "Time a resolution spent making its dependencies present",
+                                       registry=self.registry,
+                                       buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
 
     def request(self, route: str, method: str, status: int, seconds: float, size: int) -> None:
         self._requests.labels(route, method, str(status)).inc()
@@ -82,6 +93,11 @@ class PrometheusReporter(Reporter):
 
     def change_delivered(self, subscriber: str, events: int) -> None:
         self._delivered.labels(subscriber).inc(events)
+
+    def resolve_pulled(self, walked: int, retried: int, seconds: float) -> None:
+        self._pulled.labels("walk").inc(walked)
+        self._pulled.labels("retry").inc(retried)
+        self._pull_seconds.observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

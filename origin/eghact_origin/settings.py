@@ -28,6 +28,14 @@ class OriginSettings:
     # request is stored, so this bounds what anonymous requests can make the store hold; at
     # 256 KiB each at most, ~2.5 GB in the worst case, a few hundred MB with real lockfiles.
     resolutions_max_stored: int = 10_000
+    # A resolution whose dependencies are pulled from upstream registries (uplinks): at most this
+    # many names fetched, this long waiting for them, and this many builds again after the
+    # first (each after fetching what the previous one found missing). Beyond: 413
+    # closure_too_large / 503 closure_timeout. The largest popular npm trees (webpack, eslint,
+    # next) have 300-1,000 packages; 5,000 leaves room for many at once.
+    resolve_fetch_max_names: int = 5_000
+    resolve_fetch_seconds: float = 120.0
+    resolve_fetch_rounds: int = 4
     # Co-usage statistics (prefetch hints): per root, the top co_usage_top names used with it,
     # weights halving every co_usage_half_life seconds.
     co_usage_top: int = 16

@@ -7,6 +7,10 @@ against the feed itself — "has any considered package had an event after the s
 was built at?" — which is one indexed probe and needs no message between processes.
 Events also mark resolutions stale eagerly, append a ``resolution`` event to the feed
 (so followers purge ``res:<hash>``), and rebuild the popular ones at once (prebuilt).
+
+Given ``fetch_missing`` (the uplinks'), a build first makes its dependency closure present
+(``closure.py``): names pulled in are read from the store like any other, so they are among
+the names considered, and their later refreshes (feed events) make the result stale.
 """
 
 from __future__ import annotations
@@ -25,20 +29,20 @@ from typing import Any
 from cachetools import LRUCache
 
 from eghact_common import wire
-from eghact_common.errors import NotFound
+from eghact_common.errors import NotFound, PayloadTooLarge
 from eghact_common.serving import cancel_and_wait
 
 from ..auth import AccessPolicy, Principal
+from ..metrics import Reporter
 from ..packument import strong_etag
 from ..resolver import ResolveRequest
 from ..storage import MetadataStore, StoredResolution
+from .closure import FetchMissing, Pull, PullLimits, prewalk
 from .cousage import CoUsage
-from .worker import BuildResult, build, init_worker, with_base
+from .worker import BuildResult, build, init_worker, walk, with_base
 
 log = logging.getLogger("eghact.resolutions")
 
-# Events that can change what a resolution would answer.
-_RELEVANT = frozenset({wire.PUBLISH, wire.DEPRECATE, wire.UNPUBLISH, wire.DIST_TAG, wire.ADVISORY})
 # Hit counts are folded into the table at invalidation and shutdown; a registry that sees many
 # distinct requests and no change folds them when this many digests are waiting instead.
 _MAX_PENDING_HITS = 10_000
@@ -77,8 +81,13 @@ class Resolutions:
     def __init__(self, store: MetadataStore, access: AccessPolicy, *, workers: int = 2,
                  popular_hits: int = 3, cache_bytes: int = 64 * 1024 * 1024, max_roots: int | None = None,
                  co_usage: CoUsage | None = None, on_commit: Callable[[], None] | None = None,
-                 max_stored: int | None = None):
+                 max_stored: int | None = None, fetch_missing: FetchMissing | None = None,
+                 pull_limits: PullLimits | None = None, reporter: Reporter | None = None):
         self._store = store
+        # None: only what the store holds is resolved (a registry without uplinks)
+        self._fetch_missing = fetch_missing
+        self._pull_limits = pull_limits or PullLimits()
+        self._reporter = reporter or Reporter()
         self._max_stored = max_stored
         # Told after we append events ourselves (resolutions marked stale), so that the change
         # dispatcher delivers them (edges purge ``res:<hash>``) now, not at its next poll.
@@ -186,12 +195,15 @@ class Resolutions:
         future: asyncio.Future[Built] = asyncio.get_running_loop().create_future()
         self._building[digest] = future
         try:
-            result: BuildResult = await asyncio.get_running_loop().run_in_executor(
-                self._executor(), build, request.canonical(), await self.co_usage.hints(_lazy_roots(request)))
+            result = await self._produce(request)
             built = Built(result.hash, result.status, result.body, result.considered, result.seq)
-            if result.status in (200, 422):  # deterministic answers are kept; others are not
+            # A name still missing when names can be pulled is an upstream's answer of the
+            # moment (it remembers a 404 briefly, never for ever): answered, not kept.
+            lasting = self._fetch_missing is None or not result.missing
+            if result.status in (200, 422) and lasting:  # deterministic answers are kept; others are not
                 await self._save(request, built)
-            self._remember(built)
+            if lasting:
+                self._remember(built)
             future.set_result(built)
             return built
         except BaseException as exc:
@@ -200,6 +212,42 @@ class Resolutions:
             raise
         finally:
             self._building.pop(digest, None)
+
+    async def _produce(self, request: ResolveRequest) -> BuildResult:
+        """One build; with ``fetch_missing``, the walk first and a build again for each round
+        of names the previous build found missing (bounded by ``pull_limits``)."""
+        hints = await self.co_usage.hints(_lazy_roots(request))
+        if self._fetch_missing is None:
+            return await self._in_worker(build, request.canonical(), hints)
+        pull = Pull(self._fetch_missing, self._pull_limits, keep=self._keep)
+        lowest = request.strategy.version == "lowest"
+        try:
+            await prewalk(request.dependencies, lambda pairs: self._in_worker(walk, pairs, lowest), pull)
+            result: BuildResult = await self._in_worker(build, request.canonical(), hints)
+            for _ in range(self._pull_limits.rounds):
+                if not await pull.names(result.missing, retry=True):
+                    break
+                result = await self._in_worker(build, request.canonical(), hints)
+            else:
+                if set(result.missing) - pull.asked:
+                    raise PayloadTooLarge(
+                        f"resolving this request still needed packages after {self._pull_limits.rounds} "
+                        "rounds of fetching them", code="closure_too_large",
+                        detail={"rounds": self._pull_limits.rounds, "fetched": len(pull.present)})
+            return result
+        finally:
+            if pull.asked:
+                self._reporter.resolve_pulled(pull.walked, pull.retried, pull.elapsed)
+                log.info("resolution %s: %d names pulled while walking, %d after building, %d absent, in %.2f s",
+                         request.hash[:12], pull.walked, pull.retried, len(pull.absent), pull.elapsed)
+
+    async def _in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), fn, *args)
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        # A pull outliving its request's deadline finishes in the background (stop cancels it).
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _save(self, request: ResolveRequest, built: Built) -> None:
         canonical = json.dumps(request.canonical(), sort_keys=True, separators=(",", ":"))
@@ -236,7 +284,10 @@ class Resolutions:
     def invalidate(self, events: list[wire.ChangeEvent]) -> None:
         """A subscriber of the change dispatcher (feed.py): called once with every committed
         event, local or foreign. The durable part (marking stale, rebuilding) is a task."""
-        names = {e.name for e in events if e.type in _RELEVANT}
+        # Every event but our own can change an answer: the rule of the stored check
+        # (``resolution_current``), so an event type added later (an uplink's refresh of a
+        # packument) drops remembered answers as it makes stored ones stale.
+        names = {e.name for e in events if e.type != wire.RESOLUTION}
         if not names:
             return
         for name in names:
@@ -247,9 +298,7 @@ class Resolutions:
         self._spawn(self._mark_stale(sorted(names)))
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._keep(asyncio.get_running_loop().create_task(work))
 
     async def _mark_stale(self, names: list[str]) -> None:
         counted = self._take_hits()  # folded in the same transaction: popularity decides rebuilds

@@ -29,6 +29,7 @@ from ..resolver.loadplan import build_load_plan
 from ..resolver.lockfile import build_lockfile, lockfile_bytes
 from ..resolver.tarjan import cycles
 from ..storage import PackageSnapshot
+from .closure import Pair, walk_pairs
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class BuildResult:
     seq: int
     seconds: float
     loads: int
+    #: names the build asked for that the store does not hold (fetched, then built again,
+    #: when the origin can pull packages: ``closure.py``)
+    missing: tuple[str, ...] = ()
 
 
 class SnapshotProvider:
@@ -51,11 +55,13 @@ class SnapshotProvider:
         self._advisories: dict[str, list[dict[str, Any]]] = {}
         self._advisory_mark: Any = None
         self.loads = 0
+        self.missing: set[str] = set()
 
     def begin(self) -> int:
         """Open the snapshot of one resolution; returns the registry's seq in it."""
         seq, mark = self._snapshot.begin()
         self.loads = 0
+        self.missing = set()
         if mark != self._advisory_mark:
             self._advisories.clear()
             self._advisory_mark = mark
@@ -67,6 +73,7 @@ class SnapshotProvider:
     def package(self, name: str) -> PackageInfo:
         seq = self._snapshot.package_seq(name)
         if seq is None:
+            self.missing.add(name)
             raise NotFound(f"package {name} not found", detail={"name": name})
         self.loads += 1
         cached = self._packages.get(name)
@@ -98,6 +105,17 @@ def build(body: dict[str, Any], prefetch: dict[str, list[str]]) -> BuildResult:
     return build_with(_provider, ResolveRequest.from_body(body), prefetch)
 
 
+def walk(pairs: list[Pair], lowest: bool) -> tuple[list[str], list[Pair]]:
+    """One round of a request's walk before its build (``closure.walk_pairs``), in this worker."""
+    if _provider is None:
+        raise RuntimeError("init_worker was not called")
+    _provider.begin()
+    try:
+        return walk_pairs(_provider, pairs, lowest)
+    finally:
+        _provider.end()
+
+
 def build_with(provider: SnapshotProvider, request: ResolveRequest, prefetch: dict[str, list[str]]) -> BuildResult:
     started = time.perf_counter()
     seq = provider.begin()
@@ -108,24 +126,24 @@ def build_with(provider: SnapshotProvider, request: ResolveRequest, prefetch: di
             considered = tuple(sorted(error.detail.get("considered", ()))) if error.detail else ()
             payload = json.dumps(error.to_body(), indent=2, ensure_ascii=False).encode() + b"\n"
             return BuildResult(request.hash, error.status, payload, considered, seq,
-                               time.perf_counter() - started, provider.loads)
+                               time.perf_counter() - started, provider.loads, tuple(sorted(provider.missing)))
         if isinstance(outcome, PromptResult):
             payload = json.dumps({"prompt": True, "hash": request.hash, "choices": outcome.choices,
                                   "warnings": list(outcome.warnings)}, indent=2, ensure_ascii=False).encode() + b"\n"
             return BuildResult(request.hash, 200, payload, tuple(sorted(outcome.considered)), seq,
-                               time.perf_counter() - started, provider.loads)
-        return _lockfile(request, outcome, prefetch, seq, started, provider.loads)
+                               time.perf_counter() - started, provider.loads, tuple(sorted(provider.missing)))
+        return _lockfile(request, outcome, prefetch, seq, started, provider)
     finally:
         provider.end()
 
 
 def _lockfile(request: ResolveRequest, graph: ResolvedGraph, prefetch: dict[str, list[str]], seq: int,
-              started: float, loads: int) -> BuildResult:
+              started: float, provider: SnapshotProvider) -> BuildResult:
     plan = build_load_plan(graph, eager=request.eager, prefetch=prefetch)
     lock = build_lockfile(graph, request=request.canonical(), request_hash=request.hash, registry="",
                           load_plan=plan, cycles=cycles(graph))
     return BuildResult(request.hash, 200, lockfile_bytes(lock), tuple(sorted(graph.considered)), seq,
-                       time.perf_counter() - started, loads)
+                       time.perf_counter() - started, provider.loads, tuple(sorted(provider.missing)))
 
 
 def with_base(body: bytes, base_url: str) -> bytes:
