@@ -17,6 +17,7 @@ from eghact_origin.app import create_app
 from eghact_origin.auth import hash_token, new_token
 from eghact_origin.http.appkeys import REGISTRY
 from eghact_origin.registry import Registry
+from eghact_origin.resolution.closure import FetchMissing
 from eghact_origin.settings import OriginSettings
 
 # CI (.ci/run sets CI=true) runs every property test on the same examples each time: a rare
@@ -52,10 +53,11 @@ class LiveOrigin:
         return {"Authorization": f"Bearer {token}"}
 
 
-async def start_origin(data_dir: Path, **overrides: object) -> tuple[web.AppRunner, str]:
+async def start_origin(data_dir: Path, *, fetch_missing: FetchMissing | None = None,
+                       **overrides: object) -> tuple[web.AppRunner, str]:
     defaults: dict[str, object] = {"port": 0, "access_log": False, "feed_poll_interval": 0.2}
     settings = OriginSettings(data_dir=data_dir, **{**defaults, **overrides})  # type: ignore[arg-type]
-    app = create_app(settings)
+    app = create_app(settings, fetch_missing=fetch_missing)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
