@@ -1,0 +1,57 @@
+"""The walk before a pulled resolution (``resolution/closure.py``): which dependencies it
+follows, on an in-memory universe (the servers are in ``test_resolve_pull.py``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from eghact_origin.resolution.closure import alias_target, walk_pairs
+from eghact_origin.resolver import MemoryProvider
+
+
+@pytest.mark.parametrize(("spec", "target"), [
+    ("npm:real@^2.0.0", ("real", "^2.0.0")),
+    ("npm:@scope/real@~1.2", ("@scope/real", "~1.2")),
+    ("npm:@scope/real", ("@scope/real", "*")),
+    ("NPM:real@", ("real", "*")),
+    ("npm:", None),
+    ("^1.0.0", None),
+    ("git+https://example.invalid/x.git", None),
+])
+def test_alias_targets(spec: str, target: tuple[str, str] | None) -> None:
+    assert alias_target(spec) == target
+
+
+UNIVERSE = {
+    "lib": {"dist-tags": {"latest": "1.1.0"}, "versions": {
+        "1.0.0": {"dependencies": {"lowest-only": "^1"}},
+        "1.1.0": {"dependencies": {"latest-only": "^1"}},
+        "1.2.0": {"dependencies": {"highest-only": "^1"}, "optionalDependencies": {"opt": "^1"},
+                  "peerDependencies": {"peer": "^1", "maybe": "^1"},
+                  "peerDependenciesMeta": {"maybe": {"optional": True}}},
+        "2.0.0": {"dependencies": {"out-of-range": "^1"}},
+    }},
+}
+
+
+def test_the_walk_follows_the_pick_and_the_highest_in_range_and_reports_what_is_missing() -> None:
+    pairs = [("lib", "^1.0.0"), ("absent", "^1.0.0"), ("lib", "^1.0.0")]
+    missing, follow = walk_pairs(MemoryProvider(UNIVERSE), pairs, lowest=False)
+    assert missing == ["absent"]
+    # latest (1.1.0, in range) is npm's pick; 1.2.0 the highest in range: both followed,
+    # with every kind of edge; 1.0.0 and 2.0.0 are not
+    assert set(follow) == {("latest-only", "^1"), ("highest-only", "^1"), ("opt", "^1"), ("peer", "^1"),
+                           ("maybe", "^1")}
+
+
+def test_with_version_lowest_the_walk_follows_the_lowest_and_the_highest() -> None:
+    _, follow = walk_pairs(MemoryProvider(UNIVERSE), [("lib", "^1.0.0")], lowest=True)
+    assert {name for name, _ in follow} == {"lowest-only", "highest-only", "opt", "peer", "maybe"}
+
+
+def test_an_exact_version_or_a_tag_is_followed_alone_and_aliases_by_their_target() -> None:
+    universe = {**UNIVERSE, "app": {"versions": {"1.0.0": {"dependencies": {"x": "npm:@s/real@^3", "lib": "2.0.0"}}}}}
+    _, follow = walk_pairs(MemoryProvider(universe), [("app", "latest")], lowest=False)
+    assert follow == [("@s/real", "^3"), ("lib", "2.0.0")]
+    _, follow = walk_pairs(MemoryProvider(universe), [("lib", "2.0.0")], lowest=False)
+    assert follow == [("out-of-range", "^1")]
