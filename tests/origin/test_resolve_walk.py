@@ -3,6 +3,8 @@ follows, on an in-memory universe (the servers are in ``test_resolve_pull.py``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from eghact_origin.resolution.closure import alias_target, walk_pairs
@@ -22,7 +24,7 @@ def test_alias_targets(spec: str, target: tuple[str, str] | None) -> None:
     assert alias_target(spec) == target
 
 
-UNIVERSE = {
+UNIVERSE: dict[str, dict[str, Any]] = {
     "lib": {"dist-tags": {"latest": "1.1.0"}, "versions": {
         "1.0.0": {"dependencies": {"lowest-only": "^1"}},
         "1.1.0": {"dependencies": {"latest-only": "^1"}},
@@ -50,7 +52,8 @@ def test_with_version_lowest_the_walk_follows_the_lowest_and_the_highest() -> No
 
 
 def test_an_exact_version_or_a_tag_is_followed_alone_and_aliases_by_their_target() -> None:
-    universe = {**UNIVERSE, "app": {"versions": {"1.0.0": {"dependencies": {"x": "npm:@s/real@^3", "lib": "2.0.0"}}}}}
+    app = {"versions": {"1.0.0": {"dependencies": {"x": "npm:@s/real@^3", "lib": "2.0.0"}}}}
+    universe: dict[str, dict[str, Any]] = {**UNIVERSE, "app": app}
     _, follow = walk_pairs(MemoryProvider(universe), [("app", "latest")], lowest=False)
     assert follow == [("@s/real", "^3"), ("lib", "2.0.0")]
     _, follow = walk_pairs(MemoryProvider(universe), [("lib", "2.0.0")], lowest=False)
