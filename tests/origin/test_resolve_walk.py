@@ -36,25 +36,28 @@ UNIVERSE: dict[str, dict[str, Any]] = {
 }
 
 
-def test_the_walk_follows_the_pick_and_the_highest_in_range_and_reports_what_is_missing() -> None:
+def test_the_walk_follows_the_pick_and_the_highest_in_range_and_stops_where_the_store_does() -> None:
     pairs = [("lib", "^1.0.0"), ("absent", "^1.0.0"), ("lib", "^1.0.0")]
-    missing, follow = walk_pairs(MemoryProvider(UNIVERSE), pairs, lowest=False)
-    assert missing == ["absent"]
+    missing, walked = walk_pairs(MemoryProvider(UNIVERSE), pairs, lowest=False)
     # latest (1.1.0, in range) is npm's pick; 1.2.0 the highest in range: both followed,
     # with every kind of edge; 1.0.0 and 2.0.0 are not
-    assert set(follow) == {("latest-only", "^1"), ("highest-only", "^1"), ("opt", "^1"), ("peer", "^1"),
-                           ("maybe", "^1")}
+    assert set(missing) == {("absent", "^1.0.0"), ("latest-only", "^1"), ("highest-only", "^1"), ("opt", "^1"),
+                            ("peer", "^1"), ("maybe", "^1")}
+    assert set(walked) == {("lib", "^1.0.0"), *missing} and len(walked) == len(set(walked))
 
 
 def test_with_version_lowest_the_walk_follows_the_lowest_and_the_highest() -> None:
-    _, follow = walk_pairs(MemoryProvider(UNIVERSE), [("lib", "^1.0.0")], lowest=True)
-    assert {name for name, _ in follow} == {"lowest-only", "highest-only", "opt", "peer", "maybe"}
+    missing, _ = walk_pairs(MemoryProvider(UNIVERSE), [("lib", "^1.0.0")], lowest=True)
+    assert {name for name, _ in missing} == {"lowest-only", "highest-only", "opt", "peer", "maybe"}
 
 
-def test_an_exact_version_or_a_tag_is_followed_alone_and_aliases_by_their_target() -> None:
+def test_the_walk_goes_as_deep_as_the_store_exact_versions_tags_and_alias_targets_included() -> None:
     app = {"versions": {"1.0.0": {"dependencies": {"x": "npm:@s/real@^3", "lib": "2.0.0"}}}}
-    universe: dict[str, dict[str, Any]] = {**UNIVERSE, "app": app}
-    _, follow = walk_pairs(MemoryProvider(universe), [("app", "latest")], lowest=False)
-    assert follow == [("@s/real", "^3"), ("lib", "2.0.0")]
-    _, follow = walk_pairs(MemoryProvider(universe), [("lib", "2.0.0")], lowest=False)
-    assert follow == [("out-of-range", "^1")]
+    universe: dict[str, dict[str, Any]] = {**UNIVERSE, "app": app, "out-of-range": {"versions": {"1.0.0": {}}}}
+    missing, walked = walk_pairs(MemoryProvider(universe), [("app", "latest")], lowest=False)
+    assert missing == [("@s/real", "^3")]
+    assert walked == [("app", "latest"), ("@s/real", "^3"), ("lib", "2.0.0"), ("out-of-range", "^1")]
+    # what was seen before is not walked again
+    missing, walked = walk_pairs(MemoryProvider(universe), [("app", "latest")], lowest=False,
+                                 seen=frozenset({("lib", "2.0.0")}))
+    assert walked == [("app", "latest"), ("@s/real", "^3")]

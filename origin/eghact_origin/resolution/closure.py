@@ -5,8 +5,9 @@ origin can pull packages it does not hold (uplinks: ``fetch_missing``, which kno
 upstreams; this module knows neither), a resolution first *walks* its request:
 
 1. each root, then each dependency found, is looked up in the store (:func:`walk_pairs`, in a
-   worker, reusing its parse cache); names the store lacks are handed to ``fetch_missing`` in
-   one call per round of the walk (its own concurrency bound applies inside the call);
+   worker, reusing its parse cache, as far as the store goes); the names it lacks are handed
+   to ``fetch_missing`` in one call per round (its own concurrency bound applies inside the
+   call), and the walk resumes from them;
 2. for each present name and each spec asked of it, the walk follows the versions the build
    is likely to choose (:func:`likely_versions`), queueing their dependencies, optional
    dependencies, peers (optional peers too: the solvers load them to check them) and the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +42,8 @@ __all__ = ["FetchMissing", "Pair", "Pull", "PullLimits", "alias_target", "likely
 FetchMissing = Callable[[list[str]], Awaitable[dict[str, bool]]]
 #: A dependency as declared: (name, spec)
 Pair = tuple[str, str]
-#: One round of the walk, run where the store is read: (names missing, dependencies to follow)
-Walk = Callable[[list[Pair]], Awaitable[tuple[list[str], list[Pair]]]]
+#: One round of the walk, run where the store is read (:func:`walk_pairs`)
+Walk = Callable[[list[Pair], frozenset[Pair]], Awaitable[tuple[list[Pair], list[Pair]]]]
 
 
 @dataclass(frozen=True)
@@ -81,26 +83,33 @@ def likely_versions(info: PackageInfo, spec: str, lowest: bool) -> list[VersionI
     return chosen
 
 
-def walk_pairs(provider: Provider, pairs: Iterable[Pair], lowest: bool) -> tuple[list[str], list[Pair]]:
-    """One round of the walk against a store: the names of ``pairs`` it lacks, and every
-    dependency of the likely versions of the others. Blocking; runs in a worker."""
-    missing: list[str] = []
-    follow: dict[Pair, None] = {}
+def walk_pairs(provider: Provider, pairs: Iterable[Pair], lowest: bool,
+               seen: frozenset[Pair] = frozenset()) -> tuple[list[Pair], list[Pair]]:
+    """Follow ``pairs`` through what the store holds, transitively, skipping ``seen``: returns
+    the pairs whose package the store lacks (the walk resumes there once they are fetched) and
+    every pair walked. A closure that is all local is one call. Blocking; runs in a worker."""
+    walked: dict[Pair, None] = {}
+    missing: list[Pair] = []
     loaded: dict[str, PackageInfo | None] = {}
-    for name, spec in pairs:
+    queue = deque(pairs)
+    while queue:
+        pair = queue.popleft()
+        if pair in walked or pair in seen:
+            continue
+        walked[pair] = None
+        name, spec = pair
         if name not in loaded:
             try:
                 loaded[name] = provider.package(name)
             except NotFound:
                 loaded[name] = None
-                missing.append(name)
         info = loaded[name]
         if info is None:
+            missing.append(pair)
             continue
         for version in likely_versions(info, spec, lowest):
-            for dep, _, dep_spec in version.edges:
-                follow[alias_target(dep_spec) or (dep, dep_spec)] = None
-    return missing, list(follow)
+            queue.extend(alias_target(dep_spec) or (dep, dep_spec) for dep, _, dep_spec in version.edges)
+    return missing, list(walked)
 
 
 class Pull:
@@ -168,14 +177,13 @@ class Pull:
 
 
 async def prewalk(roots: Mapping[str, str], walk: Walk, pull: Pull) -> None:
-    """Walk from ``roots`` until every likely dependency is present or known absent."""
+    """Walk from ``roots`` until every likely dependency is present or known absent: one walk
+    through the store per round of fetches."""
     seen: set[Pair] = set()
-    pending = [pair for pair in roots.items() if pair not in seen]
-    seen.update(pending)
+    pending = list(roots.items())
     while pending:
-        missing, follow = await walk(pending)
-        fetched = await pull.names(missing)
-        again = [pair for pair in pending if pair[0] in fetched]  # walked next round, once
-        fresh = [pair for pair in follow if pair not in seen]
-        seen.update(fresh)
-        pending = again + fresh
+        missing, walked = await walk(pending, frozenset(seen))
+        seen.update(walked)
+        seen.difference_update(missing)  # walked again once fetched
+        fetched = await pull.names(name for name, _ in missing)
+        pending = [pair for pair in missing if pair[0] in fetched]

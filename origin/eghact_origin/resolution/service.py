@@ -222,7 +222,7 @@ class Resolutions:
         pull = Pull(self._fetch_missing, self._pull_limits, keep=self._keep)
         lowest = request.strategy.version == "lowest"
         try:
-            await prewalk(request.dependencies, lambda pairs: self._in_worker(walk, pairs, lowest), pull)
+            await prewalk(request.dependencies, lambda pairs, seen: self._in_worker(walk, pairs, lowest, seen), pull)
             result: BuildResult = await self._in_worker(build, request.canonical(), hints)
             for _ in range(self._pull_limits.rounds):
                 if not await pull.names(result.missing, retry=True):

@@ -105,13 +105,13 @@ def build(body: dict[str, Any], prefetch: dict[str, list[str]]) -> BuildResult:
     return build_with(_provider, ResolveRequest.from_body(body), prefetch)
 
 
-def walk(pairs: list[Pair], lowest: bool) -> tuple[list[str], list[Pair]]:
+def walk(pairs: list[Pair], lowest: bool, seen: frozenset[Pair]) -> tuple[list[Pair], list[Pair]]:
     """One round of a request's walk before its build (``closure.walk_pairs``), in this worker."""
     if _provider is None:
         raise RuntimeError("init_worker was not called")
     _provider.begin()
     try:
-        return walk_pairs(_provider, pairs, lowest)
+        return walk_pairs(_provider, pairs, lowest, seen)
     finally:
         _provider.end()
 
