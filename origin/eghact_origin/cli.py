@@ -32,9 +32,7 @@ from eghact_common.wire import DEMO_TOKENS_FILE
 from . import audit
 from .auth import hash_token, new_token, validate_scope
 from .settings import OriginSettings
-from .storage import SqliteMetadataStore, committed_audit_head
-
-SEVERITIES = ("low", "moderate", "high", "critical")
+from .storage import SEVERITIES, SqliteMetadataStore, committed_audit_head
 
 
 def _parser() -> argparse.ArgumentParser:
