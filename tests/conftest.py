@@ -4,7 +4,7 @@ hypothesis profile CI runs with."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +54,14 @@ class LiveOrigin:
 
 
 async def start_origin(data_dir: Path, *, fetch_missing: FetchMissing | None = None,
+                       setup: Callable[[web.Application], None] | None = None,
                        **overrides: object) -> tuple[web.AppRunner, str]:
+    """An origin app served on 127.0.0.1:0; ``setup`` may set app keys before it starts."""
     defaults: dict[str, object] = {"port": 0, "access_log": False, "feed_poll_interval": 0.2}
     settings = OriginSettings(data_dir=data_dir, **{**defaults, **overrides})  # type: ignore[arg-type]
     app = create_app(settings, fetch_missing=fetch_missing)
+    if setup is not None:
+        setup(app)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

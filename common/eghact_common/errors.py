@@ -19,7 +19,8 @@ foreign exception is translated at one boundary with ``raise X(...) from exc``.
     ├── AuthRequired                 401 auth_required
     ├── Forbidden                    403 forbidden
     ├── NotFound                     404 not_found
-    │   └── Unpublished              404 unpublished        (a tombstone: it existed)
+    │   ├── Unpublished              404 unpublished        (a tombstone: it existed)
+    │   └── VersionsHeldBack         404 versions_held_back (uplinked: every version hidden by policy)
     ├── MethodNotAllowed             405 method_not_allowed
     │   └── ReadOnly                 405 read_only
     ├── Conflict                     409 conflict
@@ -115,6 +116,14 @@ class NotFound(EghactError):
 
 class Unpublished(NotFound):
     code = "unpublished"
+
+
+class VersionsHeldBack(NotFound):
+    """An uplinked package that exists upstream but whose every version the pull policy
+    hides (too young for ``--uplink-min-age``, or blocked by an advisory): ``detail`` says
+    why and, for a cooldown, when the first version becomes visible."""
+
+    code = "versions_held_back"
 
 
 class MethodNotAllowed(EghactError):

@@ -11,8 +11,19 @@ from eghact_common import openapi, wire
 
 from .auth import AccessPolicy
 from .feed import ChangeNotifier
-from .http import batch, changes, dist_tags, fleet, packages, resolve, service
-from .http.appkeys import ACCESS, CLOSING, NOTIFIER, OPENAPI, REGISTRY, REPORTER, RESOLUTIONS, SETTINGS, TOKENS
+from .http import batch, changes, dist_tags, fleet, packages, resolve, service, uplinks
+from .http.appkeys import (
+    ACCESS,
+    CLOSING,
+    NOTIFIER,
+    ON_ALLOWED,
+    OPENAPI,
+    REGISTRY,
+    REPORTER,
+    RESOLUTIONS,
+    SETTINGS,
+    TOKENS,
+)
 from .http.middleware import access, context, errors
 from .metrics import PrometheusReporter, Reporter
 from .registry import Registry
@@ -72,6 +83,7 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None,
     app[RESOLUTIONS] = resolutions
     app[CLOSING] = asyncio.Event()
     app[OPENAPI] = openapi.to_json(openapi.origin_document())
+    app[ON_ALLOWED] = None  # the uplink service's reapply, once uplinks are configured
 
     router = app.router
     router.add_get("/-/v1/changes", changes.changes)
@@ -83,6 +95,7 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None,
     router.add_get("/-/v1/edges", fleet.list_edges)
     router.add_post("/-/v1/edges", fleet.register_edge)
     router.add_get("/-/v1/feed", fleet.feed_extent)
+    router.add_route("*", uplinks.PREFIX + "{tail:.*}", uplinks.allowed)
     router.add_get("/-/v1/search", service.search)
     router.add_post("/-/npm/v1/security/advisories/bulk", service.advisories_bulk)
     router.add_get("/-/whoami", service.whoami)

@@ -2,6 +2,8 @@
 
     eghact-origin serve --data DIR [--host H] [--port N] [--public-url URL]
                         [--private-scope @S ...] [--read-only] [--max-tarball-bytes N]
+                        [--uplink-min-age DURATION] [--uplink-min-age-exempt PATTERN ...]
+                        [--uplink-block-severity LEVEL]
     eghact-origin demo  --data DIR [--plugins N] [--seed S] [--port N]
     eghact-origin seed  --data DIR --plugins N --seed S [--workers W]
     eghact-origin token create --data DIR --name NAME --scope SCOPE [--scope ...]
@@ -9,6 +11,8 @@
     eghact-origin token list   --data DIR
     eghact-origin advisory add --data DIR --name PKG --range RANGE --severity S --title T
                                [--url URL] [--cwe CWE-79 ...] [--cvss 7.5]
+    eghact-origin uplink (allow | disallow) NAME@VERSION --data DIR
+    eghact-origin uplink list NAME --data DIR
     eghact-origin audit-verify --data DIR
     eghact-origin resolve NAME@RANGE ... --registry URL [--strategy duplicate=plugins,version=highest]
                           [--policy FILE] [--eager NAME] [--framework V] [--token T] [-o eghact-lock.json]
@@ -20,21 +24,22 @@ Errors print one line to stderr and exit 2 (usage) or 1 (refused).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
 from pathlib import Path
 
-from eghact_common import semver
-from eghact_common.errors import EghactError
+from eghact_common import names, semver
+from eghact_common.durations import InvalidDuration, parse_duration
+from eghact_common.errors import BadRequest, EghactError
 from eghact_common.wire import DEMO_TOKENS_FILE
 
 from . import audit
 from .auth import hash_token, new_token, validate_scope
 from .settings import OriginSettings
-from .storage import SqliteMetadataStore, committed_audit_head
-
-SEVERITIES = ("low", "moderate", "high", "critical")
+from .storage import SEVERITIES, SqliteMetadataStore, committed_audit_head
+from .uplinks.overrides import parse_spec
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,6 +89,17 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--cwe", action="append", default=[])
     add.add_argument("--cvss", type=float)
 
+    uplink = sub.add_parser("uplink", help="let versions of uplinked packages through the pull policy") \
+        .add_subparsers(dest="action", required=True)
+    for action, text in (("allow", "show NAME@VERSION although the cooldown or an advisory would hide it"),
+                         ("disallow", "withdraw an allow")):
+        change = uplink.add_parser(action, help=text)
+        data(change)
+        change.add_argument("spec", metavar="NAME@VERSION")
+    allowed = uplink.add_parser("list", help="the versions of NAME allowed through")
+    data(allowed)
+    allowed.add_argument("name")
+
     verify = sub.add_parser("audit-verify", help="check the audit log's hash chain")
     data(verify)
 
@@ -113,6 +129,19 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--max-tarball-bytes", type=int, default=50 * 1024 * 1024)
     p.add_argument("--quiet", action="store_true", help="no access log")
+    p.add_argument("--uplink-min-age", type=_duration, default=0.0, metavar="DURATION",
+                   help="hide upstream versions published less than this long ago (90s, 5m, 2h, 3d, 1w; 0: off)")
+    p.add_argument("--uplink-min-age-exempt", action="append", default=[], metavar="PATTERN",
+                   help="names the minimum age does not apply to (shell-style, like @types/*; repeatable)")
+    p.add_argument("--uplink-block-severity", choices=SEVERITIES, metavar="LEVEL",
+                   help=f"hide upstream versions an advisory of this severity or worse names ({', '.join(SEVERITIES)})")
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except InvalidDuration as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _settings(args: argparse.Namespace) -> OriginSettings:
@@ -123,6 +152,8 @@ def _settings(args: argparse.Namespace) -> OriginSettings:
         data_dir=args.data, host=args.host, port=args.port, public_url=args.public_url,
         private_scopes=tuple(args.private_scope), read_only=args.read_only,
         max_tarball_bytes=args.max_tarball_bytes, access_log=not args.quiet,
+        uplink_min_age=args.uplink_min_age, uplink_min_age_exempt=tuple(args.uplink_min_age_exempt),
+        uplink_block_severity=args.uplink_block_severity,
     )
 
 
@@ -211,6 +242,8 @@ def _run(args: argparse.Namespace) -> int:
             registry.store.close()
         print(json.dumps({"id": event.data["advisory"]["id"], "seq": event.seq}))
         return 0
+    if args.command == "uplink":
+        return _uplink(args)
     if args.command == "audit-verify":
         return _audit_verify(args.data)
     if args.command == "resolve":
@@ -243,6 +276,38 @@ def _audit_verify(data_dir: Path) -> int:
         print(f"audit log TRUNCATED: it ends at record {result.records}, the registry committed {head}")
         return 1
     print(f"audit log intact: {result.records} records")
+    return 0
+
+
+def _uplink(args: argparse.Namespace) -> int:
+    """The admin's overrides, written straight to the data dir (actor ``cli``). A running
+    origin shows the change at its next refresh of the package; ``PUT /-/v1/uplinks/allowed``
+    shows it at once."""
+    try:
+        if args.action == "list":
+            name, version = names.validate_name(args.name, legacy=True), ""
+        else:
+            name, version = parse_spec(args.spec)
+    except BadRequest as error:
+        print(f"eghact-origin: {error.message}", file=sys.stderr)
+        return 2
+    registry = _open(args.data)
+    try:
+        store = registry.store
+        if args.action == "list":
+            for allowed in sorted(asyncio.run(store.uplink_allowed(name)), key=lambda v: semver.Version(v, loose=True)):
+                print(allowed)
+            return 0
+        if args.action == "allow":
+            changed = asyncio.run(store.uplink_allow(name, version, actor="cli"))
+        else:
+            changed = asyncio.run(store.uplink_disallow(name, version, actor="cli"))
+            if not changed:
+                print(f"eghact-origin: {name}@{version} is not on the uplinks' allow-list", file=sys.stderr)
+                return 1
+    finally:
+        registry.store.close()
+    print(json.dumps({"name": name, "version": version, "changed": changed}))
     return 0
 
 

@@ -44,6 +44,12 @@ class OriginSettings:
     # follower starting from seq 0 holds one page, not the whole history.
     feed_page_events: int = 500
     access_log: bool = True
+    # The uplinks' pull policy (uplinks/policy.py): upstream versions younger than
+    # uplink_min_age seconds are hidden, except for names matching an exempt pattern, and
+    # versions an advisory of uplink_block_severity or worse names (None: none are).
+    uplink_min_age: float = 0.0
+    uplink_min_age_exempt: tuple[str, ...] = ()
+    uplink_block_severity: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -11,6 +11,7 @@ from ..registry import Registry
 from ..resolution.service import Resolutions
 from ..settings import OriginSettings
 from ..tokens import TokenResolver
+from ..uplinks.overrides import OnAllowed
 
 SETTINGS = web.AppKey("settings", OriginSettings)
 REGISTRY = web.AppKey("registry", Registry)
@@ -19,6 +20,9 @@ NOTIFIER = web.AppKey("notifier", ChangeNotifier)
 REPORTER = web.AppKey("reporter", Reporter)
 TOKENS = web.AppKey("tokens", TokenResolver)
 RESOLUTIONS = web.AppKey("resolutions", Resolutions)
+# Recomputes an uplinked package's view after an admin changed its overrides (the uplink
+# service's ``reapply``); None while no uplink is configured.
+ON_ALLOWED = web.AppKey[OnAllowed | None]("on_allowed")
 # Long-lived responses (SSE, long-poll) watch this to end promptly on shutdown.
 CLOSING = web.AppKey("closing", object)
 # The OpenAPI document served at /-/openapi.json, encoded once at start.

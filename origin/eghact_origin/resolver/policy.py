@@ -19,7 +19,7 @@ Verdicts are cached per policy (one policy per resolution) and per package.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,13 @@ from .graph import Edge, Node
 from .provider import PackageInfo, VersionInfo
 from .request import ResolveRequest
 
-__all__ = ["Exclusion", "Policy"]
+__all__ = ["Exclusion", "Policy", "advisory_covers"]
+
+
+def advisory_covers(advisory: Mapping[str, Any], version: str) -> bool:
+    """Whether ``advisory``'s ``vulnerable_versions`` names ``version``. Like npm audit, a
+    range covers the prereleases inside it too; an unreadable range covers nothing."""
+    return semver.satisfies(version, advisory["vulnerable_versions"], loose=True, include_prerelease=True)
 
 
 @dataclass(frozen=True)
@@ -142,11 +148,7 @@ class Policy:
         return f"licence {licence} is not in the allow-list"
 
     def _matching_advisories(self, package: PackageInfo, info: VersionInfo) -> list[dict[str, Any]]:
-        # like npm audit: an advisory's range covers the prereleases inside it too
-        return [
-            a for a in package.advisories
-            if semver.satisfies(info.version, a["vulnerable_versions"], loose=True, include_prerelease=True)
-        ]
+        return [a for a in package.advisories if advisory_covers(a, info.version)]
 
     # ------------------------------------------------------------------ reporting
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from .blobs import FileBlobStore
 from .protocols import BlobStore, MetadataStore, MirrorWriter, PackageSnapshot
 from .records import (
+    SEVERITIES,
     Advisory,
     AdvisoryRecord,
     EdgeRecord,
@@ -40,6 +41,7 @@ from .visibility import EVERYTHING, NameFilter
 __all__ = [
     "DB_FILE",
     "EVERYTHING",
+    "SEVERITIES",
     "Advisory",
     "AdvisoryRecord",
     "BlobStore",

@@ -297,6 +297,22 @@ class MetadataStore(Protocol):
     def snapshot_opener(self) -> Callable[[], PackageSnapshot]:
         """A picklable callable that opens a :class:`PackageSnapshot` (in a worker process)."""
 
+    # -- uplinks: the admin's overrides of the pull policy ----------------------------------
+
+    async def uplink_allow(self, name: str, version: str, *, actor: str) -> bool:
+        """Let ``name@version`` through the uplinks' pull policy (the cooldown and advisory
+        blocking hide it no more), with an audit record ``uplink-allow`` by ``actor``. The
+        version need not exist yet upstream. Idempotent: False (nothing written, no audit
+        record) when it was allowed already. Cost: one indexed write."""
+
+    async def uplink_disallow(self, name: str, version: str, *, actor: str) -> bool:
+        """Withdraw :meth:`uplink_allow`, with an audit record ``uplink-disallow``. False
+        (nothing written) when the version was not allowed. Cost: one indexed write."""
+
+    async def uplink_allowed(self, name: str) -> set[str]:
+        """The versions of ``name`` an admin allowed (empty when none), as the policy's
+        ``allowed``. Cost: one indexed read."""
+
     # -- mirrors --------------------------------------------------------------------------
 
     def mirror_state_sync(self) -> MirrorState:

@@ -80,6 +80,11 @@ class TokenRecord:
     revoked: str | None
 
 
+# Advisory severities, lowest first (npm audit's levels above "info"): the one ordering that
+# the CLI offers and that policies compare against (``--uplink-block-severity``).
+SEVERITIES: tuple[str, ...] = ("low", "moderate", "high", "critical")
+
+
 @dataclass(frozen=True)
 class Advisory:
     id: int

@@ -171,7 +171,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX co_usage_by_score ON co_usage (score);
     """,
-    # Next migration: append here as 6 (never edit an applied one).
+    # 6: reserved for the uplinked packages of issue 14 (branch 14-uplink), which merges its
+    # migration here; until then it applies nothing.
+    """
+    """,
+    # 7: the admin's per-version overrides of the uplinks' pull policy (issue 14): a version
+    # listed here is shown even when the cooldown or an advisory would hide it.
+    """
+    CREATE TABLE uplink_allowed (
+        name    TEXT NOT NULL,
+        version TEXT NOT NULL,
+        actor   TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    """,
+    # Next migration: append here as 8 (never edit an applied one).
 )
 
 
