@@ -48,24 +48,27 @@ def bound_url(runner: web.BaseRunner) -> str:
     return f"http://{shown}:{port}"
 
 
-async def until_signal() -> None:
-    """Return on the first SIGTERM or SIGINT (handlers stay installed: a second one is ignored)."""
+def stop_on_signal() -> asyncio.Event:
+    """An event set by the first SIGTERM or SIGINT (handlers stay installed: a second one is
+    ignored). Install it before announcing the server: a caller that reads the announcement
+    and signals at once must not meet the default action, which kills without cleanup."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 async def serve(app: web.Application, *, host: str, port: int, label: str,
                 shutdown_timeout: float = 10.0) -> None:
+    stop = stop_on_signal()
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
     print(f"{label} listening on {bound_url(runner)}", flush=True)
     try:
-        await until_signal()
+        await stop.wait()
     finally:
         print(f"{label} stopping", file=sys.stderr, flush=True)
         await runner.cleanup()

@@ -15,7 +15,7 @@ import sys
 
 from aiohttp import web
 
-from eghact_common.serving import until_signal
+from eghact_common.serving import stop_on_signal
 
 from .front import KEEPALIVE, Front
 from .node import EdgeNode
@@ -25,6 +25,7 @@ from .settings import EdgeSettings
 
 async def serve(settings: EdgeSettings, *, sock: socket.socket | None = None, label: str = "eghact-edge",
                 shutdown_timeout: float = 5.0) -> None:
+    stop = stop_on_signal()
     node = EdgeNode(settings)
     handler = EdgeHandler(node)
     # handler_cancellation (off by default since aiohttp 3.9): a client that hangs up cancels
@@ -44,7 +45,7 @@ async def serve(settings: EdgeSettings, *, sock: socket.socket | None = None, la
     if settings.worker_index == 0:
         print(f"{label} listening on {url}", flush=True)
     try:
-        await until_signal()
+        await stop.wait()
     finally:
         print(f"{label} stopping", file=sys.stderr, flush=True)
         # Long-polls and streams have no end to wait for: ended first, so that the front
