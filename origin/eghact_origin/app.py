@@ -12,7 +12,18 @@ from eghact_common import openapi, wire
 from .auth import AccessPolicy
 from .feed import ChangeNotifier
 from .http import batch, changes, dist_tags, fleet, packages, resolve, service
-from .http.appkeys import ACCESS, CLOSING, NOTIFIER, OPENAPI, REGISTRY, REPORTER, RESOLUTIONS, SETTINGS, TOKENS
+from .http.appkeys import (
+    ACCESS,
+    CLOSING,
+    NOTIFIER,
+    OPENAPI,
+    REGISTRY,
+    REPORTER,
+    RESOLUTIONS,
+    SETTINGS,
+    TOKENS,
+    UPLINKS,
+)
 from .http.middleware import access, context, errors
 from .metrics import PrometheusReporter, Reporter
 from .registry import Registry
@@ -22,6 +33,7 @@ from .settings import OriginSettings
 from .storage import FileBlobStore, SqliteMetadataStore
 from .tarball import TarballLimits
 from .tokens import TokenResolver
+from .uplinks.service import UplinkService
 
 
 def open_registry(settings: OriginSettings, *,
@@ -56,6 +68,11 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) ->
                               co_usage=co_usage, on_commit=notifier.poke)
     notifier.subscribe("registry", registry.invalidate)
     notifier.subscribe("resolutions", resolutions.invalidate)
+    uplinks = None
+    if settings.uplinks is not None:
+        uplinks = UplinkService(settings.uplinks, registry, reporter=reporter)
+        notifier.subscribe("uplinks", uplinks.invalidate)
+        app[UPLINKS] = uplinks
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[ACCESS] = registry.access
@@ -96,6 +113,8 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) ->
         app[CLOSING].set()  # type: ignore[attr-defined]
         await notifier.stop()
         await resolutions.stop()
+        if uplinks is not None:
+            await uplinks.stop()
 
     async def cleanup(app: web.Application) -> None:
         registry.store.close()

@@ -28,6 +28,23 @@ class Reporter:
     def change_delivered(self, subscriber: str, events: int) -> None:
         """The change dispatcher (feed.py) handed ``events`` committed events to ``subscriber``."""
 
+    def uplink_fetch(self, uplink: str, what: str, status: int) -> None:
+        """One request to ``uplink`` for a ``packument`` or a ``tarball`` got HTTP ``status``."""
+
+    def uplink_hit(self, uplink: str) -> None:
+        """A pulled package was served from the store with no upstream request."""
+
+    def uplink_refresh(self, uplink: str, result: str) -> None:
+        """A stored packument was revalidated: ``200`` (a new document) or ``304``."""
+
+    def uplink_error(self, uplink: str, kind: str) -> None:
+        """A failed upstream attempt: timeout, connect, status, too_large, integrity, down, bad_document."""
+
+    def uplink_bytes(self, uplink: str, size: int) -> None: ...
+
+    def uplink_stale(self, uplink: str) -> None:
+        """A stored copy was served because its uplink failed or was too slow (stale-if-error)."""
+
     def exposition(self) -> bytes:
         return b""
 
@@ -58,6 +75,19 @@ class PrometheusReporter(Reporter):
         self._delivered = Counter("eghact_origin_change_deliveries", "Change events delivered, by subscriber",
                                   ["subscriber"], registry=self.registry)
         self._seq = Gauge("eghact_origin_change_seq", "Last change seq seen", registry=self.registry)
+        self._uplink_fetches = Counter("eghact_origin_uplink_fetches", "Requests made to uplinks",
+                                       ["uplink", "what", "status"], registry=self.registry)
+        self._uplink_hits = Counter("eghact_origin_uplink_hits", "Pulled packages served with no upstream request",
+                                    ["uplink"], registry=self.registry)
+        self._uplink_refreshes = Counter("eghact_origin_uplink_refreshes", "Revalidations of pulled packuments",
+                                         ["uplink", "result"], registry=self.registry)
+        self._uplink_errors = Counter("eghact_origin_uplink_errors", "Failed upstream attempts, by kind",
+                                      ["uplink", "kind"], registry=self.registry)
+        self._uplink_bytes = Counter("eghact_origin_uplink_bytes", "Bytes read from uplinks", ["uplink"],
+                                     registry=self.registry)
+        self._uplink_stale = Counter("eghact_origin_uplink_stale_serves",
+                                     "Stored copies served because the uplink failed or was slow", ["uplink"],
+                                     registry=self.registry)
 
     def request(self, route: str, method: str, status: int, seconds: float, size: int) -> None:
         self._requests.labels(route, method, str(status)).inc()
@@ -82,6 +112,24 @@ class PrometheusReporter(Reporter):
 
     def change_delivered(self, subscriber: str, events: int) -> None:
         self._delivered.labels(subscriber).inc(events)
+
+    def uplink_fetch(self, uplink: str, what: str, status: int) -> None:
+        self._uplink_fetches.labels(uplink, what, str(status)).inc()
+
+    def uplink_hit(self, uplink: str) -> None:
+        self._uplink_hits.labels(uplink).inc()
+
+    def uplink_refresh(self, uplink: str, result: str) -> None:
+        self._uplink_refreshes.labels(uplink, result).inc()
+
+    def uplink_error(self, uplink: str, kind: str) -> None:
+        self._uplink_errors.labels(uplink, kind).inc()
+
+    def uplink_bytes(self, uplink: str, size: int) -> None:
+        self._uplink_bytes.labels(uplink).inc(size)
+
+    def uplink_stale(self, uplink: str) -> None:
+        self._uplink_stale.labels(uplink).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

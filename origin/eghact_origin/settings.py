@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .uplinks.config import UplinkConfig
+
 
 @dataclass(frozen=True)
 class OriginSettings:
@@ -36,6 +38,8 @@ class OriginSettings:
     # follower starting from seq 0 holds one page, not the whole history.
     feed_page_events: int = 500
     access_log: bool = True
+    # Upstream registries public packages are pulled from (None: none; nothing changes).
+    uplinks: UplinkConfig | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -11,6 +11,7 @@ from ..registry import Registry
 from ..resolution.service import Resolutions
 from ..settings import OriginSettings
 from ..tokens import TokenResolver
+from ..uplinks.service import UplinkService
 
 SETTINGS = web.AppKey("settings", OriginSettings)
 REGISTRY = web.AppKey("registry", Registry)
@@ -19,6 +20,8 @@ NOTIFIER = web.AppKey("notifier", ChangeNotifier)
 REPORTER = web.AppKey("reporter", Reporter)
 TOKENS = web.AppKey("tokens", TokenResolver)
 RESOLUTIONS = web.AppKey("resolutions", Resolutions)
+# Only with --uplink: handlers look it up with ``app.get`` and do nothing more without it.
+UPLINKS = web.AppKey("uplinks", UplinkService)
 # Long-lived responses (SSE, long-poll) watch this to end promptly on shutdown.
 CLOSING = web.AppKey("closing", object)
 # The OpenAPI document served at /-/openapi.json, encoded once at start.

@@ -38,7 +38,7 @@ from .worker import BuildResult, build, init_worker, with_base
 log = logging.getLogger("eghact.resolutions")
 
 # Events that can change what a resolution would answer.
-_RELEVANT = frozenset({wire.PUBLISH, wire.DEPRECATE, wire.UNPUBLISH, wire.DIST_TAG, wire.ADVISORY})
+_RELEVANT = frozenset({wire.PUBLISH, wire.DEPRECATE, wire.UNPUBLISH, wire.DIST_TAG, wire.ADVISORY, wire.UPLINK})
 # Hit counts are folded into the table at invalidation and shutdown; a registry that sees many
 # distinct requests and no change folds them when this many digests are waiting instead.
 _MAX_PENDING_HITS = 10_000

@@ -171,7 +171,29 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX co_usage_by_score ON co_usage (score);
     """,
-    # Next migration: append here as 6 (never edit an applied one).
+    # 6: uplinks (issue 14). A package with a row here was pulled from an uplink and is
+    # read-only (a copy); every other package is local forever. ``raw`` is the upstream
+    # document as fetched (zstd), so that the pull policy can be re-applied as time passes
+    # without a refetch; ``hidden`` what the policy hid (JSON). ``uplink_tarballs`` keeps the
+    # upstream URL of each tarball, fetched on its first request.
+    """
+    CREATE TABLE uplink_packages (
+        name          TEXT PRIMARY KEY,
+        uplink        TEXT NOT NULL,
+        etag          TEXT,
+        last_modified TEXT,
+        fetched       REAL NOT NULL,
+        raw           BLOB NOT NULL,
+        hidden        TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE uplink_tarballs (
+        name     TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        url      TEXT NOT NULL,
+        PRIMARY KEY (name, filename)
+    );
+    """,
+    # Next migration: append here as 7 (never edit an applied one).
 )
 
 

@@ -4,8 +4,8 @@ One module per concern, each a part of the one class: connection plumbing and tr
 (:mod:`.connection`), the audit outbox (:mod:`.outbox`), the changes feed (:mod:`.feed`),
 rendering packuments (:mod:`.render`), the one row writer for versions, dist-tags and
 advisories (:mod:`.rows`), registry writes and reads (:mod:`.writes`, :mod:`.reads`), tokens,
-the fleet's popularity and edges, built resolutions, co-usage, and a mirror's writes
-(:mod:`.mirror`, :mod:`.fresh`). The resolver's worker processes read through
+the fleet's popularity and edges, built resolutions, co-usage, packages pulled from uplinks
+(:mod:`.uplinks`), and a mirror's writes (:mod:`.mirror`, :mod:`.fresh`). The resolver's worker processes read through
 :mod:`.snapshot`. SQL lives in these modules and nowhere above ``storage/``.
 """
 
@@ -25,13 +25,14 @@ from .reads import Reads, dists_body
 from .resolutions import ResolutionRows
 from .snapshot import SqliteSnapshot
 from .tokens import Tokens
+from .uplinks import UplinkRows
 from .writes import Writes
 
 __all__ = ["DB_FILE", "SqliteMetadataStore", "SqliteMirrorWriter", "SqliteSnapshot", "build_mirror_database",
            "committed_audit_head", "dists_body", "iso"]
 
 
-class SqliteMetadataStore(Writes, Reads, Tokens, ResolutionRows, CoUsageRows, FleetRows, MirrorRows):
+class SqliteMetadataStore(Writes, Reads, Tokens, ResolutionRows, CoUsageRows, FleetRows, MirrorRows, UplinkRows):
     """The embedded :class:`~eghact_origin.storage.MetadataStore`."""
 
     def __init__(self, data_dir: Path, *, clock: Clock | None = None, audit_actor_default: str = "system"):
