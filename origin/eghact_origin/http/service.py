@@ -115,10 +115,10 @@ async def health(request: web.Request) -> web.StreamResponse:
         "packages": stats["packages"], "versions": stats["versions"],
     }
     if upstream is not None:
-        # Uplink URLs and errors are the operator's: callers who may read everything only.
-        body["uplinks"] = upstream if not public else {
-            "serving_stale": upstream["serving_stale"],
-            "states": {name: u["state"] for name, u in upstream["uplinks"].items()}}
+        body["uplinks"] = {"serving_stale": upstream["serving_stale"],
+                           "states": {name: u["state"] for name, u in upstream["uplinks"].items()}}
+        if principal is not None and principal.is_admin:  # URLs and errors are the operator's
+            body["uplinks"]["detail"] = upstream["uplinks"]
     return json_ok(body)
 
 

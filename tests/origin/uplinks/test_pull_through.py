@@ -29,6 +29,7 @@ async def test_a_packument_and_its_tarball_are_pulled_once_and_served_from_the_s
 
         status, body, headers = await fetch(tarball)
         assert status == 200 and body == data  # byte for byte what the upstream published
+        assert headers["Repr-Digest"].startswith("sha-512=:")
         status, again, _ = await fetch(tarball)
         assert again == data
         assert proxy.count("/left-pad/-/") == 1
