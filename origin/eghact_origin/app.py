@@ -61,18 +61,19 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None) ->
     # (``notifier`` is bound before any event flows.)
     registry = open_registry(settings, on_change=lambda events: notifier.committed(events))
     notifier = ChangeNotifier(registry.store, poll_interval=settings.feed_poll_interval, reporter=reporter)
-    co_usage = CoUsage(registry.store, top=settings.co_usage_top, half_life=settings.co_usage_half_life)
-    resolutions = Resolutions(registry.store, registry.access,
-                              workers=settings.resolver_workers, max_roots=settings.resolve_max_roots,
-                              max_stored=settings.resolutions_max_stored,
-                              co_usage=co_usage, on_commit=notifier.poke)
-    notifier.subscribe("registry", registry.invalidate)
-    notifier.subscribe("resolutions", resolutions.invalidate)
     uplinks = None
     if settings.uplinks is not None:
         uplinks = UplinkService(settings.uplinks, registry, reporter=reporter)
         notifier.subscribe("uplinks", uplinks.invalidate)
         app[UPLINKS] = uplinks
+    co_usage = CoUsage(registry.store, top=settings.co_usage_top, half_life=settings.co_usage_half_life)
+    resolutions = Resolutions(registry.store, registry.access,
+                              workers=settings.resolver_workers, max_roots=settings.resolve_max_roots,
+                              max_stored=settings.resolutions_max_stored,
+                              co_usage=co_usage, on_commit=notifier.poke,
+                              prepare=uplinks.pull_for_resolve if uplinks is not None else None)
+    notifier.subscribe("registry", registry.invalidate)
+    notifier.subscribe("resolutions", resolutions.invalidate)
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[ACCESS] = registry.access

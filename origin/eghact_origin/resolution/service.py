@@ -17,7 +17,7 @@ import json
 import logging
 import multiprocessing
 from collections import Counter, defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -77,8 +77,11 @@ class Resolutions:
     def __init__(self, store: MetadataStore, access: AccessPolicy, *, workers: int = 2,
                  popular_hits: int = 3, cache_bytes: int = 64 * 1024 * 1024, max_roots: int | None = None,
                  co_usage: CoUsage | None = None, on_commit: Callable[[], None] | None = None,
-                 max_stored: int | None = None):
+                 max_stored: int | None = None,
+                 prepare: Callable[[Mapping[str, str]], Awaitable[None]] | None = None):
         self._store = store
+        # With uplinks: pulls what a build may read before the worker reads its snapshot.
+        self._prepare = prepare
         self._max_stored = max_stored
         # Told after we append events ourselves (resolutions marked stale), so that the change
         # dispatcher delivers them (edges purge ``res:<hash>``) now, not at its next poll.
@@ -186,6 +189,8 @@ class Resolutions:
         future: asyncio.Future[Built] = asyncio.get_running_loop().create_future()
         self._building[digest] = future
         try:
+            if self._prepare is not None:
+                await self._prepare(request.dependencies)
             result: BuildResult = await asyncio.get_running_loop().run_in_executor(
                 self._executor(), build, request.canonical(), await self.co_usage.hints(_lazy_roots(request)))
             built = Built(result.hash, result.status, result.body, result.considered, result.seq)

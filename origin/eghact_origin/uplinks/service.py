@@ -27,7 +27,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from cachetools import LRUCache, TTLCache
@@ -39,7 +39,7 @@ from eghact_common.errors import EghactError, NotFound, UplinkUnavailable
 from ..metrics import Reporter
 from ..registry import Registry
 from ..storage import TarballRecord, UplinkState
-from . import convert
+from . import closure, convert
 from .client import UplinkClient
 from .config import LOCAL, Uplink, UplinkConfig
 from .policy import PullDecision, PullPolicy
@@ -142,6 +142,15 @@ class UplinkService:
                     return name, False
 
         return dict(await asyncio.gather(*(one(n) for n in dict.fromkeys(names))))
+
+    async def pull_for_resolve(self, roots: Mapping[str, str]) -> None:
+        """Before a resolution of ``roots`` ({name: range}): every packument it may consider
+        pulled (``closure.py``), as many at once as ``tarball_concurrency``."""
+        async def read(name: str) -> bytes:
+            return (await self._registry.packument(name, abbreviated=True, base_url="")).body
+
+        await closure.pull_closure(roots, read=read,
+                                   ensure=lambda names: self.ensure_many(names, self.config.tarball_concurrency))
 
     async def reapply(self, name: str) -> bool:
         """Run the pull policy again over the stored upstream document of ``name`` and store the
