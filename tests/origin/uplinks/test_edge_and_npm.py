@@ -17,7 +17,7 @@ from .support import doc, uplinked
 
 
 async def test_an_edge_purges_a_pulled_packument_on_its_refresh_event(tmp_path: Path) -> None:
-    async with uplinked(tmp_path, "--uplink-max-age", "1s") as (upstream, proxy, subject):
+    async with uplinked(tmp_path, "--uplink-max-age", "1s") as (upstream, _proxy, subject):
         await upstream.publish("edgy", "1.0.0")
         edge = await EdgeProcess(subject.url, tmp_path / "edge").astart()
         try:

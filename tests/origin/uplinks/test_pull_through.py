@@ -8,7 +8,8 @@ from pathlib import Path
 
 from eghact_common.wire import ABBREVIATED_TYPE
 
-from ...support import escaped
+from ...edge.support import FakeRegistry
+from ...support import OriginProcess, escaped
 from .support import doc, fetch, uplinked
 
 
@@ -61,3 +62,21 @@ async def test_an_unknown_name_is_a_404_remembered_briefly(tmp_path: Path) -> No
         status, found = await doc(f"{subject.url}/nowhere")  # ... not for ever
         assert status == 200 and list(found["versions"]) == ["1.0.0"]
         assert proxy.count("/nowhere") == 2
+
+
+async def test_a_tarball_that_does_not_match_its_integrity_is_refused_and_not_stored(tmp_path: Path) -> None:
+    fake = await FakeRegistry(packages={"bent": {"1.0.0": b"the real bytes"}}, tamper={"bent"}).start()
+    subject = OriginProcess(tmp_path / "subject", ("--uplink", fake.url))
+    try:
+        await asyncio.to_thread(subject.start)
+        status, full = await doc(f"{subject.url}/bent")
+        assert status == 200
+        status, refused = await doc(full["versions"]["1.0.0"]["dist"]["tarball"])
+        assert status == 502 and refused["error"] == "uplink_integrity_mismatch"
+        stored = [p for p in (tmp_path / "subject" / "blobs").rglob("*") if p.is_file() and len(p.name) == 128]
+        assert stored == []  # nothing stored
+        audit = (tmp_path / "subject" / "audit.jsonl").read_text()
+        assert '"uplink-pull"' in audit and '"bent"' in audit  # the first pull is in the audit log
+    finally:
+        await asyncio.to_thread(subject.stop)
+        await fake.stop()

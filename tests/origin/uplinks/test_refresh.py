@@ -73,7 +73,7 @@ async def test_a_hanging_uplink_serves_the_stored_copy_within_the_deadline(tmp_p
 
 
 async def test_a_dropped_connection_is_retried_then_502(tmp_path: Path) -> None:
-    async with uplinked(tmp_path) as (upstream, proxy, subject):
+    async with uplinked(tmp_path) as (_upstream, proxy, subject):
         proxy.mode = "drop"
         status, body = await doc(f"{subject.url}/dropped")
         assert status == 502 and body["error"] == "uplink_unavailable"
