@@ -24,10 +24,13 @@ foreign exception is translated at one boundary with ``raise X(...) from exc``.
     ├── MethodNotAllowed             405 method_not_allowed
     │   └── ReadOnly                 405 read_only
     ├── Conflict                     409 conflict
-    │   └── VersionExists            409 version_exists
+    │   ├── VersionExists            409 version_exists
+    │   └── UplinkedPackage          409 uplinked_package   (a copy pulled from an uplink: read-only here)
     ├── PayloadTooLarge              413 payload_too_large
     ├── Unresolvable                 422 unresolvable
     ├── RateLimited                  429 rate_limited       (retry_after seconds)
+    ├── BadGateway                   502 bad_gateway
+    │   └── UplinkUnavailable        502 uplink_unavailable (or uplink_integrity_mismatch, uplink_too_large)
     └── UpstreamUnavailable          503 upstream_unavailable
 
 A subclass may refine ``code`` per instance (``InvalidTarball(..., code="tarball_link")``)
@@ -144,6 +147,18 @@ class VersionExists(Conflict):
     code = "version_exists"
 
 
+class UplinkedPackage(Conflict):
+    """A write to a package that is a copy pulled from an uplink (origin/eghact_origin/uplinks)."""
+
+    code = "uplinked_package"
+
+    @classmethod
+    def of(cls, name: str, uplink: str | None = None) -> UplinkedPackage:
+        return cls(f"{name} is a copy pulled from an uplink and is read-only here; an admin may take the name over "
+                   f"(PUT /{name}?takeover=1 with an admin token), after which it is local for ever",
+                   detail={"name": name, "uplink": uplink})
+
+
 class PayloadTooLarge(EghactError):
     code = "payload_too_large"
     status = 413
@@ -161,6 +176,18 @@ class RateLimited(EghactError):
     def __init__(self, message: str, *, retry_after: float, detail: dict[str, Any] | None = None):
         super().__init__(message, detail=detail)
         self.retry_after = retry_after
+
+
+class BadGateway(EghactError):
+    code = "bad_gateway"
+    status = 502
+
+
+class UplinkUnavailable(BadGateway):
+    """An uplink could not give what the store lacks (down, timing out, answering 5xx, or a
+    tarball that does not match its packument's integrity); nothing was stored."""
+
+    code = "uplink_unavailable"
 
 
 class UpstreamUnavailable(EghactError):

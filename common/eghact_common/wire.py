@@ -17,7 +17,10 @@ UNPUBLISH = "unpublish"
 DIST_TAG = "dist-tag"
 ADVISORY = "advisory"
 RESOLUTION = "resolution"
-EVENT_TYPES = frozenset({PUBLISH, DEPRECATE, UNPUBLISH, DIST_TAG, ADVISORY, RESOLUTION})
+# A package pulled from an uplink was stored, or its stored copy changed at a refresh: one
+# event per pull or refresh, whatever it changed (versions, tags, deprecations).
+UPLINK = "uplink"
+EVENT_TYPES = frozenset({PUBLISH, DEPRECATE, UNPUBLISH, DIST_TAG, ADVISORY, RESOLUTION, UPLINK})
 
 SEARCH_KEY = "search"
 

@@ -11,7 +11,8 @@ from eghact_common import openapi, wire
 
 from .auth import AccessPolicy
 from .feed import ChangeNotifier
-from .http import batch, changes, dist_tags, fleet, packages, resolve, service, uplinks
+from .http import batch, changes, dist_tags, fleet, packages, resolve, service
+from .http import uplinks as uplinks_http
 from .http.appkeys import (
     ACCESS,
     CLOSING,
@@ -23,6 +24,7 @@ from .http.appkeys import (
     RESOLUTIONS,
     SETTINGS,
     TOKENS,
+    UPLINKS,
 )
 from .http.middleware import access, context, errors
 from .metrics import PrometheusReporter, Reporter
@@ -34,6 +36,8 @@ from .settings import OriginSettings
 from .storage import FileBlobStore, SqliteMetadataStore
 from .tarball import TarballLimits
 from .tokens import TokenResolver
+from .uplinks.policy import PullPolicy
+from .uplinks.service import UplinkService
 
 
 def open_registry(settings: OriginSettings, *,
@@ -64,12 +68,18 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None,
     # (``notifier`` is bound before any event flows.)
     registry = open_registry(settings, on_change=lambda events: notifier.committed(events))
     notifier = ChangeNotifier(registry.store, poll_interval=settings.feed_poll_interval, reporter=reporter)
+    uplinks = None
+    if settings.uplinks is not None:
+        uplinks = UplinkService(settings.uplinks, registry, reporter=reporter,
+                                policy=PullPolicy.from_settings(settings))
+        notifier.subscribe("uplinks", uplinks.invalidate)
+        app[UPLINKS] = uplinks
     co_usage = CoUsage(registry.store, top=settings.co_usage_top, half_life=settings.co_usage_half_life)
     resolutions = Resolutions(registry.store, registry.access,
                               workers=settings.resolver_workers, max_roots=settings.resolve_max_roots,
                               max_stored=settings.resolutions_max_stored,
                               co_usage=co_usage, on_commit=notifier.poke, reporter=reporter,
-                              fetch_missing=fetch_missing,
+                              fetch_missing=fetch_missing or (uplinks.ensure_many if uplinks is not None else None),
                               pull_limits=PullLimits(settings.resolve_fetch_max_names,
                                                      settings.resolve_fetch_seconds, settings.resolve_fetch_rounds))
     notifier.subscribe("registry", registry.invalidate)
@@ -83,7 +93,8 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None,
     app[RESOLUTIONS] = resolutions
     app[CLOSING] = asyncio.Event()
     app[OPENAPI] = openapi.to_json(openapi.origin_document())
-    app[ON_ALLOWED] = None  # the uplink service's reapply, once uplinks are configured
+    # An admin's per-version override recomputes the package's view before the answer.
+    app[ON_ALLOWED] = uplinks.reapply if uplinks is not None else None
 
     router = app.router
     router.add_get("/-/v1/changes", changes.changes)
@@ -95,7 +106,7 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None,
     router.add_get("/-/v1/edges", fleet.list_edges)
     router.add_post("/-/v1/edges", fleet.register_edge)
     router.add_get("/-/v1/feed", fleet.feed_extent)
-    router.add_route("*", uplinks.PREFIX + "{tail:.*}", uplinks.allowed)
+    router.add_route("*", uplinks_http.PREFIX + "{tail:.*}", uplinks_http.allowed)
     router.add_get("/-/v1/search", service.search)
     router.add_post("/-/npm/v1/security/advisories/bulk", service.advisories_bulk)
     router.add_get("/-/whoami", service.whoami)
@@ -116,6 +127,8 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None,
         app[CLOSING].set()  # type: ignore[attr-defined]
         await notifier.stop()
         await resolutions.stop()
+        if uplinks is not None:
+            await uplinks.stop()
 
     async def cleanup(app: web.Application) -> None:
         registry.store.close()

@@ -2,6 +2,8 @@
 
     eghact-origin serve --data DIR [--host H] [--port N] [--public-url URL]
                         [--private-scope @S ...] [--read-only] [--max-tarball-bytes N]
+                        [--uplink [NAME=]URL ...] [--route PATTERN=NAME|local ...]
+                        [--uplink-max-age 5m] [--uplink-timeout 10s] [--uplink-negative-ttl 60s]
                         [--uplink-min-age DURATION] [--uplink-min-age-exempt PATTERN ...]
                         [--uplink-block-severity LEVEL]
     eghact-origin demo  --data DIR [--plugins N] [--seed S] [--port N]
@@ -39,6 +41,7 @@ from . import audit
 from .auth import hash_token, new_token, validate_scope
 from .settings import OriginSettings
 from .storage import SEVERITIES, SqliteMetadataStore, committed_audit_head
+from .uplinks.config import parse_uplinks
 from .uplinks.overrides import parse_spec
 
 
@@ -129,6 +132,14 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--max-tarball-bytes", type=int, default=50 * 1024 * 1024)
     p.add_argument("--quiet", action="store_true", help="no access log")
+    p.add_argument("--uplink", action="append", default=[], metavar="[NAME=]URL",
+                   help="pull public packages the store lacks from this registry (repeatable; a bare URL is "
+                        "named 'default'; the first is where unrouted names go)")
+    p.add_argument("--route", action="append", default=[], metavar="PATTERN=NAME|local",
+                   help="names matching PATTERN (fnmatch) go to uplink NAME, or never leave (local); first match wins")
+    p.add_argument("--uplink-max-age", default="5m", help="revalidate a pulled packument after this long")
+    p.add_argument("--uplink-timeout", default="10s", help="connect and read timeout of an upstream request")
+    p.add_argument("--uplink-negative-ttl", default="60s", help="how long an upstream 404 is believed")
     p.add_argument("--uplink-min-age", type=_duration, default=0.0, metavar="DURATION",
                    help="hide upstream versions published less than this long ago (90s, 5m, 2h, 3d, 1w; 0: off)")
     p.add_argument("--uplink-min-age-exempt", action="append", default=[], metavar="PATTERN",
@@ -148,10 +159,15 @@ def _settings(args: argparse.Namespace) -> OriginSettings:
     for scope in args.private_scope:
         if not scope.startswith("@") or "/" in scope:
             raise SystemExit(f"eghact-origin: --private-scope takes a scope like @acme, not {scope!r}")
+    try:
+        uplinks = parse_uplinks(args.uplink, args.route, max_age=args.uplink_max_age, timeout=args.uplink_timeout,
+                                negative_ttl=args.uplink_negative_ttl)
+    except ValueError as exc:
+        raise SystemExit(f"eghact-origin: {exc}") from None
     return OriginSettings(
         data_dir=args.data, host=args.host, port=args.port, public_url=args.public_url,
         private_scopes=tuple(args.private_scope), read_only=args.read_only,
-        max_tarball_bytes=args.max_tarball_bytes, access_log=not args.quiet,
+        max_tarball_bytes=args.max_tarball_bytes, access_log=not args.quiet, uplinks=uplinks,
         uplink_min_age=args.uplink_min_age, uplink_min_age_exempt=tuple(args.uplink_min_age_exempt),
         uplink_block_severity=args.uplink_block_severity,
     )

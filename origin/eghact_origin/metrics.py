@@ -32,6 +32,23 @@ class Reporter:
         """A build made names present through ``fetch_missing``: ``walked`` before it ran,
         ``retried`` after a build found them missing, in ``seconds`` (walk, fetches, builds)."""
 
+    def uplink_fetch(self, uplink: str, what: str, status: int) -> None:
+        """One request to ``uplink`` for a ``packument`` or a ``tarball`` got HTTP ``status``."""
+
+    def uplink_hit(self, uplink: str) -> None:
+        """A pulled package was served from the store with no upstream request."""
+
+    def uplink_refresh(self, uplink: str, result: str) -> None:
+        """A stored packument was revalidated: ``200`` (a new document) or ``304``."""
+
+    def uplink_error(self, uplink: str, kind: str) -> None:
+        """A failed upstream attempt: timeout, connect, status, too_large, integrity, down, bad_document."""
+
+    def uplink_bytes(self, uplink: str, size: int) -> None: ...
+
+    def uplink_stale(self, uplink: str) -> None:
+        """A stored copy was served because its uplink failed or was too slow (stale-if-error)."""
+
     def exposition(self) -> bytes:
         return b""
 
@@ -69,6 +86,19 @@ class PrometheusReporter(Reporter):
                                        "Time a resolution spent making its dependencies present",
                                        registry=self.registry,
                                        buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+        self._uplink_fetches = Counter("eghact_origin_uplink_fetches", "Requests made to uplinks",
+                                       ["uplink", "what", "status"], registry=self.registry)
+        self._uplink_hits = Counter("eghact_origin_uplink_hits", "Pulled packages served with no upstream request",
+                                    ["uplink"], registry=self.registry)
+        self._uplink_refreshes = Counter("eghact_origin_uplink_refreshes", "Revalidations of pulled packuments",
+                                         ["uplink", "result"], registry=self.registry)
+        self._uplink_errors = Counter("eghact_origin_uplink_errors", "Failed upstream attempts, by kind",
+                                      ["uplink", "kind"], registry=self.registry)
+        self._uplink_bytes = Counter("eghact_origin_uplink_bytes", "Bytes read from uplinks", ["uplink"],
+                                     registry=self.registry)
+        self._uplink_stale = Counter("eghact_origin_uplink_stale_serves",
+                                     "Stored copies served because the uplink failed or was slow", ["uplink"],
+                                     registry=self.registry)
 
     def request(self, route: str, method: str, status: int, seconds: float, size: int) -> None:
         self._requests.labels(route, method, str(status)).inc()
@@ -98,6 +128,24 @@ class PrometheusReporter(Reporter):
         self._pulled.labels("walk").inc(walked)
         self._pulled.labels("retry").inc(retried)
         self._pull_seconds.observe(seconds)
+
+    def uplink_fetch(self, uplink: str, what: str, status: int) -> None:
+        self._uplink_fetches.labels(uplink, what, str(status)).inc()
+
+    def uplink_hit(self, uplink: str) -> None:
+        self._uplink_hits.labels(uplink).inc()
+
+    def uplink_refresh(self, uplink: str, result: str) -> None:
+        self._uplink_refreshes.labels(uplink, result).inc()
+
+    def uplink_error(self, uplink: str, kind: str) -> None:
+        self._uplink_errors.labels(uplink, kind).inc()
+
+    def uplink_bytes(self, uplink: str, size: int) -> None:
+        self._uplink_bytes.labels(uplink).inc(size)
+
+    def uplink_stale(self, uplink: str) -> None:
+        self._uplink_stale.labels(uplink).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -28,6 +28,7 @@ from eghact_common.errors import (
     NotFound,
     PayloadTooLarge,
     Unpublished,
+    UplinkedPackage,
     VersionExists,
 )
 from eghact_common.manifest import Manifest
@@ -121,6 +122,16 @@ class Registry:
             for key in self._variants.pop(name, ()):
                 self._rendered.pop(key, None)
 
+    async def committed(self, events: list[wire.ChangeEvent]) -> None:
+        """Events another part committed (a pull from an uplink): delivered before it answers."""
+        await self._changed(events)
+
+    async def _refuse_uplinked(self, name: str) -> None:
+        # A pulled copy is the uplink's: a change here would be lost at the next refresh.
+        source = await self.store.package_source(name)
+        if source is not None and source != "local":
+            raise UplinkedPackage.of(name, source)
+
     async def _changed(self, events: list[wire.ChangeEvent]) -> None:
         # Awaited before the response: the dispatcher has delivered our events (this cache
         # among its subscribers) when it returns. Without one (the CLI) we are the only cache.
@@ -171,19 +182,26 @@ class Registry:
     # -- writes ---------------------------------------------------------------------
 
     async def put_package(self, principal: Principal | None, name: str, body: dict[str, Any],
-                          *, allow_unpublish: bool = False) -> dict[str, Any]:
+                          *, allow_unpublish: bool = False, takeover: bool = False) -> dict[str, Any]:
         """``PUT /{name}``: a publish when it carries ``_attachments``, else a metadata
-        update (npm deprecate sends the whole packument back without attachments)."""
+        update (npm deprecate sends the whole packument back without attachments).
+        ``takeover``: an admin publishes over a name pulled from an uplink, which becomes local
+        for ever (its pulled versions are unpublished)."""
         if body.get("name", name) != name or body.get("_id", name) != name:
             raise BadRequest(f"the document names {body.get('name')!r} but the URL names {name!r}",
                              code="name_mismatch")
         if body.get("_attachments"):
-            outcome = await self._publish(principal, name, body)
+            outcome = await self._publish(principal, name, body, takeover=takeover)
             return {"ok": True, "id": outcome.name, "rev": outcome.rev, "seq": outcome.seq}
         return await self._update_metadata(principal, name, body, allow_unpublish=allow_unpublish)
 
-    async def _publish(self, principal: Principal | None, name: str, body: dict[str, Any]) -> PublishOutcome:
+    async def _publish(self, principal: Principal | None, name: str, body: dict[str, Any], *,
+                       takeover: bool = False) -> PublishOutcome:
         actor = self.access.check_publish(principal, name)
+        if takeover:
+            self.access.check_admin(principal, "take over a name pulled from an uplink")
+        else:
+            await self._refuse_uplinked(name)
         names.validate_name(name)
         versions = body.get("versions")
         attachments = body.get("_attachments")
@@ -207,6 +225,11 @@ class Registry:
         if state is not None and version in state.versions:
             raise VersionExists(f"{name}@{version} already exists; versions are immutable",
                                 detail={"name": name, "version": version})
+        if takeover:  # only now: a publish refused above leaves the pulled copy as it was
+            taken, unused = await self.store.uplink_takeover(name, actor=actor.name)
+            for gone in unused:
+                await self._drop_blob_if_unused(gone, name)
+            await self._changed(taken)
         digest = await run_blocking(self.blobs.put, tarball)
         new = NewVersion(
             name=name, version=version, doc=doc, filename=names.tarball_filename(name, version),
@@ -278,6 +301,7 @@ class Registry:
     async def _update_metadata(self, principal: Principal | None, name: str, body: dict[str, Any],
                                *, allow_unpublish: bool) -> dict[str, Any]:
         actor = self.access.check_publish(principal, name)
+        await self._refuse_uplinked(name)
         state = await self.store.package_state(name)
         versions = body.get("versions")
         if not isinstance(versions, dict):
@@ -310,6 +334,7 @@ class Registry:
                         *, reason: str) -> list[wire.ChangeEvent]:
         """Tombstone versions (all when ``versions`` is None). Admin only."""
         actor = self.access.check_admin(principal, "unpublish")
+        await self._refuse_uplinked(name)
         state = await self.store.package_state(name)
         targets = versions if versions is not None else [v for v, s in state.versions.items() if not s.unpublished]
         events, unused = await self.store.unpublish(name, targets, reason=reason, actor=actor.name)
@@ -328,6 +353,7 @@ class Registry:
     async def set_dist_tag(self, principal: Principal | None, name: str, tag: str,
                            version: str | None) -> wire.ChangeEvent:
         actor = self.access.check_publish(principal, name)
+        await self._refuse_uplinked(name)
         if version is not None and semver.valid(version) is None:
             raise BadRequest(f"{version!r} is not a version", code="invalid_version")
         event = await self.store.set_dist_tag(name, _tag_name(tag), version, actor=actor.name)

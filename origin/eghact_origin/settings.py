@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .uplinks.config import UplinkConfig
+
 
 @dataclass(frozen=True)
 class OriginSettings:
@@ -50,6 +52,8 @@ class OriginSettings:
     uplink_min_age: float = 0.0
     uplink_min_age_exempt: tuple[str, ...] = ()
     uplink_block_severity: str | None = None
+    # Upstream registries public packages are pulled from (None: none; nothing changes).
+    uplinks: UplinkConfig | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -12,6 +12,7 @@ from ..resolution.service import Resolutions
 from ..settings import OriginSettings
 from ..tokens import TokenResolver
 from ..uplinks.overrides import OnAllowed
+from ..uplinks.service import UplinkService
 
 SETTINGS = web.AppKey("settings", OriginSettings)
 REGISTRY = web.AppKey("registry", Registry)
@@ -23,6 +24,8 @@ RESOLUTIONS = web.AppKey("resolutions", Resolutions)
 # Recomputes an uplinked package's view after an admin changed its overrides (the uplink
 # service's ``reapply``); None while no uplink is configured.
 ON_ALLOWED = web.AppKey[OnAllowed | None]("on_allowed")
+# Only with --uplink: handlers look it up with ``app.get`` and do nothing more without it.
+UPLINKS = web.AppKey("uplinks", UplinkService)
 # Long-lived responses (SSE, long-poll) watch this to end promptly on shutdown.
 CLOSING = web.AppKey("closing", object)
 # The OpenAPI document served at /-/openapi.json, encoded once at start.

@@ -20,12 +20,12 @@ from aiohttp import web
 from eghact_common import wire
 from eghact_common.blocking import run_blocking
 from eghact_common.bodies import parse_json
-from eghact_common.errors import AuthRequired, InvalidJson, MethodNotAllowed, NotFound
+from eghact_common.errors import AuthRequired, InvalidJson, MethodNotAllowed, NotFound, Unpublished
 from eghact_common.wire import ABBREVIATED_TYPE
 
 from ..registry import Rendered
 from ..storage import TarballRecord
-from .appkeys import ACCESS, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
+from .appkeys import ACCESS, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS, UPLINKS
 from .paths import PackagePath, package_path, raw_segments
 from .responses import base_url, cacheable, json_ok
 
@@ -62,6 +62,9 @@ async def get_packument(request: web.Request, path: PackagePath) -> web.StreamRe
     access.check_read(request[PRINCIPAL], path.name)
     abbreviated = ABBREVIATED_TYPE in request.headers.get("Accept", "")
     registry = request.app[REGISTRY]
+    uplinks = request.app.get(UPLINKS)
+    if uplinks is not None:
+        await uplinks.ensure(path.name)
     rendered = await registry.packument(path.name, abbreviated=abbreviated,
                                         base_url=base_url(request, request.app[SETTINGS].public_url))
     return cacheable(request, rendered.body, **packument_caching(path.name, rendered, abbreviated=abbreviated,
@@ -72,6 +75,9 @@ async def get_version(request: web.Request, path: PackagePath, spec: str) -> web
     request[ROUTE] = "version"
     access = request.app[ACCESS]
     access.check_read(request[PRINCIPAL], path.name)
+    uplinks = request.app.get(UPLINKS)
+    if uplinks is not None:
+        await uplinks.ensure(path.name)
     rendered = await request.app[REGISTRY].version(
         path.name, spec, base_url=base_url(request, request.app[SETTINGS].public_url))
     return cacheable(request, rendered.body,
@@ -83,7 +89,18 @@ async def get_tarball(request: web.Request, path: PackagePath, filename: str) ->
     access = request.app[ACCESS]
     access.check_read(request[PRINCIPAL], path.name)
     registry = request.app[REGISTRY]
-    record = await registry.tarball(path.name, filename)
+    uplinks = request.app.get(UPLINKS)
+    if uplinks is None:
+        record = await registry.tarball(path.name, filename)
+    else:
+        found: TarballRecord | None = None
+        try:
+            found = await registry.tarball(path.name, filename)
+        except Unpublished:
+            raise
+        except NotFound:
+            pass  # not pulled yet: the uplink may have it
+        record = await uplinks.tarball(path.name, filename, found)
     caching = tarball_caching(record, private=access.is_private(path.name))
     if request.headers.get("If-None-Match"):
         # Validators first: a 304 needs no disk read.
@@ -142,7 +159,8 @@ async def put_package(request: web.Request, path: PackagePath, *, allow_unpublis
     body = await _json_body(request)
     registry = request.app[REGISTRY]
     is_publish = bool(body.get("_attachments"))
-    result = await registry.put_package(request[PRINCIPAL], path.name, body, allow_unpublish=allow_unpublish)
+    result = await registry.put_package(request[PRINCIPAL], path.name, body, allow_unpublish=allow_unpublish,
+                                        takeover=request.query.get("takeover") in ("1", "true"))
     if is_publish:
         request.app[REPORTER].published(request.content_length or 0)
     return json_ok(result, status=201 if is_publish else 200)

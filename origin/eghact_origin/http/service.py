@@ -16,7 +16,7 @@ from eghact_common.protocol import PROTOCOL
 from ..metrics import PROMETHEUS_CONTENT_TYPE
 from ..storage import Advisory, SearchQuery
 from ..storage.search import parse_text
-from .appkeys import ACCESS, NOTIFIER, OPENAPI, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS
+from .appkeys import ACCESS, NOTIFIER, OPENAPI, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS, UPLINKS
 from .changes import _int_param
 from .responses import cacheable, dumps, json_ok
 
@@ -104,13 +104,22 @@ async def health(request: web.Request) -> web.StreamResponse:
     public = access.public_view(principal)
     stats = await store.stats(access.name_filter(principal), public=public)
     notifier = request.app[NOTIFIER]
-    return json_ok({
-        "status": "ok", "role": "origin", "protocol": str(PROTOCOL),
+    uplinks = request.app.get(UPLINKS)
+    upstream = uplinks.health() if uplinks is not None else None
+    body = {
+        "status": "degraded" if upstream and upstream["degraded"] else "ok", "role": "origin",
+        "protocol": str(PROTOCOL),
         "registry_id": await store.public_registry_id() if public else store.registry_id,
         "read_only": request.app[SETTINGS].read_only, "seq": stats["seq"],
         "notifier_seq": notifier.last_public_seq if public else notifier.last_seq,
         "packages": stats["packages"], "versions": stats["versions"],
-    })
+    }
+    if upstream is not None:
+        body["uplinks"] = {"serving_stale": upstream["serving_stale"],
+                           "states": {name: u["state"] for name, u in upstream["uplinks"].items()}}
+        if principal is not None and principal.is_admin:  # URLs and errors are the operator's
+            body["uplinks"]["detail"] = upstream["uplinks"]
+    return json_ok(body)
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:

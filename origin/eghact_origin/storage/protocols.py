@@ -22,12 +22,14 @@ from .records import (
     NewVersion,
     PackageRows,
     PackageState,
+    PulledPackage,
     SearchHit,
     SearchQuery,
     StoredDoc,
     StoredResolution,
     TarballRecord,
     TokenRecord,
+    UplinkState,
 )
 from .visibility import EVERYTHING, NameFilter
 
@@ -296,6 +298,44 @@ class MetadataStore(Protocol):
 
     def snapshot_opener(self) -> Callable[[], PackageSnapshot]:
         """A picklable callable that opens a :class:`PackageSnapshot` (in a worker process)."""
+
+    # -- uplinks (packages pulled from an upstream registry) ------------------------------
+
+    async def package_source(self, name: str) -> str | None:
+        """Where ``name`` comes from: ``"local"`` once any version of it was published here
+        (unpublished ones too: a local name is local forever), the uplink's name for a pulled
+        copy, None when the store has never heard of it. Cost: one indexed read."""
+
+    async def uplink_state(self, name: str) -> UplinkState | None:
+        """What is kept of a pulled package's last fetch (None: not a pulled package)."""
+
+    async def uplink_save(self, pulled: PulledPackage, *, actor: str) -> tuple[list[wire.ChangeEvent], list[str]]:
+        """Store a pulled package as its uplink serves it, in one transaction: versions it no
+        longer lists are unpublished, its tags replaced, a version already stored with the same
+        integrity keeps its fetched tarball (digest and size), its fetch state replaced. When its
+        versions, documents, deprecations or tags changed (or it is new), ONE ``uplink`` event
+        (keys ``pkg:<name>``, ``search``) and an audit record (``uplink-pull`` the first time,
+        ``uplink-refresh`` after); otherwise no event. Returns (events, blob digests of versions
+        it unpublished). Raises UplinkedPackage ``local_package`` when the name is local (nothing
+        written): a local name is never overwritten by an uplink, whatever the caller checked."""
+
+    async def uplink_touch(self, name: str, *, fetched: float, etag: str | None,
+                           last_modified: str | None) -> None:
+        """Record a revalidation that changed nothing (a 304): the fetch time and validators."""
+
+    async def uplink_tarball_url(self, name: str, filename: str) -> str | None:
+        """The upstream URL of a pulled package's tarball (None: not a pulled tarball)."""
+
+    async def uplink_tarball_stored(self, name: str, version: str, *, digest: str, size: int,
+                                    integrity: str) -> None:
+        """A pulled version's tarball is now in the blob store: record its sha512 hex, size and
+        integrity (an old version with a sha1 ``shasum`` only gets its sha512 here)."""
+
+    async def uplink_takeover(self, name: str, *, actor: str) -> tuple[list[wire.ChangeEvent], list[str]]:
+        """Make a pulled package local (an admin's explicit takeover): its pulled versions are
+        unpublished (their numbers stay used, as npm's are), its fetch state dropped, an
+        ``unpublish`` event per version and an ``uplink-takeover`` audit record. A no-op
+        ([], []) when ``name`` is not a pulled package. Returns (events, unused digests)."""
 
     # -- uplinks: the admin's overrides of the pull policy ----------------------------------
 

@@ -212,3 +212,36 @@ class EdgeRecord:
     health: dict[str, Any]
     registered: str
     last_seen: float
+
+
+@dataclass(frozen=True)
+class PulledPackage:
+    """A package as an uplink serves it, rendered into rows (``uplinks/convert.py``), ready for
+    :meth:`MetadataStore.uplink_save`. A version whose tarball was not fetched yet has
+    ``blob_digest`` from its sha512 integrity (empty with a sha1 ``shasum`` only) and size 0."""
+
+    name: str
+    uplink: str
+    versions: list[VersionRow]     # in the upstream document's order
+    tags: list[tuple[str, str]]    # (tag, version), every version among ``versions``
+    created: str
+    tarball_urls: dict[str, str]   # our tarball file name -> the upstream's URL for it
+    raw: bytes                     # the upstream document as fetched (zstd), to re-apply the policy
+    etag: str | None
+    last_modified: str | None
+    fetched: float                 # when it was fetched (epoch seconds)
+    hidden: dict[str, str] = field(default_factory=dict)  # what the pull policy hid, and why
+
+
+@dataclass(frozen=True)
+class UplinkState:
+    """What is kept about an uplinked package besides its rows: where it came from, the
+    validators of the last fetch and when that was, and the upstream document as fetched."""
+
+    name: str
+    uplink: str
+    etag: str | None
+    last_modified: str | None
+    fetched: float
+    raw: bytes
+    hidden: dict[str, str] = field(default_factory=dict)

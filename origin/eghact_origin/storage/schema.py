@@ -171,9 +171,27 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX co_usage_by_score ON co_usage (score);
     """,
-    # 6: reserved for the uplinked packages of issue 14 (branch 14-uplink), which merges its
-    # migration here; until then it applies nothing.
+    # 6: uplinks (issue 14). A package with a row here was pulled from an uplink and is
+    # read-only (a copy); every other package is local forever. ``raw`` is the upstream
+    # document as fetched (zstd), so that the pull policy can be re-applied as time passes
+    # without a refetch; ``hidden`` what the policy hid (JSON). ``uplink_tarballs`` keeps the
+    # upstream URL of each tarball, fetched on its first request.
     """
+    CREATE TABLE uplink_packages (
+        name          TEXT PRIMARY KEY,
+        uplink        TEXT NOT NULL,
+        etag          TEXT,
+        last_modified TEXT,
+        fetched       REAL NOT NULL,
+        raw           BLOB NOT NULL,
+        hidden        TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE uplink_tarballs (
+        name     TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        url      TEXT NOT NULL,
+        PRIMARY KEY (name, filename)
+    );
     """,
     # 7: the admin's per-version overrides of the uplinks' pull policy (issue 14): a version
     # listed here is shown even when the cooldown or an advisory would hide it.

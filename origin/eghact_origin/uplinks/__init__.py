@@ -1,6 +1,5 @@
-"""Uplinks: public npm packages pulled through from an upstream registry (issue 14).
-
-:mod:`.policy` decides which upstream versions an uplinked package shows (the supply-chain
-cooldown and advisory blocking); it is pure, and the uplink service calls it on every pull,
-refresh and admin override.
-"""
+"""Uplinks: public packages pulled through from upstream npm-compatible registries (issue 14):
+:mod:`.config` the flags and routing, :mod:`.client` the upstream requests, :mod:`.convert`
+upstream documents into rows, :mod:`.policy` what of them may be shown (the supply-chain
+cooldown and advisory blocking; pure), :mod:`.service` the pull-through, which calls the
+policy on every pull, refresh and admin override."""

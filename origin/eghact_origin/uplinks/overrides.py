@@ -13,7 +13,7 @@ __all__ = ["OnAllowed", "parse_spec", "validate"]
 
 # Called with a package name after its overrides changed (the uplink service's ``reapply``):
 # the view it stores, and the feed event for it, follow before the admin's request returns.
-OnAllowed = Callable[[str], Awaitable[None]]
+OnAllowed = Callable[[str], Awaitable[object]]
 
 
 def validate(name: str, version: str) -> tuple[str, str]:

@@ -4,9 +4,9 @@ One module per concern, each a part of the one class: connection plumbing and tr
 (:mod:`.connection`), the audit outbox (:mod:`.outbox`), the changes feed (:mod:`.feed`),
 rendering packuments (:mod:`.render`), the one row writer for versions, dist-tags and
 advisories (:mod:`.rows`), registry writes and reads (:mod:`.writes`, :mod:`.reads`), tokens,
-the fleet's popularity and edges, built resolutions, co-usage, the admin's overrides of the
-uplinks' pull policy (:mod:`.uplink_allowed`), and a mirror's writes
-(:mod:`.mirror`, :mod:`.fresh`). The resolver's worker processes read through
+the fleet's popularity and edges, built resolutions, co-usage, packages pulled from uplinks
+(:mod:`.uplinks`) and the admin's overrides of their pull policy (:mod:`.uplink_allowed`), and a
+mirror's writes (:mod:`.mirror`, :mod:`.fresh`). The resolver's worker processes read through
 :mod:`.snapshot`. SQL lives in these modules and nowhere above ``storage/``.
 """
 
@@ -27,13 +27,14 @@ from .resolutions import ResolutionRows
 from .snapshot import SqliteSnapshot
 from .tokens import Tokens
 from .uplink_allowed import UplinkAllowedRows
+from .uplinks import UplinkRows
 from .writes import Writes
 
 __all__ = ["DB_FILE", "SqliteMetadataStore", "SqliteMirrorWriter", "SqliteSnapshot", "build_mirror_database",
            "committed_audit_head", "dists_body", "iso"]
 
 
-class SqliteMetadataStore(Writes, Reads, Tokens, ResolutionRows, CoUsageRows, FleetRows, MirrorRows,
+class SqliteMetadataStore(Writes, Reads, Tokens, ResolutionRows, CoUsageRows, FleetRows, MirrorRows, UplinkRows,
                           UplinkAllowedRows):
     """The embedded :class:`~eghact_origin.storage.MetadataStore`."""
 

@@ -18,7 +18,7 @@ from ..records import AdvisoryRecord, MirrorState, PackageRows
 from ..search import SEARCH_COLUMNS, index_search_row, search_fields, update_search_row
 from .feed import insert_foreign_events
 from .outbox import Outbox
-from .rows import delete_dist_tags, write_advisory, write_dist_tags, write_versions
+from .rows import write_advisory, write_served
 
 T = TypeVar("T")
 
@@ -83,19 +83,8 @@ class SqliteMirrorWriter:
     def write_package(self, rows: PackageRows, existed: bool) -> list[str]:
         """Store one package as served; returns blob digests of versions it no longer lists."""
         conn, name = self._conn, rows.name
-        write_versions(conn, rows.versions, replace=True)
-        freed = []
-        if existed:
-            live = {row.version for row in rows.versions}
-            gone = conn.execute("SELECT version, blob_digest FROM versions WHERE name=? AND unpublished IS NULL",
-                                (name,)).fetchall()
-            for version, blob in gone:
-                if version not in live:
-                    conn.execute("UPDATE versions SET unpublished=?, unpublish_reason='unpublished at the origin' "
-                                 "WHERE name=? AND version=?", (rows.modified, name, version))
-                    freed.append(blob)
-            delete_dist_tags(conn, name)
-        write_dist_tags(conn, [(name, tag, version) for tag, version in rows.tags])
+        freed = write_served(conn, name, rows.versions, rows.tags, existed=existed, when=rows.modified,
+                             reason="unpublished at the origin")
         # created is kept from the first time the mirror saw the package, as the origin keeps it.
         columns, values, fields = package_values(rows)
         updated = ", ".join(f"{column}=excluded.{column}" for column in columns[2:])  # all but name, created

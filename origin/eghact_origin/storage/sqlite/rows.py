@@ -26,6 +26,27 @@ def write_versions(conn: sqlite3.Connection, rows: Sequence[VersionRow], *, repl
                      f" VALUES ({_VERSION_MARKS}, NULL, NULL)", rows)
 
 
+def write_served(conn: sqlite3.Connection, name: str, versions: Sequence[VersionRow],
+                 tags: Iterable[tuple[str, str]], *, existed: bool, when: str, reason: str) -> list[str]:
+    """Store ``name``'s versions and tags as another registry serves them (a mirror's origin,
+    an uplink): its rows live (overwritten), versions it no longer lists unpublished at ``when``
+    for ``reason``, its tags replaced. Returns the blob digests of versions it unpublished."""
+    write_versions(conn, versions, replace=True)
+    freed = []
+    if existed:
+        live = {row.version for row in versions}
+        rows = conn.execute("SELECT version, blob_digest FROM versions WHERE name=? AND unpublished IS NULL",
+                            (name,)).fetchall()
+        for version, blob in rows:
+            if version not in live:
+                conn.execute("UPDATE versions SET unpublished=?, unpublish_reason=? WHERE name=? AND version=?",
+                             (when, reason, name, version))
+                freed.append(blob)
+        delete_dist_tags(conn, name)
+    write_dist_tags(conn, [(name, tag, version) for tag, version in tags])
+    return freed
+
+
 def write_dist_tags(conn: sqlite3.Connection, tags: Iterable[tuple[str, str, str]]) -> None:
     """Point each (name, tag, version), replacing where the tag pointed before."""
     conn.executemany("INSERT OR REPLACE INTO dist_tags (name, tag, version) VALUES (?, ?, ?)", tags)

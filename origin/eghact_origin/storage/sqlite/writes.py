@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from eghact_common import wire
-from eghact_common.errors import BadRequest, NotFound, VersionExists
+from eghact_common.errors import BadRequest, NotFound, UplinkedPackage, VersionExists
 
 from ... import packument
 from ..records import AdvisoryRecord, NewVersion, VersionRow
@@ -61,6 +61,9 @@ class Writes(Feed):
                                                               if existing[0] else ""),
                 detail={"name": new.name, "version": new.version},
             )
+        if conn.execute("SELECT 1 FROM uplink_packages WHERE name=?", (new.name,)).fetchone() is not None:
+            # Checked in the transaction: a pull committed after the caller looked still wins.
+            raise UplinkedPackage.of(new.name)
         conn.execute("INSERT OR IGNORE INTO packages (name, created, modified, seq) VALUES (?, ?, ?, 0)",
                      (new.name, now, now))
         rendered = packument.render_version(
