@@ -19,15 +19,19 @@ same ``{"error", "message", "detail"}`` body a server would; the CLI maps each t
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from eghact_common.errors import (
+    AuthRequired,
     BadRequest,
     Conflict,
     EghactError,
+    Forbidden,
     IntegrityMismatch,
     InvalidTarball,
     NotFound,
+    PayloadTooLarge,
     Unresolvable,
     UpstreamUnavailable,
 )
@@ -42,6 +46,7 @@ __all__ = [
     "NoSourceReachable",
     "NotFound",
     "Unresolvable",
+    "from_answer",
 ]
 
 
@@ -81,3 +86,23 @@ class NoSourceReachable(UpstreamUnavailable):
     """Every source was tried (with retries) and none answered; ``detail.tried`` says how each failed."""
 
     code = "no_source_reachable"
+
+
+_BY_STATUS: dict[int, type[EghactError]] = {400: BadRequest, 401: AuthRequired, 403: Forbidden, 404: NotFound,
+                                            409: Conflict, 413: PayloadTooLarge, 422: Unresolvable}
+
+
+def from_answer(status: int, body: bytes, *, what: str) -> EghactError:
+    """A registry's error answer as the error it names: its own code, message and detail when
+    the body is the JSON error of DESIGN §3, else the status's class with ``what`` said."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    cls = _BY_STATUS.get(status, UpstreamUnavailable if status >= 500 else BadRequest)
+    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+        code = parsed.get("error") if isinstance(parsed.get("error"), str) else None
+        detail = parsed.get("detail")
+        return cls(parsed["message"], code=code, detail={**(detail if isinstance(detail, dict) else {}),
+                                                        "status": status})
+    return cls(f"{what}: the registry answered {status}", detail={"status": status})
