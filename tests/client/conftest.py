@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ import pytest
 
 from eghact_client.reporter import Reporter
 
-from ..edge.conftest import Origin, make_origin
+# the edge tests' fixture of edge processes, each stopped (or its pipes closed, if killed) after the test
+from ..edge.conftest import Origin, edges, make_origin  # noqa: F401
 from ..edge.support import EdgeProcess
 from ..support import escaped, manifest, publish_body, tarball_for
 
@@ -53,15 +54,6 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
     finally:
         if made.process.proc and made.process.proc.poll() is None:
             made.process.stop()
-
-
-@pytest.fixture
-async def edges(tmp_path: Path) -> AsyncIterator[list[EdgeProcess]]:
-    started: list[EdgeProcess] = []
-    yield started
-    for edge in started:
-        if edge.proc is not None:   # one a test killed, too: its pipes are closed here
-            await edge.astop()
 
 
 async def start_edges(origin: Origin, root: Path, started: list[EdgeProcess], count: int = 2) -> list[EdgeProcess]:
