@@ -58,18 +58,25 @@ class Stage:
 
     def commit(self) -> None:
         """Make the stage the project's: the journal first (the commit point), then the renames."""
+        journal = self.prepare()
+        _apply(journal)
+        (self.state_dir / JOURNAL).unlink()
+        self.discard()
+
+    def prepare(self) -> dict[str, object]:
+        """Stage the files and write the journal: from here on the install has happened, and
+        the renames are done by :meth:`commit` or, if this process stops first, :func:`recover`."""
         staged: dict[str, str] = {}
         for i, (final, data) in enumerate(self.files.items()):
             new = self.path / f"file-{i}"
             write_atomic(new, data, mode=0o644)
             staged[str(final)] = str(new)
-        journal = {"stage": str(self.path), "plugins": str(self.plugins),
-                   "folder": str(self.folder) if self.folder.exists() else None, "files": staged}
+        journal: dict[str, object] = {"stage": str(self.path), "plugins": str(self.plugins),
+                                      "folder": str(self.folder) if self.folder.exists() else None,
+                                      "files": staged}
         fsync_dir(self.path)
         write_atomic(self.state_dir / JOURNAL, json.dumps(journal).encode(), sync_dir=True)
-        _apply(journal)
-        (self.state_dir / JOURNAL).unlink()
-        self.discard()
+        return journal
 
 
 def recover(state_dir: Path) -> bool:
