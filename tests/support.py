@@ -18,7 +18,7 @@ from typing import Any
 from eghact_origin.tarball import build_tarball
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHONPATH = os.pathsep.join(str(ROOT / p) for p in ("common", "origin", "edge", "mirror-sync"))
+PYTHONPATH = os.pathsep.join(str(ROOT / p) for p in ("common", "origin", "edge", "mirror-sync", "client"))
 
 
 def manifest(name: str, version: str, **extra: Any) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The layering of DESIGN/STYLE: the shared kernel imports no service, and the edge and
-the mirror reach the origin only over HTTP, never by import."""
+"""The layering of DESIGN/STYLE: the shared kernel imports no service, and the edge, the
+mirror and the client reach the origin only over HTTP, never by import."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ PACKAGES = {
     "eghact_origin": ROOT / "origin" / "eghact_origin",
     "eghact_edge": ROOT / "edge" / "eghact_edge",
     "eghact_mirror": ROOT / "mirror-sync" / "eghact_mirror",
+    "eghact_client": ROOT / "client" / "eghact_client",
 }
 FORBIDDEN = {
-    "eghact_common": {"eghact_origin", "eghact_edge", "eghact_mirror"},
-    "eghact_edge": {"eghact_origin", "eghact_mirror"},
-    "eghact_mirror": {"eghact_origin", "eghact_edge"},
-    "eghact_origin": {"eghact_edge", "eghact_mirror"},
+    "eghact_common": {"eghact_origin", "eghact_edge", "eghact_mirror", "eghact_client"},
+    "eghact_edge": {"eghact_origin", "eghact_mirror", "eghact_client"},
+    "eghact_mirror": {"eghact_origin", "eghact_edge", "eghact_client"},
+    "eghact_origin": {"eghact_edge", "eghact_mirror", "eghact_client"},
+    # the client reaches every node over HTTP alone, as a plugin user's machine must
+    "eghact_client": {"eghact_origin", "eghact_edge", "eghact_mirror"},
 }
 
 

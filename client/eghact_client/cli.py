@@ -1,0 +1,186 @@
+"""``eghact``: the plugin user's command line, over :class:`~eghact_client.manager.PluginManager`.
+
+::
+
+    eghact install [NAME[@RANGE]] [--frozen]   add a plugin, or install what the project requires
+    eghact ci                                  install exactly eghact-lock.json (install --frozen)
+    eghact remove NAME
+    eghact ls
+    eghact resolve                             resolve again and write eghact-lock.json only
+    options (before the command): --project DIR, --cache DIR, --json, --verbose (-v, -vv)
+
+On a terminal, ``install``/``ci``/``remove`` show a progress bar (rich); otherwise plain lines.
+``--json`` prints one JSON document on stdout: the result, or the error body
+``{"error", "message", "detail"}``. ``--verbose`` logs every decision (sources and their
+round-trip times, failovers, retries, cache hits, how the resolution was obtained) on stderr.
+
+Exit codes:
+    0   done
+    1   unexpected failure (a bug, or an I/O error such as a full disk)
+    2   bad command line, project file or request (the registry's 400/413 included)
+    3   unresolvable: the registry's explanation is printed
+    4   no source could be reached (every edge, the primary and the mirrors), or one failed
+    5   frozen install: eghact-lock.json is missing or no longer matches the requirements
+    6   a tarball was refused: it does not match its integrity, or unpacking it would escape its folder
+    7   not found: a package the registry does not have, or a dependency the project does not have
+    8   another eghact is working on this project
+    130 interrupted (Ctrl-C): nothing was changed
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from eghact_common.errors import (
+    BadRequest,
+    Conflict,
+    EghactError,
+    IntegrityMismatch,
+    InvalidTarball,
+    NotFound,
+    PayloadTooLarge,
+    Unresolvable,
+    UpstreamUnavailable,
+)
+
+from .errors import LockfileOutOfDate
+from .manager import PluginManager
+from .reporter import Reporter
+
+__all__ = ["main"]
+
+# most specific first: the first class an error is an instance of gives its exit code
+EXIT_CODES: tuple[tuple[type[EghactError], int], ...] = (
+    (LockfileOutOfDate, 5), (IntegrityMismatch, 6), (InvalidTarball, 6), (Unresolvable, 3), (NotFound, 7),
+    (UpstreamUnavailable, 4), (BadRequest, 2), (PayloadTooLarge, 2), (Conflict, 8),
+)
+
+
+def exit_code(error: EghactError) -> int:
+    if error.code == "project_busy":
+        return 8
+    return next((code for cls, code in EXIT_CODES if isinstance(error, cls)), 4 if error.status >= 500 else 2)
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``name@range`` with scoped names (``@s/n@^1``); a bare name leaves the range open."""
+    at = spec.rfind("@")
+    if at <= 0:
+        return spec, None
+    return spec[:at], spec[at + 1:] or None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eghact", description="Install and manage Eghact plugins.")
+    parser.add_argument("--project", type=Path, default=Path.cwd(), help="the project folder (default: here)")
+    parser.add_argument("--cache", type=Path, default=None, help="the tarball cache ($EGHACT_CACHE)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log every decision (-vv: every request)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    install = commands.add_parser("install", help="add a plugin, or install what the project requires")
+    install.add_argument("spec", nargs="?", help="NAME or NAME@RANGE")
+    install.add_argument("--frozen", action="store_true", help="exactly the lockfile; fail if it is out of date")
+    commands.add_parser("ci", help="install exactly eghact-lock.json (install --frozen)")
+    remove = commands.add_parser("remove", help="stop requiring a plugin")
+    remove.add_argument("name")
+    commands.add_parser("ls", help="list the installed packages")
+    commands.add_parser("resolve", help="resolve again and write eghact-lock.json")
+    return parser
+
+
+class _Progress(Reporter):
+    """A rich progress bar of the packages placed, on a terminal."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), transient=True)
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def phase(self, name: str, total: int) -> None:
+        if name == "fetch":
+            self._task = self._progress.add_task("installing", total=total)
+
+    def placed(self, key: str) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task)
+
+    def failover(self, url: str, reason: str) -> None:
+        self._progress.console.print(f"[yellow]{url} failed ({reason}); failing over[/yellow]")
+
+
+async def _run(args: argparse.Namespace, reporter: Reporter) -> Any:
+    async with PluginManager(args.project, cache_dir=args.cache, reporter=reporter) as manager:
+        if args.command == "install":
+            name, version = parse_spec(args.spec) if args.spec else (None, None)
+            return await manager.install(name, version=version, frozen=args.frozen)
+        if args.command == "ci":
+            return await manager.install(frozen=True)
+        if args.command == "remove":
+            return await manager.remove(args.name)
+        if args.command == "ls":
+            return await manager.list()
+        resolution = await manager.resolve()
+        return {"hash": resolution.lock.hash, "packages": len(resolution.lock.packages), "how": resolution.how,
+                "source": resolution.source}
+
+
+def _print(args: argparse.Namespace, result: Any) -> None:
+    document = result.to_json() if hasattr(result, "to_json") else result
+    if args.json:
+        print(json.dumps(document, indent=2))
+    elif args.command == "ls":
+        for entry in document:
+            print(f"{entry['name']}@{entry['version']}  {entry['state']}{'' if entry['direct'] else '  (dependency)'}")
+    elif args.command == "resolve":
+        print(f"eghact-lock.json: {document['packages']} packages (resolution {document['hash'][:12]}, "
+              f"{document['how']} at {document['source']})")
+    elif not document["changed"]:
+        print(f"up to date: {document['packages']} packages ({document['seconds'] * 1000:.0f} ms)")
+    else:
+        print(f"installed {document['packages']} packages: {document['downloaded']} downloaded, "
+              f"{document['cached']} from the cache ({document['resolution']}, {document['seconds']:.2f} s)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO, stream=sys.stderr,
+                            format="eghact: %(message)s")
+    interactive = sys.stderr.isatty() and not args.json and args.command in ("install", "ci", "remove")
+    try:
+        if interactive:
+            with _Progress() as progress:
+                result = asyncio.run(_run(args, progress))
+        else:
+            result = asyncio.run(_run(args, Reporter()))
+    except EghactError as error:
+        if args.json:
+            print(json.dumps(error.to_body(), indent=2))
+        else:
+            print(f"eghact: {error.message}", file=sys.stderr)
+        return exit_code(error)
+    except KeyboardInterrupt:
+        print("eghact: interrupted; the project is as it was (or, past the commit point, as the install left it)",
+              file=sys.stderr)
+        return 130
+    _print(args, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

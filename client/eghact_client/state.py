@@ -1,0 +1,79 @@
+"""The project's plugin states, ``.eghact/state.json``::
+
+    {"version": 1,
+     "resolution": {"request": SHA256 of the resolve request body, "hash": the resolution's hash},
+     "plugins": {"node_modules/x": {"name", "version", "integrity", "state": "installed", "reason"?}}}
+
+``resolution`` remembers which request the lockfile answers, so an unchanged project asks for
+the built resolution by hash (``GET /-/v1/resolutions/{hash}``, cacheable at an edge) instead of
+posting its request again. ``plugins`` is what is in the plugins folder: an install whose lockfile
+and folder agree with it has nothing to do. The file is replaced with the lockfile and the folder,
+in one install transaction (``eghact_client.install``); a missing or unreadable one is an empty
+state (the next install rebuilds the folder), never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .lockfile import Lock
+
+__all__ = ["INSTALLED", "State", "request_digest"]
+
+STATE_VERSION = 1
+INSTALLED = "installed"
+_MAX_STATE_BYTES = 64 * 1024 * 1024
+
+
+def request_digest(request: dict[str, Any]) -> str:
+    """sha256 of a resolve request's JSON with sorted keys: equal bodies, equal digests."""
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class State:
+    plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    request: str | None = None      # request_digest of what the lockfile was resolved for
+    hash: str | None = None         # that resolution's hash
+
+    @classmethod
+    def read(cls, path: Path) -> State:
+        try:
+            with path.open("rb") as handle:
+                doc = json.loads(handle.read(_MAX_STATE_BYTES))
+        except (OSError, ValueError):
+            return cls()
+        if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
+            return cls()
+        plugins = doc.get("plugins")
+        resolution = doc.get("resolution")
+        if not isinstance(resolution, dict):
+            resolution = {}
+        return cls(plugins={k: v for k, v in plugins.items() if isinstance(v, dict)} if isinstance(plugins, dict)
+                   else {}, request=_str(resolution.get("request")), hash=_str(resolution.get("hash")))
+
+    @classmethod
+    def installed(cls, lock: Lock, *, request: str | None) -> State:
+        """The state once ``lock`` is installed for the request digested as ``request``."""
+        plugins = {p.key: {"name": p.name, "version": p.version, "integrity": p.integrity, "state": INSTALLED}
+                   for p in lock.packages}
+        return cls(plugins=plugins, request=request, hash=lock.hash)
+
+    def matches(self, lock: Lock) -> bool:
+        """Whether the plugins folder this state describes is exactly ``lock``'s packages."""
+        wanted = {p.key: p.integrity for p in lock.packages}
+        return wanted == {key: entry.get("integrity") for key, entry in self.plugins.items()}
+
+    def to_bytes(self) -> bytes:
+        doc = {"version": STATE_VERSION, "resolution": {"request": self.request, "hash": self.hash},
+               "plugins": {key: self.plugins[key] for key in sorted(self.plugins)}}
+        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
