@@ -20,7 +20,9 @@ Package read paths are packuments, version documents and tarballs. One read exis
 the packument lists, ``{"name": NAME, "dists": [[version, file, sha512 hex, size], ...]}``
 (``Content-Type`` that media type, ``Eghact-Seq`` as the packument's), read in the same kind of
 snapshot: a mirror exporter learns which tarballs to fetch, and the digest to check each by,
-without parsing the packument (several times the bytes). Its errors are the packument's.
+without parsing the packument (several times the bytes). Its errors are the packument's. A
+package pulled from an uplink adds ``"uplink": UPLINK`` and lists its tarballs not fetched yet
+with size 0: an exporter then carries only the versions its selection needs.
 
 A body that is not such a list is refused as a whole with a 400 and the usual JSON error body: ``invalid_json``,
 ``invalid_batch`` (every problem listed in ``detail.problems``, e.g. a ``/-/...`` path),
@@ -45,6 +47,15 @@ revalidating. ``?headers=Eghact-Seq,ETag`` (names, any case) keeps only those he
 the frames, for a reader that needs none of the rest: a mirror exporter parses tens of
 thousands of frame headers, and most of each is caching advice it does not keep.
 
+Pull-through: with uplinks, a batch reads as the single reads do. Before a chunk's look-ups,
+each name a packument or version document is asked of goes through ``UplinkService.ensure``
+(missing or stale pulled names fetched, behind the same gate: private scopes and local names
+never leave); after them, each tarball the store lacks, or holds without bytes (pulled, not yet
+fetched), goes through ``UplinkService.tarball``. At most PULL_CONCURRENCY at once; a failure
+is that item's frame (502 ``uplink_unavailable``, ``uplink_integrity_mismatch``, 404), as the
+single read would answer it. A mirror exporter asking for the tarballs a closure needs thus
+gets them fetched for it.
+
 Memory: look-ups go CHUNK_ITEMS at a time; bodies are read and written in groups of about
 GROUP_BYTES (one item when it is bigger), at most two groups ahead of the socket.
 """
@@ -55,20 +66,22 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from eghact_common.blocking import run_blocking
 from eghact_common.bodies import parse_json, read_body
-from eghact_common.errors import BadRequest, EghactError, NotFound, PayloadTooLarge
+from eghact_common.errors import BadRequest, EghactError, NotFound, PayloadTooLarge, Unpublished
 from eghact_common.wire import ABBREVIATED_TYPE
 
 from ..registry import Registry, Rendered
 from ..storage import BlobStore, Lookup, TarballRecord
-from .appkeys import ACCESS, PRINCIPAL, REGISTRY, ROUTE, SETTINGS
+from ..uplinks.service import UplinkService
+from .appkeys import ACCESS, PRINCIPAL, REGISTRY, ROUTE, SETTINGS, UPLINKS
 from .packages import packument_caching, tarball_caching, version_caching
 from .paths import package_path, raw_segments
 from .responses import base_url, caching_headers, dumps
@@ -80,6 +93,7 @@ MAX_BODY_BYTES = 1 << 20
 MAX_PATH = 2048
 CHUNK_ITEMS = 256
 GROUP_BYTES = 4 << 20
+PULL_CONCURRENCY = 16  # uplink fetches at once for one batch (the uplink's own pool bounds the rest)
 _ERROR_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 log = logging.getLogger("eghact.origin")
 
@@ -162,6 +176,7 @@ async def _produce(request: web.Request, items: list[Item], frames: asyncio.Queu
                    keep: set[str] | None) -> None:
     """Look up, read and frame the items, a chunk at a time; ends with None, or the exception."""
     registry, access, principal = request.app[REGISTRY], request.app[ACCESS], request[PRINCIPAL]
+    uplinks = request.app.get(UPLINKS)
     base = base_url(request, request.app[SETTINGS].public_url)
     public_numbering = not access.private_scopes or access.public_view(principal)
     try:
@@ -179,11 +194,15 @@ async def _produce(request: web.Request, items: list[Item], frames: asyncio.Queu
                     continue
                 lookups.append(lookup)
                 answers.append(None)
+            if uplinks is not None:
+                await _ensure_documents(uplinks, lookups, answers)
             wanted = [lookup for lookup, answer in zip(lookups, answers, strict=True) if answer is None]
             found = iter(await registry.lookup_many(wanted, base_url=base, etags=keep is None or "etag" in keep)
                          if wanted else ())
             answered = [(item, lookup, next(found) if answer is None else answer)
                         for item, lookup, answer in zip(chunk, lookups, answers, strict=True)]
+            if uplinks is not None:
+                answered = await _fetch_tarballs(uplinks, answered)
             for group in _groups(answered):
                 await frames.put(await _frames(registry, group, access.is_private, keep, public_numbering))
     except Exception as exc:
@@ -194,6 +213,61 @@ async def _produce(request: web.Request, items: list[Item], frames: asyncio.Queu
 
 Answered = tuple[Item, Lookup, Rendered | TarballRecord | EghactError]
 _NO_LOOKUP: Lookup = ("", "", "")  # beside an item refused before any look-up
+
+
+async def _bounded(calls: list[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    """Each call's result or the EghactError it raised, in order, PULL_CONCURRENCY at a time."""
+    limit = asyncio.Semaphore(PULL_CONCURRENCY)
+
+    async def one(call: Callable[[], Awaitable[Any]]) -> Any:
+        async with limit:
+            try:
+                return await call()
+            except EghactError as error:
+                return error
+
+    return list(await asyncio.gather(*(one(call) for call in calls)))
+
+
+async def _ensure_documents(uplinks: UplinkService, lookups: list[Lookup],
+                            answers: list[Rendered | TarballRecord | EghactError | None]) -> None:
+    """What the single reads of packuments and version documents do first, once per name:
+    pull it (or refresh it) when routing allows. A name whose pull failed answers that error
+    in each of its items (502 ``uplink_unavailable`` when the store has no copy to serve)."""
+    names = list(dict.fromkeys(lookup[1] for lookup, answer in zip(lookups, answers, strict=True)
+                               if answer is None and lookup[0] in ("packument", "version")))
+    if not names:
+        return
+    outcomes = dict(zip(names, await _bounded([partial(uplinks.ensure, name) for name in names]), strict=True))
+    for i, lookup in enumerate(lookups):
+        outcome = outcomes.get(lookup[1]) if answers[i] is None and lookup[0] in ("packument", "version") else None
+        if isinstance(outcome, EghactError):
+            answers[i] = outcome
+
+
+async def _fetch_tarballs(uplinks: UplinkService, answered: list[Answered]) -> list[Answered]:
+    """What the single tarball read does after its look-up: a tarball the store lacks (its
+    package not pulled yet) or holds without bytes (pulled, not fetched yet) goes through the
+    uplink service, which pulls, fetches, checks and stores it, or says why not."""
+    pending: list[int] = []
+    calls: list[Callable[[], Awaitable[Any]]] = []
+    for i, (_, (kind, name, filename), answer) in enumerate(answered):
+        if kind != "tarball":
+            continue
+        if isinstance(answer, TarballRecord) and answer.size == 0:
+            record: TarballRecord | None = answer
+        elif isinstance(answer, NotFound) and not isinstance(answer, Unpublished):
+            record = None
+        else:
+            continue
+        pending.append(i)
+        calls.append(partial(uplinks.tarball, name, filename, record))
+    if not calls:
+        return answered
+    out = list(answered)
+    for i, outcome in zip(pending, await _bounded(calls), strict=True):
+        out[i] = (out[i][0], out[i][1], outcome)
+    return out
 
 
 def _groups(answered: list[Answered]) -> Iterator[list[Answered]]:

@@ -38,20 +38,27 @@ def packument_doc(conn: sqlite3.Connection, name: str, abbreviated: bool,
 def dists(conn: sqlite3.Connection, name: str, seq: tuple[int, int] | None = None) -> StoredDoc:
     """The tarballs the packument lists, as ``dists_body``: what the packument's live versions
     are, read from the same rows the packument was rendered from (in the same snapshot)."""
-    row = conn.execute("SELECT full_doc IS NULL FROM packages WHERE name=?", (name,)).fetchone()
+    row = conn.execute("SELECT p.full_doc IS NULL, u.uplink FROM packages p LEFT JOIN uplink_packages u"
+                       " ON u.name = p.name WHERE p.name=?", (name,)).fetchone()
     if row is None:
         raise NotFound(f"package {name} not found", detail={"name": name})
     if row[0]:
         raise Unpublished(f"every version of {name} has been unpublished", detail={"name": name})
     rows = conn.execute("SELECT version, tarball_file, blob_digest, size FROM versions "
                         "WHERE name=? AND unpublished IS NULL ORDER BY rowid", (name,)).fetchall()
-    return StoredDoc(dists_body(name, rows), *(seq or heads(conn)))
+    return StoredDoc(dists_body(name, rows, uplink=row[1]), *(seq or heads(conn)))
 
 
-def dists_body(name: str, rows: list[tuple[str, str, str, int]]) -> bytes:
+def dists_body(name: str, rows: list[tuple[str, str, str, int]], *, uplink: str | None = None) -> bytes:
     """``{"name": NAME, "dists": [[version, tarball file, sha512 hex, size], ...]}``: a list of
-    lists, which parses several times faster than the packument it summarises."""
-    return json.dumps({"name": name, "dists": rows}, separators=(",", ":"), ensure_ascii=False).encode()
+    lists, which parses several times faster than the packument it summarises. A package pulled
+    from an uplink also has ``"uplink": NAME``, and size 0 (sha512 hex "" for an old package
+    with only a sha1 ``shasum``) for a tarball not fetched yet: a mirror exporter carries only
+    the versions its selection needs of such a package (mirror-sync/eghact_mirror/collect.py)."""
+    body: dict[str, object] = {"name": name, "dists": rows}
+    if uplink is not None:
+        body["uplink"] = uplink
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def version_doc(conn: sqlite3.Connection, name: str, spec: str, seq: tuple[int, int] | None = None) -> StoredDoc:
