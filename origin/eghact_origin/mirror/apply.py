@@ -2,12 +2,13 @@
 
 The origin owns its data-dir format; the mirror tool (which may not import the origin)
 verifies a bundle's signature and digests, unpacks it into a *staged* directory, and runs
-this command. Staged layout (a contract with ``eghact_mirror``, format 3: ``eghact_common.wire.STAGE_FORMAT``)::
+this command. Staged layout (a contract with ``eghact_mirror``, format 4: ``eghact_common.wire.STAGE_FORMAT``)::
 
     STAGE/stage.json   {"format": 3, "origin_id", "from_seq", "to_seq", "bundle_digest",
                         "previous_digest", "base_url", "packuments": "packuments.pack",
                         "packages": [{"name", "full": [OFFSET, LENGTH],
-                                      "abbreviated": [OFFSET, LENGTH]} ...],
+                                      "abbreviated": [OFFSET, LENGTH],
+                                      "versions": [...] (a pulled package only)} ...],
                         "removed": [names every version of which is unpublished],
                         "tarballs": {"<sha512 hex>": SIZE, ...},
                         "events": [change events, origin seqs, in order]}
@@ -18,6 +19,11 @@ The stager vouches for the tarballs' names — eghact-mirror checked every byte 
 signed index (import) or each tarball against its packument's integrity (sync) — so they are
 renamed into the blob store, not re-read (``FileBlobStore.adopt``): a full bundle's tens of
 thousands of blobs move in a few hundred renames, and are synced once.
+
+A package entry with ``versions`` is a package the origin pulled from an uplink: it carries
+those versions' tarballs only, and the mirror stores the union of what it holds and what the
+bundle brings (:mod:`.pulled`). Format 4 added that key (3 had none): an older mirror-apply
+refuses the stage as ``bad_stage`` rather than taking it for a whole package.
 
 Packuments are stored as the origin served them (only the base URL of tarball links is
 put back to the mark), so a mirror answers byte for byte what the origin answered; the
@@ -49,8 +55,9 @@ from typing import Any, BinaryIO
 from eghact_common.durable import write_atomic
 from eghact_common.wire import STAGE_FORMAT
 
-from ..storage import FileBlobStore, MirrorState, MirrorWriter, SqliteMetadataStore
+from ..storage import FileBlobStore, MirrorState, MirrorWriter, PackageRows, SqliteMetadataStore
 from .errors import MirrorApplyError
+from .pulled import pulled_rows
 from .rows import applied, audit_data, package_rows, read_at
 
 __all__ = ["ApplyReport", "MirrorApplyError", "apply_staged"]
@@ -159,9 +166,15 @@ def _apply(writer: MirrorWriter, stage: dict[str, Any], pack: BinaryIO, staged: 
     freed: list[str] = []
     base = stage["base_url"]
     for entry in stage["packages"]:
+        name = entry["name"]
         full, short = read_at(pack, entry["full"]), read_at(pack, entry["abbreviated"])
-        rows = package_rows(entry["name"], full, short, base, stage["to_seq"], sizes)
-        freed += writer.write_package(rows, entry["name"] in existing)
+        if entry.get("versions") is None:
+            rows: PackageRows | None = package_rows(name, full, short, base, stage["to_seq"], sizes)
+        else:  # pulled: the versions it carries, added to those the mirror holds
+            rows = pulled_rows(name, full, short, base, stage["to_seq"], sizes, entry["versions"],
+                               writer.live_versions(name) if name in existing else [])
+        if rows is not None:
+            freed += writer.write_package(rows, name in existing)
     for name in stage.get("removed", []):
         freed += writer.remove_package(name)
     writer.write_events(stage["events"], stage["to_seq"])

@@ -39,6 +39,7 @@ from eghact_common.durable import fsync_dir
 
 from ..storage import DB_FILE as DB
 from ..storage import FileBlobStore, MirrorState, PackageRows, build_mirror_database, iso
+from .pulled import pulled_rows
 from .rows import applied, audit_data, package_rows, read_at
 
 _BUILDING = f"{DB}.building"
@@ -115,5 +116,13 @@ def _package_batches(stage: dict[str, Any], pack_path: Path, sizes: dict[str, in
     base, seq = stage["base_url"], stage["to_seq"]
     with open(pack_path, "rb") as pack:
         for start in range(0, len(entries), _BATCH):
-            yield [package_rows(e["name"], read_at(pack, e["full"]), read_at(pack, e["abbreviated"]), base, seq, sizes)
-                   for e in entries[start:start + _BATCH]]
+            batch = [_rows(e, read_at(pack, e["full"]), read_at(pack, e["abbreviated"]), base, seq, sizes)
+                     for e in entries[start:start + _BATCH]]
+            yield [rows for rows in batch if rows is not None]
+
+
+def _rows(entry: dict[str, Any], full: bytes, short: bytes, base: str, seq: int,
+          sizes: dict[str, int]) -> PackageRows | None:
+    if entry.get("versions") is None:
+        return package_rows(entry["name"], full, short, base, seq, sizes)
+    return pulled_rows(entry["name"], full, short, base, seq, sizes, entry["versions"], [])  # an empty mirror

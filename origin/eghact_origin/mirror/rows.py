@@ -20,22 +20,26 @@ def package_rows(name: str, full: bytes, abbreviated: bytes, base_url: str, seq:
     """One package's rows from its packuments as served; raises ``missing_tarball``."""
     head, versions = fragments.versions(full, abbreviated, base_url)
     times = head.get("time") or {}
-    rows = []
-    for version, vdoc, stored, short in versions:
-        dist = vdoc["dist"]
-        digest = integrity.parse_sri(dist["integrity"])
-        sha512 = next((d.hex() for algo, d in digest if algo == "sha512"), None)
-        if sha512 is None or sha512 not in sizes:
-            raise MirrorApplyError(f"{name}@{version}: its tarball is not in the bundle", code="missing_tarball",
-                                   exit_code=14)
-        rows.append(VersionRow(name, version, dist["tarball"].rsplit("/", 1)[-1], times.get(version, ""), stored,
-                               short, sha512, dist["integrity"], dist.get("shasum", ""), sizes[sha512],
-                               vdoc.get("deprecated")))
+    rows = [version_row(name, version, vdoc, stored, short, times, sizes) for version, vdoc, stored, short in versions]
     tags = head.get("dist-tags") or {}
     latest = tags.get("latest")
     latest_doc = next((doc for version, doc, _, _ in versions if version == latest), None) if latest else None
     return PackageRows(name, rows, list(tags.items()), times.get("created", ""), times.get("modified", ""), seq,
                        fragments.marked(full, base_url), fragments.marked(abbreviated, base_url), latest, latest_doc)
+
+
+def version_row(name: str, version: str, vdoc: dict[str, Any], stored: bytes, short: bytes, times: dict[str, Any],
+                sizes: dict[str, int]) -> VersionRow:
+    """One version's row from its cut fragments (``fragments.versions``); raises ``missing_tarball``
+    when neither the bundle nor the mirror has its tarball."""
+    dist = vdoc["dist"]
+    digest = integrity.parse_sri(dist.get("integrity") or "")
+    sha512 = next((d.hex() for algo, d in digest if algo == "sha512"), None)
+    if sha512 is None or sha512 not in sizes:
+        raise MirrorApplyError(f"{name}@{version}: its tarball is not in the bundle", code="missing_tarball",
+                               exit_code=14)
+    return VersionRow(name, version, dist["tarball"].rsplit("/", 1)[-1], times.get(version, ""), stored, short,
+                      sha512, dist["integrity"], dist.get("shasum", ""), sizes[sha512], vdoc.get("deprecated"))
 
 
 def read_at(pack: BinaryIO, where: list[int]) -> bytes:

@@ -30,6 +30,7 @@ from .records import (
     TarballRecord,
     TokenRecord,
     UplinkState,
+    VersionRow,
 )
 from .visibility import EVERYTHING, NameFilter
 
@@ -99,6 +100,12 @@ class MirrorWriter(Protocol):
 
     def package_names(self) -> set[str]:
         """Every package name the mirror has a row for."""
+
+    def live_versions(self, name: str) -> list[VersionRow]:
+        """The live (not unpublished) version rows of ``name``, as stored, in the order they
+        were first stored; [] for a package the mirror does not have. A pulled package travels
+        with some of its versions only, and the mirror keeps the union (mirror/pulled.py).
+        Cost: one indexed read of the package's versions."""
 
     def write_package(self, rows: PackageRows, existed: bool) -> list[str]:
         """Store a package as the origin served it (versions it no longer lists are unpublished,

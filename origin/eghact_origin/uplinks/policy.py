@@ -69,7 +69,7 @@ from ..resolver.policy import advisory_covers
 from ..settings import OriginSettings
 from ..storage import SEVERITIES, iso
 
-__all__ = ["ADVISORY", "COOLDOWN", "PullDecision", "PullPolicy", "published_at"]
+__all__ = ["ADVISORY", "COOLDOWN", "PullDecision", "PullPolicy", "move_tags", "published_at"]
 
 COOLDOWN = "cooldown"
 ADVISORY = "advisory"
@@ -168,7 +168,7 @@ class PullPolicy:
         if times is not None:
             view["time"] = {k: t for k, t in times.items() if k not in hidden}
         if isinstance(doc.get("dist-tags"), Mapping):
-            view["dist-tags"] = _move_tags(doc["dist-tags"], hidden, view["versions"], times)
+            view["dist-tags"] = move_tags(doc["dist-tags"], hidden, view["versions"], times)
         return PullDecision(view, hidden, reveal_at)
 
     def _blocks(self, advisory: Mapping[str, Any]) -> bool:
@@ -209,8 +209,11 @@ def _line(version: semver.Version) -> str | None:
     return match.group(0).lower() if match else ""
 
 
-def _move_tags(tags: Mapping[str, Any], hidden: Mapping[str, str], visible: Mapping[str, Any],
-               times: Mapping[str, Any] | None) -> dict[str, Any]:
+def move_tags(tags: Mapping[str, Any], hidden: Mapping[str, str], visible: Mapping[str, Any],
+              times: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``tags`` with each one naming a ``hidden`` version moved as the module docstring says,
+    among the ``visible`` versions (version -> document; its ``deprecated`` is read). Also what
+    a mirror does with a pulled package's tags for the versions it does not hold (mirror/pulled.py)."""
     parsed = {v: p for v in visible if (p := semver.parse(v, loose=True)) is not None}
     moved: dict[str, Any] = {}
     for tag, target in tags.items():

@@ -3,11 +3,14 @@ one row writer: what a mirror stores from served packuments reads back as the or
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from eghact_common import wire
 from eghact_common.errors import Unpublished
 from eghact_origin import packument
+from eghact_origin.mirror.pulled import pulled_rows
 from eghact_origin.mirror.rows import package_rows
 from eghact_origin.storage import MirrorState, MirrorWriter, SearchQuery
 
@@ -108,3 +111,37 @@ async def test_advisories_ride_in_with_their_events(backend: Backend, second: Ba
     second.metadata.mirror_apply_sync(lambda w: w.write_events([event.to_json()], event.seq))
     assert await second.metadata.advisories_for(["lib"]) == await backend.metadata.advisories_for(["lib"])
     assert event.type == wire.ADVISORY
+
+
+async def test_a_pulled_package_keeps_the_union_of_the_versions_bundles_brought(backend: Backend,
+                                                                              second: Backend) -> None:
+    origin, mirror = backend.metadata, second.metadata
+    for version in ("1.0.0", "1.1.0", "2.0.0"):
+        await origin.publish(new_version("lib", version), actor="a")
+    full, short = await served(backend, "lib")
+    sizes = {new_version("lib", v).blob_digest: new_version("lib", v).size for v in ("1.0.0", "1.1.0", "2.0.0")}
+    assert mirror.mirror_apply_sync(lambda w: w.live_versions("lib")) == []
+
+    def bring(carried: set[str], seq: int) -> Callable[[MirrorWriter], list[str]]:
+        def apply(writer: MirrorWriter) -> list[str]:
+            existed = "lib" in writer.package_names()
+            rows = pulled_rows("lib", full, short, BASE, seq, sizes, carried,
+                               writer.live_versions("lib") if existed else [])
+            assert rows is not None
+            return writer.write_package(rows, existed)
+        return apply
+
+    assert mirror.mirror_apply_sync(bring({"1.0.0"}, 3)) == []
+    shown = parse((await mirror.packument("lib", abbreviated=False)).body)
+    assert list(shown["versions"]) == ["1.0.0"] and shown["dist-tags"] == {"latest": "1.0.0"}  # moved off 2.0.0
+    held = mirror.mirror_apply_sync(lambda w: w.live_versions("lib"))
+    assert [(r.version, r.blob_digest, r.size) for r in held] == [
+        ("1.0.0", new_version("lib", "1.0.0").blob_digest, new_version("lib", "1.0.0").size)]
+    # A later bundle adds versions; it never unpublishes those an earlier one brought.
+    assert mirror.mirror_apply_sync(bring({"1.1.0"}, 4)) == []
+    shown = parse((await mirror.packument("lib", abbreviated=True)).body)
+    assert list(shown["versions"]) == ["1.0.0", "1.1.0"] and shown["dist-tags"] == {"latest": "1.1.0"}
+    assert [r.version for r in mirror.mirror_apply_sync(lambda w: w.live_versions("lib"))] == ["1.0.0", "1.1.0"]
+    assert (await mirror.tarball("lib", "lib-1.1.0.tgz")).size == new_version("lib", "1.1.0").size
+    mirror.mirror_apply_sync(bring({"2.0.0"}, 5))
+    assert await mirror.dist_tags("lib") == {"latest": "2.0.0"}  # the origin's tag, once its target is held

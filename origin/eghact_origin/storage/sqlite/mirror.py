@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..records import AdvisoryRecord, MirrorState, PackageRows
+from ..records import AdvisoryRecord, MirrorState, PackageRows, VersionRow
 from ..search import SEARCH_COLUMNS, index_search_row, search_fields, update_search_row
 from .feed import insert_foreign_events
 from .outbox import Outbox
@@ -79,6 +79,12 @@ class SqliteMirrorWriter:
 
     def package_names(self) -> set[str]:
         return {row[0] for row in self._conn.execute("SELECT name FROM packages")}
+
+    def live_versions(self, name: str) -> list[VersionRow]:
+        return [VersionRow(name, v, file, published, bytes(doc), bytes(abbrev), blob, sri, shasum, size, deprecated)
+                for v, file, published, doc, abbrev, blob, sri, shasum, size, deprecated in self._conn.execute(
+                    "SELECT version, tarball_file, published, doc, abbrev, blob_digest, integrity, shasum, size,"
+                    " deprecated FROM versions WHERE name=? AND unpublished IS NULL ORDER BY rowid", (name,))]
 
     def write_package(self, rows: PackageRows, existed: bool) -> list[str]:
         """Store one package as served; returns blob digests of versions it no longer lists."""
