@@ -43,6 +43,19 @@ class Link:
 START = Link(None, 0, None, (), True)
 
 
+def pulled_of(link: Link) -> dict[str, frozenset[str]] | None:
+    """Each pulled package's versions the mirror holds after ``link`` (its index's
+    ``selection.pulled``); {} at the start of a chain, None when the link does not say (an
+    index from before pulled packages travelled, or ``--since``)."""
+    if link.seq == 0:
+        return {}
+    found = (link.selection or {}).get("pulled")
+    if not isinstance(found, dict):
+        return None
+    return {str(name): frozenset(str(v) for v in versions) for name, versions in found.items()
+            if isinstance(versions, list)}
+
+
 def link_of(index: fmt.Index, digest: str) -> Link:
     names = index.selection.get("names")
     return Link(index.origin_id, index.to_seq, digest, tuple(names) if isinstance(names, list) else None,

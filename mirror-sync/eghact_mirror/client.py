@@ -61,6 +61,10 @@ class Packuments:
     abbreviated_seq: int
     # [(version, tarball file, sha512 hex, size)] as of dists_seq, or None (not offered)
     dists: tuple[list[tuple[str, str, str, int]], int] | None
+    # The uplink a pulled package came from (its tarball list says so), None for a local one.
+    # Its list gives size 0 for a tarball the origin has not fetched, and sha512 "" for one of
+    # an old package with only a sha1 to check it by (not mirrored: nothing to check it by).
+    uplink: str | None = None
 
 
 def load_json(body: bytes, what: str) -> Any:
@@ -75,22 +79,25 @@ def load_json(body: bytes, what: str) -> Any:
         raise MirrorError("origin_unavailable", f"{what} is not JSON: {str(exc)[:200]}") from None
 
 
-def _dists(body: bytes, name: str, seq: int) -> tuple[list[tuple[str, str, str, int]], int] | None:
-    """The tarball list's entries and its seq; None (the packument decides) when it is not
-    the expected shape."""
+def _dists(body: bytes, name: str, seq: int) -> tuple[tuple[list[tuple[str, str, str, int]], int] | None,
+                                                     str | None]:
+    """The tarball list's entries and its seq (None: the packument decides, when it is not the
+    expected shape), and the uplink it names for a pulled package."""
     try:
         doc = json.loads(body)
         rows = doc["dists"]
+        uplink = doc.get("uplink") if isinstance(doc.get("uplink"), str) else None
         if doc.get("name") != name or not all(len(row) == 4 for row in rows):
-            return None
+            return None, uplink
         dists = [(str(v), str(f), str(h), z) for v, f, h, z in rows]
         # Length only: bytes.fromhex (the collector's key for each) refuses what is not hex.
         # A size is what each tarball is read within: a whole number, or the list is not used.
-        if not all(len(h) == 128 and type(z) is int and z >= 0 for _, _, h, z in dists):
-            return None
-        return dists, seq
-    except (ValueError, TypeError, KeyError, RecursionError):
-        return None
+        if not all((len(h) == 128 or (uplink is not None and not h)) and type(z) is int and z >= 0
+                   for _, _, h, z in dists):
+            return None, uplink
+        return (dists, seq), uplink
+    except (ValueError, TypeError, KeyError, RecursionError, AttributeError):
+        return None, None
 
 
 async def _spool(response: aiohttp.ClientResponse, cap: Cap) -> Payload:
@@ -246,14 +253,15 @@ class OriginClient:
                  for k, path in enumerate(paths)]
         found: list[tuple[bytes | None, int] | None] = [None] * len(paths)
         dists: list[tuple[list[tuple[str, str, str, int]], int] | None] = [None] * len(names)
+        uplinks: list[str | None] = [None] * len(names)
         caps = [self.limits.document(f"the packument of {names[k // 3]}") for k in range(len(paths))]
         for k, frame in enumerate(await self._read_many(items, paths, caps) or ()):
             if k % 3 == 2:
                 # An origin without the tarball list answers the full packument (any other
                 # Accept asks for it): told apart by its type, and then simply not used.
                 if frame.status == 200 and frame.headers.get("content-type", "").startswith(DISTS):
-                    dists[k // 3] = _dists(await _bytes(frame.payload), names[k // 3],
-                                           int(frame.headers.get("eghact-seq", "0") or 0))
+                    dists[k // 3], uplinks[k // 3] = _dists(await _bytes(frame.payload), names[k // 3],
+                                                            int(frame.headers.get("eghact-seq", "0") or 0))
             elif frame.status in (200, 404):
                 body = await _bytes(frame.payload) if frame.status == 200 else None
                 found[k] = (body, int(frame.headers.get("eghact-seq", "0") or 0))
@@ -268,7 +276,7 @@ class OriginClient:
         for n in range(len(names)):
             full, short = found[3 * n], found[3 * n + 1]
             assert full is not None and short is not None  # for the type checker: every gap was filled
-            packs.append(Packuments(full[0], full[1], short[0], short[1], dists[n]))
+            packs.append(Packuments(full[0], full[1], short[0], short[1], dists[n], uplinks[n]))
         return packs
 
     async def tarballs(self, links: list[tuple[str, str, str, int | None]]) -> list[Payload]:

@@ -21,7 +21,18 @@ has it. The versions and their tarballs come from the origin's tarball list (``c
 beside the packuments, at their seq) or, where there is none, from the abbreviated packument.
 Each tarball is read within the size the list gives (``limits``; a packument gives none) and
 checked against the sha512 they promise before it goes anywhere.
+
+Pulled packages (the origin's tarball list names their uplink) travel with some versions
+only: a package pulled from npm may list thousands of versions of many MB each. Those the
+selection needs (``Job.versions``: a closure's or a lockfile's versions), or without such a
+set (a name predicate, ``sync``) those the origin holds tarballs for; the origin pulls through
+the tarballs it has not fetched yet when the batch read asks for them. The package's entry in
+the index names those versions (``"versions"``), and mirror-apply stores the union of what the
+mirror holds and what the bundle brings (origin/eghact_origin/mirror/pulled.py), so only
+tarballs the mirror lacks travel: ``RangePlan.held``, from the previous link's
+``selection.pulled`` (each pulled package's versions the mirror holds; unknown: all travel).
 """
+
 
 from __future__ import annotations
 
@@ -35,7 +46,7 @@ from typing import Any, BinaryIO, Protocol
 from eghact_common import integrity, wire
 
 from . import index as fmt
-from .client import OriginClient, load_json
+from .client import OriginClient, Packuments, load_json
 from .errors import MirrorError
 from .payload import Payload
 
@@ -43,7 +54,7 @@ QUEUE_GROUPS = 4
 GROUP_PACKAGES = 64  # ~130 packuments and a few hundred tarballs: one batch read each
 WORKERS = 3
 # Events that change a packument; advisories and resolutions do not.
-PACKAGE_EVENTS = frozenset({wire.PUBLISH, wire.DEPRECATE, wire.UNPUBLISH, wire.DIST_TAG})
+PACKAGE_EVENTS = frozenset({wire.PUBLISH, wire.DEPRECATE, wire.UNPUBLISH, wire.DIST_TAG, wire.UPLINK})
 
 
 class ContentSink(Protocol):
@@ -55,6 +66,8 @@ class ContentSink(Protocol):
 class Job:
     name: str
     whole: bool  # every version's tarball (new to the mirror), or only those published since from_seq
+    # A pulled package's versions the selection needs; None: those the origin holds tarballs for.
+    versions: frozenset[str] | None = None
 
 
 @dataclass
@@ -68,6 +81,8 @@ class RangePlan:
     # events.jsonl of the range (already filtered to the selection), or what makes it once
     # the jobs have all been handed out (the feed is then read to its end).
     events: Payload | Callable[[], Payload]
+    # Versions of each pulled package the mirror holds before this link (None: not known).
+    held: dict[str, frozenset[str]] | None = None
 
 
 class FileLog:
@@ -105,12 +120,30 @@ class FileLog:
 
 @dataclass
 class Collected:
-    packages: list[dict[str, str]] = field(default_factory=list)
+    packages: list[dict[str, Any]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     files: FileLog = field(default_factory=FileLog)
     base_url: str | None = None
     tarballs: int = 0
     tarball_bytes: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def held_after(before: dict[str, frozenset[str]] | None, packages: list[dict[str, Any]],
+               removed: list[str]) -> dict[str, list[str]]:
+    """Each pulled package's versions the mirror holds once a link carrying ``packages`` (index
+    entries) is applied after ``before`` (None: not known, then only what this link brings is
+    known): the union, as mirror-apply keeps it. A package sent whole (taken over: local now)
+    or removed leaves the map. Recorded in the index as ``selection.pulled``."""
+    held = {name: set(versions) for name, versions in (before or {}).items()}
+    for entry in packages:
+        if "versions" in entry:
+            held.setdefault(entry["name"], set()).update(entry["versions"])
+        else:
+            held.pop(entry["name"], None)
+    for name in removed:
+        held.pop(name, None)
+    return {name: sorted(versions) for name, versions in sorted(held.items())}
 
 
 def sha512_of(dist: dict[str, Any]) -> str:
@@ -177,6 +210,14 @@ class Collector:
             if full is None or short is None:
                 self.result.removed.append(job.name)  # unpublished whole (or gone): a tombstone
                 continue
+            full_path, short_path = fmt.packument_paths(i)
+            if docs_of.uplink is not None:
+                carried = await self._pulled(job, docs_of, short, links)
+                if carried is not None:
+                    files += [(full_path, Payload(len(full), data=full)), (short_path, Payload(len(short), data=short))]
+                    self.result.packages.append({"name": job.name, "full": full_path, "abbreviated": short_path,
+                                                 "versions": carried})
+                continue
             seen_seq = max(docs_of.full_seq, docs_of.abbreviated_seq)
             if docs_of.dists is not None and docs_of.dists[1] == seen_seq == min(docs_of.full_seq,
                                                                                  docs_of.abbreviated_seq) \
@@ -201,7 +242,6 @@ class Collector:
                 if (wanted is None or version in wanted) and key not in self._scheduled:
                     self._scheduled.add(key)
                     links.append((job.name, link, sha, size))
-            full_path, short_path = fmt.packument_paths(i)
             files += [(full_path, Payload(len(full), data=full)), (short_path, Payload(len(short), data=short))]
             self.result.packages.append({"name": job.name, "full": full_path, "abbreviated": short_path})
         try:
@@ -214,6 +254,39 @@ class Collector:
         self.result.tarball_bytes += sum(payload.size for payload in tarballs)
         files += [(fmt.tarball_path(sha), payload) for (_, _, sha, _), payload in zip(links, tarballs, strict=True)]
         await self._queue.put(files)
+
+    async def _pulled(self, job: Job, docs_of: Packuments, short: bytes,
+                      links: list[tuple[str, str, str, int | None]]) -> list[str] | None:
+        """The versions a pulled package carries (see the module docstring), with the links of
+        the tarballs the mirror lacks added to ``links``; None when the mirror would hold none
+        of its versions (no entry: nothing to store)."""
+        if docs_of.dists is None:
+            raise MirrorError("origin_unavailable", f"the tarball list of {job.name}, pulled from uplink "
+                              f"{docs_of.uplink}, is unreadable: which versions to carry is unknown")
+        if self.result.base_url is None:
+            self._note_base(job.name, _a_tarball_link(job.name, short))
+        available = {version: (file, sha, size) for version, file, sha, size in docs_of.dists[0] if sha}
+        if job.versions is None:
+            carried = {version for version, (_, _, size) in available.items() if size}
+        else:
+            carried = set(job.versions & available.keys())
+            lacking = sorted(job.versions - carried)
+            if lacking:
+                self.result.warnings.append(
+                    f"{job.name}@{', '.join(lacking[:10])}: needed, but the origin serves no such version with a "
+                    "sha512 to check its tarball by (hidden by its pull policy, gone upstream, or sha1 only): "
+                    "not mirrored")
+        before = frozenset() if job.whole or self._plan.held is None else self._plan.held.get(job.name, frozenset())
+        if not carried and not before:
+            return None
+        prefix = f"{self._client.url}/{job.name}/-/"
+        for version in sorted(carried - before):
+            file, sha, size = available[version]
+            key = bytes.fromhex(sha)
+            if key not in self._scheduled:
+                self._scheduled.add(key)
+                links.append((job.name, prefix + file, sha, size or None))  # 0: not fetched yet, size unknown
+        return sorted(carried)
 
     @staticmethod
     async def _parsed_dists(name: str, short: bytes) -> list[tuple[str, str, str, int | None]]:
@@ -305,6 +378,16 @@ def _first(group: BaseExceptionGroup) -> BaseException:
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     return error
+
+
+def _a_tarball_link(name: str, short: bytes) -> str:
+    """One tarball link of an abbreviated packument (they all share the origin's base URL)."""
+    doc = load_json(short, f"the abbreviated packument of {name}")
+    for manifest in (doc.get("versions") or {}).values() if isinstance(doc, dict) else ():
+        link = (manifest.get("dist") or {}).get("tarball") if isinstance(manifest, dict) else None
+        if isinstance(link, str):
+            return link
+    raise MirrorError("origin_unavailable", f"the abbreviated packument of {name} has no tarball link")
 
 
 def bytes_payload(data: bytes) -> Payload:

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 from . import chain, feed
 from . import index as fmt
 from .client import OriginClient, Payload
-from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan
+from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan, held_after
 from .errors import MirrorError
 from .limits import Limits
 from .progress import Progress
@@ -176,12 +176,19 @@ async def plan_selection(client: OriginClient, spec: SelectionSpec, seen: _Range
     before = set(start.names or ()) if start.names_known and start.names is not None else None
     if start.seq == 0:
         before = set()
+    held = chain.pulled_of(start)
     holds = selected | (before or set())
     jobs = []
     for name in sorted(holds):
         whole = before is None or name not in before
-        if whole or name in seen.changed:
-            jobs.append(Job(name, whole))
+        needed = walker.needed(name, roots.get(name, ()))
+        # A pulled package the mirror holds must travel again when the selection now needs
+        # versions it lacks (a new range, a new dependent), changed at the origin or not; when
+        # the previous link does not say what it holds, every package with needed versions is
+        # asked (a local one then carries its packuments only).
+        more = needed is not None and (held is None or (name in held and not needed <= held[name]))
+        if whole or name in seen.changed or more:
+            jobs.append(Job(name, whole, needed))
     return jobs, tuple(sorted(holds))
 
 
@@ -218,7 +225,7 @@ async def export(options: ExportOptions, key: SigningKey, progress: Progress | N
             jobs, holds = await plan_selection(client, options.selection, seen, start, head, warnings)
         keep = options.selection.matches if holds is None else set(holds).__contains__
         kept = _KeptEvents(seen, keep)
-        plan = RangePlan(start.seq, head, jobs, seen.published, kept.payload)
+        plan = RangePlan(start.seq, head, jobs, seen.published, kept.payload, chain.pulled_of(start))
         writer = BundleWriter(options.output, level=options.level, threads=options.threads,
                               max_part_size=options.max_size, mtime=int(time.time()))
         # A streamed full bundle has as many packages as the origin holds, give or take the unpublished.
@@ -231,7 +238,9 @@ async def export(options: ExportOptions, key: SigningKey, progress: Progress | N
             got = await collector.run(plan)
             removed = set(got.removed)
             selection = {**options.selection.describe(),
-                         "names": None if holds is None else [n for n in holds if n not in removed]}
+                         "names": None if holds is None else [n for n in holds if n not in removed],
+                         "pulled": held_after(plan.held, got.packages, got.removed)}
+            warnings += got.warnings
             index = fmt.Index(
                 origin_id=origin_id, origin_url=got.base_url or client.url, from_seq=start.seq, to_seq=head,
                 created=datetime.now(UTC).isoformat(timespec="seconds"), previous_digest=start.digest,

@@ -6,7 +6,10 @@ name and prefix fields, every member is far below its 8 GiB size limit)::
     events.jsonl                 the change events of (from_seq, to_seq], one JSON object a line,
                                  as the feed served them (tombstones: unpublish, deprecate)
     packuments/<i>.json          package i's packument, exactly as the origin served it
-    packuments/<i>.abbrev.json   the same, abbreviated (Accept: application/vnd.npm.install-v1+json)
+    packuments/<i>.abbrev.json   the same, abbreviated (Accept: application/vnd.npm.install-v1+json);
+                                 a package the origin pulled from an uplink is stored by the mirror
+                                 with only the versions its index entry names ("versions") and
+                                 those it held already
     tarballs/<hex 1-64>/<hex 65-128>   every tarball the bundle carries, once, named by its sha512
                                  (split so that every name fits a plain ustar header: a pax
                                  header per tarball would double the tar work of reading)
@@ -103,7 +106,9 @@ class Index:
     key_fingerprint: str | None
     source: str  # "export" (a bundle) or "sync" (a batch the follower applied)
     selection: dict[str, Any]
-    packages: tuple[dict[str, str], ...]  # {"name", "full", "abbreviated"}
+    # {"name", "full", "abbreviated"}, and for a package pulled from an uplink "versions": the
+    # versions it carries (mirror-apply keeps the union of those and what the mirror holds)
+    packages: tuple[dict[str, Any], ...]
     removed: tuple[str, ...]
     event_count: int
     # A tuple when parsed; the exporter passes its spooled file log, so that the entries are
@@ -183,6 +188,9 @@ def index_of(body: Any) -> Index:
         if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
                 and entry.get("full") in seen and entry.get("abbreviated") in seen):
             problems.append(f"package entry {entry!r} does not name two listed files")
+        elif "versions" in entry and not (isinstance(entry["versions"], list)
+                                          and all(isinstance(v, str) for v in entry["versions"])):
+            problems.append(f"package entry {entry['name']!r}: versions is not a list of versions")
     if problems:
         raise MirrorError("not_a_bundle", "bad index: " + "; ".join(problems[:20]), detail={"problems": problems})
     return Index(

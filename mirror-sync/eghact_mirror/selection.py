@@ -11,9 +11,12 @@ new to the mirror and must travel whole.
 The closure is computed on versions, as the issue asks: from every root version, every
 version of a dependency that satisfies the range (``dependencies``, ``optionalDependencies``,
 ``peerDependencies``; npm's ``npm:name@range`` aliases followed; dist-tag specs resolved;
-git/file/URL specs skipped with a warning), transitively. A package is then shipped whole
-(all versions and tarballs): the origin serves and the mirror stores packuments byte for
-byte, and ``mirror-apply`` wants a tarball for every version a stored packument lists.
+git/file/URL specs skipped with a warning), transitively. A local package is then shipped
+whole (all versions and tarballs): the origin serves and the mirror stores packuments byte for
+byte, and ``mirror-apply`` wants a tarball for every version a stored packument lists. A
+package the origin pulled from an uplink travels with the versions the walk visited
+(:attr:`Closure.versions`; ``collect``): npm's packages list hundreds of versions, a closure
+needs a few.
 """
 
 from __future__ import annotations
@@ -99,6 +102,9 @@ class Closure:
     concurrency: int = 16
     packages: dict[str, _Package | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # What the walk visited: each name's versions, and the names asked for whole (ALL).
+    versions: dict[str, set[str]] = field(default_factory=dict)
+    whole: set[str] = field(default_factory=set)
 
     def _warn(self, text: str) -> None:
         if len(self.warnings) < _MAX_WARNINGS:
@@ -136,15 +142,26 @@ class Closure:
                     if (name, spec) in expanded:
                         continue
                     expanded.add((name, spec))
+                    if spec == ALL:
+                        self.whole.add(name)
                     for version in self._satisfying(name, package, spec):
                         if (name, version) in visited:
                             continue
                         visited.add((name, version))
+                        self.versions.setdefault(name, set()).add(version)
                         for dep, dep_spec in package.versions[version]:
                             if (dep, dep_spec) not in expanded:
                                 following[dep].add(dep_spec)
             frontier = dict(following)
         return reached
+
+    def needed(self, name: str, pinned: Iterable[str] = ()) -> frozenset[str] | None:
+        """The versions of ``name`` the selection needs: those the walk visited and ``pinned``
+        (a lockfile's, without --closure); None when it was asked for whole (every version)."""
+        pinned = set(pinned)
+        if name in self.whole or ALL in pinned:
+            return None
+        return frozenset(self.versions.get(name, set()) | pinned)
 
     def _satisfying(self, name: str, package: _Package, spec: str) -> list[str]:
         if spec == ALL:

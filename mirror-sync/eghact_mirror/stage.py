@@ -180,7 +180,8 @@ class StageSink:
                 "to_seq": index.to_seq, "bundle_digest": digest, "previous_digest": index.previous_digest,
                 "base_url": index.origin_url, "packuments": PACK,
                 "packages": [{"name": p["name"], "full": self._packed[p["full"]],
-                              "abbreviated": self._packed[p["abbreviated"]]} for p in index.packages],
+                              "abbreviated": self._packed[p["abbreviated"]],
+                              **({"versions": p["versions"]} if "versions" in p else {})} for p in index.packages],
                 "removed": list(index.removed),
                 "tarballs": {f.path[9:].replace("/", ""): f.size for f in index.files
                              if f.path.startswith("tarballs/")}}

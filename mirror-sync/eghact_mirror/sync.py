@@ -33,7 +33,7 @@ from pathlib import Path
 from . import chain, inputs, stage
 from . import index as fmt
 from .client import OriginClient
-from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan, bytes_payload
+from .collect import PACKAGE_EVENTS, Collector, Job, RangePlan, bytes_payload, held_after
 from .errors import MirrorError
 from .limits import Limits
 from .selection import SelectionSpec
@@ -123,7 +123,7 @@ async def _batch(client: OriginClient, options: SyncOptions, spec: SelectionSpec
     kept = [e for e in events if spec.matches(str(e["name"]))]
     lines = b"".join(json.dumps(e, separators=(",", ":"), ensure_ascii=False).encode() + b"\n" for e in kept)
     jobs = [Job(name, False) for name in changed if spec.matches(name)]
-    plan = RangePlan(link.seq, last, jobs, published, bytes_payload(lines))
+    plan = RangePlan(link.seq, last, jobs, published, bytes_payload(lines), chain.pulled_of(link))
     staging = stage.create(options.mirror)
     sink = stage.StageSink(staging)
     try:
@@ -138,8 +138,9 @@ async def _batch(client: OriginClient, options: SyncOptions, spec: SelectionSpec
             created=datetime.now(UTC).isoformat(timespec="seconds"), previous_digest=link.digest,
             key_fingerprint=key.fingerprint if key else None, source="sync",
             selection={"filters": list(options.filters), "closure": False, "top": None, "lockfiles": [],
-                       "names": None},
-            packages=tuple(got.packages), removed=tuple(got.removed), event_count=len(kept), files=files)
+                       "names": None, "pulled": held_after(plan.held, got.packages, got.removed)},
+            packages=tuple(got.packages), removed=tuple(got.removed), event_count=len(kept), files=files,
+            warnings=tuple(got.warnings))
         index_bytes = index.encode()
         digest = fmt.digest(index_bytes)
         _journal(options.mirror, digest, index_bytes, key)
