@@ -148,16 +148,23 @@ async def all_names(client: OriginClient, until: int) -> set[str]:
     return names
 
 
-async def plan_selection(client: OriginClient, spec: SelectionSpec, seen: _Range, start: chain.Link, head: int,
-                         warnings: list[str]) -> tuple[list[Job], tuple[str, ...] | None]:
-    """The packages to collect and what the mirror holds afterwards (None: a predicate)."""
-    if not spec.explicit:
-        return [Job(n, False) for n in sorted(seen.changed) if spec.matches(n)], None
+@dataclass
+class _Chosen:
+    """An explicit selection computed against the origin: its roots and its closure walk."""
+
+    roots: dict[str, set[str]]
+    walker: Closure
+    selected: set[str]
+
+
+async def choose(client: OriginClient, spec: SelectionSpec, head: int, warnings: list[str]) -> _Chosen:
+    """The names (and versions) an explicit selection reaches at the origin now. Run before the
+    range is fixed: with uplinks, the walk pulls through what the origin lacks, and those pulls
+    are then events of this bundle's range rather than of the next one's."""
     roots: dict[str, set[str]] = {}
     closed: dict[str, set[str]] = {}
     if spec.filters:
-        names = seen.changed if start.seq == 0 else await all_names(client, head)
-        for name in names:
+        for name in await all_names(client, head):
             if spec.matches(name):
                 (closed if spec.closure else roots).setdefault(name, set()).add(ALL)
     for path in spec.lockfiles:
@@ -171,17 +178,28 @@ async def plan_selection(client: OriginClient, spec: SelectionSpec, seen: _Range
         for name in popular:
             closed.setdefault(name, set()).add(ALL)
     walker = Closure(client)
-    selected = set(roots) | await walker.walk(closed)
+    # Roots without --closure are read (not followed) too: one the origin pulls through is then
+    # pulled before the range is fixed.
+    frontier = {**{name: set() for name in roots}, **closed}
+    selected = await walker.walk(frontier) | set(roots)
     warnings.extend(walker.warnings)
+    return _Chosen(roots, walker, selected)
+
+
+def plan_selection(spec: SelectionSpec, chosen: _Chosen | None, seen: _Range,
+                   start: chain.Link) -> tuple[list[Job], tuple[str, ...] | None]:
+    """The packages to collect and what the mirror holds afterwards (None: a predicate)."""
+    if chosen is None or not spec.explicit:
+        return [Job(n, False) for n in sorted(seen.changed) if spec.matches(n)], None
     before = set(start.names or ()) if start.names_known and start.names is not None else None
     if start.seq == 0:
         before = set()
     held = chain.pulled_of(start)
-    holds = selected | (before or set())
+    holds = chosen.selected | (before or set())
     jobs = []
     for name in sorted(holds):
         whole = before is None or name not in before
-        needed = walker.needed(name, roots.get(name, ()))
+        needed = chosen.walker.needed(name, chosen.roots.get(name, ()))
         # A pulled package the mirror holds must travel again when the selection now needs
         # versions it lacks (a new range, a new dependent), changed at the origin or not; when
         # the previous link does not say what it holds, every package with needed versions is
@@ -211,9 +229,13 @@ async def export(options: ExportOptions, key: SigningKey, progress: Progress | N
         if head < start.seq:
             raise MirrorError("bad_input", f"the origin is at seq {head}, behind the chain's seq {start.seq}: "
                               "another origin, or one restored from an older backup")
+        warnings: list[str] = []
+        chosen = None
+        if options.selection.explicit:
+            chosen = await choose(client, options.selection, head, warnings)
+            head = (await client.health())["seq"]  # with what the walk pulled through
         if head == start.seq:
             raise MirrorError("up_to_date", f"the origin has nothing after seq {head}: no bundle written")
-        warnings: list[str] = []
         if start.seq == 0 and not options.selection.explicit:
             # A full bundle of a predicate selection holds every package the feed names, so
             # collecting starts with the feed's first page instead of after its last.
@@ -222,7 +244,7 @@ async def export(options: ExportOptions, key: SigningKey, progress: Progress | N
             holds = None
         else:
             seen = await read_range(client, start.seq, head)
-            jobs, holds = await plan_selection(client, options.selection, seen, start, head, warnings)
+            jobs, holds = plan_selection(options.selection, chosen, seen, start)
         keep = options.selection.matches if holds is None else set(holds).__contains__
         kept = _KeptEvents(seen, keep)
         plan = RangePlan(start.seq, head, jobs, seen.published, kept.payload, chain.pulled_of(start))

@@ -85,9 +85,8 @@ async def test_a_closure_carries_the_pulled_versions_it_needs_and_incrementals_a
         await upstream.publish("tiny", "3.0.0")  # it does not
         await refreshed(subject, proxy, "tiny")
         second = await asyncio.to_thread(export, "b2", "--after", str(tmp_path / "b1"))
-        # util's first pull came after b1's head (b1's own closure walk made it): its event is in
-        # b2's range, and its entry travels again, with no tarball (the mirror holds 1.0.0).
-        assert carried(second) == {"@pub/util": ["1.0.0"], "tiny": ["1.0.0", "1.1.0", "1.2.0"]}
+        # util's first pull (b1's closure walk made it) was in b1's range: util has not changed since.
+        assert carried(second) == {"tiny": ["1.0.0", "1.1.0", "1.2.0"]}
         assert tarballs(second) == 1  # 1.2.0's; the mirror has the others
         assert second["selection"]["pulled"]["tiny"] == ["1.0.0", "1.1.0", "1.2.0"]
 
@@ -139,3 +138,27 @@ def npm_install(root: Path, registry: str, dependencies: dict[str, str]) -> None
     subprocess.run(["npm", "install", "--registry", registry, "--cache", str(root / "npm-cache"), "--prefer-online",
                     "--no-audit", "--no-fund", "--ignore-scripts"], cwd=app, check=True, capture_output=True,
                    timeout=180)
+
+
+async def test_a_lockfile_carries_the_pulled_versions_it_pins(tmp_path: Path) -> None:
+    key, mirror_dir = tmp_path / "key", tmp_path / "mirror"
+    await asyncio.to_thread(mirror, "keygen", "-o", str(key))
+    lockfile = tmp_path / "package-lock.json"
+    lockfile.write_text(json.dumps({"packages": {"": {"name": "app"}, "node_modules/tiny": {"version": "1.1.0"},
+                                                 "node_modules/@pub/util": {"version": "1.0.0"}}}))
+    async with uplinked(tmp_path) as (upstream, proxy, subject):
+        await publish_universe(upstream)
+        await asyncio.to_thread(mirror, "export", "--origin", subject.url, "--key", str(key), "-o",
+                                str(tmp_path / "b1"), "--lockfile", str(lockfile))
+        index = index_of(tmp_path / "b1")
+        assert carried(index) == {"@pub/util": ["1.0.0"], "tiny": ["1.1.0"]} and tarballs(index) == 2
+        assert proxy.count("tiny-1.0.0.tgz") == proxy.count("tiny-2.0.0.tgz") == 0
+    await asyncio.to_thread(mirror, "import", str(tmp_path / "b1"), "--into", str(mirror_dir), "--trust",
+                            f"{key}.pub")
+    served = OriginProcess(mirror_dir, ("--read-only",))
+    await asyncio.to_thread(served.start)
+    try:
+        tiny = shown(served.url, "tiny")
+        assert list(tiny["versions"]) == ["1.1.0"] and tiny["dist-tags"] == {"latest": "1.1.0"}
+    finally:
+        assert served.stop() == 0
