@@ -215,8 +215,10 @@ def cached_tarballs(packages: list[Package]) -> dict[Package, Path]:
 
 #: The roots of the real-world corpus: popular packages whose trees hold scoped names
 #: (@babel, @esbuild, @eslint), esbuild's optional platform packages (os/cpu), peer
-#: dependencies (react-dom on react, babel plugins on @babel/core), aliases-free old and new
-#: shapes (core-module names like `events`, `"main": false`, peerDependenciesMeta without the peer).
+#: dependencies (react-dom on react, babel plugins on @babel/core), new shapes (`"main":
+#: false`, peerDependenciesMeta without the peer, core-module names like `events`) and, through
+#: request and gulp 4, a decade of older ones (licence objects, odd people fields, legacy names
+#: such as JSONStream).
 POPULAR_ROOTS: dict[str, str] = {
     "express": "^4.21.0",
     "axios": "^1.7.0",
@@ -226,4 +228,7 @@ POPULAR_ROOTS: dict[str, str] = {
     "react-dom": "^18.3.0",
     "@babel/core": "^7.25.0",
     "@babel/preset-env": "^7.25.0",
+    "request": "^2.88.2",
+    "gulp": "^4.0.2",
+    "JSONStream": "^1.3.5",
 }
