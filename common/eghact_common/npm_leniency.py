@@ -259,7 +259,8 @@ def _peer_meta(view: dict[str, Any], warn: _Warn) -> None:
         warn("peerDependenciesMeta", "peer_meta_not_object", "peerDependenciesMeta must be an object; ignored")
         del view["peerDependenciesMeta"]
         return
-    peers = view.get("peerDependencies") if isinstance(view.get("peerDependencies"), Mapping) else {}
+    declared = view.get("peerDependencies")
+    peers: Mapping[str, Any] = declared if isinstance(declared, Mapping) else {}
     kept: dict[str, dict[str, bool]] = {}
     for name, entry in meta.items():
         where = _path("peerDependenciesMeta", name)
