@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "POPULAR_ROOTS",
     "CorpusUnavailable",
     "Package",
     "cache_dir",
     "cached_tarballs",
+    "check_registry",
     "npm_env",
     "resolve_tree",
     "tree_packages",
@@ -86,6 +88,13 @@ def _npm(args: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Compl
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
         raise CorpusUnavailable(f"npm {' '.join(args[:3])} ... failed ({result.returncode}):\n{tail}")
     return result
+
+
+def check_registry(name: str = "express") -> None:
+    """Fail fast when npm's registry cannot be reached: one packument read with no retries,
+    instead of npm's minutes of backoff inside a tree resolution."""
+    _npm(["view", name, "version", "--fetch-retries=0", "--fetch-timeout=30000", "--prefer-online"],
+         cache_dir(), npm_env(npm_config_cache=str(cache_dir() / "npm-cache")))
 
 
 def resolve_tree(roots: Mapping[str, str], workdir: Path) -> dict[str, Any]:

@@ -30,7 +30,16 @@ from eghact_common import semver
 
 from ..edge.support import EdgeProcess
 from ..support import OriginProcess, cli, escaped
-from .corpus import POPULAR_ROOTS, CorpusUnavailable, Package, cached_tarballs, npm_env, resolve_tree, tree_packages
+from .corpus import (
+    POPULAR_ROOTS,
+    CorpusUnavailable,
+    Package,
+    cached_tarballs,
+    check_registry,
+    npm_env,
+    resolve_tree,
+    tree_packages,
+)
 from .npm_publish import package_json, publish_body
 
 pytestmark = [pytest.mark.realworld, pytest.mark.npm, pytest.mark.slow]
@@ -64,6 +73,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
         pytest.fail("REAL-WORLD CORPUS: npm is not on PATH; these tests need node and npm", pytrace=False)
     started = time.monotonic()
     try:
+        check_registry()
         lock = resolve_tree(POPULAR_ROOTS, tmp_path_factory.mktemp("upstream-tree"))
         tarballs = cached_tarballs(tree_packages(lock))
     except CorpusUnavailable as exc:
