@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from eghact_origin.uplinks.config import Uplink, UplinkConfig
+
+from ...conftest import start_origin
 from ...edge.support import LoopbackServer
 from ...support import OriginProcess, cli, escaped, manifest, publish_body, tarball_for
 
@@ -129,6 +133,48 @@ async def uplinked(tmp_path: Path, *args: str) -> AsyncIterator[tuple[Upstream, 
             yield Upstream(upstream, token), proxy, subject
         finally:
             await asyncio.to_thread(subject.stop)
+    finally:
+        await proxy.stop()
+        await asyncio.to_thread(upstream.stop)
+
+
+@dataclass
+class Clock:
+    """The uplinks' injected time (epoch seconds): moves only when a test moves it."""
+
+    now: float = field(default_factory=time.time)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class InProcess:
+    """An origin under test served from the test's own loop (its app at hand), its uplink the proxy."""
+
+    url: str
+    app: web.Application
+    data_dir: Path
+
+
+@asynccontextmanager
+async def uplinked_here(tmp_path: Path, clock: Clock, *, max_age: float = 300.0, refresh_interval: float = 0.2,
+                        **settings: Any) -> AsyncIterator[tuple[Upstream, CountingProxy, InProcess]]:
+    """:func:`uplinked` with the origin under test in this process, on ``clock``: its pull policy,
+    max ages and refresher read the injected time (the refresher still sleeps in real time,
+    ``refresh_interval`` at most). ``settings``: OriginSettings fields (``uplink_min_age``...)."""
+    upstream = OriginProcess(tmp_path / "upstream")
+    (tmp_path / "upstream").mkdir()
+    token = admin_token(tmp_path / "upstream")
+    await asyncio.to_thread(upstream.start)
+    proxy = await CountingProxy(target=upstream.url).start()
+    config = UplinkConfig((Uplink("default", proxy.url),), max_age=max_age, refresh_interval=refresh_interval)
+    try:
+        runner, url = await start_origin(tmp_path / "subject", clock=clock, uplinks=config, **settings)
+        try:
+            yield Upstream(upstream, token), proxy, InProcess(url, runner.app, tmp_path / "subject")
+        finally:
+            await runner.cleanup()
     finally:
         await proxy.stop()
         await asyncio.to_thread(upstream.stop)
