@@ -16,13 +16,17 @@ read (``UplinkService.ensure``) would never come. So each cycle:
    the stored copy served and the package due), ``refresh_concurrency`` at a time. A full batch
    starts the next cycle at once; otherwise the next one comes ``refresh_every`` later.
 
-Capacity: a cycle is bounded by the upstream's answer time. Measured against a second origin of
-ours on 127.0.0.1 (``benchmarks/uplink_refresh.py``: 2,000 pulled packages, all 304, four at a
-time) one origin revalidates about 150 packages a second on one core, so at the default
-``--uplink-max-age 5m`` it keeps about 40,000 pulled packages fresh (150 x 300 s, less what reads
-and publishes take); against a registry 100 ms away, four at a time make 40 a second, about
-12,000 packages per 5 minutes. Beyond that the refresher falls behind, oldest first, and says so:
-``eghact_origin_uplink_refresher_behind_seconds`` and ``/-/health``'s ``uplinks.refresh``.
+Capacity: the refresher is bound by upstream round trips (``refresh_concurrency`` in flight) or,
+on a near upstream, by the origin's CPU. Measured with ``benchmarks/uplink_refresh.py`` (2,000
+pulled packages, every revalidation a 304, against a second origin of ours on 127.0.0.1, both
+processes on one shared 2-core machine): 425 packages/s one at a time, 616/s four at a time,
+550/s eight at a time (CPU-bound: more in flight does not help). So at the default
+``--uplink-max-age 5m`` one origin keeps about 180,000 pulled packages fresh from a near upstream.
+From a remote registry the round trip decides: four in flight at 100 ms make 40 a second, about
+12,000 packages per 5 minutes; an origin holding more pulled packages than rate x max age should
+be given a longer max age (each refresh is then later, none is lost). Falling behind shows:
+oldest first, ``eghact_origin_uplink_refresher_behind_seconds`` and ``/-/health``'s
+``uplinks.refresh.behind_seconds`` say how far past its max age the oldest due package is.
 Reads still revalidate a package found past its max age, so falling behind never serves a copy
 older than one read would have.
 """
@@ -109,12 +113,18 @@ class Refresher:
         come = [name for name, at in reveals if at <= now]
         revealed, failed = await self._each(come, self._reveal)
         due: list[tuple[str, float]] = []
+        oldest: list[float] = []
         full = len(come) == config.refresh_batch
-        for uplink in self._service.available():
-            batch = await self._store.uplink_due(uplink, now - config.max_age, config.refresh_batch)
-            full = full or len(batch) == config.refresh_batch
-            due.extend(batch)
-        self.behind = max((now - config.max_age - fetched for _, fetched in due), default=0.0)
+        available = set(self._service.available())
+        for uplink in config.uplinks:
+            # A down uplink is not asked, but what waits on it counts in how far behind we are.
+            limit = config.refresh_batch if uplink.name in available else 1
+            batch = await self._store.uplink_due(uplink.name, now - config.max_age, limit)
+            oldest.extend(fetched for _, fetched in batch[:1])
+            if uplink.name in available:
+                full = full or len(batch) == config.refresh_batch
+                due.extend(batch)
+        self.behind = max((now - config.max_age - fetched for fetched in oldest), default=0.0)
         refreshed, failures = await self._each([name for name, _ in due], self._service.refresh)
         failed += failures
         self.cycles += 1
