@@ -19,9 +19,10 @@ read (``UplinkService.ensure``) would never come. So each cycle:
 Capacity: the refresher is bound by upstream round trips (``refresh_concurrency`` in flight) or,
 on a near upstream, by the origin's CPU. Measured with ``benchmarks/uplink_refresh.py`` (2,000
 pulled packages, every revalidation a 304, against a second origin of ours on 127.0.0.1, both
-processes on one shared 2-core machine): 425 packages/s one at a time, 616/s four at a time,
-550/s eight at a time (CPU-bound: more in flight does not help). So at the default
-``--uplink-max-age 5m`` one origin keeps about 180,000 pulled packages fresh from a near upstream.
+processes on one 2-core machine shared with other work): 425 packages/s one at a time, 412 to
+705/s four at a time (three runs), 550/s eight at a time (CPU-bound: more in flight does not
+help). So at the default ``--uplink-max-age 5m`` one origin keeps at least 120,000 pulled
+packages fresh from a near upstream.
 From a remote registry the round trip decides: four in flight at 100 ms make 40 a second, about
 12,000 packages per 5 minutes; an origin holding more pulled packages than rate x max age should
 be given a longer max age (each refresh is then later, none is lost). Falling behind shows:

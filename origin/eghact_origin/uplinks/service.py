@@ -11,7 +11,12 @@ that stores a pull), never for a name routed ``local``.
   into rows (``convert.py``) and stores it in one transaction with one ``uplink`` event, which
   the change dispatcher delivers (edges purge, resolutions are rebuilt, rendered bytes dropped).
 - A stale copy is revalidated with the validators of its last fetch; a 304 re-applies the
-  policy to the stored upstream document (time passes) and writes only if that changed.
+  policy to the stored upstream document (time passes) and writes only if that changed. The
+  background refresher (``refresher.py``) does this for every pulled package past its max age,
+  read or not, and applies the policy again at each reveal time; a read finding a stale copy
+  still revalidates it, sharing the refresher's flight.
+- A read of what the policy hides (a package with nothing visible, a hidden version, its
+  tarball) is told why: :meth:`UplinkService.held_back`, 404 ``versions_held_back``.
 - Stale-if-error: a copy is served when its refresh fails or takes longer than the deadline
   (the refresh goes on and stores its result); a name the store lacks gets 502.
 - Concurrent requests for one name (or one tarball) share one upstream request (single-flight).
