@@ -314,7 +314,8 @@ class MetadataStore(Protocol):
         longer lists are unpublished, its tags replaced, a version already stored with the same
         integrity keeps its fetched tarball (digest and size), its fetch state replaced. When its
         versions, documents, deprecations or tags changed (or it is new), ONE ``uplink`` event
-        (keys ``pkg:<name>``, ``search``) and an audit record (``uplink-pull`` the first time,
+        (keys ``pkg:<name>``, ``search``, and the tarball key of each version no longer served)
+        and an audit record (``uplink-pull`` the first time,
         ``uplink-refresh`` after); otherwise no event. Returns (events, blob digests of versions
         it unpublished). Raises UplinkedPackage ``local_package`` when the name is local (nothing
         written): a local name is never overwritten by an uplink, whatever the caller checked.

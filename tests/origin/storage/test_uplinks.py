@@ -74,6 +74,7 @@ async def test_a_refresh_writes_only_what_changed_and_keeps_fetched_tarballs(bac
     assert full["versions"]["1.0.0"]["deprecated"] == "old" and full["dist-tags"]["latest"] == "2.0.0"
     events, freed = await store.uplink_save(pulled("lib", row("lib", "2.0.0"), latest="2.0.0"), actor="u")
     assert len(events) == 1 and freed == [row("lib", "1.0.0").blob_digest]  # gone upstream: unpublished here
+    assert events[0].keys == ("pkg:lib", "search", wire.tarball_key("lib", "1.0.0"))  # caches drop its tarball
     assert sorted(parse((await store.packument("lib", abbreviated=False)).body)["versions"]) == ["2.0.0"]
 
 

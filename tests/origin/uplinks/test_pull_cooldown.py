@@ -10,6 +10,7 @@ advisory hides a version at pull time; a package with nothing visible is 404
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,12 @@ async def test_cooldown_allow_reveal_advisory_and_exemption(tmp_path: Path) -> N
             assert await allowed(origin, "DELETE", "cool/1.1.0", token) == 200
             _, hidden = await doc(f"{origin.url}/cool")
             assert list(hidden["versions"]) == ["1.0.0"]
+
+            async def tarball_held_back_at_the_edge() -> bool:
+                status, body, _ = await fetch(f"{edge.url}/cool/-/cool-1.1.0.tgz")  # the edge held it: purged
+                return status == 404 and json.loads(body)["error"] == "versions_held_back"
+
+            assert await until(tarball_held_back_at_the_edge)
             asked, before = proxy.count(), len(await events(origin, "cool"))
             clock.now = second + HOUR + 0.01
             assert await until(lambda: _uplink_events_since(origin, "cool", before))

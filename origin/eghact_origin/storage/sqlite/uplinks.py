@@ -88,7 +88,11 @@ class UplinkRows(Feed):
         repair_latest(conn, name)
         first = where is None
         data = {"uplink": pulled.uplink, "versions": len(versions), "first": first}
-        event = self.append_event(conn, wire.UPLINK, name, None, [wire.package_key(name), wire.SEARCH_KEY], now, data)
+        # A version no longer served (gone upstream, or hidden by the pull policy now) takes its
+        # tarball with it: caches that hold the tarball drop it, as after an unpublish.
+        dropped = [wire.tarball_key(name, version) for version in before if version not in after]
+        event = self.append_event(conn, wire.UPLINK, name, None, [wire.package_key(name), wire.SEARCH_KEY, *dropped],
+                                  now, data)
         self.record_audit(conn, "uplink-pull" if first else "uplink-refresh", actor, name,
                           {**data, "hidden": pulled.hidden, "seq": event.seq}, now)
         rerender(conn, name, event.seq, now)
