@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +115,29 @@ async def fetch(url: str, *, accept: str | None = None, token: str | None = None
 async def doc(url: str, **kwargs: Any) -> tuple[int, Any]:
     status, body, _ = await fetch(url, **kwargs)
     return status, json.loads(body)
+
+
+async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> bool:
+    """Whether ``check`` came true within ``seconds`` (asked every 0.1 s): a bounded wait."""
+    for _ in range(max(1, int(seconds * 10))):
+        if await check():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def versions_become(url: str, name: str, expected: list[str], seconds: float = 5.0) -> list[str]:
+    """The versions of ``name`` at ``url`` (sorted) once they are ``expected``, or the last seen
+    when ``seconds`` passed first (an event on its way to an edge over its feed, say)."""
+    seen: list[str] = []
+
+    async def shown() -> bool:
+        nonlocal seen
+        seen = sorted((await doc(f"{url}/{escaped(name)}"))[1].get("versions", {}))
+        return seen == expected
+
+    await until(shown, seconds)
+    return seen
 
 
 @asynccontextmanager

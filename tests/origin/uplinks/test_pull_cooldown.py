@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from eghact_origin.http.appkeys import REGISTRY
 from eghact_origin.uplinks.policy import published_at
 
 from ...edge.support import EdgeProcess
-from .support import Clock, InProcess, doc, fetch, uplinked_here
+from .support import Clock, InProcess, doc, fetch, until, uplinked_here
 
 HOUR = 3600.0
 
@@ -36,15 +35,6 @@ def admin(origin: InProcess) -> str:
 async def events(origin: InProcess, name: str) -> list[dict[str, Any]]:
     _, changes = await doc(f"{origin.url}/-/v1/changes?since=0&limit=1000")
     return [e for e in changes["results"] if e["name"] == name]
-
-
-async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> bool:
-    """Whether ``check`` came true within ``seconds`` (asked every 0.1 s)."""
-    for _ in range(int(seconds * 10)):
-        if await check():
-            return True
-        await asyncio.sleep(0.1)
-    return False
 
 
 async def allowed(origin: InProcess, method: str, path: str, token: str) -> int:

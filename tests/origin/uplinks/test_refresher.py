@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ...edge.support import EdgeProcess
-from .support import doc, fetch, uplinked
+from .support import doc, fetch, uplinked, versions_become
 
 
 async def metric(url: str, name: str) -> float:
@@ -37,12 +37,8 @@ async def test_an_edge_serves_a_new_upstream_version_with_no_read_at_the_origin(
             assert waited < 1.0 + 0.5 + 1.0, waited  # max age, one cycle (a quarter of it, at least 0.5 s), slack
             assert proxy.conditional["/quiet"] >= 1
             assert await metric(subject.url, 'eghact_origin_uplink_refresher_packages_total{result="refreshed"}') >= 1
-            for _ in range(50):  # the event reaches the edge over its feed; bounded wait
-                versions = sorted((await doc(f"{edge.url}/quiet"))[1]["versions"])
-                if versions == ["1.0.0", "1.1.0"]:
-                    break
-                await asyncio.sleep(0.1)
-            assert versions == ["1.0.0", "1.1.0"]
+            # the event reaches the edge over its feed
+            assert await versions_become(edge.url, "quiet", ["1.0.0", "1.1.0"]) == ["1.0.0", "1.1.0"]
         finally:
             await edge.astop()
         assert await asyncio.to_thread(subject.stop) == 0  # SIGTERM with the refresher running: a clean exit
