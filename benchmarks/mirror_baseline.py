@@ -122,7 +122,7 @@ def import_(archive: Path, into: Path, rows: Rows, timer: Timer) -> list[Step]:
     checked = timer(["sh", "-c", f"cd '{into}' && sha512sum --quiet --strict -c {SUMS}"])
     database = into / "registry.sqlite3"
     if shutil.which("sqlite3"):
-        script = into.parent / f"{into.name}.load.sql"
+        script = rows.folder / "load.sql"
         script.write_text(_cli_script(rows))
         loaded = timer(["sqlite3", "-bail", str(database), f".read '{script}'"])
     else:
