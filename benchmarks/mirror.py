@@ -1,29 +1,35 @@
-"""Mirror benchmark: export and import throughput beside ``tar --zstd`` of the same files,
-peak RSS of a full export at two bundle sizes, and an incremental bundle's size against what
-changed — on a seeded universe served by a real origin process.
+"""Mirror benchmark: export and import against standard tools doing the same work, peak RSS
+of both at two bundle sizes, and an incremental bundle's size against what changed — on a
+seeded universe served by a real origin process.
 
     .venv/bin/python benchmarks/mirror.py [--data DIR] [--plugins 10000] [--seed 1]
                                           [--changes 100] [--work DIR] [--keep] [--repeat 3]
 
 ``--data`` reuses a seeded data dir (seeding 10,000 plugins takes a minute or two); an empty or
 missing one is seeded first. The run publishes, deprecates and unpublishes a few versions in
-it (for the incremental bundle), so a reused dir grows a little each run.
+it (for the incremental bundle), so a reused dir grows a little each run. The import baseline
+uses the ``sqlite3`` command-line tool when it is installed (Debian: ``apt-get install sqlite3``).
 
-Throughput is the bundle's content bytes (packuments as served, tarballs, events) divided by
-wall time: ``eghact-mirror export`` from start to exit against ``tar --zstd -cf`` of the same
-files extracted to disk, and ``eghact-mirror import`` (verify + stage + mirror-apply) against
-``tar --zstd -xf``. Everything runs on this machine at once (origin, exporter, tar), so the
-figures compare within one run; the load average is printed beside them. The comparison is
-made ``--repeat`` times in rounds (a full export, then tar's extraction and creation of its
-files, then an import), each of ours set against tar's of the same round, and the ratios'
-median is reported: a shared machine drifts within minutes, so only side-by-side pairs are
-comparable. (The origin stays up through the rounds, idle while tar and the import run.)
-Each step's CPU seconds (user + system; for the export the origin's too) are printed beside
-its wall time, as the steadier figure on a shared machine. tar's own CPU seconds also show how
-the machine's file operations are doing: when they are several times their quiet value, tar
-(mostly system calls) slows far more than the bundle tools (mostly user code), and the
-ratios read high. Compare runs whose tar CPU seconds agree, and take the quiet ones for the
-target (on this project's 2-core VM, tar's create took 3.9 CPU-s quiet and up to 15 slowed).
+The baseline (``mirror_baseline``): ``tar --zstd`` alone packs bytes, while a bundle also
+hashes every file into a signed index, and an import checks every digest and loads the rows
+the origin serves from. So ``eghact-mirror export`` (start to exit, the origin's reads
+included) is set against ``sha512sum`` of every file of the same data plus ``tar --zstd -cf``,
+and ``eghact-mirror import`` (verify + stage + mirror-apply) against ``tar --zstd -xf`` plus
+``sha512sum -c`` plus a bulk load of the same rows. The ratio is baseline seconds over ours
+(target: at least 1.0x for both); ``tar --zstd`` alone over ours is printed beside it as
+information. Everything runs on this machine at once (origin, exporter, tools), so the figures
+compare within one run; the load average is printed beside them. The comparison is made
+``--repeat`` times in rounds (our export, the baseline's export of its files, our import, the
+baseline's import), each of ours set against the baseline's of the same round; times are
+reported as min and median, and the ratio as the median of the rounds': a shared machine
+drifts within minutes, so only side-by-side pairs are comparable. (The origin stays up through
+the rounds, idle while the rest run.) CPU seconds (user + system; for the export the origin's
+too) are printed beside wall times, as the steadier figure on a shared machine: the file
+operations of tar and of staging (mostly system calls) slow several times over when the
+machine's disk is busy, the rest far less.
+
+Peak RSS is measured for a quarter export (``--filter '[a-e]*'``) and its import, and for the
+full ones: the target is under 300 MB at both sizes, and not growing with the bundle.
 
 Each timed step starts after a ``sync``, and the big trees (tar's extractions, the mirrors,
 the staged copy) are removed only after the last one: on a file system that discards freed
