@@ -11,6 +11,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from eghact_common.wire import STAGE_FORMAT
+
 from ..support import OriginProcess, cli, escaped, get, manifest, publish_body, tree_digest
 
 
@@ -52,9 +54,11 @@ def stage(origin: OriginProcess, into: Path, *, since: int, previous: str | None
                 tarballs[digest] = len(data)
     to_seq = events[-1]["seq"] if events else since
     digest = hashlib.sha256(json.dumps([since, to_seq, names]).encode()).hexdigest()
-    manifest_ = {"format": 3, "origin_id": origin_id, "from_seq": since, "to_seq": to_seq, "bundle_digest": digest,
-                 "previous_digest": previous, "base_url": origin.url, "packuments": "packuments.pack",
-                 "packages": packages, "removed": removed, "tarballs": tarballs, "events": events}
+    (into / "events.jsonl").write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in events))
+    manifest_ = {"format": STAGE_FORMAT, "origin_id": origin_id, "from_seq": since, "to_seq": to_seq,
+                 "bundle_digest": digest, "previous_digest": previous, "base_url": origin.url,
+                 "packuments": "packuments.pack", "packages": packages, "removed": removed, "tarballs": tarballs,
+                 "events": "events.jsonl", "event_count": len(events)}
     (into / "stage.json").write_text(json.dumps(manifest_))
     return manifest_
 

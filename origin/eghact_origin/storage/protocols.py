@@ -6,7 +6,7 @@ Each method's docstring states its contract (and its cost where a caller must kn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -107,9 +107,10 @@ class MirrorWriter(Protocol):
     def remove_package(self, name: str) -> list[str]:
         """Unpublish every live version of ``name``; returns the digests they named."""
 
-    def write_events(self, events: list[dict[str, Any]], to_seq: int) -> None:
+    def write_events(self, events: Iterable[dict[str, Any]], to_seq: int) -> None:
         """The origin's events with their seqs (and the advisories they carry); the feed's
-        position becomes at least ``to_seq``."""
+        position becomes at least ``to_seq``. ``events`` is read once, in order, as it comes
+        (a staged file's lines): a backend keeps no more of it than one batch of rows."""
 
     def set_state(self, state: MirrorState) -> None: ...
 
