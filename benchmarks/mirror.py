@@ -1,29 +1,35 @@
-"""Mirror benchmark: export and import throughput beside ``tar --zstd`` of the same files,
-peak RSS of a full export at two bundle sizes, and an incremental bundle's size against what
-changed — on a seeded universe served by a real origin process.
+"""Mirror benchmark: export and import against standard tools doing the same work, peak RSS
+of both at two bundle sizes, and an incremental bundle's size against what changed — on a
+seeded universe served by a real origin process.
 
     .venv/bin/python benchmarks/mirror.py [--data DIR] [--plugins 10000] [--seed 1]
                                           [--changes 100] [--work DIR] [--keep] [--repeat 3]
 
 ``--data`` reuses a seeded data dir (seeding 10,000 plugins takes a minute or two); an empty or
 missing one is seeded first. The run publishes, deprecates and unpublishes a few versions in
-it (for the incremental bundle), so a reused dir grows a little each run.
+it (for the incremental bundle), so a reused dir grows a little each run. The import baseline
+uses the ``sqlite3`` command-line tool when it is installed (Debian: ``apt-get install sqlite3``).
 
-Throughput is the bundle's content bytes (packuments as served, tarballs, events) divided by
-wall time: ``eghact-mirror export`` from start to exit against ``tar --zstd -cf`` of the same
-files extracted to disk, and ``eghact-mirror import`` (verify + stage + mirror-apply) against
-``tar --zstd -xf``. Everything runs on this machine at once (origin, exporter, tar), so the
-figures compare within one run; the load average is printed beside them. The comparison is
-made ``--repeat`` times in rounds (a full export, then tar's extraction and creation of its
-files, then an import), each of ours set against tar's of the same round, and the ratios'
-median is reported: a shared machine drifts within minutes, so only side-by-side pairs are
-comparable. (The origin stays up through the rounds, idle while tar and the import run.)
-Each step's CPU seconds (user + system; for the export the origin's too) are printed beside
-its wall time, as the steadier figure on a shared machine. tar's own CPU seconds also show how
-the machine's file operations are doing: when they are several times their quiet value, tar
-(mostly system calls) slows far more than the bundle tools (mostly user code), and the
-ratios read high. Compare runs whose tar CPU seconds agree, and take the quiet ones for the
-target (on this project's 2-core VM, tar's create took 3.9 CPU-s quiet and up to 15 slowed).
+The baseline (``mirror_baseline``): ``tar --zstd`` alone packs bytes, while a bundle also
+hashes every file into a signed index, and an import checks every digest and loads the rows
+the origin serves from. So ``eghact-mirror export`` (start to exit, the origin's reads
+included) is set against ``sha512sum`` of every file of the same data plus ``tar --zstd -cf``,
+and ``eghact-mirror import`` (verify + stage + mirror-apply) against ``tar --zstd -xf`` plus
+``sha512sum -c`` plus a bulk load of the same rows. The ratio is baseline seconds over ours
+(target: at least 1.0x for both); ``tar --zstd`` alone over ours is printed beside it as
+information. Everything runs on this machine at once (origin, exporter, tools), so the figures
+compare within one run; the load average is printed beside them. The comparison is made
+``--repeat`` times in rounds (our export, the baseline's export of its files, our import, the
+baseline's import), each of ours set against the baseline's of the same round; times are
+reported as min and median, and the ratio as the median of the rounds': a shared machine
+drifts within minutes, so only side-by-side pairs are comparable. (The origin stays up through
+the rounds, idle while the rest run.) CPU seconds (user + system; for the export the origin's
+too) are printed beside wall times, as the steadier figure on a shared machine: the file
+operations of tar and of staging (mostly system calls) slow several times over when the
+machine's disk is busy, the rest far less.
+
+Peak RSS is measured for a quarter export (``--filter '[a-e]*'``) and its import, and for the
+full ones: the target is under 300 MB at both sizes, and not growing with the bundle.
 
 Each timed step starts after a ``sync``, and the big trees (tar's extractions, the mirrors,
 the staged copy) are removed only after the last one: on a file system that discards freed
@@ -56,6 +62,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / p) for p in ("common", "origin", "mirror-sync")] + [str(ROOT)]
 
+from benchmarks import mirror_baseline as baseline  # noqa: E402
+from benchmarks import mirror_bounds as bounds  # noqa: E402
 from tests.support import PYTHONPATH, OriginProcess, cli, escaped, manifest, publish_body, tarball_for  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": PYTHONPATH}
@@ -108,23 +116,6 @@ def content_bytes(bundle: Path, trust: Path) -> tuple[int, int]:
     record = json.loads(subprocess.run(mirror("verify", str(bundle), "--trust", str(trust), "--json"),
                                        capture_output=True, text=True, env=ENV, check=True).stdout)
     return record["counts"]["content_bytes"], record["counts"]["files_checked"]
-
-
-def tar_baseline(bundle: Path, work: Path, run: int) -> tuple[float, float, int, float, float]:
-    """(tar --zstd -xf seconds, tar --zstd -cf seconds, bytes on disk, and the CPU seconds of
-    each, zstd's included) for the bundle's files, which stay in ``work/tar-files-RUN`` until
-    the end (see the module docstring)."""
-    files = work / f"tar-files-{run}"
-    shutil.rmtree(files, ignore_errors=True)
-    files.mkdir()
-    subprocess.run(["sync"], check=True)
-    extract, _, _ = timed(["tar", "--zstd", "-xf", str(bundle), "-C", str(files)])
-    extract_cpu = CPU["last"]
-    size = sum(p.stat().st_size for p in files.rglob("*") if p.is_file())
-    subprocess.run(["sync"], check=True)
-    create, _, _ = timed(["tar", "--zstd", "-cf", str(work / "baseline.tar.zst"), "-C", str(files), "."])
-    (work / "baseline.tar.zst").unlink()
-    return extract, create, size, extract_cpu, CPU["last"]
 
 
 def make_changes(url: str, admin: str, names: list[str], count: int) -> int:
@@ -182,128 +173,65 @@ def feed_names(url: str) -> list[str]:
         since = page["last_seq"]
 
 
-def http_ceiling(url: str, names: list[str], concurrency: int = 24) -> tuple[float, int]:
-    """(seconds, bytes) to fetch ``names``' packuments (both forms) and every tarball over HTTP
-    with nothing else done: the most an exporter can get from this origin on this machine."""
-    import asyncio
-
-    import aiohttp
-    from yarl import URL
-
-    async def run() -> tuple[float, int]:
-        total = 0
-        gate = asyncio.Semaphore(concurrency)
-        started = time.perf_counter()
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
-            async def fetch(link: str, accept: str = "application/json") -> bytes:
-                nonlocal total
-                async with gate, session.get(URL(link, encoded=True), headers={"Accept": accept}) as response:
-                    body = await response.read()
-                total += len(body)
-                return body
-
-            async def package(name: str) -> None:
-                full, _ = await asyncio.gather(fetch(f"{url}/{escaped(name)}"), fetch(
-                    f"{url}/{escaped(name)}", "application/vnd.npm.install-v1+json"))
-                links = [v["dist"]["tarball"] for v in json.loads(full)["versions"].values()]
-                await asyncio.gather(*(fetch(link) for link in links))
-
-            await asyncio.gather(*(package(n) for n in names))
-        return time.perf_counter() - started, total
-
-    return asyncio.run(run())
-
-
-def batch_ceiling(url: str, names: list[str], per_request: int = 1000, in_flight: int = 2) -> tuple[float, int]:
-    """(seconds, bytes) to read what a full export reads — each package's two packuments and
-    tarball list, then every tarball — through the origin's batch read, with the answers
-    dropped unparsed: the origin's own share of an export, so the fastest any exporter could
-    be against it. (1000 items a request, 2 in flight: the fastest of the settings tried;
-    more in flight only contend for the same two cores.) The tarball paths come from a first,
-    untimed pass over the tarball lists."""
-    import asyncio
-
-    import aiohttp
-
-    from eghact_mirror.client import ABBREVIATED, DISTS
-
-    def path(name: str) -> str:
-        return "/" + escaped(name)
-
-    async def post(session: aiohttp.ClientSession, items: list[Any], keep: bool) -> tuple[int, bytes]:
-        async with session.post(f"{url}/-/v1/batch?headers=Eghact-Seq,Content-Type", json=items) as response:
-            if response.status != 200:
-                raise RuntimeError(f"batch read answered {response.status}")
-            if keep:
-                body = await response.read()
-                return len(body), body
-            size = 0
-            while chunk := await response.content.readany():
-                size += len(chunk)
-            return size, b""
-
-    async def run() -> tuple[float, int]:
-        async with aiohttp.ClientSession() as session:
-            tarballs = []
-            for start in range(0, len(names), per_request):
-                _, body = await post(session, [{"path": path(n), "accept": DISTS}
-                                               for n in names[start:start + per_request]], keep=True)
-                for line in body.split(b"\n"):
-                    if line.startswith(b'{"name"'):
-                        doc = json.loads(line)
-                        tarballs += [f"/{doc['name']}/-/{row[1]}" for row in doc["dists"]]
-            items: list[Any] = [item for n in names for item in (
-                path(n), {"path": path(n), "accept": ABBREVIATED}, {"path": path(n), "accept": DISTS})] + tarballs
-            queue = [items[start:start + per_request] for start in range(0, len(items), per_request)][::-1]
-            total = 0
-
-            async def worker() -> None:
-                nonlocal total
-                while queue:
-                    size, _ = await post(session, queue.pop(), keep=False)
-                    total += size  # not `total += await ...`: that reads total before the await
-
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(in_flight)))
-            return time.perf_counter() - started, total
-
-    return asyncio.run(run())
-
-
-def native_floor(bundle: Path) -> dict[str, float]:
-    """CPU seconds of the byte work no implementation can skip, done by the same C libraries
-    in big buffers (no per-file cost at all): for an export, sha512 and zstd level 1 of the
-    content; for an import, zstd decompression and sha512. What the bundle tools spend beyond
-    these is per-file work and moving bytes between processes."""
-    import hashlib
-
-    import zstandard
-
-    spent = {"decompress": 0.0, "sha512": 0.0, "compress_level1": 0.0}
-    compressor = zstandard.ZstdCompressor(level=1).compressobj()
-    digest = hashlib.sha512()
-    with open(bundle, "rb") as source:
-        reader = zstandard.ZstdDecompressor().stream_reader(source)
-        while True:
-            started = time.process_time()
-            chunk = reader.read(4 << 20)
-            spent["decompress"] += time.process_time() - started
-            if not chunk:
-                break
-            started = time.process_time()
-            digest.update(chunk)
-            spent["sha512"] += time.process_time() - started
-            started = time.process_time()
-            compressor.compress(chunk)
-            spent["compress_level1"] += time.process_time() - started
-    compressor.flush()
-    return {"export_sha512_and_zstd1_cpu_s": round(spent["sha512"] + spent["compress_level1"], 2),
-            "import_unzstd_and_sha512_cpu_s": round(spent["decompress"] + spent["sha512"], 2)}
-
-
 def changed_packuments(url: str, names: list[str]) -> int:
     return sum(len(_get(f"{url}/{escaped(n)}")) + len(_get(f"{url}/{escaped(n)}",
                                                            "application/vnd.npm.install-v1+json")) for n in names)
+
+
+def tool(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one step of the baseline."""
+    seconds, _, _ = timed(command)
+    return seconds, CPU["last"]
+
+
+def total(steps: list[baseline.Step]) -> float:
+    return sum(step.seconds for step in steps)
+
+
+def one_round(k: int, url: str, origin_pid: int, key: Path, trust: Path, full: Path, work: Path,
+              rows: list[baseline.Rows]) -> dict[str, Any]:
+    """Our export, the baseline's export of the same files, our import of the bundle, the
+    baseline's import of its archive: each pair back to back, each step after a ``sync``."""
+    target = full if k == 0 else work / f"full-{k + 1}.bundle"
+    subprocess.run(["sync"], check=True)
+    origin_cpu = process_cpu(origin_pid)
+    seconds, rss, _ = timed(mirror("export", "--origin", url, "--key", str(key), "-o", str(target)))
+    export = {"s": seconds, "cpu_s": CPU["last"], "origin_cpu_s": process_cpu(origin_pid) - origin_cpu, "rss": rss}
+    if target != full:
+        target.unlink()
+    # The bundle's files on disk (not timed): what the baseline hashes and packs.
+    files = work / f"tar-files-{k}"
+    files.mkdir()
+    subprocess.run(["tar", "--zstd", "-xf", str(full), "-C", str(files)], check=True)
+    archive = work / f"baseline-{k}.tar.zst"
+    subprocess.run(["sync"], check=True)
+    base_export = baseline.export(files, archive, tool)
+    subprocess.run(["sync"], check=True)
+    seconds, rss, _ = timed(mirror("import", str(full), "--into", str(work / f"mirror-{k}"), "--trust", str(trust)))
+    imported = {"s": seconds, "cpu_s": CPU["last"], "rss": rss}
+    if not rows:  # the rows our import wrote, for the baseline to load (not timed)
+        rows.append(baseline.dump_rows(work / "mirror-0" / "registry.sqlite3", work / "rows"))
+    subprocess.run(["sync"], check=True)
+    base_import = baseline.import_(archive, work / f"baseline-files-{k}", rows[0], tool)
+    archive.unlink()
+    return {"export": export, "baseline_export": base_export, "import": imported, "baseline_import": base_import}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"min": round(min(values), 2), "median": round(median(values), 2)}
+
+
+def compare(ours: list[float], base: list[list[baseline.Step]], tar_step: str) -> dict[str, Any]:
+    """Ours against the baseline, round by round: times (min and median), the ratio baseline /
+    ours of each round and their median, and tar's own step over ours beside it."""
+    ratios = [total(b) / o for o, b in zip(ours, base, strict=True)]
+    tar = [next(s.seconds for s in b if s.name == tar_step) for b in base]
+    steps = {name: spread([next(s.seconds for s in b if s.name == name) for b in base]) for name in
+             [s.name for s in base[0]]}
+    return {"ours_s": spread(ours), "baseline_s": spread([total(b) for b in base]), "baseline_steps_s": steps,
+            "baseline_cpu_s": round(median(sum(s.cpu_seconds for s in b) for b in base), 2),
+            "ratio": round(median(ratios), 3), "ratio_runs": [round(r, 3) for r in ratios],
+            f"plain_{tar_step}_ratio": round(median(t / o for t, o in zip(tar, ours, strict=True)), 3)}
 
 
 def main() -> int:
@@ -314,15 +242,17 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--work", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the work dir (bundles, mirror)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each timed full export, tar and import "
-                        "(their medians are reported)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of export, import and the baseline's "
+                        "(min and median reported)")
     args = parser.parse_args()
     ensure_zstd()
     work = args.work or Path(tempfile.mkdtemp(prefix="eghact-bench-mirror-"))
     made_work = args.work is None
     work.mkdir(parents=True, exist_ok=True)
+    trees = ["staged", "rows", "mirror-quarter", *(f"{kind}-{k}" for kind in ("tar-files", "mirror", "baseline-files")
+                                                    for k in range(args.repeat))]
     # A kept work dir's trees go before anything is timed (see above on deleting big trees).
-    for tree in ["staged", *(f"{kind}-{k}" for kind in ("tar-files", "mirror") for k in range(args.repeat))]:
+    for tree in trees:
         shutil.rmtree(work / tree, ignore_errors=True)
     data = args.data or work / "origin"
     if not (data / "registry.sqlite3").exists():
@@ -335,72 +265,64 @@ def main() -> int:
     if not key.exists():
         subprocess.run(mirror("keygen", "-o", str(key)), check=True, env=ENV, capture_output=True)
     trust = work / "key.pub"
-    results: dict[str, Any] = {"load_average_at_start": os.getloadavg()}
+    results: dict[str, Any] = {"load_average_at_start": os.getloadavg(), "baseline_loader": baseline.loader()}
     origin = OriginProcess(data).start()
     try:
         url = origin.url
         full, part = work / "full.bundle", work / "quarter.bundle"
+        subprocess.run(["sync"], check=True)
         seconds, rss, _ = timed(mirror("export", "--origin", url, "--key", str(key), "-o", str(part),
-                                           "--filter", "[a-e]*"))
+                                       "--filter", "[a-e]*"))
         part_bytes, part_files = content_bytes(part, trust)
         results["export_quarter"] = {"seconds": round(seconds, 1), "content_MB": round(part_bytes / MB, 1),
                                      "files": part_files, "bundle_MB": round(part.stat().st_size / MB, 1),
                                      "MB_per_s": round(part_bytes / MB / seconds, 1), "peak_rss_MB": round(rss)}
         print("export (filter [a-e]*):", results["export_quarter"], flush=True)
+        subprocess.run(["sync"], check=True)
+        seconds, rss, _ = timed(mirror("import", str(part), "--into", str(work / "mirror-quarter"),
+                                       "--trust", str(trust)))
+        results["import_quarter"] = {"seconds": round(seconds, 1), "peak_rss_MB_with_mirror_apply_child": round(rss)}
+        print("import (filter [a-e]*):", results["import_quarter"], flush=True)
         names = feed_names(url)
-        seconds, fetched = http_ceiling(url, [n for n in names if n[:1] in "abcde"])
+        seconds, fetched = bounds.http_ceiling(url, [n for n in names if n[:1] in "abcde"])
         results["http_fetch_only_quarter"] = {"seconds": round(seconds, 1), "MB": round(fetched / MB, 1),
                                               "MB_per_s": round(fetched / MB / seconds, 1)}
         print("the same packuments and tarballs fetched and dropped:", results["http_fetch_only_quarter"], flush=True)
         assert origin.proc is not None
-        # Rounds of export, tar -x and tar -c of its files, and import, so that each of ours
-        # is compared with tar's in the same minute: a shared machine drifts over a run (tar's
-        # own CPU seconds have been seen to vary 4x between runs), and a ratio of medians
-        # taken minutes apart would compare two different machines.
-        rounds = []
+        # Rounds, so that each of ours is compared with the baseline's of the same minute: a
+        # shared machine drifts over a run (tar's own CPU seconds have been seen to vary 4x
+        # between runs), and a ratio of medians taken minutes apart would compare two machines.
+        rounds: list[dict[str, Any]] = []
+        rows: list[baseline.Rows] = []
         for k in range(args.repeat):
-            target = full if k == 0 else work / f"full-{k + 1}.bundle"
-            subprocess.run(["sync"], check=True)
-            origin_cpu = process_cpu(origin.proc.pid)
-            seconds, rss, _ = timed(mirror("export", "--origin", url, "--key", str(key), "-o", str(target)))
-            export = (seconds, CPU["last"], process_cpu(origin.proc.pid) - origin_cpu, rss)
-            if target != full:
-                target.unlink()
-            tar = tar_baseline(full, work, k)
-            subprocess.run(["sync"], check=True)
-            seconds, rss, _ = timed(mirror("import", str(full), "--into", str(work / f"mirror-{k}"),
-                                           "--trust", str(trust)))
-            rounds.append((export, tar, (seconds, CPU["last"], rss)))
-            print(f"round {k + 1}: export {export[0]:.2f} s, tar --zstd -c {tar[1]:.2f} s; "
-                  f"import {seconds:.2f} s, tar --zstd -x {tar[0]:.2f} s", flush=True)
-        exports, tars, imports = ([r[i] for r in rounds] for i in range(3))
+            r = one_round(k, url, origin.proc.pid, key, trust, full, work, rows)
+            rounds.append(r)
+            print(f"round {k + 1}: export {r['export']['s']:.2f} s, baseline {total(r['baseline_export']):.2f} s "
+                  f"({', '.join(f'{s.name} {s.seconds:.2f}' for s in r['baseline_export'])}); "
+                  f"import {r['import']['s']:.2f} s, baseline {total(r['baseline_import']):.2f} s "
+                  f"({', '.join(f'{s.name} {s.seconds:.2f}' for s in r['baseline_import'])})", flush=True)
         full_bytes, full_files = content_bytes(full, trust)
-        seconds = median(r[0] for r in exports)
-        results["export_full"] = {"seconds": round(seconds, 2), "runs_s": [round(r[0], 2) for r in exports],
-                                  "content_MB": round(full_bytes / MB, 1),
-                                  "files": full_files, "bundle_MB": round(full.stat().st_size / MB, 1),
-                                  "MB_per_s": round(full_bytes / MB / seconds, 1),
-                                  "peak_rss_MB": round(max(r[3] for r in exports)),
-                                  "exporter_cpu_s": round(median(r[1] for r in exports), 2),
-                                  "origin_cpu_s": round(median(r[2] for r in exports), 2)}
-        print("export (full):", results["export_full"], flush=True)
-        extract, create = median(t[0] for t in tars), median(t[1] for t in tars)
-        results["tar_zstd"] = {"create_s": round(create, 2), "create_runs_s": [round(t[1], 2) for t in tars],
-                               "create_MB_per_s": round(full_bytes / MB / create, 1),
-                               "create_cpu_s": round(median(t[4] for t in tars), 2),
-                               "extract_s": round(extract, 2), "extract_runs_s": [round(t[0], 2) for t in tars],
-                               "extract_MB_per_s": round(full_bytes / MB / extract, 1),
-                               "extract_cpu_s": round(median(t[3] for t in tars), 2),
-                               "files_MB": round(tars[0][2] / MB, 1)}
-        print("tar --zstd of the same files:", results["tar_zstd"], flush=True)
-        seconds = median(i[0] for i in imports)
-        results["import_full"] = {"seconds": round(seconds, 2), "runs_s": [round(i[0], 2) for i in imports],
-                                  "MB_per_s": round(full_bytes / MB / seconds, 1),
-                                  "cpu_s_with_mirror_apply_child": round(median(i[1] for i in imports), 2),
-                                  "peak_rss_MB_with_mirror_apply_child": round(max(i[2] for i in imports))}
-        print("import (full):", results["import_full"], flush=True)
+        results["export_full"] = {"content_MB": round(full_bytes / MB, 1), "files": full_files,
+                                  "bundle_MB": round(full.stat().st_size / MB, 1),
+                                  "MB_per_s": round(full_bytes / MB / median(r["export"]["s"] for r in rounds), 1),
+                                  "peak_rss_MB": round(max(r["export"]["rss"] for r in rounds)),
+                                  "exporter_cpu_s": round(median(r["export"]["cpu_s"] for r in rounds), 2),
+                                  "origin_cpu_s": round(median(r["export"]["origin_cpu_s"] for r in rounds), 2),
+                                  **compare([r["export"]["s"] for r in rounds], [r["baseline_export"] for r in rounds],
+                                            "tar_c")}
+        print("export (full) against sha512sum + tar --zstd -c:", results["export_full"], flush=True)
+        results["import_full"] = {"MB_per_s": round(full_bytes / MB / median(r["import"]["s"] for r in rounds), 1),
+                                  "cpu_s_with_mirror_apply_child":
+                                      round(median(r["import"]["cpu_s"] for r in rounds), 2),
+                                  "peak_rss_MB_with_mirror_apply_child": round(max(r["import"]["rss"] for r in rounds)),
+                                  "rows_loaded_by_baseline": rows[0].count,
+                                  "rows_csv_MB": round(rows[0].bytes / MB, 1),
+                                  **compare([r["import"]["s"] for r in rounds], [r["baseline_import"] for r in rounds],
+                                            "tar_x")}
+        print(f"import (full) against tar --zstd -x + sha512sum -c + {baseline.loader()}:", results["import_full"],
+              flush=True)
         origin_cpu = process_cpu(origin.proc.pid)
-        seconds, fetched = batch_ceiling(url, names)
+        seconds, fetched = bounds.batch_ceiling(url, names)
         results["origin_serve_only_full"] = {"seconds": round(seconds, 2), "MB": round(fetched / MB, 1),
                                              "origin_cpu_s": round(process_cpu(origin.proc.pid) - origin_cpu, 2)}
         print("the same reads through the batch read, answers dropped (the origin's share):",
@@ -424,14 +346,13 @@ def main() -> int:
     finally:
         origin.stop()
 
-    results["native_floor"] = native_floor(full)
+    results["native_floor"] = bounds.native_floor(full)
     print("byte work in C, no per-file cost:", results["native_floor"], flush=True)
     subprocess.run(["sync"], check=True)
     seconds, _, _ = timed(mirror("verify", str(full), "--trust", str(trust)))
     results["verify_full"] = {"seconds": round(seconds, 1), "MB_per_s": round(full_bytes / MB / seconds, 1)}
     print("verify (full):", results["verify_full"], flush=True)
     staged = work / "staged"
-    shutil.rmtree(staged, ignore_errors=True)
     staged.mkdir()
     subprocess.run(["sync"], check=True)
     seconds, _, _ = timed([sys.executable, "-c", "import sys; from pathlib import Path; "
@@ -443,28 +364,40 @@ def main() -> int:
     results["verify_and_stage_full"] = {"seconds": round(seconds, 1), "MB_per_s": round(full_bytes / MB / seconds, 1)}
     print("verify + stage, the mirror tool's part of an import:", results["verify_and_stage_full"], flush=True)
     results["import_full"]["of_which_mirror_apply_s"] = round(
-        results["import_full"]["seconds"] - results["verify_and_stage_full"]["seconds"], 1)
-    export_ratios = [t[1] / e[0] for e, t in zip(exports, tars, strict=True)]
-    import_ratios = [t[0] / i[0] for i, t in zip(imports, tars, strict=True)]
-    results["ratios"] = {
-        # Throughput ratios (same bytes, so tar's seconds over ours), each of a round's pair.
-        "export_vs_tar_create": round(median(export_ratios), 3),
-        "export_vs_tar_create_runs": [round(r, 3) for r in export_ratios],
-        "import_vs_tar_extract": round(median(import_ratios), 3),
-        "import_vs_tar_extract_runs": [round(r, 3) for r in import_ratios],
-        "origin_serve_only_vs_tar_create": round(create / results["origin_serve_only_full"]["seconds"], 3),
-        "verify_vs_tar_extract": round(extract / results["verify_full"]["seconds"], 3),
-        "verify_and_stage_vs_tar_extract": round(extract / results["verify_and_stage_full"]["seconds"], 3),
-    }
+        results["import_full"]["ours_s"]["median"] - results["verify_and_stage_full"]["seconds"], 1)
     results["load_average_at_end"] = os.getloadavg()
-    for k in range(args.repeat):
-        shutil.rmtree(work / f"tar-files-{k}", ignore_errors=True)
-        shutil.rmtree(work / f"mirror-{k}", ignore_errors=True)
-    shutil.rmtree(staged, ignore_errors=True)
+    for tree in trees:
+        shutil.rmtree(work / tree, ignore_errors=True)
     print(json.dumps(results, indent=1))
+    print(summary(results))
     if made_work and not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def summary(results: dict[str, Any]) -> str:
+    """The figures the targets are about, in a few lines."""
+    lines = []
+    for step, tar in (("export", "tar_c"), ("import", "tar_x")):
+        r = results[f"{step}_full"]
+        met = "met" if r["ratio"] >= 1.0 else "MISSED"
+        lines.append(f"{step}: ours {r['ours_s']['min']:.2f}/{r['ours_s']['median']:.2f} s (min/median), baseline "
+                     f"{r['baseline_s']['min']:.2f}/{r['baseline_s']['median']:.2f} s; baseline/ours "
+                     f"{r['ratio']:.2f}x (target >= 1.0x: {met}); plain tar --zstd alone "
+                     f"{r[f'plain_{tar}_ratio']:.2f}x (information)")
+    rss = {f"{step} {size}": results[f"{step}_{size}"].get("peak_rss_MB",
+                                                           results[f"{step}_{size}"].get(
+                                                               "peak_rss_MB_with_mirror_apply_child"))
+           for step in ("export", "import") for size in ("quarter", "full")}
+    bound = "met" if max(rss.values()) < 300 else "MISSED"
+    bigger = results["export_full"]["bundle_MB"] / results["export_quarter"]["bundle_MB"]
+    # "Flat": the bigger bundle costs at most a fifth more memory (an allowance for noise).
+    growth = {step: rss[f"{step} full"] / rss[f"{step} quarter"] for step in ("export", "import")}
+    flat = ", ".join(f"{step} x{g:.2f} ({'flat' if g <= 1.2 else 'GROWS'})" for step, g in growth.items())
+    lines.append(f"peak RSS (MB), bundles of {results['export_quarter']['bundle_MB']} and "
+                 f"{results['export_full']['bundle_MB']} MB: " + ", ".join(f"{k} {v}" for k, v in rss.items())
+                 + f" (target < 300 MB: {bound}; for x{bigger:.1f} the bundle: {flat})")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

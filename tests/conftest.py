@@ -4,6 +4,7 @@ hypothesis profile CI runs with."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,11 +56,13 @@ class LiveOrigin:
 
 async def start_origin(data_dir: Path, *, fetch_missing: FetchMissing | None = None,
                        setup: Callable[[web.Application], None] | None = None,
+                       clock: Callable[[], float] = time.time,
                        **overrides: object) -> tuple[web.AppRunner, str]:
-    """An origin app served on 127.0.0.1:0; ``setup`` may set app keys before it starts."""
+    """An origin app served on 127.0.0.1:0; ``setup`` may set app keys before it starts;
+    ``clock``: the uplinks' time."""
     defaults: dict[str, object] = {"port": 0, "access_log": False, "feed_poll_interval": 0.2}
     settings = OriginSettings(data_dir=data_dir, **{**defaults, **overrides})  # type: ignore[arg-type]
-    app = create_app(settings, fetch_missing=fetch_missing)
+    app = create_app(settings, fetch_missing=fetch_missing, clock=clock)
     if setup is not None:
         setup(app)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)

@@ -12,9 +12,12 @@
                              "compatibility": {"browsers": [...], "node": ">=18"}}}}
 
 The document is what ``npm publish`` sends, so every npm field we do not model is ignored,
-never refused. A package without an ``eghact`` block is a plain npm package (type
-``library``). Inside the block unknown keys are refused: a misspelt ``capabilites`` must not
-quietly drop a plugin's declared capabilities.
+never refused, and the npm fields we do read follow npm's own leniency: they are read
+through :func:`~eghact_common.npm_leniency.lenient_view`, and what npm only warns about is
+in :attr:`Manifest.warnings`, not a problem. A package without an ``eghact`` block is a plain
+npm package (type ``library``). The ``eghact`` block is our contract and stays strict:
+inside it unknown keys are refused (a misspelt ``capabilites`` must not quietly drop a
+plugin's declared capabilities), and a plugin needs a valid SPDX licence.
 
 Validation reports every problem at once, as one :class:`InvalidManifest` whose problems
 each start with the field path (``eghact.capabilities.required[1]: unknown capability
@@ -40,6 +43,7 @@ from pydantic import (
     ModelWrapValidatorHandler,
     PlainSerializer,
     PlainValidator,
+    PrivateAttr,
     StrictBool,
     ValidationError,
     model_validator,
@@ -49,75 +53,33 @@ from eghact_common import semver
 from eghact_common.capabilities import Capability, InvalidCapability, parse_capability
 from eghact_common.errors import InvalidManifest
 from eghact_common.names import check_name
+from eghact_common.npm_leniency import NpmWarning, check_dependency_spec, lenient_view
 from eghact_common.spdx import InvalidLicense, LicenseExpr, parse_expression
 
-__all__ = ["PLUGIN_TYPES", "Manifest", "check_dependency_spec"]
+__all__ = ["PLUGIN_TYPES", "Manifest", "NpmWarning", "check_dependency_spec"]
 
 PluginType = Literal["component", "transformer", "middleware", "theme"]
 PLUGIN_TYPES: tuple[str, ...] = get_args(PluginType)
 
-REGISTRY_ONLY = "registry packages only: mirrors and edges cannot serve git/file/URL dependencies"
-_DIST_TAG = re.compile(r"[a-zA-Z][a-zA-Z0-9._-]*")
-_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
-_TARBALL = re.compile(r"\.(?:tgz|tar\.gz|tar)$", re.IGNORECASE)
 _PERSON = re.compile(r"^\s*(?P<name>[^<(]*?)\s*(?:<(?P<email>[^>]*)>)?\s*(?:\((?P<url>[^)]*)\))?\s*$")
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
 # ------------------------------------------------------------------------- field rules
 
 
-def _range_or_tag_problem(spec: str) -> str | None:
-    if semver.valid_range(spec) is not None or _DIST_TAG.fullmatch(spec):
-        return None
-    return f"invalid dependency spec {spec!r}: not a semver range, a dist-tag or an npm: alias"
-
-
-def check_dependency_spec(spec: str) -> str | None:
-    """Why ``spec`` cannot be a dependency served by a registry, or None when it can.
-
-    Accepted: a semver range (``^1.2.0``, ``1.x || >=2.5``, ``""``), a dist-tag (``latest``),
-    or an alias ``npm:other-name@range``. Git, URL, file, link and workspace specs are
-    refused, as npm-package-arg would read them (a ``/`` means a path or a GitHub
-    shorthand; a name ending ``.tgz`` is a local tarball).
-    """
-    if spec[:4].lower() == "npm:":
-        target = spec[4:]
-        at = target.find("@", 1)
-        name, wanted = (target, "") if at < 0 else (target[:at], target[at + 1 :])
-        problems = check_name(name, legacy=True)
-        if problems:
-            return f"invalid alias target {name!r}: " + "; ".join(problems)
-        return _range_or_tag_problem(wanted) if wanted else None
-    stripped = spec.strip()
-    if (
-        _SCHEME.match(stripped)
-        or "/" in stripped
-        or "\\" in stripped
-        or stripped.startswith(".")
-        or _TARBALL.search(stripped)
-    ):
-        return f"{spec!r}: {REGISTRY_ONLY}"
-    return _range_or_tag_problem(spec)
-
-
 def _valid_name(name: str) -> str:
-    problems = check_name(name)
+    # npm's errors only: the rules npm added later are warnings (npm_leniency), as they are
+    # for the npm registry, which serves `events` and `JSONStream`.
+    problems = check_name(name, legacy=True)
     if problems:
         raise ValueError(f"invalid package name {name!r}: " + "; ".join(problems))
     return name
 
 
-def _valid_dependency_name(name: str) -> str:
-    # A dependency names a package that exists, maybe from before npm's current rules:
-    # `JSONStream`, or the `events`/`buffer`/`process` polyfills that share core module names.
-    problems = check_name(name, legacy=True)
-    if problems:
-        raise ValueError(f"invalid dependency name {name!r}: " + "; ".join(problems))
-    return name
-
-
 def _valid_version(version: str) -> str:
-    normalised = semver.valid(version)
+    # libnpmpublish sends semver.clean(version) and refuses what does not clean (EBADSEMVER).
+    normalised = semver.clean(version)
     if normalised is None:
         raise ValueError(f"invalid version {version!r}: not a semver version (MAJOR.MINOR.PATCH)")
     return normalised
@@ -134,13 +96,6 @@ def _valid_license(text: str) -> str:
         return str(parse_expression(text))
     except InvalidLicense as exc:
         raise ValueError(str(exc)) from None
-
-
-def _valid_dependency_spec(spec: str) -> str:
-    problem = check_dependency_spec(spec)
-    if problem:
-        raise ValueError(problem)
-    return spec
 
 
 def _valid_export_path(path: str) -> str:
@@ -190,13 +145,8 @@ def _person(value: object) -> object:
 Name = Annotated[str, AfterValidator(_valid_name)]
 Range = Annotated[str, AfterValidator(_valid_range)]
 ExportPath = Annotated[str, AfterValidator(_valid_export_path)]
-DependencyMap = Annotated[
-    dict[
-        Annotated[str, AfterValidator(_valid_dependency_name)],
-        Annotated[str, AfterValidator(_valid_dependency_spec)],
-    ],
-    BeforeValidator(_empty_map_if_none),
-]
+# Names and specs are npm's business: what a registry cannot serve is a warning (npm_leniency).
+DependencyMap = Annotated[dict[str, str], BeforeValidator(_empty_map_if_none)]
 CapabilityItem = Annotated[Capability, PlainValidator(_to_capability), PlainSerializer(str, return_type=str)]
 CapabilityList = Annotated[tuple[CapabilityItem, ...], BeforeValidator(_empty_if_none)]
 Strings = Annotated[tuple[str, ...], BeforeValidator(_empty_if_none)]
@@ -274,12 +224,16 @@ class Manifest(BaseModel):
     )
     main: str | None = None
     eghact: EghactBlock | None = None
+    _warnings: tuple[NpmWarning, ...] = PrivateAttr(default=())
 
     @model_validator(mode="wrap")
     @classmethod
     def _every_problem(cls, data: Any, handler: ModelWrapValidatorHandler[Manifest]) -> Manifest:
         # pydantic stops at nothing within a field but skips model-level checks once a field
         # fails; the cross-field rules run on the raw document so that they are listed too.
+        warnings: list[NpmWarning] = []
+        if isinstance(data, Mapping) and not isinstance(data, Manifest):
+            data, warnings = lenient_view(data)
         problems = _cross_field_problems(data) if isinstance(data, Mapping) else []
         try:
             manifest = handler(data)
@@ -287,6 +241,7 @@ class Manifest(BaseModel):
             raise InvalidManifest(_translate(exc) + problems) from None
         if problems:
             raise InvalidManifest(problems)
+        manifest._warnings = tuple(warnings)
         return manifest
 
     # ------------------------------------------------------------------ constructors
@@ -326,6 +281,12 @@ class Manifest(BaseModel):
     # -------------------------------------------------------------------- accessors
 
     @property
+    def warnings(self) -> tuple[NpmWarning, ...]:
+        """What npm accepts with a warning (or fixes) in the npm fields: the publish response
+        lists them. Empty for a manifest npm would not remark on."""
+        return self._warnings
+
+    @property
     def type(self) -> str:
         """The plugin type, or ``library`` for a plain npm package."""
         return self.eghact.type if self.eghact else "library"
@@ -345,8 +306,10 @@ class Manifest(BaseModel):
 
     @property
     def peer_optional(self) -> frozenset[str]:
-        """Peer dependencies that ``peerDependenciesMeta`` marks optional."""
-        return frozenset(name for name, meta in self.peer_dependencies_meta.items() if meta.optional)
+        """Peer dependencies that ``peerDependenciesMeta`` marks optional (as arborist reads it,
+        an entry for a name that is not a peer declares nothing)."""
+        return frozenset(name for name, meta in self.peer_dependencies_meta.items()
+                         if meta.optional and name in self.peer_dependencies)
 
     @property
     def license_expression(self) -> LicenseExpr | None:
@@ -402,11 +365,8 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out or "manifest"
 
 
-_DEPENDENCY_MAPS = ("dependencies", "optionalDependencies", "peerDependencies")
-
-
 def _version_like(loc: tuple[int | str, ...]) -> bool:
-    return loc[-1] in ("version", "node") or loc[0] in _DEPENDENCY_MAPS
+    return loc[-1] in ("version", "node")
 
 
 def _closed_fields() -> dict[str, tuple[str, ...]]:
@@ -470,14 +430,4 @@ def _cross_field_problems(data: Mapping[str, Any]) -> list[str]:
                     problems.append(f"{where}: {key!r} is {why}")
                 else:
                     seen[key] = group
-    meta = data.get("peerDependenciesMeta", data.get("peer_dependencies_meta"))
-    peers = data.get("peerDependencies", data.get("peer_dependencies"))
-    # A peerDependencies of the wrong type is reported already; every meta key would cascade.
-    if isinstance(meta, Mapping) and (peers is None or isinstance(peers, Mapping)):
-        peer_names = peers or {}
-        problems.extend(
-            f"{_path(('peerDependenciesMeta', name))}: {name!r} is not in peerDependencies"
-            for name in meta
-            if name not in peer_names
-        )
     return problems

@@ -22,7 +22,7 @@ import re
 
 from eghact_common.errors import InvalidName
 
-__all__ = ["check_name", "escape_name", "split_scope", "tarball_filename", "validate_name"]
+__all__ = ["check_name", "escape_name", "name_warnings", "split_scope", "tarball_filename", "validate_name"]
 
 MAX_LENGTH = 214
 
@@ -109,6 +109,13 @@ def check_name(name: object, *, legacy: bool = False) -> list[str]:
         if not scoped_ok:
             problems.append("name can only contain URL-friendly characters")
     return problems
+
+
+def name_warnings(name: str) -> list[str]:
+    """The rules ``name`` breaks that npm added later (its "warnings"): a name that breaks only
+    these is valid for old packages (``JSONStream``, ``events``), not for new ones."""
+    old = check_name(name, legacy=True)
+    return [problem for problem in check_name(name) if problem not in old]
 
 
 def validate_name(name: object, *, legacy: bool = False) -> str:

@@ -33,7 +33,7 @@ ACCEPT_ABBREVIATED = f"{ABBREVIATED_TYPE}; q=1.0, application/json; q=0.8, */*"
 # The staged layout a verified mirror bundle is unpacked into: written by eghact-mirror, read by
 # `eghact-origin mirror-apply` (the contract is drawn in eghact_origin/mirror/apply.py). Both sides
 # import this number, so a change of layout is one edit that neither side can miss.
-STAGE_FORMAT = 4  # 4: a pulled package's entry names the versions it carries
+STAGE_FORMAT = 5  # 4: events in events.jsonl; 5: a pulled package's entry names the versions it carries
 
 # In the demo origin's data dir: {"demo-admin": token, "demo-edge": token}, mode 0600. Written
 # by `eghact-origin demo`, read by `eghact-edge network`, which hands the edge token to its

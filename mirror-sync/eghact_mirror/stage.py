@@ -172,8 +172,8 @@ class StageSink:
 
     def finish(self, index: fmt.Index, digest: str) -> None:
         """``stage.json`` for ``index`` (verified: its entries are what was staged). The events
-        are copied from ``events.jsonl`` as raw JSON objects (never parsed), so a range of a
-        million events costs no memory here."""
+        stay in the staged ``events.jsonl``, which mirror-apply reads a line at a time: a range
+        of a million events costs no memory on either side."""
         self._files.join()
         self.close()
         head = {"format": STAGE_FORMAT, "origin_id": index.origin_id, "from_seq": index.from_seq,
@@ -184,19 +184,10 @@ class StageSink:
                               **({"versions": p["versions"]} if "versions" in p else {})} for p in index.packages],
                 "removed": list(index.removed),
                 "tarballs": {f.path[9:].replace("/", ""): f.size for f in index.files
-                             if f.path.startswith("tarballs/")}}
-        events = self.root / fmt.EVENTS_PATH
+                             if f.path.startswith("tarballs/")},
+                "events": fmt.EVENTS_PATH, "event_count": index.event_count}
         with open(self.root / "stage.json", "wb") as out:
-            out.write(json.dumps(head, separators=(",", ":")).encode()[:-1] + b',"events":[')
-            if events.exists():
-                with open(events, "rb") as lines:
-                    first = True
-                    for line in lines:
-                        line = line.strip()
-                        if line:
-                            out.write(line if first else b"," + line)
-                            first = False
-            out.write(b"]}")
+            out.write(json.dumps(head, separators=(",", ":")).encode())
 
     def close(self) -> None:
         """Stop writing, at once: after :meth:`finish` a no-op; before it, a failure (what it

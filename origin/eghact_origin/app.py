@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -57,9 +58,10 @@ def open_registry(settings: OriginSettings, *,
 
 
 def create_app(settings: OriginSettings, *, reporter: Reporter | None = None,
-               fetch_missing: FetchMissing | None = None) -> web.Application:
+               fetch_missing: FetchMissing | None = None, clock: Callable[[], float] = time.time) -> web.Application:
     """The origin's app. ``fetch_missing``: how resolutions make missing dependencies present
-    (an uplink service's ``ensure_many``); None resolves only what the store holds."""
+    (an uplink service's ``ensure_many``); None resolves only what the store holds. ``clock``:
+    the uplinks' time (pull policy, max ages, the refresher), injected by tests."""
     app = web.Application(middlewares=[access, errors, context], client_max_size=settings.max_request_bytes)
 
     reporter = reporter or PrometheusReporter()
@@ -71,7 +73,7 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None,
     uplinks = None
     if settings.uplinks is not None:
         uplinks = UplinkService(settings.uplinks, registry, reporter=reporter,
-                                policy=PullPolicy.from_settings(settings))
+                                policy=PullPolicy.from_settings(settings), clock=clock)
         notifier.subscribe("uplinks", uplinks.invalidate)
         app[UPLINKS] = uplinks
     co_usage = CoUsage(registry.store, top=settings.co_usage_top, half_life=settings.co_usage_half_life)
@@ -80,6 +82,7 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None,
                               max_stored=settings.resolutions_max_stored,
                               co_usage=co_usage, on_commit=notifier.poke, reporter=reporter,
                               fetch_missing=fetch_missing or (uplinks.ensure_many if uplinks is not None else None),
+                              held_back=uplinks.why_missing if uplinks is not None else None,
                               pull_limits=PullLimits(settings.resolve_fetch_max_names,
                                                      settings.resolve_fetch_seconds, settings.resolve_fetch_rounds))
     notifier.subscribe("registry", registry.invalidate)
@@ -122,6 +125,8 @@ def create_app(settings: OriginSettings, *, reporter: Reporter | None = None,
         await registry.store.configure_public_view(settings.private_scopes)
         await notifier.start()
         await resolutions.start()
+        if uplinks is not None:
+            await uplinks.start()
 
     async def shutdown(app: web.Application) -> None:
         app[CLOSING].set()  # type: ignore[attr-defined]

@@ -49,6 +49,12 @@ class Reporter:
     def uplink_stale(self, uplink: str) -> None:
         """A stored copy was served because its uplink failed or was too slow (stale-if-error)."""
 
+    def uplink_refresher(self, refreshed: int, revealed: int, failed: int, behind: float) -> None:
+        """One cycle of the background refresher: packages ``refreshed`` (revalidated upstream),
+        ``revealed`` (the pull policy applied again when a cooled-down version's time came, no
+        upstream request), ``failed``; ``behind``: how many seconds past its max age the oldest
+        due package was when the cycle began (0 when none was due)."""
+
     def exposition(self) -> bytes:
         return b""
 
@@ -99,6 +105,14 @@ class PrometheusReporter(Reporter):
         self._uplink_stale = Counter("eghact_origin_uplink_stale_serves",
                                      "Stored copies served because the uplink failed or was slow", ["uplink"],
                                      registry=self.registry)
+        self._refresher_cycles = Counter("eghact_origin_uplink_refresher_cycles",
+                                         "Cycles of the uplinks' background refresher", registry=self.registry)
+        self._refresher_packages = Counter("eghact_origin_uplink_refresher_packages",
+                                           "Pulled packages the background refresher handled, by result "
+                                           "(refreshed, revealed, failed)", ["result"], registry=self.registry)
+        self._refresher_behind = Gauge("eghact_origin_uplink_refresher_behind_seconds",
+                                       "How far past its max age the oldest due pulled package was at the last "
+                                       "refresher cycle (0: none was due)", registry=self.registry)
 
     def request(self, route: str, method: str, status: int, seconds: float, size: int) -> None:
         self._requests.labels(route, method, str(status)).inc()
@@ -146,6 +160,13 @@ class PrometheusReporter(Reporter):
 
     def uplink_stale(self, uplink: str) -> None:
         self._uplink_stale.labels(uplink).inc()
+
+    def uplink_refresher(self, refreshed: int, revealed: int, failed: int, behind: float) -> None:
+        self._refresher_cycles.inc()
+        for result, count in (("refreshed", refreshed), ("revealed", revealed), ("failed", failed)):
+            if count:
+                self._refresher_packages.labels(result).inc(count)
+        self._refresher_behind.set(behind)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -31,7 +31,7 @@ from eghact_common.errors import (
     UplinkedPackage,
     VersionExists,
 )
-from eghact_common.manifest import Manifest
+from eghact_common.manifest import Manifest, NpmWarning
 
 from . import packument
 from .auth import AccessPolicy, Principal
@@ -58,6 +58,7 @@ class PublishOutcome:
     version: str
     seq: int
     rev: str
+    warnings: tuple[NpmWarning, ...] = ()
 
 
 def _render(stored: StoredDoc, base_url: str, etag: bool = True) -> Rendered:
@@ -192,7 +193,10 @@ class Registry:
                              code="name_mismatch")
         if body.get("_attachments"):
             outcome = await self._publish(principal, name, body, takeover=takeover)
-            return {"ok": True, "id": outcome.name, "rev": outcome.rev, "seq": outcome.seq}
+            answer: dict[str, Any] = {"ok": True, "id": outcome.name, "rev": outcome.rev, "seq": outcome.seq}
+            if outcome.warnings:  # npm prints none of it; our own clients can
+                answer["warnings"] = [warning.to_json() for warning in outcome.warnings]
+            return answer
         return await self._update_metadata(principal, name, body, allow_unpublish=allow_unpublish)
 
     async def _publish(self, principal: Principal | None, name: str, body: dict[str, Any], *,
@@ -202,7 +206,9 @@ class Registry:
             self.access.check_admin(principal, "take over a name pulled from an uplink")
         else:
             await self._refuse_uplinked(name)
-        names.validate_name(name)
+        # Names valid only for old packages (`events`, `JSONStream`) are accepted, as the npm
+        # registry serves them; the manifest's warnings say so (DESIGN §2).
+        names.validate_name(name, legacy=True)
         versions = body.get("versions")
         attachments = body.get("_attachments")
         if not isinstance(versions, dict) or len(versions) != 1:
@@ -243,7 +249,7 @@ class Registry:
             await self._drop_blob_if_unused(digest, name)
             raise
         await self._changed([event])
-        return PublishOutcome(name, version, event.seq, packument.revision(name, event.seq))
+        return PublishOutcome(name, version, event.seq, packument.revision(name, event.seq), manifest.warnings)
 
     async def _decode_attachment(self, attachment: Any) -> bytes:
         if not isinstance(attachment, dict) or not isinstance(attachment.get("data"), str):

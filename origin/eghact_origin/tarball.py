@@ -23,6 +23,7 @@ import zlib
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
+from eghact_common import semver
 from eghact_common.bodies import parse_json
 from eghact_common.errors import InvalidJson, InvalidTarball, PayloadTooLarge
 from eghact_common.integrity import Hasher
@@ -197,10 +198,15 @@ class _Scan:
             raise _invalid("tarball_bad_manifest", exc.message, path) from exc
         if not isinstance(manifest, dict):
             raise _invalid("tarball_bad_manifest", f"member {path!r} is not a JSON object", path)
+        found = {"name": manifest.get("name"), "version": manifest.get("version")}
+        # The client publishes semver.clean(version) (libnpmpublish), so "v1.0.0" or
+        # "1.0.0+build" in the tarball is the version published as 1.0.0.
+        if isinstance(found["version"], str) and semver.clean(found["version"]) == version:
+            found["version"] = version
         mismatches = {
             field: {"expected": expected, "found": manifest.get(field)}
             for field, expected in (("name", name), ("version", version))
-            if manifest.get(field) != expected
+            if found[field] != expected
         }
         if mismatches:
             said = ", ".join(

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from eghact_common.capabilities import Capability
 from eghact_common.errors import InvalidManifest
-from eghact_common.manifest import Manifest, check_dependency_spec
+from eghact_common.manifest import Manifest, NpmWarning, check_dependency_spec
 from eghact_common.spdx import License, Or
 
 CHART: dict[str, Any] = {
@@ -241,10 +241,11 @@ def test_version_is_normalised() -> None:
 
 def test_keywords_as_a_string_and_author_as_an_object() -> None:
     manifest = Manifest.from_package_json(
-        {"name": "x-y", "version": "0.1.0", "keywords": "a, b,c", "author": {"name": "Ann", "web": "ignored"}}
+        {"name": "x-y", "version": "0.1.0", "keywords": "a, b,c", "author": {"name": "Ann", "web": "https://ann.io"}}
     )
-    assert manifest.keywords == ("a", "b", "c")
-    assert manifest.author is not None and manifest.author.name == "Ann"
+    assert manifest.keywords == ("a", "b,c")  # normalize-package-data splits on /,\s+/
+    assert manifest.author is not None and (manifest.author.name, manifest.author.url) == ("Ann", "https://ann.io")
+    assert manifest.warnings == ()
 
 
 def test_dependencies_on_existing_legacy_names_are_fine() -> None:
@@ -296,7 +297,7 @@ def test_dump_and_load_round_trip() -> None:
 
 def test_every_problem_is_listed() -> None:
     data = {
-        "name": "My Plugin",
+        "name": "My Plugin",  # a space: invalid even for old npm packages
         "version": "1.0",
         "license": "MIT",
         "dependencies": {"left-pad": "github:stevemao/left-pad"},
@@ -306,35 +307,31 @@ def test_every_problem_is_listed() -> None:
             "capabilities": {"required": ["dom:read", "gpu:mine"], "optional": ["dom:read"]},
         },
     }
-    assert problems_of(data) == [
-        "name: invalid package name 'My Plugin': name cannot contain capital letters; "
-        "name can only contain URL-friendly characters",
+    assert problems_of(data) == [  # the git dependency is a warning: npm publishes it
+        "name: invalid package name 'My Plugin': name can only contain URL-friendly characters",
         "version: invalid version '1.0': not a semver version (MAJOR.MINOR.PATCH)",
-        "dependencies.left-pad: 'github:stevemao/left-pad': registry packages only: "
-        "mirrors and edges cannot serve git/file/URL dependencies",
         "eghact.type: input should be 'component', 'transformer', 'middleware' or 'theme', got 'widget'",
         "eghact.capabilities.required[1]: unknown capability 'gpu:mine'",
         "eghact.capabilities.optional[0]: 'dom:read' is both required and optional",
     ]
 
 
-def test_five_problems_give_five() -> None:
-    data = with_changes(version="one", license="Apache 2")
+def test_four_problems_give_four() -> None:
+    data = with_changes(version="one", license="Apache 2")  # a plugin: its licence is checked
     data["eghact"]["version"] = "next-ish!"
     data["eghact"]["exports"]["main"] = "../outside.js"
-    data["peerDependenciesMeta"] = {"react": {"optional": True}}
+    data["peerDependenciesMeta"] = {"react": {"optional": True}}  # npm ignores it: a warning
     problems = problems_of(data)
-    assert len(problems) == 5
     assert [problem.split(":")[0] for problem in problems] == [
         "version",
         "license",
         "eghact.version",
         "eghact.exports.main",
-        "peerDependenciesMeta.react",
     ]
 
 
 def test_a_messy_manifest() -> None:
+    # Of the npm fields only the version is refused (npm refuses it too); the rest are warnings.
     data = {
         "name": "ok-name",
         "version": 1.5,
@@ -352,13 +349,6 @@ def test_a_messy_manifest() -> None:
     }
     assert problems_of(data) == [
         "version: input should be a valid string, got 1.5 (quote it: in YAML an unquoted 1.0 is a number)",
-        "author: author must be 'Name <email> (url)' or an object {name, email, url}",
-        "keywords[0]: input should be a valid string, got 1",
-        "dependencies[\"Bad Name\"]: invalid dependency name 'Bad Name': name can only contain URL-friendly characters",
-        "dependencies.x: input should be a valid string, got 3 (quote it: in YAML an unquoted 1.0 is a number)",
-        "dependencies.y: 'file:../y': registry packages only: mirrors and edges cannot serve git/file/URL dependencies",
-        "peerDependencies: expected an object, got str",
-        "peerDependenciesMeta.nope.optional: input should be a valid boolean, got 'yes'",  # not a peer: see below
         "eghact.version: required",
         "eghact.capabilities.required[2]: a capability must be a string, not int",
         "eghact.capabilities.optional[0]: invalid capability 'network:fetch:*.com': "
@@ -371,8 +361,19 @@ def test_a_messy_manifest() -> None:
         "license: required for Eghact plugins (an SPDX expression, or UNLICENSED)",
         "eghact.capabilities.required[1]: 'dom:read' is listed twice",
     ]
-    data["peerDependencies"] = {"react": "^18"}
-    assert "peerDependenciesMeta.nope: 'nope' is not in peerDependencies" in problems_of(data)
+    data["version"], data["eghact"] = "1.5.0", {"version": "^2", "type": "transformer"}
+    data["license"] = "MIT"
+    warned = Manifest.from_package_json(data).warnings
+    assert [(w.field, w.code) for w in warned] == [
+        ("author", "author_invalid"),
+        ("keywords", "keyword_not_string"),
+        ('dependencies["Bad Name"]', "dependency_name_invalid"),
+        ("dependencies.x", "dependency_not_string"),
+        ("dependencies.y", "dependency_not_registry"),
+        ("peerDependencies", "dependencies_not_object"),
+        ("peerDependenciesMeta.nope", "peer_meta_not_peer"),
+        ("peerDependenciesMeta.nope", "peer_meta_invalid"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -382,9 +383,12 @@ def test_a_messy_manifest() -> None:
         ({"name": "x"}, "version: required"),
         ({"name": "x", "version": "1.0.0", "license": "MIT", "eghact": {"type": "theme"}}, "eghact.version: required"),
         ({"name": "x", "version": "1.0.0", "license": "MIT", "eghact": "yes"}, "eghact: expected an object, got str"),
-        ({"name": "http", "version": "1.0.0"}, "name: invalid package name 'http': http is a core module name"),
-        ({"name": "x", "version": "1.0.0", "license": {"type": "MIT"}}, "license: input should be a valid string"),
-        ({"name": "x", "version": "1.0.0", "license": "MIT/X11"}, "license: invalid licence expression 'MIT/X11'"),
+        ({"name": "node_modules", "version": "1.0.0"}, "name: invalid package name 'node_modules'"),
+        ({"name": "x", "version": "1.0", "license": "MIT"}, "version: invalid version '1.0'"),
+        ({"name": "x", "version": "1.0.0", "license": {"type": "MIT"}, "eghact": {"version": "2", "type": "theme"}},
+         "license: input should be a valid string"),
+        ({"name": "x", "version": "1.0.0", "license": "MIT/X11", "eghact": {"version": "2", "type": "theme"}},
+         "license: invalid licence expression 'MIT/X11'"),
     ],
 )
 def test_single_problems(document: dict[str, Any], problem: str) -> None:
@@ -478,9 +482,10 @@ def test_bad_specs(spec: str, says: str) -> None:
 def test_every_dependency_map_is_checked(field: str) -> None:
     data = with_changes(**{field: {"x": "github:a/b"}})
     data["peerDependenciesMeta"] = {}
-    assert problems_of(data) == [
-        f"{field}.x: 'github:a/b': registry packages only: mirrors and edges cannot serve git/file/URL dependencies"
-    ]
+    # npm publishes git specs; a registry cannot serve them, so the publish says so and resolve refuses them.
+    assert Manifest.from_package_json(data).warnings == (NpmWarning(
+        f"{field}.x", "dependency_not_registry",
+        "'github:a/b': registry packages only: mirrors and edges cannot serve git/file/URL dependencies"),)
 
 
 # ----------------------------------------------------------------------------- YAML

@@ -165,8 +165,8 @@ async def test_invalid_manifest_lists_every_problem(origin: LiveOrigin) -> None:
                                   headers=origin.auth(token)) as response:
         body = await response.json()
     problems = body["detail"]["problems"]
-    assert len(problems) >= 5, problems
-    for needle in ("license", "dependencies", "eghact.version", "eghact.type", "capabilities"):
+    assert len(problems) >= 4, problems  # the file: dependency is only a warning (npm publishes it)
+    for needle in ("license", "eghact.version", "eghact.type", "capabilities"):
         assert any(needle in p for p in problems), (needle, problems)
 
 

@@ -54,10 +54,11 @@ def stage(origin: OriginProcess, into: Path, *, since: int, previous: str | None
                 tarballs[digest] = len(data)
     to_seq = events[-1]["seq"] if events else since
     digest = hashlib.sha256(json.dumps([since, to_seq, names]).encode()).hexdigest()
+    (into / "events.jsonl").write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in events))
     manifest_ = {"format": STAGE_FORMAT, "origin_id": origin_id, "from_seq": since, "to_seq": to_seq,
                  "bundle_digest": digest, "previous_digest": previous, "base_url": origin.url,
-                 "packuments": "packuments.pack",
-                 "packages": packages, "removed": removed, "tarballs": tarballs, "events": events}
+                 "packuments": "packuments.pack", "packages": packages, "removed": removed, "tarballs": tarballs,
+                 "events": "events.jsonl", "event_count": len(events)}
     (into / "stage.json").write_text(json.dumps(manifest_))
     return manifest_
 

@@ -13,6 +13,8 @@ write forms (publish, deprecate, unpublish) that share those paths.
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +27,7 @@ from eghact_common.wire import ABBREVIATED_TYPE
 
 from ..registry import Rendered
 from ..storage import TarballRecord
+from ..uplinks.service import UplinkService
 from .appkeys import ACCESS, PRINCIPAL, REGISTRY, REPORTER, ROUTE, SETTINGS, UPLINKS
 from .paths import PackagePath, package_path, raw_segments
 from .responses import base_url, cacheable, json_ok
@@ -65,8 +68,9 @@ async def get_packument(request: web.Request, path: PackagePath) -> web.StreamRe
     uplinks = request.app.get(UPLINKS)
     if uplinks is not None:
         await uplinks.ensure(path.name)
-    rendered = await registry.packument(path.name, abbreviated=abbreviated,
-                                        base_url=base_url(request, request.app[SETTINGS].public_url))
+    async with held_back(uplinks, path.name):
+        rendered = await registry.packument(path.name, abbreviated=abbreviated,
+                                            base_url=base_url(request, request.app[SETTINGS].public_url))
     return cacheable(request, rendered.body, **packument_caching(path.name, rendered, abbreviated=abbreviated,
                                                                 private=access.is_private(path.name)))
 
@@ -78,8 +82,9 @@ async def get_version(request: web.Request, path: PackagePath, spec: str) -> web
     uplinks = request.app.get(UPLINKS)
     if uplinks is not None:
         await uplinks.ensure(path.name)
-    rendered = await request.app[REGISTRY].version(
-        path.name, spec, base_url=base_url(request, request.app[SETTINGS].public_url))
+    async with held_back(uplinks, path.name, version=spec):
+        rendered = await request.app[REGISTRY].version(
+            path.name, spec, base_url=base_url(request, request.app[SETTINGS].public_url))
     return cacheable(request, rendered.body,
                      **version_caching(path.name, rendered, private=access.is_private(path.name)))
 
@@ -94,13 +99,14 @@ async def get_tarball(request: web.Request, path: PackagePath, filename: str) ->
         record = await registry.tarball(path.name, filename)
     else:
         found: TarballRecord | None = None
-        try:
-            found = await registry.tarball(path.name, filename)
-        except Unpublished:
-            raise
-        except NotFound:
-            pass  # not pulled yet: the uplink may have it
-        record = await uplinks.tarball(path.name, filename, found)
+        async with held_back(uplinks, path.name, filename=filename):
+            try:
+                found = await registry.tarball(path.name, filename)
+            except Unpublished:
+                raise
+            except NotFound:
+                pass  # not pulled yet: the uplink may have it
+            record = await uplinks.tarball(path.name, filename, found)
     caching = tarball_caching(record, private=access.is_private(path.name))
     if request.headers.get("If-None-Match"):
         # Validators first: a 304 needs no disk read.
@@ -109,6 +115,21 @@ async def get_tarball(request: web.Request, path: PackagePath, filename: str) ->
             return probe
     body = await run_blocking(registry.blobs.get, record.blob_digest)
     return cacheable(request, body, **caching)
+
+
+@asynccontextmanager
+async def held_back(uplinks: UplinkService | None, name: str, *, version: str | None = None,
+                    filename: str | None = None) -> AsyncIterator[None]:
+    """A read of a pulled package that found nothing because the pull policy hides what was
+    asked answers 404 ``versions_held_back`` (why, and when it becomes visible), not a plain
+    404 that would send a client to look elsewhere; any other NotFound goes on as it is."""
+    try:
+        yield
+    except NotFound as missing:
+        why = await uplinks.held_back(name, version=version, filename=filename) if uplinks is not None else None
+        if why is None:
+            raise
+        raise why from missing
 
 
 # The caching parameters of each read (``responses.cacheable`` / ``caching_headers``), shared

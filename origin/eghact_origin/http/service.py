@@ -115,7 +115,7 @@ async def health(request: web.Request) -> web.StreamResponse:
         "packages": stats["packages"], "versions": stats["versions"],
     }
     if upstream is not None:
-        body["uplinks"] = {"serving_stale": upstream["serving_stale"],
+        body["uplinks"] = {"serving_stale": upstream["serving_stale"], "refresh": upstream["refresh"],
                            "states": {name: u["state"] for name, u in upstream["uplinks"].items()}}
         if principal is not None and principal.is_admin:  # URLs and errors are the operator's
             body["uplinks"]["detail"] = upstream["uplinks"]

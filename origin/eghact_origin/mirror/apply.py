@@ -2,16 +2,17 @@
 
 The origin owns its data-dir format; the mirror tool (which may not import the origin)
 verifies a bundle's signature and digests, unpacks it into a *staged* directory, and runs
-this command. Staged layout (a contract with ``eghact_mirror``, format 4: ``eghact_common.wire.STAGE_FORMAT``)::
+this command. Staged layout (a contract with ``eghact_mirror``, format 5: ``eghact_common.wire.STAGE_FORMAT``)::
 
-    STAGE/stage.json   {"format": 3, "origin_id", "from_seq", "to_seq", "bundle_digest",
+    STAGE/stage.json   {"format": 5, "origin_id", "from_seq", "to_seq", "bundle_digest",
                         "previous_digest", "base_url", "packuments": "packuments.pack",
                         "packages": [{"name", "full": [OFFSET, LENGTH],
                                       "abbreviated": [OFFSET, LENGTH],
                                       "versions": [...] (a pulled package only)} ...],
                         "removed": [names every version of which is unpublished],
                         "tarballs": {"<sha512 hex>": SIZE, ...},
-                        "events": [change events, origin seqs, in order]}
+                        "events": "events.jsonl", "event_count": N}
+    STAGE/events.jsonl                  the change events (origin seqs), one a line, in order
     STAGE/packuments.pack               the packuments exactly as the origin served them
     STAGE/tarballs/<ab>/<sha512>        each tarball ``tarballs`` lists, named by its sha512
 
@@ -22,7 +23,7 @@ thousands of blobs move in a few hundred renames, and are synced once.
 
 A package entry with ``versions`` is a package the origin pulled from an uplink: it carries
 those versions' tarballs only, and the mirror stores the union of what it holds and what the
-bundle brings (:mod:`.pulled`). Format 4 added that key (3 had none): an older mirror-apply
+bundle brings (:mod:`.pulled`). Format 5 added that key (4 had none): an older mirror-apply
 refuses the stage as ``bad_stage`` rather than taking it for a whole package.
 
 Packuments are stored as the origin served them (only the base URL of tarball links is
@@ -58,7 +59,7 @@ from eghact_common.wire import STAGE_FORMAT
 from ..storage import FileBlobStore, MirrorState, MirrorWriter, PackageRows, SqliteMetadataStore
 from .errors import MirrorApplyError
 from .pulled import pulled_rows
-from .rows import applied, audit_data, package_rows, read_at
+from .rows import applied, audit_data, package_rows, read_at, staged_events
 
 __all__ = ["ApplyReport", "MirrorApplyError", "apply_staged"]
 
@@ -104,7 +105,9 @@ def apply_staged(data_dir: Path, stage_dir: Path) -> ApplyReport:
     if not all(_HEX512.match(digest) and isinstance(size, int) for digest, size in staged.items()):
         raise MirrorApplyError("the staged tarball list names something that is not a sha512", code="bad_stage",
                                exit_code=10)
-    report = ApplyReport(True, len(stage["packages"]), len(staged), len(stage["events"]), stage["to_seq"])
+    if not isinstance(stage.get("event_count"), int):
+        raise MirrorApplyError("the staged layout has no event count", code="bad_stage", exit_code=10)
+    report = ApplyReport(True, len(stage["packages"]), len(staged), stage["event_count"], stage["to_seq"])
     if _apply_fresh(data_dir, stage_dir, stage, staged):
         return report
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +125,7 @@ def apply_staged(data_dir: Path, stage_dir: Path) -> ApplyReport:
         durable = _Durable(blobs, stage_dir / "tarballs") if staged else None
         try:
             with open(stage_dir / stage["packuments"], "rb") if stage["packages"] else io.BytesIO() as pack:
-                freed = store.mirror_apply_sync(lambda writer: _apply(writer, stage, pack, staged,
+                freed = store.mirror_apply_sync(lambda writer: _apply(writer, stage_dir, stage, pack, staged,
                                                                       durable.wait if durable else lambda: None))
         finally:
             if durable is not None:
@@ -153,7 +156,7 @@ def _apply_fresh(data_dir: Path, stage_dir: Path, stage: dict[str, Any], staged:
     return True
 
 
-def _apply(writer: MirrorWriter, stage: dict[str, Any], pack: BinaryIO, staged: dict[str, int],
+def _apply(writer: MirrorWriter, stage_dir: Path, stage: dict[str, Any], pack: BinaryIO, staged: dict[str, int],
            before_commit: Callable[[], None]) -> list[str]:
     state = writer.state()
     if not _check_continuity(state, stage):  # re-checked under the write lock
@@ -177,7 +180,7 @@ def _apply(writer: MirrorWriter, stage: dict[str, Any], pack: BinaryIO, staged: 
             freed += writer.write_package(rows, name in existing)
     for name in stage.get("removed", []):
         freed += writer.remove_package(name)
-    writer.write_events(stage["events"], stage["to_seq"])
+    writer.write_events(staged_events(stage_dir, stage), stage["to_seq"])
     writer.set_state(applied(state, stage))
     writer.audit("mirror-apply", "mirror", stage["bundle_digest"], audit_data(stage))
     # Only blobs no live version still names are freed.

@@ -40,7 +40,7 @@ from eghact_common.durable import fsync_dir
 from ..storage import DB_FILE as DB
 from ..storage import FileBlobStore, MirrorState, PackageRows, build_mirror_database, iso
 from .pulled import pulled_rows
-from .rows import applied, audit_data, package_rows, read_at
+from .rows import applied, audit_data, package_rows, read_at, staged_events
 
 _BUILDING = f"{DB}.building"
 _BATCH = 256  # packages per batch of rows: bounded memory, few statements
@@ -104,7 +104,8 @@ def _link(source: Path, target: Path, data_dir: Path) -> None:
 
 def _build(path: Path, stage: dict[str, Any], pack_path: Path, sizes: dict[str, int]) -> None:
     build_mirror_database(
-        path, _package_batches(stage, pack_path, sizes), stage["events"], applied(MirrorState(), stage),
+        path, _package_batches(stage, pack_path, sizes), staged_events(pack_path.parent, stage),
+        applied(MirrorState(), stage),
         ("mirror-apply", "mirror", stage["bundle_digest"], audit_data(stage), iso(datetime.now(UTC))))
 
 

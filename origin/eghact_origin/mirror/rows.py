@@ -6,6 +6,10 @@ bundle and its audit record. It lives apart from both so that neither imports th
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from eghact_common import integrity
@@ -13,6 +17,8 @@ from eghact_common import integrity
 from ..storage import MirrorState, PackageRows, VersionRow
 from . import fragments
 from .errors import MirrorApplyError
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def package_rows(name: str, full: bytes, abbreviated: bytes, base_url: str, seq: int,
@@ -52,6 +58,22 @@ def read_at(pack: BinaryIO, where: list[int]) -> bytes:
     return data
 
 
+def staged_events(stage_dir: Path, stage: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The range's change events, in order, read a line at a time from the staged file
+    ``stage["events"]`` names (a full bundle's are tens of MB: never all in memory)."""
+    name = stage["events"]
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+        raise MirrorApplyError("the staged events are not a file in the staging dir", code="bad_stage",
+                               exit_code=10)
+    path = stage_dir / name
+    if not path.exists():  # a range whose filter kept no event
+        return
+    with open(path, "rb") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
 def applied(state: MirrorState, stage: dict[str, Any]) -> MirrorState:
     """The mirror's place once ``stage`` is applied after ``state``."""
     return MirrorState(stage["origin_id"], stage["to_seq"], stage["bundle_digest"],
@@ -61,4 +83,4 @@ def applied(state: MirrorState, stage: dict[str, Any]) -> MirrorState:
 def audit_data(stage: dict[str, Any]) -> dict[str, Any]:
     """What the audit record of an apply says (both ways write the same)."""
     return {"origin_id": stage["origin_id"], "from_seq": stage["from_seq"], "to_seq": stage["to_seq"],
-            "packages": len(stage["packages"]), "events": len(stage["events"])}
+            "packages": len(stage["packages"]), "events": stage["event_count"]}

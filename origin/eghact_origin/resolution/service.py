@@ -21,7 +21,7 @@ import json
 import logging
 import multiprocessing
 from collections import Counter, defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 from cachetools import LRUCache
 
 from eghact_common import wire
-from eghact_common.errors import NotFound, PayloadTooLarge
+from eghact_common.errors import EghactError, NotFound, PayloadTooLarge
 from eghact_common.serving import cancel_and_wait
 
 from ..auth import AccessPolicy, Principal
@@ -42,6 +42,10 @@ from .cousage import CoUsage
 from .worker import BuildResult, build, init_worker, walk, with_base
 
 log = logging.getLogger("eghact.resolutions")
+
+#: The error that says why names a build found missing are missing when the uplinks' pull
+#: policy hides them (404 ``versions_held_back``), or None (the uplink service's ``why_missing``).
+HeldBack = Callable[[list[str]], Awaitable[EghactError | None]]
 
 # Hit counts are folded into the table at invalidation and shutdown; a registry that sees many
 # distinct requests and no change folds them when this many digests are waiting instead.
@@ -82,10 +86,14 @@ class Resolutions:
                  popular_hits: int = 3, cache_bytes: int = 64 * 1024 * 1024, max_roots: int | None = None,
                  co_usage: CoUsage | None = None, on_commit: Callable[[], None] | None = None,
                  max_stored: int | None = None, fetch_missing: FetchMissing | None = None,
-                 pull_limits: PullLimits | None = None, reporter: Reporter | None = None):
+                 pull_limits: PullLimits | None = None, reporter: Reporter | None = None,
+                 held_back: HeldBack | None = None):
         self._store = store
         # None: only what the store holds is resolved (a registry without uplinks)
         self._fetch_missing = fetch_missing
+        # Why names an unresolvable build found missing are missing, when the uplinks' pull
+        # policy hides them: the error a read of them gets, not "not in the registry".
+        self._held_back = held_back
         self._pull_limits = pull_limits or PullLimits()
         self._reporter = reporter or Reporter()
         self._max_stored = max_stored
@@ -196,6 +204,10 @@ class Resolutions:
         self._building[digest] = future
         try:
             result = await self._produce(request)
+            if result.status == 422 and result.missing and self._held_back is not None:
+                why = await self._held_back(list(result.missing))
+                if why is not None:
+                    raise why
             built = Built(result.hash, result.status, result.body, result.considered, result.seq)
             # A name still missing when names can be pulled is an upstream's answer of the
             # moment (it remembers a 404 briefly, never for ever): answered, not kept.

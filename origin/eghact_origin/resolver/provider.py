@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 
 from eghact_common import semver
 from eghact_common.errors import NotFound
+from eghact_common.npm_leniency import js_truthy
 
 __all__ = [
     "EdgeType",
@@ -226,7 +227,8 @@ def _version_info(name: str, version: str, doc: Mapping[str, Any]) -> VersionInf
         dependencies=_string_map(doc.get("dependencies")),
         optional_dependencies=_string_map(doc.get("optionalDependencies")),
         peer_dependencies=_string_map(doc.get("peerDependencies")),
-        peer_optional=frozenset(k for k, v in meta.items() if isinstance(v, Mapping) and v.get("optional") is True),
+        # arborist: `peerDependenciesMeta[name]?.optional`, truthy (and only names that are peers count)
+        peer_optional=frozenset(k for k, v in meta.items() if isinstance(v, Mapping) and js_truthy(v.get("optional"))),
         # npm treats an empty deprecation message as "not deprecated"
         deprecated=deprecated if isinstance(deprecated, str) and deprecated else None,
         type=str(eghact.get("type", "library")) if eghact else "library",  # no eghact block: a library

@@ -6,7 +6,7 @@ Each method's docstring states its contract (and its cost where a caller must kn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -114,9 +114,10 @@ class MirrorWriter(Protocol):
     def remove_package(self, name: str) -> list[str]:
         """Unpublish every live version of ``name``; returns the digests they named."""
 
-    def write_events(self, events: list[dict[str, Any]], to_seq: int) -> None:
+    def write_events(self, events: Iterable[dict[str, Any]], to_seq: int) -> None:
         """The origin's events with their seqs (and the advisories they carry); the feed's
-        position becomes at least ``to_seq``."""
+        position becomes at least ``to_seq``. ``events`` is read once, in order, as it comes
+        (a staged file's lines): a backend keeps no more of it than one batch of rows."""
 
     def set_state(self, state: MirrorState) -> None: ...
 
@@ -321,14 +322,30 @@ class MetadataStore(Protocol):
         longer lists are unpublished, its tags replaced, a version already stored with the same
         integrity keeps its fetched tarball (digest and size), its fetch state replaced. When its
         versions, documents, deprecations or tags changed (or it is new), ONE ``uplink`` event
-        (keys ``pkg:<name>``, ``search``) and an audit record (``uplink-pull`` the first time,
+        (keys ``pkg:<name>``, ``search``, and the tarball key of each version no longer served)
+        and an audit record (``uplink-pull`` the first time,
         ``uplink-refresh`` after); otherwise no event. Returns (events, blob digests of versions
         it unpublished). Raises UplinkedPackage ``local_package`` when the name is local (nothing
-        written): a local name is never overwritten by an uplink, whatever the caller checked."""
+        written): a local name is never overwritten by an uplink, whatever the caller checked.
+        The fetch state (``fetched``, validators, ``raw``, ``hidden``, ``reveal_at``) is
+        replaced even when nothing else changed."""
 
     async def uplink_touch(self, name: str, *, fetched: float, etag: str | None,
                            last_modified: str | None) -> None:
-        """Record a revalidation that changed nothing (a 304): the fetch time and validators."""
+        """Record a revalidation that changed nothing (a 304): the fetch time and validators
+        (a None validator keeps the stored one); ``hidden`` and ``reveal_at`` stay."""
+
+    async def uplink_due(self, uplink: str, before: float, limit: int) -> list[tuple[str, float]]:
+        """The pulled packages of ``uplink`` last fetched before ``before`` (epoch seconds), as
+        (name, fetched), oldest first (ties by name), at most ``limit``: what the background
+        refresher revalidates next. A save or a touch moves a package to the back. Cost: one
+        range scan of an index on (uplink, fetched), ``limit`` rows."""
+
+    async def uplink_reveals(self, before: float, limit: int) -> list[tuple[str, float]]:
+        """The pulled packages whose ``reveal_at`` (saved with :meth:`uplink_save`: the moment
+        the first version the cooldown hides becomes visible) is before ``before``, as (name,
+        reveal_at), earliest first (ties by name), at most ``limit``; packages without one never
+        appear. Cost: one range scan of a partial index, ``limit`` rows."""
 
     async def uplink_tarball_url(self, name: str, filename: str) -> str | None:
         """The upstream URL of a pulled package's tarball (None: not a pulled tarball)."""

@@ -231,6 +231,7 @@ class PulledPackage:
     last_modified: str | None
     fetched: float                 # when it was fetched (epoch seconds)
     hidden: dict[str, str] = field(default_factory=dict)  # what the pull policy hid, and why
+    reveal_at: float | None = None  # when the first version the cooldown hides becomes visible
 
 
 @dataclass(frozen=True)
@@ -245,3 +246,4 @@ class UplinkState:
     fetched: float
     raw: bytes
     hidden: dict[str, str] = field(default_factory=dict)
+    reveal_at: float | None = None

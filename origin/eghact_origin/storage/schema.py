@@ -204,7 +204,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (name, version)
     );
     """,
-    # Next migration: append here as 8 (never edit an applied one).
+    # 8: the uplinks' background refresher (issue 14). ``reveal_at``: the earliest moment a
+    # version the cooldown hides becomes visible (epoch seconds; NULL: time changes nothing),
+    # so the policy is re-applied then with no upstream request. The two indexes serve the
+    # refresher's questions: the pulled packages of one uplink fetched longest ago, and the
+    # next reveals (partial: most packages have none).
+    """
+    ALTER TABLE uplink_packages ADD COLUMN reveal_at REAL;
+    CREATE INDEX uplink_packages_due ON uplink_packages (uplink, fetched);
+    CREATE INDEX uplink_packages_reveal ON uplink_packages (reveal_at) WHERE reveal_at IS NOT NULL;
+    """,
+    # Next migration: append here as 9 (never edit an applied one).
 )
 
 

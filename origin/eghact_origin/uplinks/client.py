@@ -130,7 +130,10 @@ class UplinkClient:
                 self._reporter.uplink_error(uplink.name, failure.kind)
                 if attempt + 1 < attempts:
                     await self._sleep(self._config.backoff * 2 ** attempt * (0.5 + self._jitter()))
-                    continue
+                    # Other requests may have taken the uplink down meanwhile (the refresher has
+                    # several in flight): then this one asks no more either.
+                    if self._clock() >= health.down_until:
+                        continue
                 self._failed(health, str(failure))
                 raise UplinkUnavailable(f"uplink {uplink.name} failed: {failure}",
                                         detail={"uplink": uplink.name, "kind": failure.kind}) from None

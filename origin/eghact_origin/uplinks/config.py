@@ -63,7 +63,21 @@ class UplinkConfig:
     # A refresh slower than this serves the stored copy (stale-if-error covers slowness too);
     # the refresh goes on in the background and its result is stored when it comes.
     refresh_deadline: float = 3.0
+    # The background refresher (refresher.py): a cycle every ``refresh_interval`` seconds (None:
+    # a quarter of max_age, between 0.5 and 30 s), at most ``refresh_batch`` packages of each
+    # uplink per cycle, ``refresh_concurrency`` upstream requests at once (all of them 304s in
+    # the usual case: see the refresher's docstring for what that keeps fresh).
+    refresh_interval: float | None = None
+    refresh_batch: int = 256
+    refresh_concurrency: int = 4
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def refresh_every(self) -> float:
+        """Seconds between two cycles of the background refresher."""
+        if self.refresh_interval is not None:
+            return self.refresh_interval
+        return min(30.0, max(0.5, self.max_age / 4))
 
     def uplink(self, name: str) -> Uplink:
         return next(u for u in self.uplinks if u.name == name)

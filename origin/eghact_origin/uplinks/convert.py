@@ -56,9 +56,12 @@ def check_document(name: str, doc: Any, uplink: str) -> dict[str, Any]:
 
 
 def pulled_package(name: str, uplink: str, base_url: str, doc: dict[str, Any], *, raw: bytes, etag: str | None,
-                   last_modified: str | None, fetched: float, hidden: dict[str, str]) -> PulledPackage:
+                   last_modified: str | None, fetched: float, hidden: dict[str, str],
+                   reveal_at: float | None = None) -> PulledPackage:
     """The rows of ``doc`` (already through the pull policy) as served by uplink ``uplink`` at
-    ``base_url``; ``raw`` is the compressed upstream document as fetched."""
+    ``base_url``; ``raw`` is the compressed upstream document as fetched. With every version
+    hidden (``doc`` has none) it has no rows and no tags: the store keeps the name as pulled,
+    with nothing to read, and the service explains why (404 ``versions_held_back``)."""
     found = doc.get("time")
     times: dict[str, Any] = found if isinstance(found, dict) else {}
     rows: list[VersionRow] = []
@@ -71,7 +74,8 @@ def pulled_package(name: str, uplink: str, base_url: str, doc: dict[str, Any], *
     tags = [(tag, version) for tag, version in (doc.get("dist-tags") or {}).items()
             if isinstance(tag, str) and tag and version in kept]
     created = times.get("created") if isinstance(times.get("created"), str) else ""
-    return PulledPackage(name, uplink, rows, tags, created or "", urls, raw, etag, last_modified, fetched, hidden)
+    return PulledPackage(name, uplink, rows, tags, created or "", urls, raw, etag, last_modified, fetched, hidden,
+                         reveal_at)
 
 
 def _version_row(name: str, version: Any, vdoc: Any, times: dict[str, Any], base_url: str,

@@ -11,7 +11,12 @@ that stores a pull), never for a name routed ``local``.
   into rows (``convert.py``) and stores it in one transaction with one ``uplink`` event, which
   the change dispatcher delivers (edges purge, resolutions are rebuilt, rendered bytes dropped).
 - A stale copy is revalidated with the validators of its last fetch; a 304 re-applies the
-  policy to the stored upstream document (time passes) and writes only if that changed.
+  policy to the stored upstream document (time passes) and writes only if that changed. The
+  background refresher (``refresher.py``) does this for every pulled package past its max age,
+  read or not, and applies the policy again at each reveal time; a read finding a stale copy
+  still revalidates it, sharing the refresher's flight.
+- A read of what the policy hides (a package with nothing visible, a hidden version, its
+  tarball) is told why: :meth:`UplinkService.held_back`, 404 ``versions_held_back``.
 - Stale-if-error: a copy is served when its refresh fails or takes longer than the deadline
   (the refresh goes on and stores its result); a name the store lacks gets 502.
 - Concurrent requests for one name (or one tarball) share one upstream request (single-flight).
@@ -32,9 +37,9 @@ from typing import Any, TypeVar
 
 from cachetools import LRUCache, TTLCache
 
-from eghact_common import integrity, wire
+from eghact_common import integrity, names, wire
 from eghact_common.blocking import run_blocking
-from eghact_common.errors import EghactError, NotFound, UplinkUnavailable
+from eghact_common.errors import EghactError, NotFound, UplinkUnavailable, VersionsHeldBack
 
 from ..metrics import Reporter
 from ..registry import Registry
@@ -43,6 +48,7 @@ from . import convert
 from .client import UplinkClient
 from .config import LOCAL, Uplink, UplinkConfig
 from .policy import PullDecision, PullPolicy
+from .refresher import Refresher
 
 T = TypeVar("T")
 _BIG = 256 * 1024  # documents bigger than this are parsed and rendered off the event loop
@@ -67,8 +73,14 @@ class UplinkService:
                                                        timer=clock)
         self._flights: dict[tuple[str, ...], asyncio.Future[Any]] = {}
         self._stale: dict[str, float] = {}  # names whose stored copy is served past a failed refresh
+        self.refresher = Refresher(self, self._store, config, reporter=self._reporter, clock=clock)
+
+    async def start(self) -> None:
+        """Start the background refresher (the app's startup: on the serving loop)."""
+        self.refresher.start()
 
     async def stop(self) -> None:
+        await self.refresher.stop()
         for future in list(self._flights.values()):
             future.cancel()
         await self.client.close()
@@ -151,10 +163,77 @@ class UplinkService:
             return False
         doc = await self._parse(convert.decompress(state.raw), name, state.uplink)
         decision = await self._decide(name, doc)
-        if decision.hidden == state.hidden:
+        if not _differs(decision, state):
             return False
         return await self._save(name, state.uplink, decision, state.raw, state.etag, state.last_modified,
                                 state.fetched)
+
+    # -- the background refresher's calls (refresher.py) ----------------------------------
+
+    def available(self) -> list[str]:
+        """The uplinks that may be asked now: not down (cooling off after failed requests)."""
+        now = self._clock()
+        return [name for name, health in self.client.health.items() if health.state(now) != "down"]
+
+    async def refresh(self, name: str) -> bool:
+        """Revalidate the pulled package ``name`` now, whatever its age, sharing a read's refresh
+        in flight. False when it may not be requested any more (a route to ``local`` or a
+        private scope added since it was pulled): it is then marked checked, and kept as it is.
+        Raises EghactError when the uplink failed (the stored copy is served meanwhile)."""
+        uplink = await self.gate(name)
+        state = await self._store.uplink_state(name)
+        if state is None:
+            return False
+        if uplink is None:
+            await self._store.uplink_touch(name, fetched=self._clock(), etag=None, last_modified=None)
+            return False
+        await self._flight(("pkg", name), lambda: self._pull(name, uplink, state))
+        return True
+
+    async def reveal(self, name: str) -> None:
+        """Apply the pull policy again at a package's reveal time (no upstream request). It shares
+        the flight of a refresh of the same name, which applies the policy too: two writers of one
+        view could otherwise store an older document over a newer one."""
+        async def run() -> bool:
+            await self.reapply(name)
+            return True  # what a read sharing this flight learns: the store has the name
+
+        await self._flight(("pkg", name), run)
+
+    # -- why a read found nothing ------------------------------------------------------------
+
+    async def held_back(self, name: str, *, version: str | None = None,
+                        filename: str | None = None) -> VersionsHeldBack | None:
+        """The 404 ``versions_held_back`` for a read of ``name`` (or one of its versions, or one
+        of its tarballs) that found nothing because the pull policy hides it; None when that is
+        not why (not a pulled package, or the version is not one the policy hid). For a package
+        with nothing visible the detail says how many versions each rule hides and when the
+        first becomes visible (``visible_after``); for one hidden version, its ``reason``."""
+        state = await self._store.uplink_state(name)
+        if state is None or not state.hidden:
+            return None
+        if filename is not None:
+            version = next((v for v in state.hidden if names.tarball_filename(name, v) == filename), None)
+        if version is not None and version in state.hidden:
+            reason = state.hidden[version]
+            return VersionsHeldBack(f"{name}@{version} is held back by this registry's pull policy ({reason})",
+                                    detail={"name": name, "version": version, "reason": reason})
+        try:
+            visible = any(not v.unpublished for v in (await self._store.package_state(name)).versions.values())
+        except NotFound:
+            visible = False
+        if visible:
+            return None
+        return PullDecision({}, state.hidden, state.reveal_at).held_back_error(name)
+
+    async def why_missing(self, missing: list[str]) -> VersionsHeldBack | None:
+        """For a resolution that found ``missing`` names missing: the :meth:`held_back` error of
+        the first of them (in order, at most 32 looked at) the pull policy hides whole."""
+        for name in missing[:32]:
+            why = await self.held_back(name)
+            if why is not None:
+                return why
+        return None
 
     async def _pull(self, name: str, uplink: Uplink, state: UplinkState | None) -> bool:
         try:
@@ -176,7 +255,7 @@ class UplinkService:
             self._reporter.uplink_refresh(uplink.name, "304")
             doc = await self._parse(convert.decompress(state.raw), name, uplink.name)
             decision = await self._decide(name, doc)
-            if decision.hidden == state.hidden:
+            if not _differs(decision, state):
                 await self._store.uplink_touch(name, fetched=now, etag=fetched.etag,
                                                last_modified=fetched.last_modified)
             else:
@@ -212,7 +291,8 @@ class UplinkService:
                     last_modified: str | None, fetched: float) -> bool:
         base = self.config.uplink(uplink).url
         pulled = await run_blocking(convert.pulled_package, name, uplink, base, decision.doc, raw=raw, etag=etag,
-                                    last_modified=last_modified, fetched=fetched, hidden=decision.hidden)
+                                    last_modified=last_modified, fetched=fetched, hidden=decision.hidden,
+                                    reveal_at=decision.reveal_at)
         events, unused = await self._store.uplink_save(pulled, actor=f"uplink:{uplink}")
         for digest in unused:
             if not await self._store.digest_in_use(digest):
@@ -279,8 +359,14 @@ class UplinkService:
     def health(self) -> dict[str, Any]:
         """For ``/-/health``: each uplink's state and the names served stale right now."""
         uplinks = self.client.report()
-        return {"uplinks": uplinks, "serving_stale": len(self._stale),
+        return {"uplinks": uplinks, "serving_stale": len(self._stale), "refresh": self.refresher.report(),
                 "degraded": bool(self._stale) or any(u["state"] != "ok" for u in uplinks.values())}
+
+
+def _differs(decision: PullDecision, state: UplinkState) -> bool:
+    """Whether the policy's decision is not what is stored: other versions hidden, or another
+    reveal time (stored so the refresher applies the policy again then)."""
+    return decision.hidden != state.hidden or decision.reveal_at != state.reveal_at
 
 
 def _verified(data: bytes, record: TarballRecord) -> tuple[str | None, str]:

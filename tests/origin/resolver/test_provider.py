@@ -113,3 +113,14 @@ def test_a_missing_package_is_considered_too() -> None:
     provider = MemoryProvider(universe("soft"))
     graph = resolve_dedupe(ResolveRequest.from_body({"dependencies": {"gallery": "^1"}}), provider)
     assert {"ghost-addon", "missing-native"} <= graph.considered
+
+
+def test_peer_meta_is_read_as_arborist_reads_it() -> None:
+    # `peerDependenciesMeta[name]?.optional`, truthy, only for names in peerDependencies: a meta
+    # entry for another name (debug's supports-color) declares no edge at all.
+    doc = {"name": "p", "dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {
+        "name": "p", "version": "1.0.0", "peerDependencies": {"a": "^1", "b": "^1"},
+        "peerDependenciesMeta": {"a": {"optional": "true"}, "b": {"optional": 0}, "c": {"optional": True}}}}}
+    top = package_info_from_packument(doc, []).versions["1.0.0"]
+    assert top.peer_optional == frozenset({"a", "c"})
+    assert top.edges == (("b", "peer", "^1"), ("a", "peerOptional", "^1"))

@@ -145,3 +145,15 @@ async def test_a_pulled_package_keeps_the_union_of_the_versions_bundles_brought(
     assert (await mirror.tarball("lib", "lib-1.1.0.tgz")).size == new_version("lib", "1.1.0").size
     mirror.mirror_apply_sync(bring({"2.0.0"}, 5))
     assert await mirror.dist_tags("lib") == {"latest": "2.0.0"}  # the origin's tag, once its target is held
+
+
+async def test_events_are_read_once_as_they_come(backend: Backend, second: Backend) -> None:
+    # mirror-apply hands over a staged file's lines as they are read, never a list: a one-shot
+    # iterator must bring every event in, and the advisories among them.
+    await backend.metadata.publish(new_version("lib", "1.0.0"), actor="a")
+    advisory = backend.metadata.add_advisory_sync({"name": "lib", "vulnerable_versions": "<2", "severity": "high",
+                                                   "title": "t", "cwe": [], "cvss": None}, actor="a")
+    events = [e.to_json() for e in await backend.metadata.changes(0, 10)]
+    second.metadata.mirror_apply_sync(lambda w: w.write_events(iter(events), advisory.seq))
+    assert [e.to_json() for e in await second.metadata.changes(0, 10)] == events
+    assert await second.metadata.advisories_for(["lib"]) == await backend.metadata.advisories_for(["lib"])

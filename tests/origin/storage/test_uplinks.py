@@ -9,7 +9,7 @@ import hashlib
 import pytest
 
 from eghact_common import wire
-from eghact_common.errors import UplinkedPackage, VersionExists
+from eghact_common.errors import NotFound, UplinkedPackage, VersionExists
 from eghact_origin import packument
 from eghact_origin.storage import PulledPackage, VersionRow
 
@@ -74,6 +74,7 @@ async def test_a_refresh_writes_only_what_changed_and_keeps_fetched_tarballs(bac
     assert full["versions"]["1.0.0"]["deprecated"] == "old" and full["dist-tags"]["latest"] == "2.0.0"
     events, freed = await store.uplink_save(pulled("lib", row("lib", "2.0.0"), latest="2.0.0"), actor="u")
     assert len(events) == 1 and freed == [row("lib", "1.0.0").blob_digest]  # gone upstream: unpublished here
+    assert events[0].keys == ("pkg:lib", "search", wire.tarball_key("lib", "1.0.0"))  # caches drop its tarball
     assert sorted(parse((await store.packument("lib", abbreviated=False)).body)["versions"]) == ["2.0.0"]
 
 
@@ -102,3 +103,60 @@ async def test_a_takeover_makes_a_pulled_name_local_for_ever(backend: Backend) -
         await store.publish(new_version("lib", "1.0.0"), actor="a")
     await store.publish(new_version("lib", "2.0.0"), actor="a")
     assert list(parse((await store.packument("lib", abbreviated=False)).body)["versions"]) == ["2.0.0"]
+
+
+async def test_due_packages_come_oldest_first_per_uplink_and_move_back_when_fetched(backend: Backend) -> None:
+    store = backend.metadata
+    assert await store.uplink_due("npm", 1e12, 10) == []
+    for name, fetched in (("c", 300.0), ("a", 100.0), ("b", 100.0), ("d", 400.0)):
+        await store.uplink_save(pulled(name, row(name, "1.0.0"), latest="1.0.0", fetched=fetched), actor="u")
+    other = pulled("e", row("e", "1.0.0"), latest="1.0.0", fetched=50.0)
+    await store.uplink_save(PulledPackage(**{**vars(other), "uplink": "mirror"}), actor="u")
+    await store.publish(new_version("mine", "1.0.0"), actor="a")  # local: never due
+    assert await store.uplink_due("npm", 350.0, 10) == [("a", 100.0), ("b", 100.0), ("c", 300.0)]
+    assert await store.uplink_due("npm", 350.0, 2) == [("a", 100.0), ("b", 100.0)]
+    assert await store.uplink_due("npm", 100.0, 10) == []  # strictly before
+    assert await store.uplink_due("npm", 350.0, 0) == []
+    assert await store.uplink_due("mirror", 350.0, 10) == [("e", 50.0)]
+    await store.uplink_touch("a", fetched=500.0, etag=None, last_modified=None)  # a 304
+    await store.uplink_save(pulled("b", row("b", "1.0.0"), latest="1.0.0", fetched=450.0), actor="u")
+    assert await store.uplink_due("npm", 1000.0, 10) == [("c", 300.0), ("d", 400.0), ("b", 450.0), ("a", 500.0)]
+    await store.uplink_takeover("c", actor="admin")  # local now: no longer due
+    assert [n for n, _ in await store.uplink_due("npm", 1000.0, 10)] == ["d", "b", "a"]
+
+
+async def test_reveals_are_kept_with_the_state_and_come_earliest_first(backend: Backend) -> None:
+    store = backend.metadata
+    assert await store.uplink_reveals(1e12, 10) == []
+    for name, reveal in (("late", 900.0), ("soon", 200.0), ("never", None), ("also", 200.0)):
+        base = pulled(name, row(name, "1.0.0"), latest="1.0.0")
+        await store.uplink_save(PulledPackage(**{**vars(base), "reveal_at": reveal}), actor="u")
+    assert (await store.uplink_state("soon")).reveal_at == 200.0  # type: ignore[union-attr]
+    assert (await store.uplink_state("never")).reveal_at is None  # type: ignore[union-attr]
+    assert await store.uplink_reveals(1000.0, 10) == [("also", 200.0), ("soon", 200.0), ("late", 900.0)]
+    assert await store.uplink_reveals(900.0, 10) == [("also", 200.0), ("soon", 200.0)]
+    assert await store.uplink_reveals(1000.0, 1) == [("also", 200.0)]
+    await store.uplink_touch("soon", fetched=999.0, etag=None, last_modified=None)  # a 304 keeps it
+    assert (await store.uplink_state("soon")).reveal_at == 200.0  # type: ignore[union-attr]
+    # The policy applied again at that moment: saved without a reveal, it is due no more.
+    await store.uplink_save(pulled("soon", row("soon", "1.0.0"), row("soon", "1.1.0"), latest="1.1.0"), actor="u")
+    assert await store.uplink_reveals(1000.0, 10) == [("also", 200.0), ("late", 900.0)]
+
+
+async def test_a_package_with_every_version_held_back_is_pulled_but_has_nothing_to_read(backend: Backend) -> None:
+    store = backend.metadata
+    held = PulledPackage("young", "npm", [], [], "2026-01-01T00:00:00.000Z", {}, b"raw", '"e"', None, 100.0,
+                         {"1.0.0": "cooldown"}, 500.0)
+    events, freed = await store.uplink_save(held, actor="u")
+    assert [e.type for e in events] == [wire.UPLINK] and freed == []
+    assert await store.package_source("young") == "npm"
+    state = await store.uplink_state("young")
+    assert state is not None and (state.hidden, state.reveal_at) == ({"1.0.0": "cooldown"}, 500.0)
+    with pytest.raises(NotFound):
+        await store.packument("young", abbreviated=False)
+    with pytest.raises(NotFound):
+        await store.version_doc("young", "latest")
+    # Its versions come out of hiding: the same name now reads like any pulled package.
+    events, _ = await store.uplink_save(pulled("young", row("young", "1.0.0"), latest="1.0.0"), actor="u")
+    assert len(events) == 1
+    assert list(parse((await store.packument("young", abbreviated=False)).body)["versions"]) == ["1.0.0"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from eghact_origin.uplinks.config import Uplink, UplinkConfig
+
+from ...conftest import start_origin
 from ...edge.support import LoopbackServer
 from ...support import OriginProcess, cli, escaped, manifest, publish_body, tarball_for
 
@@ -113,6 +117,29 @@ async def doc(url: str, **kwargs: Any) -> tuple[int, Any]:
     return status, json.loads(body)
 
 
+async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> bool:
+    """Whether ``check`` came true within ``seconds`` (asked every 0.1 s): a bounded wait."""
+    for _ in range(max(1, int(seconds * 10))):
+        if await check():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def versions_become(url: str, name: str, expected: list[str], seconds: float = 5.0) -> list[str]:
+    """The versions of ``name`` at ``url`` (sorted) once they are ``expected``, or the last seen
+    when ``seconds`` passed first (an event on its way to an edge over its feed, say)."""
+    seen: list[str] = []
+
+    async def shown() -> bool:
+        nonlocal seen
+        seen = sorted((await doc(f"{url}/{escaped(name)}"))[1].get("versions", {}))
+        return seen == expected
+
+    await until(shown, seconds)
+    return seen
+
+
 @asynccontextmanager
 async def uplinked(tmp_path: Path, *args: str) -> AsyncIterator[tuple[Upstream, CountingProxy, OriginProcess]]:
     """An upstream origin, the counting proxy in front of it, and an origin under test with the
@@ -129,6 +156,48 @@ async def uplinked(tmp_path: Path, *args: str) -> AsyncIterator[tuple[Upstream, 
             yield Upstream(upstream, token), proxy, subject
         finally:
             await asyncio.to_thread(subject.stop)
+    finally:
+        await proxy.stop()
+        await asyncio.to_thread(upstream.stop)
+
+
+@dataclass
+class Clock:
+    """The uplinks' injected time (epoch seconds): moves only when a test moves it."""
+
+    now: float = field(default_factory=time.time)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class InProcess:
+    """An origin under test served from the test's own loop (its app at hand), its uplink the proxy."""
+
+    url: str
+    app: web.Application
+    data_dir: Path
+
+
+@asynccontextmanager
+async def uplinked_here(tmp_path: Path, clock: Clock, *, max_age: float = 300.0, refresh_interval: float = 0.2,
+                        **settings: Any) -> AsyncIterator[tuple[Upstream, CountingProxy, InProcess]]:
+    """:func:`uplinked` with the origin under test in this process, on ``clock``: its pull policy,
+    max ages and refresher read the injected time (the refresher still sleeps in real time,
+    ``refresh_interval`` at most). ``settings``: OriginSettings fields (``uplink_min_age``...)."""
+    upstream = OriginProcess(tmp_path / "upstream")
+    (tmp_path / "upstream").mkdir()
+    token = admin_token(tmp_path / "upstream")
+    await asyncio.to_thread(upstream.start)
+    proxy = await CountingProxy(target=upstream.url).start()
+    config = UplinkConfig((Uplink("default", proxy.url),), max_age=max_age, refresh_interval=refresh_interval)
+    try:
+        runner, url = await start_origin(tmp_path / "subject", clock=clock, uplinks=config, **settings)
+        try:
+            yield Upstream(upstream, token), proxy, InProcess(url, runner.app, tmp_path / "subject")
+        finally:
+            await runner.cleanup()
     finally:
         await proxy.stop()
         await asyncio.to_thread(upstream.stop)

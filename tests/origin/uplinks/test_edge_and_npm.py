@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ...edge.support import EdgeProcess
-from .support import doc, uplinked
+from .support import doc, uplinked, versions_become
 
 
 async def test_an_edge_purges_a_pulled_packument_on_its_refresh_event(tmp_path: Path) -> None:
@@ -25,12 +25,8 @@ async def test_an_edge_purges_a_pulled_packument_on_its_refresh_event(tmp_path: 
             await upstream.publish("edgy", "1.1.0")
             await asyncio.sleep(1.2)
             assert (await doc(f"{subject.url}/edgy"))[0] == 200  # a read at the origin refreshes it
-            for _ in range(50):  # the event reaches the edge over its feed; bounded wait
-                versions = sorted((await doc(f"{edge.url}/edgy"))[1]["versions"])
-                if versions == ["1.0.0", "1.1.0"]:
-                    break
-                await asyncio.sleep(0.1)
-            assert versions == ["1.0.0", "1.1.0"]
+            # the event reaches the edge over its feed
+            assert await versions_become(edge.url, "edgy", ["1.0.0", "1.1.0"]) == ["1.0.0", "1.1.0"]
         finally:
             await edge.astop()
 

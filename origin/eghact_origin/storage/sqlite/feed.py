@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 from eghact_common import wire
@@ -43,15 +44,16 @@ def append_event(conn: sqlite3.Connection, type_: str, name: str, version: str |
                             time=now, data=data or {})
 
 
-def insert_foreign_events(conn: sqlite3.Connection, events: list[dict[str, Any]], to_seq: int) -> None:
+def insert_foreign_events(conn: sqlite3.Connection, events: Iterable[dict[str, Any]], to_seq: int) -> None:
     """Events another registry numbered (a mirror bundle's, as ``ChangeEvent.to_json`` wrote
     them), with their seqs; the feed's position moves to ``to_seq`` even when the bundle's
-    filter left no event here. Numbered publicly by the server that next opens the store."""
+    filter left no event here. Numbered publicly by the server that next opens the store.
+    ``events`` is read once, as it comes (a full bundle's can be millions: never a list)."""
     conn.executemany(
         "INSERT INTO changes (seq, time, type, name, version, keys, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(event["seq"], event["time"], event["type"], event["name"], event.get("version"), json.dumps(event["keys"]),
+        ((event["seq"], event["time"], event["type"], event["name"], event.get("version"), json.dumps(event["keys"]),
           json.dumps({k: v for k, v in event.items() if k not in _EVENT_COLUMNS}))
-         for event in events])
+         for event in events))
     # sqlite_sequence has no key on name: INSERT OR REPLACE added a second 'changes' row beside
     # the one the INSERTs above made, and the feed's head stayed at the last event's seq.
     if to_seq > 0 and conn.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name='changes'",

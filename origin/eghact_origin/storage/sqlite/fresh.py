@@ -21,11 +21,14 @@ from .mirror import package_values, write_foreign_events, write_state
 from .outbox import seal
 from .rows import write_dist_tags, write_versions
 
+# A 16 MiB page cache: the build appends (rows in key order, indexes made after them), so a
+# bigger cache only holds dirty pages longer. 128 MiB made the mirror import's peak RSS 322 MB
+# for a 10,000-plugin bundle (16 MiB: 208 MB) for the same CPU seconds.
 _PRAGMAS = ("page_size=16384", "journal_mode=OFF", "synchronous=OFF", "locking_mode=EXCLUSIVE",
-            "cache_size=-131072", "temp_store=MEMORY")
+            "cache_size=-16384", "temp_store=MEMORY")
 
 
-def build_mirror_database(path: Path, batches: Iterable[list[PackageRows]], events: list[dict[str, Any]],
+def build_mirror_database(path: Path, batches: Iterable[list[PackageRows]], events: Iterable[dict[str, Any]],
                           state: MirrorState, audit: tuple[str, str, str, dict[str, Any], str]) -> None:
     """Write a whole new database at ``path``: the packages (in batches, bounded memory), the
     events (and the advisories they carry), the mirror's ``state`` and one audit record

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from ..records import AdvisoryRecord, MirrorState, PackageRows, VersionRow
@@ -51,16 +51,24 @@ def write_state(conn: sqlite3.Connection, state: MirrorState) -> None:
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror', ?)", (value,))
 
 
-def write_foreign_events(conn: sqlite3.Connection, events: list[dict[str, Any]], to_seq: int) -> None:
-    """The bundle's change events (origin seqs), the advisories they carry, and the feed's position."""
-    insert_foreign_events(conn, events, to_seq)
-    for event in events:
-        advisory = event.get("advisory")
-        if event["type"] == "advisory" and isinstance(advisory, dict):
-            write_advisory(conn, AdvisoryRecord(
-                advisory["name"], advisory["vulnerable_versions"], advisory["severity"], advisory["title"],
-                advisory.get("url", ""), tuple(advisory.get("cwe", [])), advisory.get("cvss"),
-                advisory.get("created", event["time"]), id=advisory["id"]))
+def write_foreign_events(conn: sqlite3.Connection, events: Iterable[dict[str, Any]], to_seq: int) -> None:
+    """The bundle's change events (origin seqs), the advisories they carry, and the feed's
+    position. ``events`` is read once, as it comes; only the advisory events are kept aside."""
+    carrying: list[dict[str, Any]] = []
+
+    def noting(events: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for event in events:
+            if event["type"] == "advisory" and isinstance(event.get("advisory"), dict):
+                carrying.append(event)
+            yield event
+
+    insert_foreign_events(conn, noting(events), to_seq)
+    for event in carrying:
+        advisory = event["advisory"]
+        write_advisory(conn, AdvisoryRecord(
+            advisory["name"], advisory["vulnerable_versions"], advisory["severity"], advisory["title"],
+            advisory.get("url", ""), tuple(advisory.get("cwe", [])), advisory.get("cvss"),
+            advisory.get("created", event["time"]), id=advisory["id"]))
 
 
 class SqliteMirrorWriter:
@@ -114,7 +122,7 @@ class SqliteMirrorWriter:
             update_search_row(conn, name, None)
         return freed
 
-    def write_events(self, events: list[dict[str, Any]], to_seq: int) -> None:
+    def write_events(self, events: Iterable[dict[str, Any]], to_seq: int) -> None:
         write_foreign_events(self._conn, events, to_seq)
 
     def set_state(self, state: MirrorState) -> None:

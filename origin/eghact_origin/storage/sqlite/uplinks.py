@@ -42,11 +42,12 @@ class UplinkRows(Feed):
 
     async def uplink_state(self, name: str) -> UplinkState | None:
         def run(conn: sqlite3.Connection) -> UplinkState | None:
-            row = conn.execute("SELECT uplink, etag, last_modified, fetched, raw, hidden FROM uplink_packages"
-                               " WHERE name=?", (name,)).fetchone()
+            row = conn.execute("SELECT uplink, etag, last_modified, fetched, raw, hidden, reveal_at"
+                               " FROM uplink_packages WHERE name=?", (name,)).fetchone()
             if row is None:
                 return None
-            return UplinkState(name, row[0], row[1], row[2], float(row[3]), bytes(row[4]), json.loads(row[5]))
+            return UplinkState(name, row[0], row[1], row[2], float(row[3]), bytes(row[4]), json.loads(row[5]),
+                               None if row[6] is None else float(row[6]))
 
         return await self.read(run)
 
@@ -69,12 +70,12 @@ class UplinkRows(Feed):
         after = {r.version: (r.doc, r.abbrev, r.deprecated, r.tarball_file) for r in versions}
         changed = where is None or dict(pulled.tags) != tags_before or \
             after != {v: old[:4] for v, old in before.items()}
-        conn.execute("INSERT INTO uplink_packages (name, uplink, etag, last_modified, fetched, raw, hidden)"
-                     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET uplink=excluded.uplink,"
+        conn.execute("INSERT INTO uplink_packages (name, uplink, etag, last_modified, fetched, raw, hidden, reveal_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET uplink=excluded.uplink,"
                      " etag=excluded.etag, last_modified=excluded.last_modified, fetched=excluded.fetched,"
-                     " raw=excluded.raw, hidden=excluded.hidden",
+                     " raw=excluded.raw, hidden=excluded.hidden, reveal_at=excluded.reveal_at",
                      (name, pulled.uplink, pulled.etag, pulled.last_modified, pulled.fetched, pulled.raw,
-                      json.dumps(pulled.hidden)))
+                      json.dumps(pulled.hidden), pulled.reveal_at))
         if not changed:
             return [], []
         conn.execute("INSERT OR IGNORE INTO packages (name, created, modified, seq) VALUES (?, ?, ?, 0)",
@@ -87,7 +88,11 @@ class UplinkRows(Feed):
         repair_latest(conn, name)
         first = where is None
         data = {"uplink": pulled.uplink, "versions": len(versions), "first": first}
-        event = self.append_event(conn, wire.UPLINK, name, None, [wire.package_key(name), wire.SEARCH_KEY], now, data)
+        # A version no longer served (gone upstream, or hidden by the pull policy now) takes its
+        # tarball with it: caches that hold the tarball drop it, as after an unpublish.
+        dropped = [wire.tarball_key(name, version) for version in before if version not in after]
+        event = self.append_event(conn, wire.UPLINK, name, None, [wire.package_key(name), wire.SEARCH_KEY, *dropped],
+                                  now, data)
         self.record_audit(conn, "uplink-pull" if first else "uplink-refresh", actor, name,
                           {**data, "hidden": pulled.hidden, "seq": event.seq}, now)
         rerender(conn, name, event.seq, now)
@@ -100,6 +105,16 @@ class UplinkRows(Feed):
         await self.write(lambda conn: conn.execute(
             "UPDATE uplink_packages SET fetched=?, etag=COALESCE(?, etag), last_modified=COALESCE(?, last_modified)"
             " WHERE name=?", (fetched, etag, last_modified, name)))
+
+    async def uplink_due(self, uplink: str, before: float, limit: int) -> list[tuple[str, float]]:
+        return await self.read(lambda conn: [(str(n), float(f)) for n, f in conn.execute(
+            "SELECT name, fetched FROM uplink_packages WHERE uplink=? AND fetched<? ORDER BY fetched, name LIMIT ?",
+            (uplink, before, max(0, limit)))])
+
+    async def uplink_reveals(self, before: float, limit: int) -> list[tuple[str, float]]:
+        return await self.read(lambda conn: [(str(n), float(r)) for n, r in conn.execute(
+            "SELECT name, reveal_at FROM uplink_packages WHERE reveal_at IS NOT NULL AND reveal_at<?"
+            " ORDER BY reveal_at, name LIMIT ?", (before, max(0, limit)))])
 
     async def uplink_tarball_url(self, name: str, filename: str) -> str | None:
         row = await self.read(lambda conn: conn.execute(
