@@ -1,0 +1,108 @@
+"""The real uplink: an origin with nothing published and ``--uplink`` the registry npm is
+configured with (read at run time, never written here), an edge in front, and npm installing a
+few popular roots through the edge with a fresh cache: the same tree as npm gets from its own
+registry. A second clean install (new cache, new project) is answered by the edge and the
+origin alone: the origin asks the uplink for no tarball.
+
+When that registry cannot be reached the test FAILS, loudly, as the corpus test does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ..edge.support import EdgeProcess
+from ..support import OriginProcess, cli
+from .corpus import CorpusUnavailable, check_registry, install_project, registry_shown, tree_differences
+
+pytestmark = [pytest.mark.realworld, pytest.mark.npm, pytest.mark.slow]
+
+#: A few popular roots: scoped names and eslint's peers (@eslint/*), esbuild's optional
+#: platform packages (one per os/cpu: npm's lockfile lists them all, so every one is pulled),
+#: axios's small tree, express's older shapes.
+ROOTS: dict[str, str] = {
+    "express": "^4.21.0",
+    "axios": "^1.7.0",
+    "eslint": "^9.12.0",
+    "esbuild": "^0.24.0",
+}
+
+
+def metric_values(url: str, family: str, token: str | None = None) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples of one Prometheus counter family at ``url``/-/metrics, by their labels."""
+    request = urllib.request.Request(f"{url}/-/metrics")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+    found: dict[tuple[tuple[str, str], ...], float] = {}
+    for metric in text_string_to_metric_families(text):
+        if metric.name == family:
+            for sample in metric.samples:
+                if sample.name.endswith("_total") or sample.name == family:
+                    found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def total(samples: Mapping[tuple[tuple[str, str], ...], float], **labels: str) -> float:
+    return sum(v for key, v in samples.items() if all((k, labels[k]) in key for k in labels))
+
+
+def test_npm_installs_popular_roots_through_an_edge_in_front_of_the_real_uplink(tmp_path: Path) -> None:
+    if shutil.which("npm") is None:
+        pytest.fail("REAL UPLINK: npm is not on PATH; this test needs node and npm", pytrace=False)
+    registry = registry_shown()
+    try:
+        check_registry()
+        started = time.monotonic()
+        # npm direct, fresh cache: the tree npm gets from its own registry, and its time.
+        direct = install_project(tmp_path / "direct", ROOTS, registry=registry, cache=tmp_path / "cache-direct")
+        direct_seconds = time.monotonic() - started
+    except (CorpusUnavailable, AssertionError) as exc:
+        pytest.fail(f"REAL UPLINK: npm could not reach its registry {registry!r}. This test fails rather than "
+                    f"skips so that a broken network is seen.\n{exc}", pytrace=False)
+
+    data = tmp_path / "origin"
+    admin = cli("token", "create", "--data", str(data), "--name", "admin", "--scope", "admin").stdout.split()[-1]
+    origin = OriginProcess(data, ("--uplink", registry)).start(timeout=30)
+    edge = EdgeProcess(origin.url, tmp_path / "edge").start()
+    try:
+        started = time.monotonic()
+        first = install_project(tmp_path / "first", ROOTS, registry=edge.url, cache=tmp_path / "cache-first")
+        first_seconds = time.monotonic() - started
+        differences = tree_differences(first, direct)
+        assert not differences, f"{len(differences)} lockfile entries differ:\n" + "\n".join(differences)
+        assert all(entry["resolved"].startswith(edge.url) for path, entry in first["packages"].items() if path)
+
+        fetches = metric_values(origin.url, "eghact_origin_uplink_fetches", admin)
+        pulled_bytes = total(metric_values(origin.url, "eghact_origin_uplink_bytes", admin))
+        served = metric_values(edge.url, "eghact_edge_responses")
+
+        started = time.monotonic()
+        second = install_project(tmp_path / "second", ROOTS, registry=edge.url, cache=tmp_path / "cache-second")
+        second_seconds = time.monotonic() - started
+        assert not tree_differences(second, direct)
+
+        after = metric_values(origin.url, "eghact_origin_uplink_fetches", admin)
+        served_after = metric_values(edge.url, "eghact_edge_responses")
+    finally:
+        assert edge.stop() == 0
+        assert origin.stop() == 0
+    tarballs_before, tarballs_after = total(fetches, what="tarball"), total(after, what="tarball")
+    assert tarballs_after == tarballs_before, "the second install made the origin fetch tarballs upstream"
+    by_result = {dict(k).get("result", "?"): served_after[k] - served.get(k, 0.0) for k in served_after}
+    hits = sum(n for result, n in by_result.items() if result.startswith("HIT"))
+    packages = len(first["packages"]) - 1
+    print(f"\nreal uplink: {packages} packages; npm direct {direct_seconds:.1f} s, first install through "
+          f"edge+uplink {first_seconds:.1f} s, second {second_seconds:.1f} s; pulled "
+          f"{total(fetches, what='packument'):.0f} packuments and {tarballs_before:.0f} tarballs "
+          f"({pulled_bytes / 1e6:.1f} MB); second install: edge responses {by_result} ({hits:.0f} hits), "
+          f"origin uplink requests during it: {total(after) - total(fetches):.0f}")
+    assert hits >= packages  # every tarball of the second install at least came from the edge's cache
