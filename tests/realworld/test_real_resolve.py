@@ -16,6 +16,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from .metrics import metric_values, total
 pytestmark = [pytest.mark.realworld, pytest.mark.npm, pytest.mark.slow]
 
 PLUGIN = "@acme/web-plugin"
+#: No library here reaches an `npm:` alias (glob 10's @isaacs/cliui does): the resolver does not
+#: follow aliases yet (it warns `unsupported_spec` and leaves them out), npm installs them.
 LIBRARIES = {"express": "^4.21.0", "axios": "^1.7.0", "debug": "^4.3.0"}
 #: The fields of our lockfile entries that npm's package-lock.json has too.
 _NPM_FIELDS = ("version", "resolved", "integrity", "dependencies")

@@ -24,8 +24,9 @@ pytestmark = [pytest.mark.realworld, pytest.mark.npm, pytest.mark.slow]
 
 #: A few popular roots: scoped names and eslint's peers (@eslint/*), esbuild's optional
 #: platform packages (one per os/cpu: npm's lockfile lists them all, so every one is pulled),
-#: axios's small tree, express's older shapes.
+#: axios's small tree, express's older shapes, rimraf 5's `npm:` aliases (@isaacs/cliui).
 ROOTS: dict[str, str] = {
+    "rimraf": "^5.0.0",
     "express": "^4.21.0",
     "axios": "^1.7.0",
     "eslint": "^9.12.0",
