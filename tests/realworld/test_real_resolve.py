@@ -13,7 +13,6 @@ When that registry cannot be reached the test FAILS, loudly, as the corpus test 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -23,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from ..edge.support import EdgeProcess
-from ..support import OriginProcess, cli, escaped, manifest, publish_body
-from .corpus import CorpusUnavailable, check_registry, npm_env, registry_shown, resolve_tree, tree_differences
+from ..support import escaped, manifest, publish_body
+from .corpus import npm_env, resolve_tree, tree_differences
 from .metrics import metric_values, total
+from .network import reaching, real_registry, uplinked_network
 
 pytestmark = [pytest.mark.realworld, pytest.mark.npm, pytest.mark.slow]
 
@@ -72,22 +71,13 @@ def _npm_lockfile(lock: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_local_plugin_with_real_npm_dependencies_resolves_and_installs_through_an_edge(tmp_path: Path) -> None:
-    if shutil.which("npm") is None:
-        pytest.fail("REAL RESOLVE: npm is not on PATH; this test needs node and npm", pytrace=False)
-    registry = registry_shown()
-    try:
-        check_registry()
+    registry = real_registry("REAL RESOLVE")
+    with reaching("REAL RESOLVE", registry):
         # The tree npm resolves for the plugin's libraries against its own registry.
         reference = resolve_tree(LIBRARIES, tmp_path / "reference")
-    except CorpusUnavailable as exc:
-        pytest.fail(f"REAL RESOLVE: npm could not reach its registry {registry!r}. This test fails rather than "
-                    f"skips so that a broken network is seen.\n{exc}", pytrace=False)
 
-    data = tmp_path / "origin"
-    admin = cli("token", "create", "--data", str(data), "--name", "admin", "--scope", "admin").stdout.split()[-1]
-    origin = OriginProcess(data, ("--uplink", registry)).start(timeout=30)
-    edge = EdgeProcess(origin.url, tmp_path / "edge").start()
-    try:
+    with uplinked_network(tmp_path, registry) as network:
+        origin, edge, admin = network.origin, network.edge, network.admin
         plugin = manifest(PLUGIN, "1.0.0", dependencies=LIBRARIES,
                           eghact={"version": "^2.0.0", "type": "middleware"})
         status, answer, _ = _send(f"{origin.url}/{escaped(PLUGIN)}", "PUT", publish_body(plugin), admin)
@@ -133,9 +123,6 @@ def test_a_local_plugin_with_real_npm_dependencies_resolves_and_installs_through
         assert status == 200 and again == lock
         assert metric_values(origin.url, "eghact_origin_uplink_fetches", admin) == fetched_before
         assert metric_values(origin.url, "eghact_origin_resolve_pull_seconds", admin, suffix="_count") == pulls
-    finally:
-        assert edge.stop() == 0
-        assert origin.stop() == 0
     print(f"\nreal resolve: {len(lock['packages'])} packages; first resolve {first_seconds:.2f} s (pulled "
           f"{total(fetched, what='packument'):.0f} packuments), npm ci through the edge {install_seconds:.1f} s "
           f"(pulled {total(fetched_before, what='tarball'):.0f} tarballs), second resolve {second_seconds:.3f} s")

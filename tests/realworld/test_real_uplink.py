@@ -9,16 +9,14 @@ When that registry cannot be reached the test FAILS, loudly, as the corpus test 
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from ..edge.support import EdgeProcess
-from ..support import OriginProcess, cli
-from .corpus import CorpusUnavailable, check_registry, install_project, registry_shown, tree_differences
+from .corpus import install_project, tree_differences
 from .metrics import metric_values, total
+from .network import reaching, real_registry, uplinked_network
 
 pytestmark = [pytest.mark.realworld, pytest.mark.npm, pytest.mark.slow]
 
@@ -35,24 +33,15 @@ ROOTS: dict[str, str] = {
 
 
 def test_npm_installs_popular_roots_through_an_edge_in_front_of_the_real_uplink(tmp_path: Path) -> None:
-    if shutil.which("npm") is None:
-        pytest.fail("REAL UPLINK: npm is not on PATH; this test needs node and npm", pytrace=False)
-    registry = registry_shown()
-    try:
-        check_registry()
-        started = time.monotonic()
+    registry = real_registry("REAL UPLINK")
+    with reaching("REAL UPLINK", registry):
         # npm direct, fresh cache: the tree npm gets from its own registry, and its time.
+        started = time.monotonic()
         direct = install_project(tmp_path / "direct", ROOTS, registry=registry, cache=tmp_path / "cache-direct")
         direct_seconds = time.monotonic() - started
-    except (CorpusUnavailable, AssertionError) as exc:
-        pytest.fail(f"REAL UPLINK: npm could not reach its registry {registry!r}. This test fails rather than "
-                    f"skips so that a broken network is seen.\n{exc}", pytrace=False)
 
-    data = tmp_path / "origin"
-    admin = cli("token", "create", "--data", str(data), "--name", "admin", "--scope", "admin").stdout.split()[-1]
-    origin = OriginProcess(data, ("--uplink", registry)).start(timeout=30)
-    edge = EdgeProcess(origin.url, tmp_path / "edge").start()
-    try:
+    with uplinked_network(tmp_path, registry) as network:
+        origin, edge, admin = network.origin, network.edge, network.admin
         started = time.monotonic()
         first = install_project(tmp_path / "first", ROOTS, registry=edge.url, cache=tmp_path / "cache-first")
         first_seconds = time.monotonic() - started
@@ -71,9 +60,6 @@ def test_npm_installs_popular_roots_through_an_edge_in_front_of_the_real_uplink(
 
         after = metric_values(origin.url, "eghact_origin_uplink_fetches", admin)
         served_after = metric_values(edge.url, "eghact_edge_responses")
-    finally:
-        assert edge.stop() == 0
-        assert origin.stop() == 0
     tarballs_before, tarballs_after = total(fetches, what="tarball"), total(after, what="tarball")
     assert tarballs_after == tarballs_before, "the second install made the origin fetch tarballs upstream"
     by_result = {dict(k).get("result", "?"): served_after[k] - served.get(k, 0.0) for k in served_after}
