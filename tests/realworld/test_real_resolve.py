@@ -30,9 +30,9 @@ from .network import reaching, real_registry, uplinked_network
 pytestmark = [pytest.mark.realworld, pytest.mark.npm, pytest.mark.slow]
 
 PLUGIN = "@acme/web-plugin"
-#: No library here reaches an `npm:` alias (glob 10's @isaacs/cliui does): the resolver does not
-#: follow aliases yet (it warns `unsupported_spec` and leaves them out), npm installs them.
-LIBRARIES = {"express": "^4.21.0", "axios": "^1.7.0", "debug": "^4.3.0"}
+#: rimraf 5 reaches glob 10's @isaacs/cliui, whose dependencies are `npm:` aliases
+#: (string-width-cjs: npm:string-width@^4.2.0 beside string-width ^5).
+LIBRARIES = {"express": "^4.21.0", "axios": "^1.7.0", "debug": "^4.3.0", "rimraf": "^5.0.0"}
 #: The fields of our lockfile entries that npm's package-lock.json has too.
 _NPM_FIELDS = ("version", "resolved", "integrity", "dependencies")
 
@@ -65,6 +65,8 @@ def _npm_lockfile(lock: dict[str, Any]) -> dict[str, Any]:
     packages: dict[str, Any] = {"": root}
     for path, entry in lock["packages"].items():
         packages[path] = {key: entry[key] for key in _NPM_FIELDS if entry.get(key)}
+        if not path.endswith(f"node_modules/{entry['name']}"):  # an npm: alias's folder
+            packages[path]["name"] = entry["name"]
         if entry.get("license"):
             packages[path]["license"] = entry["license"]
     return {"name": "consumer", "version": "0.0.0", "lockfileVersion": 3, "requires": True, "packages": packages}
@@ -98,6 +100,7 @@ def test_a_local_plugin_with_real_npm_dependencies_resolves_and_installs_through
         for name in LIBRARIES:
             assert by_name[name]["integrity"] == _upstream_integrity(f"{name}@{by_name[name]['version']}")
         assert all(entry["resolved"].startswith(edge.url) for entry in lock["packages"].values())
+        assert not lock["warnings"], lock["warnings"]
 
         # npm installs exactly that lockfile through the edge (npm ci: no resolution of its own;
         # each tarball fetched from its `resolved` URL and checked against its integrity).
