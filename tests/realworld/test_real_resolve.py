@@ -101,6 +101,14 @@ def test_a_local_plugin_with_real_npm_dependencies_resolves_and_installs_through
             assert by_name[name]["integrity"] == _upstream_integrity(f"{name}@{by_name[name]['version']}")
         assert all(entry["resolved"].startswith(edge.url) for entry in lock["packages"].values())
         assert not lock["warnings"], lock["warnings"]
+        # An alias's folder is never asked of the uplink (string-width-cjs is a package of its
+        # own upstream): only the alias's target was pulled.
+        aliased = {path.rsplit("node_modules/", 1)[-1] for path, entry in lock["packages"].items()
+                   if not path.endswith(f"node_modules/{entry['name']}")}
+        assert aliased, "the tree should hold npm: aliases (rimraf 5 -> glob 10 -> @isaacs/cliui)"
+        with urllib.request.urlopen(f"{origin.url}/-/v1/changes?since=0&limit=1000", timeout=30) as response:
+            pulled = {event["name"] for event in json.loads(response.read())["results"]}
+        assert not aliased & pulled and "string-width" in pulled
 
         # npm installs exactly that lockfile through the edge (npm ci: no resolution of its own;
         # each tarball fetched from its `resolved` URL and checked against its integrity).
