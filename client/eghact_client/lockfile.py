@@ -24,6 +24,7 @@ from eghact_common import semver
 from eghact_common.bodies import parse_json
 from eghact_common.errors import InvalidJson
 from eghact_common.integrity import InvalidIntegrity, parse_sri
+from eghact_common.npm_leniency import alias_target
 
 from .errors import InvalidLockfile
 from .project import Project
@@ -85,8 +86,9 @@ class Lock:
                 problems.append(f"{field}: missing or of the wrong type")
         packages = []
         listed = doc.get("packages")
+        aliases = _aliases(listed if isinstance(listed, dict) else {})
         for key, entry in (listed if isinstance(listed, dict) else {}).items():
-            package = _package(key, entry, problems)
+            package = _package(key, entry, problems, aliases)
             if package is not None:
                 packages.append(package)
         if problems:
@@ -117,7 +119,20 @@ class Lock:
         return "/" + after_scheme.split("/", 1)[1] if "/" in after_scheme else "/"
 
 
-def _package(key: Any, entry: Any, problems: list[str]) -> LockedPackage | None:
+def _aliases(listed: dict[Any, Any]) -> set[tuple[str, str]]:
+    """(folder, package) of every ``npm:`` alias some entry declares: such a folder holds the
+    alias's target, as npm installs it (``string-width-cjs`` holding ``string-width``)."""
+    found = set()
+    for entry in listed.values():
+        dependencies = entry.get("dependencies") if isinstance(entry, dict) else None
+        for folder, spec in (dependencies if isinstance(dependencies, dict) else {}).items():
+            target = alias_target(spec) if isinstance(spec, str) else None
+            if target is not None:
+                found.add((str(folder), target[0]))
+    return found
+
+
+def _package(key: Any, entry: Any, problems: list[str], aliases: set[tuple[str, str]]) -> LockedPackage | None:
     where = f"packages[{key!r}]"
     if not isinstance(key, str) or not _KEY.fullmatch(key) or any(p in (".", "..") for p in key.split("/")):
         problems.append(f"{where}: not a node_modules/NAME[/node_modules/NAME...] key")
@@ -131,8 +146,10 @@ def _package(key: Any, entry: Any, problems: list[str]) -> LockedPackage | None:
     if bad:
         return None
     fields: dict[str, str] = {field: entry[field] for field in ("name", "version", "resolved", "integrity")}
-    if not key.endswith("/" + fields["name"]):
-        problems.append(f"{where}: the key does not end with its name {fields['name']!r}")
+    folder = key.rsplit("node_modules/", 1)[-1]
+    if folder != fields["name"] and (folder, fields["name"]) not in aliases:
+        problems.append(f"{where}: the key does not end with its name {fields['name']!r} (nor with an npm: alias "
+                        f"of it)")
     if not fields["resolved"].startswith(("http://", "https://")):
         problems.append(f"{where}.resolved: not an http(s) URL")
     try:

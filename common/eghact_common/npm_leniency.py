@@ -31,7 +31,7 @@ from eghact_common import semver
 from eghact_common.names import check_name, name_warnings
 from eghact_common.spdx import InvalidLicense, parse_expression
 
-__all__ = ["REGISTRY_ONLY", "NpmWarning", "check_dependency_spec", "js_truthy", "lenient_view"]
+__all__ = ["REGISTRY_ONLY", "NpmWarning", "alias_target", "check_dependency_spec", "js_truthy", "lenient_view"]
 
 REGISTRY_ONLY = "registry packages only: mirrors and edges cannot serve git/file/URL dependencies"
 _DIST_TAG = re.compile(r"[a-zA-Z][a-zA-Z0-9._-]*")
@@ -101,6 +101,17 @@ def _range_or_tag_problem(spec: str) -> str | None:
     return f"invalid dependency spec {spec!r}: not a semver range, a dist-tag or an npm: alias"
 
 
+def alias_target(spec: str) -> tuple[str, str] | None:
+    """``npm:real@^2`` (or ``npm:@scope/real@^2``, ``npm:real``): the package npm installs
+    under the alias, as (name, range); None for anything else."""
+    if spec[:4].lower() != "npm:":
+        return None
+    rest = spec[4:].strip()
+    at = rest.find("@", 1)  # a scope's leading "@" is part of the name
+    name, target = (rest, "*") if at < 0 else (rest[:at], rest[at + 1:] or "*")
+    return (name, target) if name else None
+
+
 def check_dependency_spec(spec: str) -> str | None:
     """Why ``spec`` cannot be a dependency served by a registry, or None when it can.
 
@@ -110,13 +121,11 @@ def check_dependency_spec(spec: str) -> str | None:
     name ending ``.tgz`` is a local tarball). npm publishes them all: the answer is a warning.
     """
     if spec[:4].lower() == "npm:":
-        target = spec[4:]
-        at = target.find("@", 1)
-        name, wanted = (target, "") if at < 0 else (target[:at], target[at + 1 :])
+        name, wanted = alias_target(spec) or ("", "")
         problems = check_name(name, legacy=True)
         if problems:
             return f"invalid alias target {name!r}: " + "; ".join(problems)
-        return _range_or_tag_problem(wanted) if wanted else None
+        return _range_or_tag_problem(wanted)
     stripped = spec.strip()
     if (
         _SCHEME.match(stripped)

@@ -12,13 +12,16 @@ Two pieces of state make invalidation safe against races:
 * purge *generations*: a fetch that was already on its way when an event purged its
   surrogate key may carry the old content. :meth:`generation` is read before a fetch and
   :meth:`purged_since` after it; a purged key's response is served to whoever asked but
-  not stored.
+  not stored. An answer that states the seq it reflects (``Eghact-Seq``) is not purged by an
+  event it already reflects: the purge's seq is remembered per tag beside its generation.
+  Without that, an origin pulling a name through its uplink (the read causes the change
+  event) had every first pull purged at the edge that asked for it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from .entry import Entry
@@ -28,6 +31,8 @@ from .tiers import MemoryTier, Tier
 # Purge generations are remembered per tag up to this many tags; beyond that the table is
 # dropped and every fetch in flight counts as purged (safe, and rare).
 _MAX_REMEMBERED_TAGS = 100_000
+# The seq of a purge no event caused (a write's own purge): no answer can be shown to reflect it.
+_UNKNOWN = 1 << 62
 
 HIT_MEM, HIT_DISK = "HIT-MEM", "HIT-DISK"
 
@@ -51,6 +56,8 @@ class TieredCache:
         self._generation = 0
         self._floor = 0          # every fetch started before this counts as purged
         self._purged: dict[str, int] = {}
+        # The seq of the last event that purged each tag (_UNKNOWN for purges of no event).
+        self._purged_seq: dict[str, int] = {}
 
     def seen(self, key: str) -> Seen:
         """A client request's one look in memory: counted for admission, recency refreshed."""
@@ -99,14 +106,20 @@ class TieredCache:
     def generation(self) -> int:
         return self._generation
 
-    def purged_since(self, generation: int, tag: str | None) -> bool:
+    def purged_since(self, generation: int, tag: str | None, seq: int | None = None) -> bool:
+        """Whether ``tag`` was purged (or a gap made everything stale) since ``generation``;
+        not when ``seq``, the seq an answer reflects, is at or past the last purge's event:
+        that answer already holds the change that purge announced."""
         if generation < self._floor:
             return True
-        return tag is not None and self._purged.get(tag, -1) > generation
+        if tag is None or self._purged.get(tag, -1) <= generation:
+            return False
+        return seq is None or self._purged_seq.get(tag, _UNKNOWN) > seq
 
-    async def purge(self, tags: Iterable[str]) -> tuple[int, list[Entry]]:
+    async def purge(self, tags: Iterable[str], seqs: Mapping[str, int] | None = None) -> tuple[int, list[Entry]]:
         """Remove every entry carrying any of ``tags`` from both tiers: how many went, and
-        the entries that were in memory (the hot ones, worth refetching).
+        the entries that were in memory (the hot ones, worth refetching). ``seqs``: the seq
+        of the event that purges each tag, when an event does (see :meth:`purged_since`).
 
         Disk first, then memory: a look-up in between is still answered from memory (the
         old content, for the few milliseconds an invalidation takes), while the other
@@ -116,13 +129,13 @@ class TieredCache:
         if self.disk is not None:
             disk = self.disk   # queued together, so they land in one disk transaction
             count = sum(await asyncio.gather(*(disk.purge(tag) for tag in tags)))
-        removed = self.purge_memory(tags)
+        removed = self.purge_memory(tags, seqs)
         return count + len(removed), removed
 
-    def purge_memory(self, tags: Iterable[str]) -> list[Entry]:
+    def purge_memory(self, tags: Iterable[str], seqs: Mapping[str, int] | None = None) -> list[Entry]:
         removed = []
         for tag in tags:
-            self._note_purge(tag)
+            self._note_purge(tag, (seqs or {}).get(tag, _UNKNOWN))
             removed.extend(self.memory.purge_tag(tag))
         return removed
 
@@ -132,9 +145,11 @@ class TieredCache:
         self._generation += 1
         self._floor = self._generation
 
-    def _note_purge(self, tag: str) -> None:
+    def _note_purge(self, tag: str, seq: int) -> None:
         self._generation += 1
         if len(self._purged) >= _MAX_REMEMBERED_TAGS:
             self._purged.clear()
+            self._purged_seq.clear()
             self._floor = self._generation
         self._purged[tag] = self._generation
+        self._purged_seq[tag] = seq

@@ -223,8 +223,10 @@ class Follower:
         if not fresh:
             return
         async with self._lock:
-            tags = list(dict.fromkeys(tag for event in fresh for tag in event.keys))
-            count, removed = await self.cache.purge(tags)
+            seqs: dict[str, int] = {}
+            for event in fresh:  # in seq order: each tag ends with its last event's seq
+                seqs.update(dict.fromkeys(event.keys, event.seq))
+            count, removed = await self.cache.purge(list(seqs), seqs)
             now = self._clock()
             for event in fresh:
                 self._reporter.invalidated(count if event is fresh[-1] else 0, _lag(event, now))

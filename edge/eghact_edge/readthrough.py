@@ -213,17 +213,35 @@ class ReadThrough:
                 self._reporter.stale_served("error")
                 return Reply("STALE", entry)
             raise
-        seq = response.headers.get("Eghact-Seq", "")
-        if seq.isascii() and seq.isdigit():
-            self.feed.heard(int(seq))
-        return await self._accept(route, key, response, authorization, entry, generation)
+        stated = response.headers.get("Eghact-Seq", "")
+        seq = int(stated) if stated.isascii() and stated.isdigit() else None
+        if seq is not None:
+            self.feed.heard(seq)
+            if seq > self.feed.applied_seq and self.feed.following and self._shared(response, authorization):
+                # The answer reflects an event our follower has not applied yet (a pull through
+                # the origin's uplink: this very read caused it). Stored before that event is
+                # applied, the answer would be purged by it: wait for it (bounded) and store after.
+                # Only for what may be stored: a private answer's seq is in the registry's own
+                # numbering, which a follower of the public feed never reaches.
+                await self.feed.reach(seq, MIN_SEQ_WAIT)
+        return await self._accept(route, key, response, authorization, entry, generation, seq)
+
+    @staticmethod
+    def _shared(response: UpstreamResponse, authorization: str | None) -> bool:
+        """Whether an answer may be stored for everyone: a 200 to an anonymous request that is
+        neither private nor no-store (the rest is decided in :meth:`_accept`)."""
+        if response.status != 200 or authorization is not None:
+            return False
+        directives = parse_cache_control(response.headers.get("Cache-Control"))
+        return directives.storable
 
     async def _accept(self, route: routes.Route, key: str, response: UpstreamResponse, authorization: str | None,
-                      entry: Entry | None, generation: int) -> Reply:
+                      entry: Entry | None, generation: int, seq: int | None = None) -> Reply:
         """What an upstream answer means for ``key``, stored when it may be: unless a purge of
-        its surrogate key happened since ``generation`` (the answer may predate that event)."""
+        its surrogate key happened since ``generation`` by an event the answer does not
+        reflect (its ``seq``, the ``Eghact-Seq`` it stated: the answer may predate that event)."""
         now = self._clock()
-        purged = self.cache.purged_since(generation, route.tag)
+        purged = self.cache.purged_since(generation, route.tag, seq)
         if response.status == 304 and entry is not None:
             # RFC 9111 §4.3.4: the 304's own freshness headers win over the stored ones.
             headers = CIMultiDict(entry.headers)

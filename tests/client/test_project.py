@@ -64,6 +64,22 @@ def test_a_lockfile_key_that_would_leave_the_plugins_folder_is_refused() -> None
     assert "integrity" in problems
 
 
+def test_an_npm_alias_folder_holds_its_target_and_no_other_folder_holds_another_name() -> None:
+    # The resolver lays out npm: aliases as npm does: the folder is the alias, the entry names
+    # the package in it. Only a folder some entry declares as an alias of that package may.
+    doc = lockfile(cliui="8.0.0")
+    doc["packages"]["node_modules/cliui"]["dependencies"] = {"sw-cjs": "npm:sw@^4.0.0"}
+    doc["packages"]["node_modules/sw-cjs"] = {"name": "sw", "version": "4.2.0", "integrity": INTEGRITY,
+                                              "resolved": "http://127.0.0.1:1/sw/-/sw-4.2.0.tgz"}
+    lock = Lock.parse(json.dumps(doc).encode())
+    assert {(p.folder, p.name) for p in lock.packages} == {("cliui", "cliui"), ("sw-cjs", "sw")}
+    doc["packages"]["node_modules/other"] = {**doc["packages"]["node_modules/sw-cjs"]}
+    with pytest.raises(InvalidLockfile) as refused:
+        Lock.parse(json.dumps(doc).encode())
+    assert refused.value.problems == ["packages['node_modules/other']: the key does not end with its name 'sw' "
+                                      "(nor with an npm: alias of it)"]
+
+
 def test_the_frozen_check_names_each_way_the_requirements_moved(tmp_path: Path) -> None:
     lock = Lock.parse(json.dumps(lockfile(a="1.2.0", b="1.0.0")).encode())
     same = Project(tmp_path, dependencies={"a": "^1.0.0", "b": "1.x"})

@@ -5,6 +5,7 @@ request with credentials is answered from the shared cache only with a public re
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -48,3 +49,21 @@ async def test_public_content_is_shared_with_authenticated_clients(origin: Origi
     assert (await get(http, f"{edge.url}/pub-shared"))[1]["X-Cache"] == "HIT-MEM"
     status, headers, _ = await get(http, f"{edge.url}/pub-shared", Authorization=f"Bearer {origin.reader}")
     assert headers["X-Cache"] in ("HIT-MEM", "HIT-DISK")
+
+
+async def test_a_private_read_does_not_wait_for_a_seq_the_public_feed_never_reaches(
+        origin: Origin, edges: list[EdgeProcess], tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    # A private answer states its seq in the registry's numbering, ahead of the public feed the
+    # edge follows; the edge waits for the events of what it will store, never for these.
+    assert await publish(http, origin.url, origin.admin, "@acme/quick", "1.0.0") == 201
+    edge = await EdgeProcess(origin.url, tmp_path / "edge").astart()
+    edges.append(edge)
+    auth = {"Authorization": f"Bearer {origin.reader}"}
+    status, headers, _ = await get(http, f"{edge.url}/@acme%2fquick", **auth)  # the edge's first connection
+    assert status == 200 and "private" in headers["Cache-Control"]
+    _, _, health = await get(http, f"{edge.url}/-/health")
+    assert int(headers["Eghact-Seq"]) > json.loads(health)["feed"]["seq"]
+    started = asyncio.get_running_loop().time()
+    for _ in range(3):
+        assert (await get(http, f"{edge.url}/@acme%2fquick", **auth))[0] == 200
+    assert asyncio.get_running_loop().time() - started < 1.0  # each read waited 1 s before

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from eghact_edge.cache import TieredCache
 from eghact_edge.entry import Entry
 from eghact_edge.freshness import Timing
+from eghact_edge.metrics import Reporter
 from eghact_edge.tiers import AlwaysAdmit, DiskTier, MemoryTier, Tier, TinyLfu
 
 
@@ -203,3 +205,17 @@ async def test_held_stores_wait_for_release_but_a_waited_write_flushes_them_in_o
         assert await again.get("/at-close") is not None   # close applies what was held
     finally:
         await again.close()
+
+
+async def test_a_purge_counts_against_an_answer_only_if_the_answer_predates_its_event() -> None:
+    # An answer stating the seq it reflects is stored after a purge by an event at or before
+    # that seq (it holds that change already: a pull the read itself caused), never after a
+    # later event's purge or a purge of no event (a write's own).
+    cache = TieredCache(MemoryTier(1 << 20), None, reporter=Reporter(), clock=lambda: 0.0)
+    before = cache.generation()
+    await cache.purge(["pkg:a"], {"pkg:a": 7})
+    assert not cache.purged_since(before, "pkg:a", 7) and not cache.purged_since(before, "pkg:a", 9)
+    assert cache.purged_since(before, "pkg:a", 6) and cache.purged_since(before, "pkg:a")
+    assert not cache.purged_since(cache.generation(), "pkg:a", 1)  # nothing purged since then
+    await cache.purge(["pkg:a"])
+    assert cache.purged_since(before, "pkg:a", 1_000_000)

@@ -162,3 +162,25 @@ def test_small_universes_agree_with_npm(tmp_path: Path) -> None:
             assert listed.returncode != 0 and "missing: selfish@^1.0.0" in listed.stderr, listed.stderr
     finally:
         origin.stop()
+
+
+def test_npm_aliases_are_laid_out_as_npm_lays_them_out(tmp_path: Path) -> None:
+    # glob 10's @isaacs/cliui shape: the target of `sw-cjs: npm:sw@^4` in the folder sw-cjs,
+    # beside sw ^5; a real package called sw-cjs is never what the alias's folder holds.
+    aliases = json.loads((Path(__file__).parent / "resolver" / "data" / "universes" / "aliases.json").read_text())
+    data = tmp_path / "data"
+    admin = cli("token", "create", "--data", str(data), "--name", "admin", "--scope", "admin").stdout.splitlines()[-1]
+    origin = OriginProcess(data).start()
+    try:
+        publish_universe(origin.url, admin, aliases["packages"])
+        roots = {"cliui": "^8.0.0"}
+        theirs = npm_lock(origin.url, roots, tmp_path / "npm", tmp_path / "cache") or {}
+        expected = {key: (meta.get("name") or key.rsplit("node_modules/", 1)[-1], meta["version"])
+                    for key, meta in theirs.items() if key}
+        assert expected["node_modules/sw-cjs"] == ("sw", "4.2.0")
+        for duplicate in ("isolate", "plugins"):
+            ours = {key: (entry["name"], entry["version"]) for key, entry in
+                    eghact_lock(origin.url, roots, duplicate).items()}
+            assert ours == expected, duplicate
+    finally:
+        origin.stop()

@@ -137,7 +137,8 @@ async def test_a_closure_absent_locally_is_pulled_by_the_walk_and_resolves_as_if
     assert lock == as_local
     versions = {entry["name"]: entry["version"] for entry in lock["packages"].values()}
     assert versions == {"board": "1.0.0", "widgets": "1.2.0", "layout": "2.1.0", "geometry": "1.0.5",
-                        "fast-path": "1.0.0", "ui-core": "3.1.0"}
+                        "fast-path": "1.0.0", "ui-core": "3.1.0", "charts": "2.3.0"}
+    assert lock["packages"]["node_modules/chart-lib"]["name"] == "charts"  # the npm: alias's folder
 
     # everything came from the walk, before the build, each name once; the alias target too
     assert set(pair.copier.asked) == PULLED and len(pair.copier.asked) == len(PULLED)
@@ -148,7 +149,7 @@ async def test_a_closure_absent_locally_is_pulled_by_the_walk_and_resolves_as_if
     # the built resolution names the pulled packages among those it considered
     async with pair.local.session.get(f"{pair.local.url}/-/v1/resolutions/{digest}") as response:
         keys = set(response.headers["Surrogate-Key"].split())
-    assert {f"pkg:{name}" for name in PULLED - {"charts"}} <= keys  # the resolver ignores npm: aliases
+    assert {f"pkg:{name}" for name in PULLED} <= keys  # the alias's target too
 
 
 async def test_a_dependency_reached_only_by_the_version_chosen_is_fetched_after_the_build(two_origins: Start) -> None:

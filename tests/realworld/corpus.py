@@ -34,8 +34,12 @@ __all__ = [
     "cache_dir",
     "cached_tarballs",
     "check_registry",
+    "install_project",
+    "lock_tree",
     "npm_env",
+    "registry_shown",
     "resolve_tree",
+    "tree_differences",
     "tree_packages",
 ]
 
@@ -95,6 +99,51 @@ def check_registry(name: str = "express") -> None:
     instead of npm's minutes of backoff inside a tree resolution."""
     _npm(["view", name, "version", "--fetch-retries=0", "--fetch-timeout=30000", "--prefer-online"],
          cache_dir(), npm_env(npm_config_cache=str(cache_dir() / "npm-cache")))
+
+
+def registry_shown() -> str:
+    """What ``npm config get registry`` says (for messages: the registry is never written here)."""
+    try:
+        shown = subprocess.run(["npm", "config", "get", "registry"], capture_output=True, text=True, timeout=60,
+                               env=npm_env())
+        return shown.stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"(npm config get registry failed: {exc})"
+
+
+def install_project(project: Path, roots: Mapping[str, str], *, registry: str, cache: Path,
+                    timeout: float = 600) -> dict[str, Any]:
+    """``npm install --ignore-scripts`` of a fresh project depending on ``roots`` from
+    ``registry`` (an edge or origin under test), with its own npm cache; the lockfile written.
+    A failed install is an AssertionError with npm's output."""
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "package.json").write_text(json.dumps(
+        {"name": "eghact-corpus", "version": "0.0.0", "private": True, "dependencies": dict(roots)}))
+    rc = project.parent / f"{project.name}.npmrc"
+    rc.write_text(f"registry={registry.rstrip('/')}/\naudit=false\nfund=false\nupdate-notifier=false\n")
+    result = subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=project,
+                            env=npm_env(npm_config_userconfig=str(rc), npm_config_cache=str(cache)),
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"npm install from {registry} failed:\n{result.stderr[-4000:]}"
+    lock: dict[str, Any] = json.loads((project / "package-lock.json").read_text())
+    return lock
+
+
+def lock_tree(lock: Mapping[str, Any]) -> dict[str, tuple[str, str, str]]:
+    """A lockfile's tree as {path: (name, version, integrity)}, the root project left out: two
+    installs gave the same tree when these are equal."""
+    tree = {}
+    for path, entry in lock["packages"].items():
+        if path:
+            tree[path] = (_entry_name(path, entry), entry.get("version", ""), entry.get("integrity", ""))
+    return tree
+
+
+def tree_differences(ours: Mapping[str, Any], theirs: Mapping[str, Any], limit: int = 60) -> list[str]:
+    """The entries in which two lockfiles' trees differ, one line each (at most ``limit``)."""
+    a, b = lock_tree(ours), lock_tree(theirs)
+    return [f"  {path}: npm's registry {b.get(path)} / ours {a.get(path)}"
+            for path in sorted(a.keys() | b.keys()) if a.get(path) != b.get(path)][:limit]
 
 
 def resolve_tree(roots: Mapping[str, str], workdir: Path) -> dict[str, Any]:

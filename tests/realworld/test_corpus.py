@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -36,8 +35,10 @@ from .corpus import (
     Package,
     cached_tarballs,
     check_registry,
-    npm_env,
+    install_project,
+    registry_shown,
     resolve_tree,
+    tree_differences,
     tree_packages,
 )
 from .npm_publish import package_json, publish_body
@@ -58,15 +59,6 @@ class Published:
     warnings: Counter[str]
 
 
-def _registry() -> str:
-    try:
-        shown = subprocess.run(["npm", "config", "get", "registry"], capture_output=True, text=True, timeout=60,
-                               env=npm_env())
-        return shown.stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"(npm config get registry failed: {exc})"
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     if shutil.which("npm") is None:
@@ -78,7 +70,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
         tarballs = cached_tarballs(tree_packages(lock))
     except CorpusUnavailable as exc:
         pytest.fail(f"REAL-WORLD CORPUS UNAVAILABLE: npm could not fetch the corpus from its registry "
-                    f"{_registry()!r}. This test fails rather than skips so that a broken network is seen.\n{exc}",
+                    f"{registry_shown()!r}. This test fails rather than skips so that a broken network is seen.\n{exc}",
                     pytrace=False)
     print(f"\ncorpus: {len(tarballs)} packages ready in {time.monotonic() - started:.1f} s")
     return Corpus(lock, tarballs)
@@ -144,38 +136,16 @@ def test_every_real_package_is_accepted(corpus: Corpus, published: Published) ->
     assert not published.refusals, f"{len(published.refusals)} real packages refused:\n{listed}"
 
 
-def _tree(lock: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
-    tree = {}
-    for path, entry in lock["packages"].items():
-        if path:
-            name = entry.get("name") or path.rsplit("node_modules/", 1)[-1]
-            tree[path] = (name, entry.get("version", ""), entry.get("integrity", ""))
-    return tree
-
-
 def test_npm_installs_the_same_tree_through_an_edge(corpus: Corpus, published: Published,
                                                      tmp_path: Path) -> None:
     edge = EdgeProcess(published.origin.url, tmp_path / "edge").start()
     try:
-        project = tmp_path / "project"
-        project.mkdir()
-        (project / "package.json").write_text(json.dumps(
-            {"name": "eghact-corpus", "version": "0.0.0", "private": True, "dependencies": POPULAR_ROOTS}))
-        rc = tmp_path / "npmrc"
-        rc.write_text(f"registry={edge.url}/\naudit=false\nfund=false\nupdate-notifier=false\n")
         started = time.monotonic()
-        result = subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=project,
-                                env=npm_env(npm_config_userconfig=str(rc), npm_config_cache=str(tmp_path / "cache")),
-                                capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, f"npm install through the edge failed:\n{result.stderr[-4000:]}"
+        lock = install_project(tmp_path / "project", POPULAR_ROOTS, registry=edge.url, cache=tmp_path / "cache")
         print(f"\nnpm install through the edge: {time.monotonic() - started:.1f} s")
     finally:
         assert edge.stop() == 0
-    ours = _tree(json.loads((project / "package-lock.json").read_text()))
-    theirs = _tree(corpus.lock)
-    differences = [f"  {path}: npm's registry {theirs.get(path)} / through the edge {ours.get(path)}"
-                   for path in sorted(ours.keys() | theirs.keys()) if ours.get(path) != theirs.get(path)]
-    assert not differences, f"{len(differences)} lockfile entries differ:\n" + "\n".join(differences[:60])
+    differences = tree_differences(lock, corpus.lock)
+    assert not differences, f"{len(differences)} lockfile entries differ:\n" + "\n".join(differences)
     # Every resolved URL names the edge: the install went through it, not around it.
-    lock = json.loads((project / "package-lock.json").read_text())
     assert all(entry["resolved"].startswith(edge.url) for path, entry in lock["packages"].items() if path)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eghact_common.errors import NotFound, PayloadTooLarge, UpstreamUnavailable
+from eghact_common.npm_leniency import alias_target
 
 from ..resolver import PackageInfo, Provider, VersionInfo
 from ..resolver.picker import Candidates
@@ -53,17 +54,6 @@ class PullLimits:
     max_names: int = 5_000   # names asked of ``fetch_missing``
     seconds: float = 120.0   # waited for ``fetch_missing``, walk and retries together
     rounds: int = 4          # builds again after the first, each after fetching what it missed
-
-
-def alias_target(spec: str) -> Pair | None:
-    """``npm:real@^2`` (or ``npm:@scope/real@^2``, ``npm:real``): the package npm installs
-    under the alias, as (name, range); None for anything else."""
-    if spec[:4].lower() != "npm:":
-        return None
-    rest = spec[4:].strip()
-    at = rest.find("@", 1)  # a scope's leading "@" is part of the name
-    name, target = (rest, "*") if at < 0 else (rest[:at], rest[at + 1:] or "*")
-    return (name, target) if name else None
 
 
 def likely_versions(info: PackageInfo, spec: str, lowest: bool) -> list[VersionInfo]:

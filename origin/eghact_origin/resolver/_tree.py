@@ -17,7 +17,7 @@ from typing import Any
 
 from . import explain
 from .picker import Candidates
-from .provider import spec_kind
+from .provider import registry_spec, spec_kind
 
 __all__ = ["Tree", "TreeEdge", "TreeNode", "collate", "deepest_nesting_target", "grow", "satisfies"]
 
@@ -59,17 +59,21 @@ class TreeEdge:
 
 
 def satisfies(node: TreeNode, edge: TreeEdge) -> bool:
-    """npm's ``depValid``: ``*`` takes anything, a dist-tag any registry copy, else semver."""
+    """npm's ``depValid``: ``*`` takes anything, a dist-tag any registry copy, else semver.
+    An ``npm:`` alias wants its target package in the alias's folder, at the target's range."""
     if node.name != edge.name:
         return False
     target = node.link or node
-    spec = edge.spec.strip()
+    package, wanted = registry_spec(edge.name, edge.spec)
+    if target.cand is not None and target.cand.info.name != package:
+        return False  # the folder holds another package (an alias's, or the real one)
+    spec = wanted.strip()
     if spec in ("*", ""):
         return True
-    kind = spec_kind(edge.spec)
+    kind = spec_kind(wanted)
     if target.cand is None or kind == "unsupported":
         return False
-    return kind == "tag" or bool(target.cand.info.mask(edge.spec) >> target.index & 1)
+    return kind == "tag" or bool(target.cand.info.mask(wanted) >> target.index & 1)
 
 
 class TreeNode:

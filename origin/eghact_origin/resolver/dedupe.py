@@ -53,6 +53,12 @@ class Keys:
         """The key that a dependency on ``name`` at ``spec`` constrains."""
         return name
 
+    def edge(self, name: str, spec: str) -> tuple[str, str] | None:
+        """The key a declared dependency ``name: spec`` constrains and the spec it asks of it;
+        None when it asks nothing of the registry (git, URL, path; and here ``npm:`` aliases:
+        one version per name has no room for an alias's second copy of its target)."""
+        return None if spec_kind(spec) == "unsupported" else (self.key(name, spec), spec)
+
     def name(self, key: str) -> str:
         """The package name behind ``key``."""
         return key
@@ -299,11 +305,12 @@ class _Solver:
         else:
             candidates = self.candidates(pkg)
             assert candidates is not None  # only installable packages are ever decided
-            for name, kind, spec in candidates.info.ordered[index].edges:
-                if spec_kind(spec) == "unsupported":
+            for name, kind, declared in candidates.info.ordered[index].edges:
+                asked = self.keys.edge(name, declared)
+                if asked is None:
                     continue
-                versions = self._same_edge(candidates, name, kind, spec)
-                dep = self.keys.key(name, spec)
+                versions = self._same_edge(candidates, name, kind, declared)
+                dep, spec = asked
                 soft_peer = kind == "peerOptional" and self.keys.wanted(dep)  # soft even under peer=error
                 if kind == "prod" or (kind in ("peer", "peerOptional") and self.peer_error and not soft_peer):
                     fact = (pkg, versions, dep, spec, kind)

@@ -32,7 +32,9 @@ peer-heavy ones), by design:
   ``self-dependency-replaced``);
 * on some peer-heavy inputs npm never returns; here the loop stops after a bounded number
   of steps with an ``Unresolvable`` that says so;
-* no bundled dependencies, shrinkwraps, workspaces, overrides, aliases, engine/os checks.
+* no bundled dependencies, shrinkwraps, workspaces, overrides, engine/os checks; ``npm:``
+  aliases are followed (the target package in the alias's folder), other non-registry specs
+  (git, URL, path) are warned about and left out.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from ._tree import Tree, TreeEdge, TreeNode, collate, grow, satisfies
 from .graph import Edge, EdgeKind, ResolvedGraph
 from .picker import Catalog
 from .policy import Policy
-from .provider import Provider, spec_kind
+from .provider import Provider, registry_spec, spec_kind
 from .request import ResolveRequest
 
 __all__ = ["resolve_isolate"]
@@ -107,12 +109,14 @@ class Builder(Tree):
         return vr
 
     def node_from_spec(self, name: str, spec: str, parent: TreeNode) -> TreeNode:
-        cand = self.catalog.get(name)
+        # ``name`` is the folder; an npm: alias puts its target package there
+        package, wanted = registry_spec(name, spec)
+        cand = self.catalog.get(package)
         info = None
         why = "not in the registry" if cand is None else f"no installable version satisfies {spec}"
-        if cand is not None and spec_kind(spec) != "unsupported":
-            pinned = self.pins.get((name, spec)) if self.pins is not None and not cand.info.plugin else None
-            info = cand.pick(spec) if pinned is None else cand.info.ordered[pinned]
+        if cand is not None and spec_kind(wanted) != "unsupported":
+            pinned = self.pins.get((package, wanted)) if self.pins is not None and not cand.info.plugin else None
+            info = cand.pick(wanted) if pinned is None else cand.info.ordered[pinned]
         if cand is None or info is None:
             node = TreeNode(name, None, -1, (why,))
             self.failures[node] = None
@@ -209,11 +213,12 @@ class Builder(Tree):
         warned about at the end like any unmet optional or peer dependency."""
         if self.pins is None:
             return False
-        cand = self.catalog.get(edge.name)
-        if cand is None or spec_kind(edge.spec) == "unsupported":
+        package, spec = registry_spec(edge.name, edge.spec)
+        cand = self.catalog.get(package)
+        if cand is None or spec_kind(spec) == "unsupported":
             return False
         # the catalog allows a plugin only its chosen version (none if it was not installed)
-        return not cand.mask(edge.spec) if cand.info.plugin else (edge.name, edge.spec) not in self.pins
+        return not cand.mask(spec) if cand.info.plugin else (package, spec) not in self.pins
 
     def missed_optional_peers(self) -> list[TreeEdge]:
         """The optional peers on plain libraries that :meth:`dropped` kept out although the
@@ -224,7 +229,7 @@ class Builder(Tree):
             for edge in node.edges.values():
                 if edge.type != "peerOptional" or edge.valid() or not self.dropped(edge):
                     continue
-                to, cand = edge.to(), self.catalog.get(edge.name)  # both loaded: dropped() asked
+                to, cand = edge.to(), self.catalog.get(registry_spec(edge.name, edge.spec)[0])  # dropped() asked
                 if to is not None and not to.errors and cand is not None and not cand.info.plugin:
                     missed.append(edge)
         return missed
@@ -232,8 +237,8 @@ class Builder(Tree):
     def problem_edges(self, node: TreeNode) -> list[TreeEdge]:
         problems = []
         for edge in node.edges.values():
-            if spec_kind(edge.spec) == "unsupported" or self.dropped(edge):
-                continue  # git, URL, alias...: nothing a registry resolver can fetch; warned at the end
+            if _unsupported(edge) or self.dropped(edge):
+                continue  # git, URL, path...: nothing a registry resolver can fetch; warned at the end
             to = edge.to()
             if to is not None and to in self.failures:
                 continue
@@ -317,7 +322,7 @@ class Builder(Tree):
                 needs = [e for e in self.edges_in(failure) if not soft(e)]
                 raise explain.unresolvable(failure.name, [self._requirement(e) for e in needs[:3]],
                                            excluded=self.policy.excluded(failure.name),
-                                           missing=self.catalog.get(failure.name) is None)
+                                           missing=self.catalog.get(_package(failure, needs)) is None)
             dropped = self.gather_dep_set(needers, _not_into_any(needers))
             for node in dropped:
                 for edge in self.edges_in(node):
@@ -353,7 +358,7 @@ class Builder(Tree):
                              considered=self.catalog.considered)
 
     def _unmet(self, edge: TreeEdge, to: TreeNode | None) -> dict[str, Any]:
-        if spec_kind(edge.spec) == "unsupported":
+        if _unsupported(edge):
             return _warning("unsupported_spec", edge, f"{edge.spec!r} is not a registry range; ignored")
         if edge.peer and self.strict:
             raise self.peer_conflict(edge, to or edge.source)
@@ -369,6 +374,16 @@ class Builder(Tree):
         # such a tree too (with --force, or when the conflict is not the project's own).
         return _warning("unmet_dependency", edge, f"dependency {edge.name} {edge.spec} is not met"
                         + (f" (found {installed})" if installed else because), installed)
+
+
+def _unsupported(edge: TreeEdge) -> bool:
+    """A spec no registry resolver can follow (git, URL, path); an npm: alias is followed."""
+    return spec_kind(registry_spec(edge.name, edge.spec)[1]) == "unsupported"
+
+
+def _package(failure: TreeNode, needs: list[TreeEdge]) -> str:
+    """The package a failed copy stood for (its folder's name, or an alias's target)."""
+    return registry_spec(failure.name, needs[0].spec)[0] if needs else failure.name
 
 
 def _not_into_any(nodes: dict[TreeNode, None]) -> Callable[[TreeEdge], bool]:

@@ -202,8 +202,10 @@ def collect_choices(request: ResolveRequest, catalog: Catalog) -> PromptResult:
             chains[name] = (*seen[name][0].steps,)
             source = explain.label(name, [info.version])
             for dep, kind, spec in info.edges:
-                # optional dependencies and optional peers never force anything
-                if kind in ("prod", "peer"):
+                # optional dependencies and optional peers never force anything; nor do specs
+                # one version per name cannot follow (git, URL, path, and npm: aliases, whose
+                # folder is not the package of that name): the layout after the prompt meets them
+                if kind in ("prod", "peer") and spec_kind(spec) != "unsupported":
                     require(dep, explain.Step(source, dep, spec, kind), chains[name])
             progress = True
     choices = {}

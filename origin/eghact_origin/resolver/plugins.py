@@ -41,7 +41,7 @@ from .graph import ResolvedGraph
 from .isolate import Builder
 from .picker import Catalog
 from .policy import Policy
-from .provider import Provider
+from .provider import Provider, registry_spec, spec_kind
 from .request import ResolveRequest
 
 __all__ = ["resolve_plugins"]
@@ -63,6 +63,12 @@ class _PluginKeys(Keys):
         found = self.catalog.get(name)
         return name if found is not None and found.info.plugin else f"{name}{_SEP}{spec}"
 
+    def edge(self, name: str, spec: str) -> tuple[str, str] | None:
+        # npm's layout gives an alias its own folder, so its target is one more requirement
+        # on that package (a library's copy at that range, or the plugin's one version)
+        package, wanted = registry_spec(name, spec)
+        return None if spec_kind(wanted) == "unsupported" else (self.key(package, wanted), wanted)
+
     def name(self, key: str) -> str:
         return key.split(_SEP, 1)[0]
 
@@ -79,7 +85,8 @@ def resolve_plugins(request: ResolveRequest, provider: Provider) -> ResolvedGrap
     builder = _layout(request, catalog, policy, _PluginKeys(catalog))
     wanted: frozenset[str] = frozenset()
     for _ in range(1, _MAX_ROUNDS):
-        missed = {_PluginKeys(catalog).key(edge.name, edge.spec) for edge in builder.missed_optional_peers()}
+        missed = {asked[0] for edge in builder.missed_optional_peers()
+                  if (asked := _PluginKeys(catalog).edge(edge.name, edge.spec)) is not None}
         if missed <= wanted:
             break
         wanted |= missed

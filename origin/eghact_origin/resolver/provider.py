@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 
 from eghact_common import semver
 from eghact_common.errors import NotFound
-from eghact_common.npm_leniency import js_truthy
+from eghact_common.npm_leniency import alias_target, js_truthy
 
 __all__ = [
     "EdgeType",
@@ -34,6 +34,7 @@ __all__ = [
     "SpecKind",
     "VersionInfo",
     "package_info_from_packument",
+    "registry_spec",
     "spec_kind",
 ]
 
@@ -55,6 +56,12 @@ def spec_kind(spec: str) -> SpecKind:
     if _DIST_TAG.fullmatch(spec):
         return "tag"
     return "unsupported"
+
+
+def registry_spec(name: str, spec: str) -> tuple[str, str]:
+    """The package and the spec a dependency ``name: spec`` asks the registry for: the alias's
+    target for ``npm:`` aliases (installed in the folder ``name``, as npm does), else itself."""
+    return alias_target(spec) or (name, spec)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from eghact_common import semver
 from eghact_origin.resolver import MemoryProvider, ResolvedGraph
-from eghact_origin.resolver.provider import spec_kind
+from eghact_origin.resolver.provider import registry_spec, spec_kind
 
 DATA = Path(__file__).parent / "data"
 
@@ -37,6 +37,11 @@ def edge_met(version: str, spec: str, tags: dict[str, str] | None = None) -> boo
     return semver.satisfies(version, spec, loose=True)
 
 
+def folder(key: str) -> str:
+    """The folder a node's key ends with: its name, or its npm: alias."""
+    return key.rsplit("node_modules/", 1)[-1]
+
+
 def visible_from(keys: set[str], source: str, name: str) -> str | None:
     """The copy of ``name`` that Node's module resolution finds from ``source``."""
     base = source
@@ -61,16 +66,20 @@ def check_invariants(graph: ResolvedGraph, *, dedupe: bool, plugins: bool = Fals
         assert graph.nodes[key].name == name
     for key, node in graph.nodes.items():
         assert node.key == key
-        assert key.endswith(f"node_modules/{node.name}")
-        out = {e.target for e in graph.edges if e.source == key}
-        assert {graph.nodes[t].name for t in out} == set(node.dependencies), key
+        out = {e.target: e for e in graph.edges if e.source == key}
+        # a node's folder is its name, or the name of the npm: alias that put it there
+        assert {folder(t) for t in out} == set(node.dependencies), key
+        for out_key, out_edge in out.items():
+            assert node.dependencies[folder(out_key)] == out_edge.range
     for edge in graph.edges:
         assert edge.source == "" or edge.source in keys, edge
         target = graph.nodes[edge.target]
-        assert edge_met(target.version, edge.range), f"{edge.source} -> {target.name}@{target.version} {edge.range}"
+        package, wanted = registry_spec(folder(edge.target), edge.range)
+        assert target.name == package, edge
+        assert edge_met(target.version, wanted), f"{edge.source} -> {target.name}@{target.version} {edge.range}"
         # the edge points at the copy the runtime will actually load -- or, where npm would
         # break a nesting cycle with a symlink to an ancestor copy, at that ancestor
-        assert (visible_from(keys, edge.source, target.name) == edge.target
+        assert (visible_from(keys, edge.source, folder(edge.target)) == edge.target
                 or edge.source.startswith(edge.target + "/")), edge
     if plugins:
         copies = [node.name for node in graph.nodes.values()
