@@ -74,14 +74,16 @@ def render_version(
     version: str,
     filename: str,
     dist: Mapping[str, Any],
-    publisher: str,
+    publisher: str | None,
 ) -> RenderedVersion:
-    """Serialise one version document; ``dist`` gets ``tarball`` appended by this function."""
+    """Serialise one version document; ``dist`` gets ``tarball`` appended by this function.
+    ``publisher`` None: the document names none (a pulled version whose upstream named none)."""
     clean = {k: v for k, v in doc.items() if k not in _SERVER_FIELDS}
     clean["name"] = name
     clean["version"] = version
     clean["_id"] = f"{name}@{version}"
-    clean["_npmUser"] = {"name": publisher}
+    if publisher is not None:
+        clean["_npmUser"] = {"name": publisher}
     abbreviated = {k: clean[k] for k in _ABBREVIATED_FIELDS if k in clean}
     tarball = BASE_MARK + _dumps(tarball_path(name, filename))[1:-1]
     dist_json = _dumps(dict(dist))[:-1] + b',"tarball":"' + tarball + b'"}'

@@ -103,7 +103,8 @@ def _version_row(name: str, version: Any, vdoc: Any, times: dict[str, Any], base
     if "hasInstallScript" not in doc and isinstance(scripts, dict) and any(s in scripts for s in _INSTALL_SCRIPTS):
         doc["hasInstallScript"] = True  # what npm's registry adds to its abbreviated form
     user = vdoc.get("_npmUser")
-    publisher = user["name"] if isinstance(user, dict) and isinstance(user.get("name"), str) else "uplink"
+    # Upstream's publisher, by name only; none invented where upstream names none.
+    publisher = user["name"] if isinstance(user, dict) and isinstance(user.get("name"), str) else None
     rendered = packument.render_version(doc, name=name, version=version, filename=filename, dist=served_dist,
                                         publisher=publisher)
     deprecated = vdoc.get("deprecated")
