@@ -2,12 +2,14 @@
 
 ::
 
-    eghact install [NAME[@RANGE]] [--frozen]   add a plugin, or install what the project requires
-    eghact ci                                  install exactly eghact-lock.json (install --frozen)
+    eghact install [NAME[@RANGE]] [--frozen] [--all]   add a plugin, or install what the project requires
+    eghact ci [--all]                          install exactly eghact-lock.json (install --frozen)
+    eghact activate NAME                       fetch and place its lazy chunks if needed; make it active
+    eghact deactivate NAME [--reason TEXT]     suspend it (and what only it needed)
     eghact remove NAME
-    eghact ls
+    eghact ls                                  every package with its state
     eghact resolve                             resolve again and write eghact-lock.json only
-    options (before the command): --project DIR, --cache DIR, --json, --verbose (-v, -vv)
+    options (before the command): --project DIR, --cache DIR, --json, --verbose (-v, -vv), --no-hints
 
 On a terminal, ``install``/``ci``/``remove`` show a progress bar (rich); otherwise plain lines.
 ``--json`` prints one JSON document on stdout: the result, or the error body
@@ -24,6 +26,8 @@ Exit codes:
     6   a tarball was refused: it does not match its integrity, or unpacking it would escape its folder
     7   not found: a package the registry does not have, or a dependency the project does not have
     8   another eghact is working on this project
+    9   a state change that makes no sense (activate an active plugin, deactivate one that is not
+        active), or activate/deactivate before the changed lockfile is installed
     130 interrupted (Ctrl-C): nothing was changed
 """
 
@@ -50,7 +54,7 @@ from eghact_common.errors import (
     UpstreamUnavailable,
 )
 
-from .errors import LockfileOutOfDate
+from .errors import InstallNeeded, InvalidTransition, LockfileOutOfDate
 from .manager import PluginManager
 from .reporter import Reporter
 
@@ -59,7 +63,8 @@ __all__ = ["main"]
 # most specific first: the first class an error is an instance of gives its exit code
 EXIT_CODES: tuple[tuple[type[EghactError], int], ...] = (
     (LockfileOutOfDate, 5), (IntegrityMismatch, 6), (InvalidTarball, 6), (Unresolvable, 3), (NotFound, 7),
-    (UpstreamUnavailable, 4), (BadRequest, 2), (PayloadTooLarge, 2), (Conflict, 8),
+    (UpstreamUnavailable, 4), (BadRequest, 2), (PayloadTooLarge, 2), (InvalidTransition, 9), (InstallNeeded, 9),
+    (Conflict, 8),
 )
 
 
@@ -83,11 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache", type=Path, default=None, help="the tarball cache ($EGHACT_CACHE)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log every decision (-vv: every request)")
+    parser.add_argument("--no-hints", action="store_true", help="send the edge no prefetch hints")
     commands = parser.add_subparsers(dest="command", required=True)
     install = commands.add_parser("install", help="add a plugin, or install what the project requires")
     install.add_argument("spec", nargs="?", help="NAME or NAME@RANGE")
     install.add_argument("--frozen", action="store_true", help="exactly the lockfile; fail if it is out of date")
-    commands.add_parser("ci", help="install exactly eghact-lock.json (install --frozen)")
+    install.add_argument("--all", action="store_true", help="place the lazy chunks now too")
+    ci = commands.add_parser("ci", help="install exactly eghact-lock.json (install --frozen)")
+    ci.add_argument("--all", action="store_true", help="place the lazy chunks now too")
+    activate = commands.add_parser("activate", help="make a plugin active, fetching its lazy chunks if needed")
+    activate.add_argument("name")
+    deactivate = commands.add_parser("deactivate", help="suspend an active plugin")
+    deactivate.add_argument("name")
+    deactivate.add_argument("--reason", default="deactivated", help="recorded with the state (default: deactivated)")
     remove = commands.add_parser("remove", help="stop requiring a plugin")
     remove.add_argument("name")
     commands.add_parser("ls", help="list the installed packages")
@@ -124,12 +137,17 @@ class _Progress(Reporter):
 
 
 async def _run(args: argparse.Namespace, reporter: Reporter) -> Any:
-    async with PluginManager(args.project, cache_dir=args.cache, reporter=reporter) as manager:
+    async with PluginManager(args.project, cache_dir=args.cache, reporter=reporter,
+                             hints=not args.no_hints) as manager:
         if args.command == "install":
             name, version = parse_spec(args.spec) if args.spec else (None, None)
-            return await manager.install(name, version=version, frozen=args.frozen)
+            return await manager.install(name, version=version, frozen=args.frozen, all_chunks=args.all)
         if args.command == "ci":
-            return await manager.install(frozen=True)
+            return await manager.install(frozen=True, all_chunks=args.all)
+        if args.command == "activate":
+            return await manager.activate(args.name)
+        if args.command == "deactivate":
+            return await manager.deactivate(args.name, reason=args.reason)
         if args.command == "remove":
             return await manager.remove(args.name)
         if args.command == "ls":
@@ -145,7 +163,14 @@ def _print(args: argparse.Namespace, result: Any) -> None:
         print(json.dumps(document, indent=2))
     elif args.command == "ls":
         for entry in document:
-            print(f"{entry['name']}@{entry['version']}  {entry['state']}{'' if entry['direct'] else '  (dependency)'}")
+            why = entry.get("reason") or (entry.get("error") or {}).get("message")
+            print(f"{entry['name']}@{entry['version']}  {entry['state']}{f' ({why})' if why else ''}"
+                  f"{'' if entry['placed'] else '  (not placed: lazy)'}{'' if entry['direct'] else '  (dependency)'}")
+    elif args.command in ("activate", "deactivate"):
+        fetched = f": {document['downloaded']} downloaded, {document['cached']} from the cache" \
+            if document["downloaded"] or document["cached"] else ""
+        print(f"{document['name']} {document['state']} ({len(document['changed'])} packages changed state{fetched}, "
+              f"{document['seconds'] * 1000:.0f} ms)")
     elif args.command == "resolve":
         print(f"eghact-lock.json: {document['packages']} packages (resolution {document['hash'][:12]}, "
               f"{document['how']} at {document['source']})")
@@ -161,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO, stream=sys.stderr,
                             format="eghact: %(message)s")
-    interactive = sys.stderr.isatty() and not args.json and args.command in ("install", "ci", "remove")
+    interactive = sys.stderr.isatty() and not args.json and args.command in ("install", "ci", "remove", "activate")
     try:
         if interactive:
             with _Progress() as progress:

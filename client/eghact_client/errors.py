@@ -10,7 +10,9 @@ same ``{"error", "message", "detail"}`` body a server would; the CLI maps each t
     ├── IntegrityMismatch        400 integrity_mismatch   (a tarball is not what the lockfile says)
     └── InvalidTarball           400 tarball_*            (refused at extraction: traversal, link, ...)
     Conflict
-    └── LockfileOutOfDate        409 lockfile_out_of_date (frozen: the lockfile no longer matches)
+    ├── LockfileOutOfDate        409 lockfile_out_of_date (frozen: the lockfile no longer matches)
+    ├── InvalidTransition        409 invalid_transition   (activate an active plugin, deactivate one not active)
+    └── InstallNeeded            409 install_needed       (the lockfile changed since the last install)
     NotFound                     404 not_found            (a plugin the project does not have)
     Unresolvable                 422 unresolvable         (the registry's explanation in detail)
     UpstreamUnavailable
@@ -38,10 +40,12 @@ from eghact_common.errors import (
 
 __all__ = [
     "EghactError",
+    "InstallNeeded",
     "IntegrityMismatch",
     "InvalidLockfile",
     "InvalidProject",
     "InvalidTarball",
+    "InvalidTransition",
     "LockfileOutOfDate",
     "NoSourceReachable",
     "NotFound",
@@ -80,6 +84,19 @@ class LockfileOutOfDate(Conflict):
     """A frozen install whose lockfile no longer matches the project's requirements."""
 
     code = "lockfile_out_of_date"
+
+
+class InvalidTransition(Conflict):
+    """A plugin state change that makes no sense from the plugin's state; ``detail`` names the
+    plugin, its state, the operation and the states it is allowed from."""
+
+    code = "invalid_transition"
+
+
+class InstallNeeded(Conflict):
+    """``activate``/``deactivate`` of a project whose lockfile is not the one installed."""
+
+    code = "install_needed"
 
 
 class NoSourceReachable(UpstreamUnavailable):

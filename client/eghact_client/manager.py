@@ -7,6 +7,9 @@
         await pm.install("@acme/chart-plugin", version="^2.0.0")
         await pm.install()                                      # what the project requires
         await pm.install(frozen=True)                           # exactly the lockfile, or LockfileOutOfDate
+        await pm.install(all_chunks=True)                       # lazy chunks placed now too
+        await pm.activate("@acme/chart-plugin")                 # its lazy chunks fetched, placed, active
+        await pm.deactivate("@acme/chart-plugin", reason="...")  # suspended
         await pm.remove("@acme/chart-plugin")
         await pm.list()
 
@@ -17,6 +20,16 @@ An install resolves only when it must: a lockfile that still answers the require
 lockfile, state and plugins folder agree has nothing to do. Every operation first finishes a
 commit a stopped run left (``transaction.recover``) and holds the project's lock
 (``.eghact/lock``), so two runs never interleave in one project.
+
+The load plan is executed (``eghact_client.loadplan``): an install places the eager chunk (and
+what no chunk holds) and marks it ``active``; lazy plugins are recorded ``installed`` but not
+placed, so an app of many plugins installs what it loads at start, and the rest are fetched on
+first :meth:`PluginManager.activate` (verified and committed like an install), or at once with
+``all_chunks``. After each resolution the nearest edge is told which lazy tarballs will be asked
+for (``eghact_client.hints``), so that first ``activate`` is an edge hit.
+
+Transitions (:data:`ACTIVATE_FROM`): ``activate`` from ``installed``, ``suspended`` or ``failed``;
+``deactivate`` from ``active``; any other is refused (409 ``invalid_transition``).
 """
 
 from __future__ import annotations
@@ -31,17 +44,20 @@ from pathlib import Path
 from typing import Any
 
 from eghact_common.blocking import run_blocking
+from eghact_common.durable import write_atomic
 from eghact_common.errors import BadRequest, Conflict
 
 from .cache import TarballCache
-from .errors import LockfileOutOfDate, NotFound
+from .errors import InstallNeeded, IntegrityMismatch, InvalidTarball, InvalidTransition, LockfileOutOfDate, NotFound
+from .hints import Hinter
 from .install import place
+from .loadplan import LoadPlan
 from .lockfile import Lock, mismatches
 from .project import Project
 from .reporter import Reporter
 from .resolve import Resolution, resolve
 from .sources import Sources
-from .state import State
+from .state import ACTIVE, FAILED, INSTALLED, SUSPENDED, State
 from .transaction import Stage, recover
 from .transport import Transport
 
@@ -50,9 +66,12 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks; runs are not serialised
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["InstallResult", "PluginManager", "SyncPluginManager"]
+__all__ = ["ACTIVATE_FROM", "InstallResult", "PluginManager", "StateChange", "SyncPluginManager"]
 
 log = logging.getLogger("eghact.client")
+
+ACTIVATE_FROM = (INSTALLED, SUSPENDED, FAILED)
+DEACTIVATE_FROM = (ACTIVE,)
 
 
 @dataclass(frozen=True)
@@ -68,9 +87,23 @@ class InstallResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class StateChange:
+    name: str
+    state: str                  # the plugin's state now
+    changed: list[str]          # the keys whose state changed, in load order
+    downloaded: int
+    cached: int
+    x_cache: dict[str, str]     # key -> the edge's X-Cache for each tarball fetched from an edge
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class PluginManager:
     def __init__(self, project_dir: Path | str, *, cache_dir: Path | None = None, reporter: Reporter | None = None,
-                 concurrency: int = 16, rounds: int = 3, backoff: float = 0.25):
+                 concurrency: int = 16, rounds: int = 3, backoff: float = 0.25, hints: bool = True):
         self.root = Path(project_dir).resolve()
         self.cache = TarballCache(cache_dir)
         self.reporter = reporter or Reporter()
@@ -79,6 +112,7 @@ class PluginManager:
         self._backoff = backoff
         self._transport = Transport(connections=concurrency)
         self._sources: Sources | None = None
+        self.hinter = Hinter(self._transport) if hints else None
 
     async def __aenter__(self) -> PluginManager:
         return self
@@ -87,6 +121,8 @@ class PluginManager:
         await self.close()
 
     async def close(self) -> None:
+        if self.hinter is not None:
+            await self.hinter.drain()
         await self._transport.close()
 
     def sources(self, project: Project) -> Sources:
@@ -99,10 +135,11 @@ class PluginManager:
     # ---- operations -----------------------------------------------------------------------------
 
     async def install(self, name: str | None = None, *, version: str | None = None,
-                      frozen: bool = False) -> InstallResult:
+                      frozen: bool = False, all_chunks: bool = False) -> InstallResult:
         """Install what the project requires (with ``name``: that package too, at ``version``,
         default its latest, written to the project as ``^VERSION``). ``frozen``: exactly the
-        lockfile, refused with ``LockfileOutOfDate`` when it no longer matches the requirements."""
+        lockfile, refused with ``LockfileOutOfDate`` when it no longer matches the requirements.
+        ``all_chunks``: place the lazy chunks now too (they stay ``installed`` until activated)."""
         started = time.monotonic()
         with self._exclusive():
             project, lock, state = self._load()
@@ -116,12 +153,14 @@ class PluginManager:
                     raise LockfileOutOfDate(f"{project.lockfile.name} no longer matches the project's requirements: "
                                             + "; ".join(problems), detail={"problems": problems})
                 digest = state.request if state.hash == lock.hash else None
-                return await self._apply(project, project, lock, lock, state, digest, "lockfile", started)
+                return await self._apply(project, project, lock, lock, state, digest, "lockfile", started,
+                                         all_chunks)
             wanted = project.with_dependency(name, version or "latest") if name is not None else project
             if name is None and lock is not None and not mismatches(lock, project):
                 log.info("%s still answers the requirements: no resolution needed", project.lockfile.name)
                 digest = state.request if state.hash == lock.hash else None
-                return await self._apply(project, project, lock, lock, state, digest, "lockfile", started)
+                return await self._apply(project, project, lock, lock, state, digest, "lockfile", started,
+                                         all_chunks)
             resolution = await resolve(wanted, self.sources(wanted), state=state, lock=lock)
             if name is not None and version is None:
                 # npm's habit: a package added without a range is required from its version up
@@ -129,7 +168,7 @@ class PluginManager:
                 if root is not None:
                     wanted = wanted.with_dependency(name, f"^{root.version}")
             return await self._apply(project, wanted, lock, resolution.lock, state, resolution.request,
-                                     resolution.how, started)
+                                     resolution.how, started, all_chunks)
 
     async def remove(self, name: str) -> InstallResult:
         """Stop requiring ``name``: resolve without it and install the result."""
@@ -142,7 +181,7 @@ class PluginManager:
             wanted = project.without_dependency(name)
             resolution = await resolve(wanted, self.sources(wanted), state=state, lock=lock)
             return await self._apply(project, wanted, lock, resolution.lock, state, resolution.request,
-                                     resolution.how, started)
+                                     resolution.how, started, False)
 
     async def resolve(self) -> Resolution:
         """Resolve the requirements again and write the lockfile (nothing is installed)."""
@@ -159,14 +198,75 @@ class PluginManager:
                 await run_blocking(stage.commit)
             finally:
                 stage.discard()
+            self._hint(resolution.lock, {k for k in state.plugins if state.placed(k)}, project)
             return resolution
 
+    async def activate(self, name: str) -> StateChange:
+        """Make ``name`` active: its chunks (and the chunks they require) are fetched, verified
+        and placed if they are not yet, atomically, and every package they hold becomes
+        ``active``. A tarball refused (integrity, unpacking) or gone leaves the folder as it was
+        and records ``name`` as ``failed`` with the error; a source failure records nothing."""
+        started = time.monotonic()
+        with self._exclusive():
+            project, lock, state = self._load()
+            lock, key = _installed(name, lock, state)
+            _check_transition(name, state.plugins[key], "activate", ACTIVATE_FROM)
+            keys = LoadPlan.of(lock).load_set(key)
+            by_key = {p.key: p for p in lock.packages}
+            missing = [by_key[k] for k in keys if not state.placed(k)]
+            changed = [k for k in keys if state.plugins[k].get("state") != ACTIVE]
+            after = state.with_states({k: {"state": ACTIVE, "placed": True}
+                                       for k in [*changed, *(p.key for p in missing)]})
+            state_path = project.state_dir / "state.json"
+            downloaded = cached = 0
+            x_cache: dict[str, str] = {}
+            if missing:
+                try:
+                    placed = await place(lock, missing, plugins=project.plugins_path, state_dir=project.state_dir,
+                                         files={state_path: after.to_bytes()}, cache=self.cache,
+                                         sources=self.sources(project), reporter=self.reporter,
+                                         concurrency=self._concurrency, merge=True)
+                except (IntegrityMismatch, InvalidTarball, NotFound) as exc:
+                    # the plugin's own fault (not the network's): the folder is as it was; say why
+                    failed = state.with_states({key: {"state": FAILED, "error": {"error": exc.code,
+                                                                                 "message": exc.message}}})
+                    await run_blocking(write_atomic, state_path, failed.to_bytes())
+                    raise
+                downloaded, cached, x_cache = placed.downloaded, placed.cached, placed.x_cache
+            else:
+                await run_blocking(write_atomic, state_path, after.to_bytes())
+            log.info("%s active (%d packages changed state, %d placed)", name, len(changed), len(missing))
+            return StateChange(name, ACTIVE, changed, downloaded, cached, x_cache, time.monotonic() - started)
+
+    async def deactivate(self, name: str, *, reason: str = "deactivated") -> StateChange:
+        """Suspend ``name`` (with ``reason``), and every package its chunks hold that neither the
+        eager chunk nor another active root's chunks still need. Nothing is removed: a later
+        ``activate`` needs no download."""
+        started = time.monotonic()
+        with self._exclusive():
+            project, lock, state = self._load()
+            lock, key = _installed(name, lock, state)
+            _check_transition(name, state.plugins[key], "deactivate", DEACTIVATE_FROM)
+            plan = LoadPlan.of(lock)
+            needed = set(plan.eager_keys)
+            for root in (f"node_modules/{dep}" for dep in project.dependencies):
+                if root != key and state.plugins.get(root, {}).get("state") == ACTIVE:
+                    needed.update(plan.load_set(root))
+            changed = [key] + [k for k in plan.load_set(key) if k != key and k not in needed
+                               and state.plugins[k].get("state") == ACTIVE]
+            after = state.with_states({k: {"state": SUSPENDED, "reason": reason} for k in changed})
+            await run_blocking(write_atomic, project.state_dir / "state.json", after.to_bytes())
+            log.info("%s suspended (%s), with %d packages only it needed", name, reason, len(changed) - 1)
+            return StateChange(name, SUSPENDED, changed, 0, 0, {}, time.monotonic() - started)
+
     async def list(self) -> list[dict[str, Any]]:
-        """The installed packages: key, name, version, state, and whether the project requires it."""
+        """The installed packages: key, name, version, state (with its ``reason`` or ``error``),
+        whether it is placed, and whether the project requires it."""
         project, _, state = self._load(recovering=False)
         return [{"key": key, "name": entry.get("name"), "version": entry.get("version"),
-                 "state": entry.get("state"), "direct": key == f"node_modules/{entry.get('name')}"
-                 and entry.get("name") in project.dependencies}
+                 "state": entry.get("state"), "placed": state.placed(key),
+                 **{k: entry[k] for k in ("reason", "error") if k in entry},
+                 "direct": key == f"node_modules/{entry.get('name')}" and entry.get("name") in project.dependencies}
                 for key, entry in sorted(state.plugins.items())]
 
     # ---- helpers --------------------------------------------------------------------------------
@@ -178,24 +278,35 @@ class PluginManager:
         return project, Lock.read(project.lockfile), State.read(project.state_dir / "state.json")
 
     async def _apply(self, before: Project, after: Project, old: Lock | None, new: Lock, state: State,
-                     digest: str | None, how: str, started: float) -> InstallResult:
+                     digest: str | None, how: str, started: float, all_chunks: bool) -> InstallResult:
         files: dict[Path, bytes] = {}
         if old is None or new.data != old.data:
             files[after.lockfile] = new.data
         if after.dependencies != before.dependencies or after.eager != before.eager:
             target, data = after.document_bytes()
             files[target] = data
-        new_state = State.installed(new, request=digest)
+        plan = LoadPlan.of(new)
+        # lazy packages an activate (or --all) placed stay placed while the lockfile keeps them
+        kept = {p.key for p in new.packages if p.key in plan.lazy_keys and state.placed(p.key)
+                and state.plugins.get(p.key, {}).get("integrity") == p.integrity}
+        placed = {p.key for p in new.packages} if all_chunks else set(plan.eager_keys) | kept
+        new_state = State.installed(new, request=digest, placed=placed, active=set(plan.eager_keys), before=state)
+        if how != "lockfile":
+            self._hint(new, placed, after)
         state_path = after.state_dir / "state.json"
-        if not files and state.matches(new) and state.request == new_state.request and after.plugins_path.is_dir():
+        if not files and new_state.to_bytes() == state.to_bytes() and after.plugins_path.is_dir():
             log.info("nothing to do: the plugins folder is the lockfile's")
             return InstallResult(False, len(new.packages), 0, 0, how, time.monotonic() - started)
         files[state_path] = new_state.to_bytes()
-        installed = await place(new, plugins=after.plugins_path, state_dir=after.state_dir, files=files,
-                                cache=self.cache, sources=self.sources(after), reporter=self.reporter,
-                                concurrency=self._concurrency)
-        return InstallResult(True, installed.packages, installed.downloaded, installed.cached, how,
+        installed = await place(new, [p for p in new.packages if p.key in placed], plugins=after.plugins_path,
+                                state_dir=after.state_dir, files=files, cache=self.cache,
+                                sources=self.sources(after), reporter=self.reporter, concurrency=self._concurrency)
+        return InstallResult(True, len(new.packages), installed.downloaded, installed.cached, how,
                              time.monotonic() - started)
+
+    def _hint(self, lock: Lock, placed: set[str], project: Project) -> None:
+        if self.hinter is not None:
+            self.hinter.send(lock, LoadPlan.of(lock), placed, self.sources(project))
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -223,8 +334,17 @@ class SyncPluginManager:
                 return await getattr(manager, method)(*args, **kwargs)
         return asyncio.run(call())
 
-    def install(self, name: str | None = None, *, version: str | None = None, frozen: bool = False) -> InstallResult:
-        result: InstallResult = self._run("install", name, version=version, frozen=frozen)
+    def install(self, name: str | None = None, *, version: str | None = None, frozen: bool = False,
+                all_chunks: bool = False) -> InstallResult:
+        result: InstallResult = self._run("install", name, version=version, frozen=frozen, all_chunks=all_chunks)
+        return result
+
+    def activate(self, name: str) -> StateChange:
+        result: StateChange = self._run("activate", name)
+        return result
+
+    def deactivate(self, name: str, *, reason: str = "deactivated") -> StateChange:
+        result: StateChange = self._run("deactivate", name, reason=reason)
         return result
 
     def remove(self, name: str) -> InstallResult:
@@ -238,3 +358,27 @@ class SyncPluginManager:
     def list(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._run("list")
         return result
+
+
+def _installed(name: str, lock: Lock | None, state: State) -> tuple[Lock, str]:
+    """The installed lockfile and the key of its top-level package ``name``; refuses a project
+    whose lockfile is not the one installed (an ``eghact resolve`` since, or a hand edit)."""
+    if lock is None or not state.plugins:
+        raise NotFound(f"{name} is not installed: the project has no install yet", code="not_installed",
+                       detail={"name": name})
+    if state.hash != lock.hash or not state.matches(lock):
+        raise InstallNeeded("the lockfile changed since the last install: run eghact install first",
+                            detail={"name": name})
+    key = f"node_modules/{name}"
+    if key not in state.plugins:
+        raise NotFound(f"{name} is not installed in this project", code="not_installed", detail={"name": name})
+    return lock, key
+
+
+def _check_transition(name: str, entry: dict[str, Any], operation: str, allowed: tuple[str, ...]) -> None:
+    current = entry.get("state")
+    if current not in allowed:
+        raise InvalidTransition(f"cannot {operation} {name}: it is {current}, and {operation} applies to a plugin "
+                                f"that is {' or '.join(allowed)}",
+                                detail={"name": name, "state": current, "operation": operation,
+                                        "allowed_from": list(allowed)})

@@ -114,6 +114,10 @@ class Sources:
         raise NoSourceReachable(f"no source answered {method} {path}: every edge, the primary and the mirrors "
                                 f"failed, {self._rounds} times", detail={"path": path, "tried": tried})
 
+    async def nearest_edge(self) -> Source | None:
+        """The nearest edge not marked down this run, or None (prefetch hints go to it alone)."""
+        return next((s for s in await self.order() if s.kind == "edge" and s.url not in self._down), None)
+
     def _mark_down(self, source: Source, reason: str) -> None:
         if source.url not in self._down:
             self._down[source.url] = reason

@@ -2,12 +2,18 @@
 
     {"version": 1,
      "resolution": {"request": SHA256 of the resolve request body, "hash": the resolution's hash},
-     "plugins": {"node_modules/x": {"name", "version", "integrity", "state": "installed", "reason"?}}}
+     "plugins": {"node_modules/x": {"name", "version", "integrity", "state", "placed": bool,
+                                    "reason"?: why suspended, "error"?: {"error", "message"} why failed}}}
+
+States (:data:`STATES`): ``active`` (placed, loaded by the app: the eager chunk after an install,
+a lazy plugin after ``activate``), ``installed`` (locked and recorded; a lazy plugin is not placed
+until its first ``activate`` unless ``install --all`` placed it), ``suspended`` (placed, turned
+off by ``deactivate``, with its ``reason``), ``failed`` (its activation failed: ``error``).
 
 ``resolution`` remembers which request the lockfile answers, so an unchanged project asks for
 the built resolution by hash (``GET /-/v1/resolutions/{hash}``, cacheable at an edge) instead of
-posting its request again. ``plugins`` is what is in the plugins folder: an install whose lockfile
-and folder agree with it has nothing to do. The file is replaced with the lockfile and the folder,
+posting its request again. ``plugins`` is every package of the lockfile, ``placed`` or not: an install whose
+lockfile and folder agree with it has nothing to do. The file is replaced with the lockfile and the folder,
 in one install transaction (``eghact_client.install``); a missing or unreadable one is an empty
 state (the next install rebuilds the folder), never an error.
 """
@@ -22,10 +28,11 @@ from typing import Any
 
 from .lockfile import Lock
 
-__all__ = ["INSTALLED", "State", "request_digest"]
+__all__ = ["ACTIVE", "FAILED", "INSTALLED", "STATES", "SUSPENDED", "State", "request_digest"]
 
 STATE_VERSION = 1
-INSTALLED = "installed"
+INSTALLED, ACTIVE, SUSPENDED, FAILED = "installed", "active", "suspended", "failed"
+STATES = (INSTALLED, ACTIVE, SUSPENDED, FAILED)
 _MAX_STATE_BYTES = 64 * 1024 * 1024
 
 
@@ -58,11 +65,38 @@ class State:
                    else {}, request=_str(resolution.get("request")), hash=_str(resolution.get("hash")))
 
     @classmethod
-    def installed(cls, lock: Lock, *, request: str | None) -> State:
-        """The state once ``lock`` is installed for the request digested as ``request``."""
-        plugins = {p.key: {"name": p.name, "version": p.version, "integrity": p.integrity, "state": INSTALLED}
-                   for p in lock.packages}
+    def installed(cls, lock: Lock, *, request: str | None, placed: set[str], active: set[str],
+                  before: State | None = None) -> State:
+        """The state once ``lock`` is installed for the request digested as ``request``, with
+        the keys ``placed`` in the folder and ``active`` made active. A package that ``before``
+        knew with the same integrity, placed as it will be, keeps its state (an install does not
+        undo an ``activate``, a ``deactivate`` or a failure)."""
+        plugins: dict[str, dict[str, Any]] = {}
+        for p in lock.packages:
+            entry: dict[str, Any] = {"name": p.name, "version": p.version, "integrity": p.integrity,
+                                     "state": ACTIVE if p.key in active else INSTALLED, "placed": p.key in placed}
+            old = before.plugins.get(p.key) if before is not None else None
+            if old is not None and old.get("integrity") == p.integrity and old.get("state") in STATES \
+                    and bool(old.get("placed", True)) == entry["placed"] \
+                    and not (old["state"] == INSTALLED and p.key in active):
+                entry.update({k: old[k] for k in ("state", "reason", "error") if k in old})
+            plugins[p.key] = entry
         return cls(plugins=plugins, request=request, hash=lock.hash)
+
+    def with_states(self, changes: dict[str, dict[str, Any]]) -> State:
+        """A copy with each key's entry updated by ``changes[key]`` (``state`` set, and
+        ``reason``/``error`` kept only for the state they explain)."""
+        plugins = dict(self.plugins)
+        for key, change in changes.items():
+            entry = {k: v for k, v in plugins[key].items() if k not in ("reason", "error")}
+            entry.update(change)
+            plugins[key] = entry
+        return State(plugins=plugins, request=self.request, hash=self.hash)
+
+    def placed(self, key: str) -> bool:
+        """Whether the package at ``key`` is in the plugins folder (a state from before
+        lazy placement placed everything)."""
+        return bool(self.plugins.get(key, {}).get("placed", True))
 
     def matches(self, lock: Lock) -> bool:
         """Whether the plugins folder this state describes is exactly ``lock``'s packages."""

@@ -12,6 +12,12 @@ idempotent: the project is always the old one or the new one, never a mix.
 
 The folder swap is two renames (POSIX has no portable exchange of two folders); between them
 only a crash can intervene, and the journal finishes it.
+
+An ``activate`` adds packages to the folder rather than replacing it (``Stage.merge``: the
+staged folder holds only the new packages, and the journal lists the top-most of their folders
+to move in, parents first). Each move is done only while its staged folder is still there, so
+it is as idempotent as the swap; what a move finds in its way (a leftover of a hand edit) goes
+to the stage and is removed with it.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ class Stage:
     plugins: Path
     path: Path = field(init=False)
     files: dict[Path, bytes] = field(default_factory=dict)
+    #: None: the staged folder replaces the plugins folder; else these folders (relative to both,
+    #: parents before children) move from the staged folder into the plugins folder
+    merge: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -71,9 +80,10 @@ class Stage:
             new = self.path / f"file-{i}"
             write_atomic(new, data, mode=0o644)
             staged[str(final)] = str(new)
+        swap = self.merge is None and self.folder.exists()
         journal: dict[str, object] = {"stage": str(self.path), "plugins": str(self.plugins),
-                                      "folder": str(self.folder) if self.folder.exists() else None,
-                                      "files": staged}
+                                      "folder": str(self.folder) if swap else None,
+                                      "merge": self.merge or [], "files": staged}
         fsync_dir(self.path)
         write_atomic(self.state_dir / JOURNAL, json.dumps(journal).encode(), sync_dir=True)
         return journal
@@ -113,6 +123,14 @@ def _apply(journal: Mapping[str, object]) -> None:
                 os.replace(plugins, stage / "old-plugins")
             plugins.parent.mkdir(parents=True, exist_ok=True)
             os.replace(new, plugins)
+    merge = journal.get("merge")
+    for i, relative in enumerate(merge if isinstance(merge, list) else ()):
+        source, target = stage / "plugins" / str(relative), plugins / str(relative)
+        if source.exists():
+            if target.exists() or target.is_symlink():
+                os.replace(target, stage / f"in-the-way-{i}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
     files = journal.get("files")
     for final, new in (files.items() if isinstance(files, dict) else ()):
         if Path(new).exists():

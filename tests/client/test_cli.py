@@ -24,7 +24,7 @@ def eghact(root: Path, cache: Path, *args: str) -> subprocess.CompletedProcess[s
 async def test_install_ls_ci_remove_and_their_exit_codes(origin: Origin, tmp_path: Path) -> None:
     root = project(tmp_path / "app", origin.url, dependencies={}, edges=[])
     cache = tmp_path / "cache"
-    run = await asyncio.to_thread(eghact, root, cache, "--json", "-v", "install", "cl-plugin-0")
+    run = await asyncio.to_thread(eghact, root, cache, "--json", "-v", "install", "cl-plugin-0", "--all")
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["packages"] == 3
     assert "sources in order: primary" in run.stderr and "resolved 3 packages" in run.stderr

@@ -54,7 +54,7 @@ async def test_the_nearest_edge_killed_mid_install_fails_over_to_the_other(
     recorder.on_fetched = kill_the_nearest
     # two at a time, so that most packages are still to fetch when the edge dies
     async with PluginManager(root, cache_dir=tmp_path / "cache", reporter=recorder, concurrency=2) as manager:
-        result = await manager.install()
+        result = await manager.install(all_chunks=True)
     assert [s.kind for s in recorder.order] == ["edge", "edge", "primary"]
     nearest, other = recorder.order[0].url, recorder.order[1].url
     assert killed == [nearest]
@@ -75,7 +75,7 @@ async def test_with_both_edges_down_the_primary_serves(origin: Origin, edges: li
     root = project(tmp_path / "app", origin.url)
     recorder = Recorder()
     async with PluginManager(root, cache_dir=tmp_path / "cache", reporter=recorder) as manager:
-        result = await manager.install()
+        result = await manager.install(all_chunks=True)
     # both still listed alive by the origin, both left out by their probes
     assert [s.kind for s in recorder.order] == ["primary"]
     assert result.downloaded == 12 and set(recorder.fetched_from.values()) == {origin.url}
@@ -108,7 +108,7 @@ async def test_a_tampered_tarball_is_refused_and_the_project_is_left_as_it_was(
     root = project(tmp_path / "app", origin.url, dependencies={"cl-plugin-0": "^1.0.0"}, edges=[])
     cache = tmp_path / "cache"
     async with PluginManager(root, cache_dir=cache) as manager:
-        assert (await manager.install()).downloaded == 3
+        assert (await manager.install(all_chunks=True)).downloaded == 3
     fake = await TamperingEdge(origin.url).start()
     try:
         # now a new plugin, through an edge that alters tarballs (the three known ones are cached)
@@ -118,7 +118,7 @@ async def test_a_tampered_tarball_is_refused_and_the_project_is_left_as_it_was(
         before = tree_digest(root)
         async with PluginManager(root, cache_dir=cache) as manager:
             with pytest.raises(IntegrityMismatch) as refused:
-                await manager.install()
+                await manager.install(all_chunks=True)
     finally:
         await fake.stop()
     assert fake.tampered == 1
@@ -132,13 +132,13 @@ async def test_a_tampered_tarball_is_refused_and_the_project_is_left_as_it_was(
 async def test_a_frozen_install_reproduces_the_plugins_folder_byte_for_byte(origin: Origin, tmp_path: Path) -> None:
     first = project(tmp_path / "first", origin.url, edges=[])
     async with PluginManager(first, cache_dir=tmp_path / "cache-1") as manager:
-        await manager.install()
+        await manager.install(all_chunks=True)
     second = tmp_path / "second"
     second.mkdir()
     for name in ("eghact.json", "eghact-lock.json"):
         shutil.copy(first / name, second / name)
     async with PluginManager(second, cache_dir=tmp_path / "cache-2") as manager:
-        result = await manager.install(frozen=True)
+        result = await manager.install(frozen=True, all_chunks=True)
     assert result.resolution == "lockfile" and result.downloaded == 12
     assert tree_digest(second / "eghact_modules") == tree_digest(first / "eghact_modules")
     assert (second / "eghact-lock.json").read_bytes() == (first / "eghact-lock.json").read_bytes()
@@ -149,7 +149,7 @@ async def test_a_frozen_install_reproduces_the_plugins_folder_byte_for_byte(orig
     before = tree_digest(second)
     async with PluginManager(second, cache_dir=tmp_path / "cache-2") as manager:
         with pytest.raises(LockfileOutOfDate) as refused:
-            await manager.install(frozen=True)
+            await manager.install(frozen=True, all_chunks=True)
     assert refused.value.detail["problems"] == ["cl-extra is required but not in the lockfile"]
     assert tree_digest(second) == before
 
@@ -164,7 +164,7 @@ async def test_a_second_project_installs_offline_from_the_shared_cache(tmp_path:
         await start_edges(own, tmp_path, edges, count=1)
         first = project(tmp_path / "first", own.url, dependencies={"cl-plugin-0": "^1.0.0"})
         async with PluginManager(first, cache_dir=tmp_path / "cache") as manager:
-            assert (await manager.install()).downloaded == 3
+            assert (await manager.install(all_chunks=True)).downloaded == 3
     finally:
         for edge in edges:
             await edge.astop()
@@ -175,7 +175,7 @@ async def test_a_second_project_installs_offline_from_the_shared_cache(tmp_path:
         shutil.copy(first / name, second / name)
     recorder = Recorder()
     async with PluginManager(second, cache_dir=tmp_path / "cache", reporter=recorder) as manager:
-        result = await manager.install()
+        result = await manager.install(all_chunks=True)
     assert (result.downloaded, result.cached, result.resolution) == (0, 3, "lockfile")
     assert recorder.order == [], "no source was even looked up"
     assert tree_digest(second / "eghact_modules") == tree_digest(first / "eghact_modules")
@@ -185,10 +185,10 @@ async def test_an_unchanged_project_asks_no_one_and_resolves_again_in_one_reques
         origin: Origin, tmp_path: Path) -> None:
     root = project(tmp_path / "app", origin.url, edges=[])
     async with PluginManager(root, cache_dir=tmp_path / "cache") as manager:
-        assert (await manager.install()).resolution == "resolved"
+        assert (await manager.install(all_chunks=True)).resolution == "resolved"
     recorder = Recorder()
     async with PluginManager(root, cache_dir=tmp_path / "cache", reporter=recorder) as manager:
-        again = await manager.install()
+        again = await manager.install(all_chunks=True)
         assert (again.changed, again.resolution) == (False, "lockfile")
         assert recorder.order == [], "nothing asked of any source"
         lock = (root / "eghact-lock.json").read_bytes()
