@@ -64,3 +64,25 @@ async def test_bad_project_and_unreachable_registry_exit_codes(tmp_path: Path) -
                                                   "registry": {"primary": "http://127.0.0.1:9", "edges": []}}))
     down = await asyncio.to_thread(eghact, root, tmp_path / "cache", "--json", "install")
     assert down.returncode == 4 and json.loads(down.stdout)["error"] == "no_source_reachable"
+
+
+async def test_activate_deactivate_ls_and_the_refused_transition_exit_code(origin: Origin, tmp_path: Path) -> None:
+    root = project(tmp_path / "app", origin.url, dependencies={"cl-plugin-7": "^1.0.0"}, edges=[])
+    cache = tmp_path / "cache"
+    installed = await asyncio.to_thread(eghact, root, cache, "install")
+    assert installed.returncode == 0, installed.stderr
+    listed = await asyncio.to_thread(eghact, root, cache, "ls")
+    assert "cl-plugin-7@1.0.0  installed  (not placed: lazy)" in listed.stdout.splitlines()
+    activated = await asyncio.to_thread(eghact, root, cache, "--json", "activate", "cl-plugin-7")
+    assert activated.returncode == 0, activated.stderr
+    assert json.loads(activated.stdout)["downloaded"] == 3
+    again = await asyncio.to_thread(eghact, root, cache, "--json", "activate", "cl-plugin-7")
+    assert again.returncode == 9 and json.loads(again.stdout)["error"] == "invalid_transition"
+    off = await asyncio.to_thread(eghact, root, cache, "deactivate", "cl-plugin-7", "--reason", "maintenance")
+    assert off.returncode == 0 and off.stdout.startswith("cl-plugin-7 suspended (3 packages changed state")
+    states = {e["name"]: (e["state"], e.get("reason")) for e in
+              json.loads((await asyncio.to_thread(eghact, root, cache, "--json", "ls")).stdout)}
+    assert states == {"cl-plugin-7": ("suspended", "maintenance"), "cl-fmt": ("suspended", "maintenance"),
+                      "cl-util": ("suspended", "maintenance")}
+    missing = await asyncio.to_thread(eghact, root, cache, "activate", "cl-nothing")
+    assert missing.returncode == 7 and "not installed" in missing.stderr

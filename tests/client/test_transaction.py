@@ -54,3 +54,23 @@ def test_a_commit_replaces_folder_and_files_together(tmp_path: Path) -> None:
     assert not (tmp_path / "eghact_modules" / "a").exists()
     assert (tmp_path / ".eghact" / "state.json").read_bytes() == b"{}\n"
     assert sorted(p.name for p in (tmp_path / ".eghact").iterdir()) == ["state.json"]
+
+
+def test_a_merge_adds_to_the_folder_and_a_stopped_one_is_finished_by_the_next_run(tmp_path: Path) -> None:
+    old_project(tmp_path)
+    stage = staged(tmp_path)
+    (stage.folder / "a" / "node_modules" / "c").mkdir(parents=True)   # nested in a package already there
+    (stage.folder / "a" / "node_modules" / "c" / "index.js").write_text("nested\n")
+    (stage.folder / "b" / "node_modules" / "d").mkdir(parents=True)   # nested in one this merge adds
+    stage.merge = ["a/node_modules/c", "b", "b/node_modules/d"]
+    stage.prepare()   # the commit point passed; the moves never ran
+    assert sorted(p.name for p in (tmp_path / "eghact_modules").iterdir()) == ["a"]
+    assert recover(tmp_path / ".eghact") is True
+    modules = tmp_path / "eghact_modules"
+    assert (modules / "a" / "index.js").read_text() == "old\n", "what was there stays"
+    assert (modules / "a" / "node_modules" / "c" / "index.js").read_text() == "nested\n"
+    assert (modules / "b" / "index.js").read_text() == "new\n" and (modules / "b" / "node_modules" / "d").is_dir()
+    assert (tmp_path / "eghact-lock.json").read_text() == "new lock\n"
+    assert not list((tmp_path / ".eghact").glob("stage-*"))
+    after = tree_digest(tmp_path)
+    assert recover(tmp_path / ".eghact") is False and tree_digest(tmp_path) == after
