@@ -9,6 +9,8 @@
     eghact remove NAME
     eghact ls                                  every package with its state
     eghact resolve                             resolve again and write eghact-lock.json only
+    eghact why NAME                            the chains that pull NAME in, and its capabilities' grants
+    (install: --deny CAP / --grant CAP, repeatable: recorded as NAME's grants, or for this run)
     options (before the command): --project DIR, --cache DIR, --json, --verbose (-v, -vv), --no-hints
 
 On a terminal, ``install``/``ci``/``remove`` show a progress bar (rich); otherwise plain lines.
@@ -28,6 +30,8 @@ Exit codes:
     8   another eghact is working on this project
     9   a state change that makes no sense (activate an active plugin, deactivate one that is not
         active), or activate/deactivate before the changed lockfile is installed
+    10  a required capability is denied (the plugin, the capability and the chain are printed)
+    11  a lifecycle hook failed, hung or ran out of memory: the operation was rolled back
     130 interrupted (Ctrl-C): nothing was changed
 """
 
@@ -54,7 +58,7 @@ from eghact_common.errors import (
     UpstreamUnavailable,
 )
 
-from .errors import InstallNeeded, InvalidTransition, LockfileOutOfDate
+from .errors import CapabilityDenied, HookFailed, InstallNeeded, InvalidTransition, LockfileOutOfDate
 from .manager import PluginManager
 from .reporter import Reporter
 
@@ -62,7 +66,7 @@ __all__ = ["main"]
 
 # most specific first: the first class an error is an instance of gives its exit code
 EXIT_CODES: tuple[tuple[type[EghactError], int], ...] = (
-    (LockfileOutOfDate, 5), (IntegrityMismatch, 6), (InvalidTarball, 6), (Unresolvable, 3), (NotFound, 7),
+    (CapabilityDenied, 10), (HookFailed, 11), (LockfileOutOfDate, 5), (IntegrityMismatch, 6), (InvalidTarball, 6), (Unresolvable, 3), (NotFound, 7),
     (UpstreamUnavailable, 4), (BadRequest, 2), (PayloadTooLarge, 2), (InvalidTransition, 9), (InstallNeeded, 9),
     (Conflict, 8),
 )
@@ -94,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("spec", nargs="?", help="NAME or NAME@RANGE")
     install.add_argument("--frozen", action="store_true", help="exactly the lockfile; fail if it is out of date")
     install.add_argument("--all", action="store_true", help="place the lazy chunks now too")
+    install.add_argument("--deny", action="append", default=[], metavar="CAP",
+                         help="deny a capability or family (network, network:fetch, ...)")
+    install.add_argument("--grant", action="append", default=[], metavar="CAP", help="grant a capability")
     ci = commands.add_parser("ci", help="install exactly eghact-lock.json (install --frozen)")
     ci.add_argument("--all", action="store_true", help="place the lazy chunks now too")
     activate = commands.add_parser("activate", help="make a plugin active, fetching its lazy chunks if needed")
@@ -105,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     commands.add_parser("ls", help="list the installed packages")
     commands.add_parser("resolve", help="resolve again and write eghact-lock.json")
+    why = commands.add_parser("why", help="the chains that pull a package in, and its capabilities")
+    why.add_argument("name")
     return parser
 
 
@@ -141,7 +150,9 @@ async def _run(args: argparse.Namespace, reporter: Reporter) -> Any:
                              hints=not args.no_hints) as manager:
         if args.command == "install":
             name, version = parse_spec(args.spec) if args.spec else (None, None)
-            return await manager.install(name, version=version, frozen=args.frozen, all_chunks=args.all)
+            capabilities = {**{c: True for c in args.grant}, **{c: False for c in args.deny}}
+            return await manager.install(name, version=version, frozen=args.frozen, all_chunks=args.all,
+                                         capabilities=capabilities or None)
         if args.command == "ci":
             return await manager.install(frozen=True, all_chunks=args.all)
         if args.command == "activate":
@@ -152,6 +163,8 @@ async def _run(args: argparse.Namespace, reporter: Reporter) -> Any:
             return await manager.remove(args.name)
         if args.command == "ls":
             return await manager.list()
+        if args.command == "why":
+            return await manager.why(args.name)
         resolution = await manager.resolve()
         return {"hash": resolution.lock.hash, "packages": len(resolution.lock.packages), "how": resolution.how,
                 "source": resolution.source}
@@ -166,6 +179,14 @@ def _print(args: argparse.Namespace, result: Any) -> None:
             why = entry.get("reason") or (entry.get("error") or {}).get("message")
             print(f"{entry['name']}@{entry['version']}  {entry['state']}{f' ({why})' if why else ''}"
                   f"{'' if entry['placed'] else '  (not placed: lazy)'}{'' if entry['direct'] else '  (dependency)'}")
+    elif args.command == "why":
+        for copy in document:
+            print(f"{copy['name']}@{copy['version']} ({copy['key']}, {copy['state'] or 'not installed'})")
+            for chain in copy["chains"]:
+                print("  " + " -> ".join(chain))
+            for capability, grant in copy["capabilities"].items():
+                by = f" by {grant['by']}" if grant.get("by") else ""
+                print(f"  {capability}: {grant['grant']}{by}")
     elif args.command in ("activate", "deactivate"):
         fetched = f": {document['downloaded']} downloaded, {document['cached']} from the cache" \
             if document["downloaded"] or document["cached"] else ""

@@ -12,7 +12,10 @@ same ``{"error", "message", "detail"}`` body a server would; the CLI maps each t
     Conflict
     ├── LockfileOutOfDate        409 lockfile_out_of_date (frozen: the lockfile no longer matches)
     ├── InvalidTransition        409 invalid_transition   (activate an active plugin, deactivate one not active)
-    └── InstallNeeded            409 install_needed       (the lockfile changed since the last install)
+    ├── InstallNeeded            409 install_needed       (the lockfile changed since the last install)
+    └── HookFailed               409 hook_failed          (a lifecycle hook failed, hung or ran out of memory)
+    Forbidden
+    └── CapabilityDenied         403 capability_denied    (a required capability denied: plugin, capability, chain)
     NotFound                     404 not_found            (a plugin the project does not have)
     Unresolvable                 422 unresolvable         (the registry's explanation in detail)
     UpstreamUnavailable
@@ -39,7 +42,9 @@ from eghact_common.errors import (
 )
 
 __all__ = [
+    "CapabilityDenied",
     "EghactError",
+    "HookFailed",
     "InstallNeeded",
     "IntegrityMismatch",
     "InvalidLockfile",
@@ -97,6 +102,20 @@ class InstallNeeded(Conflict):
     """``activate``/``deactivate`` of a project whose lockfile is not the one installed."""
 
     code = "install_needed"
+
+
+class HookFailed(Conflict):
+    """A lifecycle hook failed, hung past its timeout or ran out of memory; the operation was
+    rolled back. ``detail``: hook, plugin (``manager`` for a registered callable), reason."""
+
+    code = "hook_failed"
+
+
+class CapabilityDenied(Forbidden):
+    """A plugin requires a capability the caller or the project's policy denies; ``detail``:
+    plugin, version, capability, denied_by, chain (root first)."""
+
+    code = "capability_denied"
 
 
 class NoSourceReachable(UpstreamUnavailable):

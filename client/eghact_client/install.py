@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,13 +45,18 @@ class Installed:
     seconds: float
     #: key -> the edge's X-Cache answer (HIT-MEM, MISS, ...) for each tarball a source sent with one
     x_cache: dict[str, str]
+    #: with ``hold``: the committed stage, which the caller must ``release()`` or ``undo()``
+    stage: Stage | None = None
 
 
 async def place(lock: Lock, packages: list[LockedPackage], *, plugins: Path, state_dir: Path,
                 files: dict[Path, bytes], cache: TarballCache, sources: Sources, reporter: Reporter,
-                concurrency: int = 16, merge: bool = False) -> Installed:
+                concurrency: int = 16, merge: bool = False,
+                before_commit: Callable[[Path], Awaitable[None]] | None = None, hold: bool = False) -> Installed:
     """Make ``packages`` (of ``lock``) the plugins folder (``merge``: add them to it) and write
-    ``files`` with it, all or nothing."""
+    ``files`` with it, all or nothing. ``before_commit`` is awaited with the staged folder once
+    every package is in it (a failure there changes nothing); ``hold`` keeps the commit undoable
+    (``Installed.stage``)."""
     started = time.monotonic()
     stage = Stage(state_dir, plugins)
     if merge:
@@ -84,15 +90,21 @@ async def place(lock: Lock, packages: list[LockedPackage], *, plugins: Path, sta
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        if before_commit is not None:
+            await before_commit(stage.folder)
         reporter.phase("commit", 1)
         stage.files.update(files)
-        await run_blocking(stage.commit)
-    finally:
+        await run_blocking(lambda: stage.commit(hold=hold))
+    except BaseException:
+        await run_blocking(stage.discard)
+        raise
+    if not hold:
         await run_blocking(stage.discard)
     seconds = time.monotonic() - started
     log.info("placed %d packages (%d downloaded, %d from the cache) in %.2f s", len(packages),
              counts["downloaded"], counts["cached"], seconds)
-    return Installed(len(packages), counts["downloaded"], counts["cached"], seconds, x_cache)
+    return Installed(len(packages), counts["downloaded"], counts["cached"], seconds, x_cache,
+                     stage if hold else None)
 
 
 async def _tarball(lock: Lock, package: LockedPackage, cache: TarballCache,

@@ -12,6 +12,9 @@
         await pm.deactivate("@acme/chart-plugin", reason="...")  # suspended
         await pm.remove("@acme/chart-plugin")
         await pm.list()
+        await pm.install("@acme/chart-plugin", capabilities={"network": False})   # recorded as its grants
+        await pm.why("@acme/chart-plugin")                      # its chains from the roots, and its grants
+        pm.on("postInstall", callback)                          # lifecycle hooks (eghact_client.hooks)
 
 :class:`SyncPluginManager` is the same for code without an event loop (each call runs one).
 
@@ -28,6 +31,12 @@ first :meth:`PluginManager.activate` (verified and committed like an install), o
 ``all_chunks``. After each resolution the nearest edge is told which lazy tarballs will be asked
 for (``eghact_client.hints``), so that first ``activate`` is an edge hit.
 
+Capabilities (``eghact_client.capabilities``) are checked before anything is fetched: a required
+one that is denied refuses the install or activate, a denied optional one is recorded disabled.
+Lifecycle hooks (``eghact_client.hooks``) run around each commit, which is held until the post
+hooks pass: a failing hook undoes it (folder, lockfile and state as they were); why is kept in
+``.eghact/last-failure.json`` (and, for ``activate``, as the plugin's ``failed`` state).
+
 Transitions (:data:`ACTIVATE_FROM`): ``activate`` from ``installed``, ``suspended`` or ``failed``;
 ``deactivate`` from ``active``; any other is refused (409 ``invalid_transition``).
 """
@@ -36,10 +45,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +58,11 @@ from eghact_common.durable import write_atomic
 from eghact_common.errors import BadRequest, Conflict
 
 from .cache import TarballCache
+from .capabilities import Rules, check, dependency_graph, why
 from .errors import InstallNeeded, IntegrityMismatch, InvalidTarball, InvalidTransition, LockfileOutOfDate, NotFound
 from .hints import Hinter
-from .install import place
+from .hooks import Callback, HookFailed, HookLimits, Hooks, HookTarget
+from .install import Installed, place
 from .loadplan import LoadPlan
 from .lockfile import Lock, mismatches
 from .project import Project
@@ -103,7 +115,8 @@ class StateChange:
 
 class PluginManager:
     def __init__(self, project_dir: Path | str, *, cache_dir: Path | None = None, reporter: Reporter | None = None,
-                 concurrency: int = 16, rounds: int = 3, backoff: float = 0.25, hints: bool = True):
+                 concurrency: int = 16, rounds: int = 3, backoff: float = 0.25, hints: bool = True,
+                 hook_limits: HookLimits | None = None):
         self.root = Path(project_dir).resolve()
         self.cache = TarballCache(cache_dir)
         self.reporter = reporter or Reporter()
@@ -113,6 +126,11 @@ class PluginManager:
         self._transport = Transport(connections=concurrency)
         self._sources: Sources | None = None
         self.hinter = Hinter(self._transport) if hints else None
+        self.hooks = Hooks(hook_limits)
+
+    def on(self, hook: str, callback: Callback) -> None:
+        """Run ``callback`` (async, given a :class:`~eghact_client.hooks.HookEvent`) at ``hook``."""
+        self.hooks.on(hook, callback)
 
     async def __aenter__(self) -> PluginManager:
         return self
@@ -135,14 +153,19 @@ class PluginManager:
     # ---- operations -----------------------------------------------------------------------------
 
     async def install(self, name: str | None = None, *, version: str | None = None,
-                      frozen: bool = False, all_chunks: bool = False) -> InstallResult:
+                      frozen: bool = False, all_chunks: bool = False,
+                      capabilities: dict[str, bool] | None = None) -> InstallResult:
         """Install what the project requires (with ``name``: that package too, at ``version``,
         default its latest, written to the project as ``^VERSION``). ``frozen``: exactly the
         lockfile, refused with ``LockfileOutOfDate`` when it no longer matches the requirements.
-        ``all_chunks``: place the lazy chunks now too (they stay ``installed`` until activated)."""
+        ``all_chunks``: place the lazy chunks now too (they stay ``installed`` until activated).
+        ``capabilities`` (``{"network": False}``): with ``name``, recorded as that root's grants
+        in the project; without, for this run only."""
         started = time.monotonic()
         with self._exclusive():
             project, lock, state = self._load()
+            # with a name, the grants are the project's (written with the install); else this run's
+            run = dict(capabilities or {}) if name is None else {}
             if frozen:
                 if name is not None:
                     raise BadRequest("a frozen install installs the lockfile; it takes no package", code="usage")
@@ -154,13 +177,15 @@ class PluginManager:
                                             + "; ".join(problems), detail={"problems": problems})
                 digest = state.request if state.hash == lock.hash else None
                 return await self._apply(project, project, lock, lock, state, digest, "lockfile", started,
-                                         all_chunks)
+                                         all_chunks, run)
             wanted = project.with_dependency(name, version or "latest") if name is not None else project
+            if name is not None and capabilities:
+                wanted = wanted.with_grants(name, capabilities)
             if name is None and lock is not None and not mismatches(lock, project):
                 log.info("%s still answers the requirements: no resolution needed", project.lockfile.name)
                 digest = state.request if state.hash == lock.hash else None
                 return await self._apply(project, project, lock, lock, state, digest, "lockfile", started,
-                                         all_chunks)
+                                         all_chunks, run)
             resolution = await resolve(wanted, self.sources(wanted), state=state, lock=lock)
             if name is not None and version is None:
                 # npm's habit: a package added without a range is required from its version up
@@ -168,7 +193,7 @@ class PluginManager:
                 if root is not None:
                     wanted = wanted.with_dependency(name, f"^{root.version}")
             return await self._apply(project, wanted, lock, resolution.lock, state, resolution.request,
-                                     resolution.how, started, all_chunks)
+                                     resolution.how, started, all_chunks, run)
 
     async def remove(self, name: str) -> InstallResult:
         """Stop requiring ``name``: resolve without it and install the result."""
@@ -181,7 +206,7 @@ class PluginManager:
             wanted = project.without_dependency(name)
             resolution = await resolve(wanted, self.sources(wanted), state=state, lock=lock)
             return await self._apply(project, wanted, lock, resolution.lock, state, resolution.request,
-                                     resolution.how, started, False)
+                                     resolution.how, started, False, {})
 
     async def resolve(self) -> Resolution:
         """Resolve the requirements again and write the lockfile (nothing is installed)."""
@@ -204,39 +229,75 @@ class PluginManager:
     async def activate(self, name: str) -> StateChange:
         """Make ``name`` active: its chunks (and the chunks they require) are fetched, verified
         and placed if they are not yet, atomically, and every package they hold becomes
-        ``active``. A tarball refused (integrity, unpacking) or gone leaves the folder as it was
-        and records ``name`` as ``failed`` with the error; a source failure records nothing."""
+        ``active``. A required capability denied refuses it (nothing changes). A tarball refused
+        (integrity, unpacking) or gone, or a failing ``preActivate``/``postActivate`` hook, leaves
+        the folder as it was and records ``name`` as ``failed`` with the error; a source failure
+        records nothing."""
         started = time.monotonic()
         with self._exclusive():
             project, lock, state = self._load()
             lock, key = _installed(name, lock, state)
             _check_transition(name, state.plugins[key], "activate", ACTIVATE_FROM)
             keys = LoadPlan.of(lock).load_set(key)
+            disabled = await check(lock, project, keys, Rules(project), self.sources(project))
             by_key = {p.key: p for p in lock.packages}
             missing = [by_key[k] for k in keys if not state.placed(k)]
             changed = [k for k in keys if state.plugins[k].get("state") != ACTIVE]
             after = state.with_states({k: {"state": ACTIVE, "placed": True}
                                        for k in [*changed, *(p.key for p in missing)]})
+            for k, off in disabled.items():
+                after.plugins[k]["disabledCapabilities"] = sorted(set(after.plugins[k].get(
+                    "disabledCapabilities") or []) | set(off))
             state_path = project.state_dir / "state.json"
-            downloaded = cached = 0
-            x_cache: dict[str, str] = {}
-            if missing:
-                try:
-                    placed = await place(lock, missing, plugins=project.plugins_path, state_dir=project.state_dir,
-                                         files={state_path: after.to_bytes()}, cache=self.cache,
-                                         sources=self.sources(project), reporter=self.reporter,
-                                         concurrency=self._concurrency, merge=True)
-                except (IntegrityMismatch, InvalidTarball, NotFound) as exc:
-                    # the plugin's own fault (not the network's): the folder is as it was; say why
-                    failed = state.with_states({key: {"state": FAILED, "error": {"error": exc.code,
-                                                                                 "message": exc.message}}})
-                    await run_blocking(write_atomic, state_path, failed.to_bytes())
-                    raise
-                downloaded, cached, x_cache = placed.downloaded, placed.cached, placed.x_cache
-            else:
-                await run_blocking(write_atomic, state_path, after.to_bytes())
+            missing_keys = {p.key for p in missing}
+            targets = [HookTarget(k, by_key[k].name, by_key[k].version, project.plugins_path / by_key[k].folder)
+                       for k in _load_order(lock, set(changed) | missing_keys)]
+
+            async def pre(staged: Path) -> None:
+                await self.hooks.run("preActivate", "activate", self.root,
+                                     [replace(t, folder=staged / by_key[t.key].folder) if t.key in missing_keys
+                                      else t for t in targets])
+
+            stage = Stage(project.state_dir, project.plugins_path, merge=[])
+            placing = place(lock, missing, plugins=project.plugins_path, state_dir=project.state_dir,
+                            files={state_path: after.to_bytes()}, cache=self.cache, sources=self.sources(project),
+                            reporter=self.reporter, concurrency=self._concurrency, merge=True,
+                            before_commit=pre, hold=True) if missing else self._state_only(stage, pre, state_path,
+                                                                                            after.to_bytes())
+            try:
+                placed = await self._held("activate", project.state_dir, placing,
+                                          lambda _: [("postActivate", targets)])
+            except (IntegrityMismatch, InvalidTarball, NotFound, HookFailed) as exc:
+                # the plugin's own fault (not the network's): the folder is as it was; say why
+                failed = state.with_states({key: {"state": FAILED, "error": {"error": exc.code,
+                                                                             "message": exc.message}}})
+                await run_blocking(write_atomic, state_path, failed.to_bytes())
+                raise
+            finally:
+                stage.discard()
             log.info("%s active (%d packages changed state, %d placed)", name, len(changed), len(missing))
-            return StateChange(name, ACTIVE, changed, downloaded, cached, x_cache, time.monotonic() - started)
+            return StateChange(name, ACTIVE, changed, placed.downloaded, placed.cached, placed.x_cache,
+                               time.monotonic() - started)
+
+    async def _state_only(self, stage: Stage, pre: Any, state_path: Path, data: bytes) -> Installed:
+        """An activate with nothing to place, shaped as a held :func:`place`: the pre hooks,
+        then the new state committed so that a post hook can undo it."""
+        await pre(stage.folder)
+        stage.files[state_path] = data
+        await run_blocking(lambda: stage.commit(hold=True))
+        return Installed(0, 0, 0, 0.0, {}, stage)
+
+    async def why(self, name: str) -> list[dict[str, Any]]:
+        """Why ``name`` is in the project: for each copy in the lockfile, the chains from the
+        project's roots to it and each capability ``granted``, ``denied`` (with by whom) or
+        ``disabled``, with the project's grants."""
+        project, lock, state = self._load(recovering=False)
+        if lock is None:
+            raise NotFound(f"{name}: the project has no lockfile yet", code="not_installed", detail={"name": name})
+        copies = why(lock, project, state.plugins, name, Rules(project))
+        if not copies:
+            raise NotFound(f"{name} is not in {project.lockfile.name}", code="not_installed", detail={"name": name})
+        return copies
 
     async def deactivate(self, name: str, *, reason: str = "deactivated") -> StateChange:
         """Suspend ``name`` (with ``reason``), and every package its chunks hold that neither the
@@ -278,19 +339,23 @@ class PluginManager:
         return project, Lock.read(project.lockfile), State.read(project.state_dir / "state.json")
 
     async def _apply(self, before: Project, after: Project, old: Lock | None, new: Lock, state: State,
-                     digest: str | None, how: str, started: float, all_chunks: bool) -> InstallResult:
+                     digest: str | None, how: str, started: float, all_chunks: bool,
+                     run: dict[str, bool]) -> InstallResult:
         files: dict[Path, bytes] = {}
         if old is None or new.data != old.data:
             files[after.lockfile] = new.data
-        if after.dependencies != before.dependencies or after.eager != before.eager:
+        if (after.dependencies, after.eager, after.grants) != (before.dependencies, before.eager, before.grants):
             target, data = after.document_bytes()
             files[target] = data
+        # refused before anything is fetched; lazy packages too (an install is where to say no)
+        disabled = await check(new, after, [p.key for p in new.packages], Rules(after, run), self.sources(after))
         plan = LoadPlan.of(new)
         # lazy packages an activate (or --all) placed stay placed while the lockfile keeps them
         kept = {p.key for p in new.packages if p.key in plan.lazy_keys and state.placed(p.key)
                 and state.plugins.get(p.key, {}).get("integrity") == p.integrity}
         placed = {p.key for p in new.packages} if all_chunks else set(plan.eager_keys) | kept
-        new_state = State.installed(new, request=digest, placed=placed, active=set(plan.eager_keys), before=state)
+        new_state = State.installed(new, request=digest, placed=placed, active=set(plan.eager_keys), before=state,
+                                    disabled=disabled)
         if how != "lockfile":
             self._hint(new, placed, after)
         state_path = after.state_dir / "state.json"
@@ -298,11 +363,54 @@ class PluginManager:
             log.info("nothing to do: the plugins folder is the lockfile's")
             return InstallResult(False, len(new.packages), 0, 0, how, time.monotonic() - started)
         files[state_path] = new_state.to_bytes()
-        installed = await place(new, [p for p in new.packages if p.key in placed], plugins=after.plugins_path,
-                                state_dir=after.state_dir, files=files, cache=self.cache,
-                                sources=self.sources(after), reporter=self.reporter, concurrency=self._concurrency)
+        changes = _changes(new, placed, state, after.plugins_path)
+
+        async def pre(staged: Path) -> None:
+            for hook, targets in changes:
+                if hook != "Remove":
+                    targets = [replace(t, folder=staged / t.folder.relative_to(after.plugins_path)) for t in targets]
+                await self.hooks.run(f"pre{hook}", "install", self.root, targets)
+
+        installed = await self._held(
+            "install", after.state_dir,
+            place(new, [p for p in new.packages if p.key in placed], plugins=after.plugins_path,
+                  state_dir=after.state_dir, files=files, cache=self.cache, sources=self.sources(after),
+                  reporter=self.reporter, concurrency=self._concurrency, before_commit=pre, hold=True),
+            lambda stage: [(f"post{hook}", [replace(t, folder=stage.path / "old-plugins"
+                                                    / t.folder.relative_to(after.plugins_path))
+                                           for t in targets] if hook == "Remove" else targets)
+                           for hook, targets in changes])
         return InstallResult(True, len(new.packages), installed.downloaded, installed.cached, how,
                              time.monotonic() - started)
+
+    async def _held(self, operation: str, state_dir: Path, placing: Any,
+                    post: Any) -> Installed:
+        """Await ``placing`` (a held :func:`place`), run the post hooks ``post(stage)`` lists, and
+        release the commit; a failing hook (pre or post) undoes it and is recorded."""
+        try:
+            installed: Installed = await placing
+        except HookFailed as exc:
+            await self._record(state_dir, operation, exc)
+            raise
+        stage = installed.stage
+        if stage is None:
+            raise RuntimeError("place(hold=True) returned no stage")
+        try:
+            for hook, targets in post(stage):
+                await self.hooks.run(hook, operation, self.root, targets)
+        except BaseException as exc:
+            await run_blocking(stage.undo)
+            if isinstance(exc, HookFailed):
+                await self._record(state_dir, operation, exc)
+            raise
+        await run_blocking(stage.release)
+        return installed
+
+    async def _record(self, state_dir: Path, operation: str, error: HookFailed) -> None:
+        """Keep why an operation was rolled back (beside the state, which is as it was)."""
+        doc = {"operation": operation, "at": time.time(), **error.to_body()}
+        await run_blocking(write_atomic, state_dir / "last-failure.json",
+                           (json.dumps(doc, indent=2) + "\n").encode())
 
     def _hint(self, lock: Lock, placed: set[str], project: Project) -> None:
         if self.hinter is not None:
@@ -335,8 +443,13 @@ class SyncPluginManager:
         return asyncio.run(call())
 
     def install(self, name: str | None = None, *, version: str | None = None, frozen: bool = False,
-                all_chunks: bool = False) -> InstallResult:
-        result: InstallResult = self._run("install", name, version=version, frozen=frozen, all_chunks=all_chunks)
+                all_chunks: bool = False, capabilities: dict[str, bool] | None = None) -> InstallResult:
+        result: InstallResult = self._run("install", name, version=version, frozen=frozen, all_chunks=all_chunks,
+                                          capabilities=capabilities)
+        return result
+
+    def why(self, name: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._run("why", name)
         return result
 
     def activate(self, name: str) -> StateChange:
@@ -382,3 +495,53 @@ def _check_transition(name: str, entry: dict[str, Any], operation: str, allowed:
                                 f"that is {' or '.join(allowed)}",
                                 detail={"name": name, "state": current, "operation": operation,
                                         "allowed_from": list(allowed)})
+
+
+def _load_order(lock: Lock, keys: set[str]) -> list[str]:
+    """``keys`` with each package after the packages it depends on (a cycle: lockfile order)."""
+    graph = dependency_graph(lock)
+    ordered: list[str] = []
+    seen: set[str] = set()
+
+    def visit(key: str) -> None:
+        stack = [(key, iter(graph.get(key, ())))]
+        seen.add(key)
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                if node in keys:
+                    ordered.append(node)
+            elif child not in seen:
+                seen.add(child)
+                stack.append((child, iter(graph.get(child, ()))))
+
+    for key in sorted(keys):
+        if key not in seen:
+            visit(key)
+    return ordered
+
+
+def _changes(new: Lock, placed: set[str], state: State, plugins: Path) -> list[tuple[str, list[HookTarget]]]:
+    """What an install does to the folder, as the hooks see it: packages that leave it
+    (``Remove``), come at another version (``Update``) or come new (``Install``), in load order."""
+    by_key = {p.key: p for p in new.packages}
+    before = {k: e for k, e in state.plugins.items() if state.placed(k) and (plugins / k[len("node_modules/"):])
+              .is_dir()}
+    removed, updated, installed = [], [], []
+    for key in _load_order(new, placed):
+        package, old = by_key[key], before.get(key)
+        target = HookTarget(key, package.name, package.version, plugins / package.folder)
+        if old is None:
+            installed.append(target)
+        elif old.get("integrity") != package.integrity:
+            if old.get("version") != package.version:
+                updated.append(replace(target, previous=str(old.get("version"))))
+            else:
+                installed.append(target)
+    for key in sorted(set(before) - placed, key=lambda k: (-k.count("/"), k)):
+        old = before[key]
+        removed.append(HookTarget(key, str(old.get("name")), str(old.get("version")),
+                                  plugins / key[len("node_modules/"):]))
+    return [("Remove", removed), ("Update", updated), ("Install", installed)]

@@ -6,6 +6,7 @@
      "strategy": {"version": "highest", "duplicate": "plugins", "security": "audit"},
      "policy": {"capabilities": {"allow": null, "deny": ["network"]}, "licenses": null, "peer": "warn"},
      "framework": "2.1.0",
+     "grants": {"@acme/chart-plugin": {"network": false}},   # per root: capability or family -> bool
      "registry": {"primary": URL, "mirrors": [URL], "edges": [URL] | "auto", "timeout": 30},
      "pluginsDir": "eghact_modules"}
 
@@ -66,6 +67,8 @@ class Project:
     framework: str | None = None
     registry: RegistryConfig = RegistryConfig()
     plugins_dir: str = DEFAULT_PLUGINS_DIR
+    #: root -> {capability or family: granted}: ``install(ROOT, capabilities=...)`` (eghact_client.capabilities)
+    grants: dict[str, dict[str, bool]] = field(default_factory=dict)
     #: the file the requirements were read from and are written back to
     source: Path | None = None
 
@@ -123,11 +126,19 @@ class Project:
         if isinstance(plugins_dir, str) and not _inside(root, plugins_dir):
             problems.append(f"pluginsDir: {plugins_dir!r} must be a folder inside the project")
         registry = _registry(doc.get("registry", {}), problems)
+        grants = doc.get("grants", {})
+        if not isinstance(grants, dict) or not all(isinstance(g, dict) for g in grants.values()):
+            problems.append("grants: expected an object {root: {capability: true|false}}")
+            grants = {}
+        from .capabilities import grant_problems  # the capability rules live there
+        for root, grant in grants.items():
+            problems.extend(f"grants[{root!r}]: {p}" for p in grant_problems(grant))
         if problems:
             raise InvalidProject(problems, where=where)
         return cls(root=root, dependencies=dict(deps), eager=tuple(eager), strategy=dict(doc.get("strategy") or {}),
                    policy=doc.get("policy"), framework=doc.get("framework"), registry=registry,
-                   plugins_dir=plugins_dir if isinstance(plugins_dir, str) else DEFAULT_PLUGINS_DIR, source=source)
+                   plugins_dir=plugins_dir if isinstance(plugins_dir, str) else DEFAULT_PLUGINS_DIR, source=source,
+                   grants={root: dict(grant) for root, grant in grants.items()})
 
     def with_dependency(self, name: str, spec: str) -> Project:
         """A copy that also requires ``name`` at ``spec`` (checked as :meth:`from_document` does)."""
@@ -140,7 +151,16 @@ class Project:
 
     def without_dependency(self, name: str) -> Project:
         return replace(self, dependencies={k: v for k, v in self.dependencies.items() if k != name},
-                       eager=tuple(e for e in self.eager if e != name))
+                       eager=tuple(e for e in self.eager if e != name),
+                       grants={k: v for k, v in self.grants.items() if k != name})
+
+    def with_grants(self, name: str, grants: dict[str, bool]) -> Project:
+        """A copy whose root ``name`` has ``grants`` (merged over what it had)."""
+        from .capabilities import grant_problems
+        problems = grant_problems(grants)
+        if problems:
+            raise InvalidProject([f"capabilities: {p}" for p in problems])
+        return replace(self, grants={**self.grants, name: {**self.grants.get(name, {}), **grants}})
 
     def resolve_request(self) -> dict[str, Any]:
         """The body of ``POST /-/v1/resolve`` for these requirements (only what the project states)."""
@@ -157,7 +177,7 @@ class Project:
 
     def document_bytes(self) -> tuple[Path, bytes]:
         """Where the requirements are written back and the new bytes of that file: only
-        ``dependencies`` and ``eager`` change; every other field (and, in ``package.json``,
+        ``dependencies``, ``eager`` and ``grants`` change; every other field (and, in ``package.json``,
         everything outside the ``eghact`` section) is kept as it was."""
         target = self.source or self.root / PROJECT_FILE
         document = _read_json(target) if target.exists() else {}
@@ -165,6 +185,8 @@ class Project:
         section["dependencies"] = dict(sorted(self.dependencies.items()))
         if self.eager or "eager" in section:
             section["eager"] = sorted(set(self.eager))
+        if self.grants or "grants" in section:
+            section["grants"] = {root: self.grants[root] for root in sorted(self.grants)}
         return target, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
 
     def save(self) -> Path:

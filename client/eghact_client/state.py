@@ -3,7 +3,8 @@
     {"version": 1,
      "resolution": {"request": SHA256 of the resolve request body, "hash": the resolution's hash},
      "plugins": {"node_modules/x": {"name", "version", "integrity", "state", "placed": bool,
-                                    "reason"?: why suspended, "error"?: {"error", "message"} why failed}}}
+                                    "reason"?: why suspended, "error"?: {"error", "message"} why failed,
+                                    "disabledCapabilities"?: optional capabilities switched off}}}
 
 States (:data:`STATES`): ``active`` (placed, loaded by the app: the eager chunk after an install,
 a lazy plugin after ``activate``), ``installed`` (locked and recorded; a lazy plugin is not placed
@@ -66,7 +67,7 @@ class State:
 
     @classmethod
     def installed(cls, lock: Lock, *, request: str | None, placed: set[str], active: set[str],
-                  before: State | None = None) -> State:
+                  before: State | None = None, disabled: dict[str, list[str]] | None = None) -> State:
         """The state once ``lock`` is installed for the request digested as ``request``, with
         the keys ``placed`` in the folder and ``active`` made active. A package that ``before``
         knew with the same integrity, placed as it will be, keeps its state (an install does not
@@ -80,6 +81,10 @@ class State:
                     and bool(old.get("placed", True)) == entry["placed"] \
                     and not (old["state"] == INSTALLED and p.key in active):
                 entry.update({k: old[k] for k in ("state", "reason", "error") if k in old})
+            raw = lock.document["packages"].get(p.key, {})
+            off = set(raw.get("disabledCapabilities") or []) | set((disabled or {}).get(p.key, []))
+            if off:
+                entry["disabledCapabilities"] = sorted(off)
             plugins[p.key] = entry
         return cls(plugins=plugins, request=request, hash=lock.hash)
 

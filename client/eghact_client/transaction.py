@@ -18,6 +18,16 @@ staged folder holds only the new packages, and the journal lists the top-most of
 to move in, parents first). Each move is done only while its staged folder is still there, so
 it is as idempotent as the swap; what a move finds in its way (a leftover of a hand edit) goes
 to the stage and is removed with it.
+
+A commit can be *held* (:meth:`Stage.commit` with ``hold=True``), so that post-operation hooks
+can still undo it: the stage then also keeps a copy of each file it replaces (``undo-N``) and the
+old folder (or the merged folders' leftovers), and the journal stays. :meth:`Stage.release`
+ends the hold (the operation stands); :meth:`Stage.undo` puts everything back as it was before
+the commit. An undo is itself journaled: the journal is replaced by one of restores
+(``[target, saved copy or null]``: null means the target did not exist before), each done only
+while its saved copy is still there, so a run killed mid-undo is finished by the next
+:func:`recover` and the project is the old one. A run killed while the commit is held leaves
+the forward journal: the next :func:`recover` keeps the operation.
 """
 
 from __future__ import annotations
@@ -65,14 +75,43 @@ class Stage:
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
-    def commit(self) -> None:
-        """Make the stage the project's: the journal first (the commit point), then the renames."""
-        journal = self.prepare()
-        _apply(journal)
+    def commit(self, *, hold: bool = False) -> None:
+        """Make the stage the project's: the journal first (the commit point), then the renames.
+        ``hold``: keep what :meth:`undo` needs until :meth:`release` or :meth:`undo`."""
+        journal = self.prepare(hold=hold)
+        _apply(journal, keep_stage=hold)
+        if not hold:
+            (self.state_dir / JOURNAL).unlink()
+            self.discard()
+
+    def release(self) -> None:
+        """End a held commit: the operation stands."""
+        (self.state_dir / JOURNAL).unlink(missing_ok=True)
+        self.discard()
+
+    def undo(self) -> None:
+        """Put back the folder and files a held commit replaced, byte for byte."""
+        restores: list[list[str | None]] = []
+        if self.merge is None:
+            old = self.path / "old-plugins"
+            restores.append([str(self.plugins), str(old) if old.exists() else None])
+        else:
+            # children first: a nested folder leaves before its parent does
+            for i, relative in reversed(list(enumerate(self.merge))):
+                in_the_way = self.path / f"in-the-way-{i}"
+                restores.append([str(self.plugins / relative), str(in_the_way) if in_the_way.exists() else None])
+        for i, final in enumerate(self.files):
+            saved = self.path / f"undo-{i}"
+            restores.append([str(final), str(saved) if saved.exists() else None])
+        undo_stage = self.state_dir / f"stage-undo-{secrets.token_hex(6)}"
+        undo_stage.mkdir()
+        journal = {"undo": str(undo_stage), "stage": str(self.path), "restore": restores}
+        write_atomic(self.state_dir / JOURNAL, json.dumps(journal).encode(), sync_dir=True)
+        _restore(journal)
         (self.state_dir / JOURNAL).unlink()
         self.discard()
 
-    def prepare(self) -> dict[str, object]:
+    def prepare(self, *, hold: bool = False) -> dict[str, object]:
         """Stage the files and write the journal: from here on the install has happened, and
         the renames are done by :meth:`commit` or, if this process stops first, :func:`recover`."""
         staged: dict[str, str] = {}
@@ -80,6 +119,8 @@ class Stage:
             new = self.path / f"file-{i}"
             write_atomic(new, data, mode=0o644)
             staged[str(final)] = str(new)
+            if hold and final.exists():
+                shutil.copy2(final, self.path / f"undo-{i}")
         swap = self.merge is None and self.folder.exists()
         journal: dict[str, object] = {"stage": str(self.path), "plugins": str(self.plugins),
                                       "folder": str(self.folder) if swap else None,
@@ -103,7 +144,12 @@ def recover(state_dir: Path) -> bool:
         # commit point was not reached and the old project stands.
         journal = None
         journal_path.unlink(missing_ok=True)
-    if isinstance(journal, dict):
+    if isinstance(journal, dict) and "restore" in journal:
+        log.info("finishing the undo of an operation a stopped run had rolled back")
+        _restore(journal)
+        journal_path.unlink()
+        finished = True
+    elif isinstance(journal, dict):
         log.info("finishing the install a stopped run had committed")
         _apply(journal)
         journal_path.unlink()
@@ -113,7 +159,7 @@ def recover(state_dir: Path) -> bool:
     return finished
 
 
-def _apply(journal: Mapping[str, object]) -> None:
+def _apply(journal: Mapping[str, object], *, keep_stage: bool = False) -> None:
     """The journal's renames; each step checks whether it is done, so running it twice is safe."""
     stage, plugins, folder = Path(str(journal["stage"])), Path(str(journal["plugins"])), journal.get("folder")
     if folder is not None:
@@ -137,4 +183,25 @@ def _apply(journal: Mapping[str, object]) -> None:
             Path(final).parent.mkdir(parents=True, exist_ok=True)
             os.replace(new, final)
     fsync_dir(plugins.parent)
-    shutil.rmtree(stage, ignore_errors=True)
+    if not keep_stage:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _restore(journal: Mapping[str, object]) -> None:
+    """An undo journal's restores; each is done only while its saved copy exists (a target
+    with none existed not before: it is moved aside, if it is there), so running it twice is safe."""
+    aside = Path(str(journal["undo"]))
+    aside.mkdir(parents=True, exist_ok=True)
+    restores = journal.get("restore")
+    for i, (target, saved) in enumerate(restores if isinstance(restores, list) else ()):
+        target_path = Path(str(target))
+        if saved is not None and not Path(str(saved)).exists():
+            continue   # restored already
+        if target_path.exists() or target_path.is_symlink():
+            os.replace(target_path, aside / f"rejected-{i}")
+        if saved is not None:
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(str(saved), target_path)
+        fsync_dir(target_path.parent)
+    shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(str(journal["stage"]), ignore_errors=True)
