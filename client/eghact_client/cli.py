@@ -66,7 +66,8 @@ __all__ = ["main"]
 
 # most specific first: the first class an error is an instance of gives its exit code
 EXIT_CODES: tuple[tuple[type[EghactError], int], ...] = (
-    (CapabilityDenied, 10), (HookFailed, 11), (LockfileOutOfDate, 5), (IntegrityMismatch, 6), (InvalidTarball, 6), (Unresolvable, 3), (NotFound, 7),
+    (CapabilityDenied, 10), (HookFailed, 11),
+    (LockfileOutOfDate, 5), (IntegrityMismatch, 6), (InvalidTarball, 6), (Unresolvable, 3), (NotFound, 7),
     (UpstreamUnavailable, 4), (BadRequest, 2), (PayloadTooLarge, 2), (InvalidTransition, 9), (InstallNeeded, 9),
     (Conflict, 8),
 )

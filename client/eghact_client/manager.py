@@ -253,7 +253,12 @@ class PluginManager:
             targets = [HookTarget(k, by_key[k].name, by_key[k].version, project.plugins_path / by_key[k].folder)
                        for k in _load_order(lock, set(changed) | missing_keys)]
 
+            # a lazy package placed now is installed now: its install hooks run before its activate hooks
+            placing_targets = [t for t in targets if t.key in missing_keys]
+
             async def pre(staged: Path) -> None:
+                await self.hooks.run("preInstall", "activate", self.root,
+                                     [replace(t, folder=staged / by_key[t.key].folder) for t in placing_targets])
                 await self.hooks.run("preActivate", "activate", self.root,
                                      [replace(t, folder=staged / by_key[t.key].folder) if t.key in missing_keys
                                       else t for t in targets])
@@ -266,7 +271,7 @@ class PluginManager:
                                                                                             after.to_bytes())
             try:
                 placed = await self._held("activate", project.state_dir, placing,
-                                          lambda _: [("postActivate", targets)])
+                                          lambda _: [("postInstall", placing_targets), ("postActivate", targets)])
             except (IntegrityMismatch, InvalidTarball, NotFound, HookFailed) as exc:
                 # the plugin's own fault (not the network's): the folder is as it was; say why
                 failed = state.with_states({key: {"state": FAILED, "error": {"error": exc.code,

@@ -131,14 +131,14 @@ class Project:
             problems.append("grants: expected an object {root: {capability: true|false}}")
             grants = {}
         from .capabilities import grant_problems  # the capability rules live there
-        for root, grant in grants.items():
-            problems.extend(f"grants[{root!r}]: {p}" for p in grant_problems(grant))
+        for granted_root, grant in grants.items():
+            problems.extend(f"grants[{granted_root!r}]: {p}" for p in grant_problems(grant))
         if problems:
             raise InvalidProject(problems, where=where)
         return cls(root=root, dependencies=dict(deps), eager=tuple(eager), strategy=dict(doc.get("strategy") or {}),
                    policy=doc.get("policy"), framework=doc.get("framework"), registry=registry,
                    plugins_dir=plugins_dir if isinstance(plugins_dir, str) else DEFAULT_PLUGINS_DIR, source=source,
-                   grants={root: dict(grant) for root, grant in grants.items()})
+                   grants={name: dict(grant) for name, grant in grants.items()})
 
     def with_dependency(self, name: str, spec: str) -> Project:
         """A copy that also requires ``name`` at ``spec`` (checked as :meth:`from_document` does)."""
