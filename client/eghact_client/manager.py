@@ -16,7 +16,7 @@
         await pm.why("@acme/chart-plugin")                      # its chains from the roots, and its grants
         pm.on("postInstall", callback)                          # lifecycle hooks (eghact_client.hooks)
 
-:class:`SyncPluginManager` is the same for code without an event loop (each call runs one).
+:class:`~eghact_client.sync.SyncPluginManager` is the same for code without an event loop (each call runs one).
 
 An install resolves only when it must: a lockfile that still answers the requirements
 (``lockfile.mismatches``) is installed as it is, with no request at all, and a project whose
@@ -43,7 +43,6 @@ Transitions (:data:`ACTIVATE_FROM`): ``activate`` from ``installed``, ``suspende
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -58,8 +57,9 @@ from eghact_common.durable import write_atomic
 from eghact_common.errors import BadRequest, Conflict
 
 from .cache import TarballCache
-from .capabilities import Rules, check, dependency_graph, why
+from .capabilities import Rules, check, why
 from .errors import InstallNeeded, IntegrityMismatch, InvalidTarball, InvalidTransition, LockfileOutOfDate, NotFound
+from .folder_changes import folder_changes, load_order
 from .hints import Hinter
 from .hooks import Callback, HookFailed, HookLimits, Hooks, HookTarget
 from .install import Installed, place
@@ -78,7 +78,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks; runs are not serialised
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ACTIVATE_FROM", "InstallResult", "PluginManager", "StateChange", "SyncPluginManager"]
+__all__ = ["ACTIVATE_FROM", "InstallResult", "PluginManager", "StateChange"]
 
 log = logging.getLogger("eghact.client")
 
@@ -251,7 +251,7 @@ class PluginManager:
             state_path = project.state_dir / "state.json"
             missing_keys = {p.key for p in missing}
             targets = [HookTarget(k, by_key[k].name, by_key[k].version, project.plugins_path / by_key[k].folder)
-                       for k in _load_order(lock, set(changed) | missing_keys)]
+                       for k in load_order(lock, set(changed) | missing_keys)]
 
             # a lazy package placed now is installed now: its install hooks run before its activate hooks
             placing_targets = [t for t in targets if t.key in missing_keys]
@@ -368,7 +368,7 @@ class PluginManager:
             log.info("nothing to do: the plugins folder is the lockfile's")
             return InstallResult(False, len(new.packages), 0, 0, how, time.monotonic() - started)
         files[state_path] = new_state.to_bytes()
-        changes = _changes(new, placed, state, after.plugins_path)
+        changes = folder_changes(new, placed, state, after.plugins_path)
 
         async def pre(staged: Path) -> None:
             for hook, targets in changes:
@@ -434,50 +434,6 @@ class PluginManager:
             yield
 
 
-class SyncPluginManager:
-    """:class:`PluginManager` for code without an event loop: each call runs one to its end."""
-
-    def __init__(self, project_dir: Path | str, **options: Any):
-        self._root = project_dir
-        self._options = options
-
-    def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        async def call() -> Any:
-            async with PluginManager(self._root, **self._options) as manager:
-                return await getattr(manager, method)(*args, **kwargs)
-        return asyncio.run(call())
-
-    def install(self, name: str | None = None, *, version: str | None = None, frozen: bool = False,
-                all_chunks: bool = False, capabilities: dict[str, bool] | None = None) -> InstallResult:
-        result: InstallResult = self._run("install", name, version=version, frozen=frozen, all_chunks=all_chunks,
-                                          capabilities=capabilities)
-        return result
-
-    def why(self, name: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._run("why", name)
-        return result
-
-    def activate(self, name: str) -> StateChange:
-        result: StateChange = self._run("activate", name)
-        return result
-
-    def deactivate(self, name: str, *, reason: str = "deactivated") -> StateChange:
-        result: StateChange = self._run("deactivate", name, reason=reason)
-        return result
-
-    def remove(self, name: str) -> InstallResult:
-        result: InstallResult = self._run("remove", name)
-        return result
-
-    def resolve(self) -> Resolution:
-        result: Resolution = self._run("resolve")
-        return result
-
-    def list(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._run("list")
-        return result
-
-
 def _installed(name: str, lock: Lock | None, state: State) -> tuple[Lock, str]:
     """The installed lockfile and the key of its top-level package ``name``; refuses a project
     whose lockfile is not the one installed (an ``eghact resolve`` since, or a hand edit)."""
@@ -500,53 +456,3 @@ def _check_transition(name: str, entry: dict[str, Any], operation: str, allowed:
                                 f"that is {' or '.join(allowed)}",
                                 detail={"name": name, "state": current, "operation": operation,
                                         "allowed_from": list(allowed)})
-
-
-def _load_order(lock: Lock, keys: set[str]) -> list[str]:
-    """``keys`` with each package after the packages it depends on (a cycle: lockfile order)."""
-    graph = dependency_graph(lock)
-    ordered: list[str] = []
-    seen: set[str] = set()
-
-    def visit(key: str) -> None:
-        stack = [(key, iter(graph.get(key, ())))]
-        seen.add(key)
-        while stack:
-            node, children = stack[-1]
-            child = next(children, None)
-            if child is None:
-                stack.pop()
-                if node in keys:
-                    ordered.append(node)
-            elif child not in seen:
-                seen.add(child)
-                stack.append((child, iter(graph.get(child, ()))))
-
-    for key in sorted(keys):
-        if key not in seen:
-            visit(key)
-    return ordered
-
-
-def _changes(new: Lock, placed: set[str], state: State, plugins: Path) -> list[tuple[str, list[HookTarget]]]:
-    """What an install does to the folder, as the hooks see it: packages that leave it
-    (``Remove``), come at another version (``Update``) or come new (``Install``), in load order."""
-    by_key = {p.key: p for p in new.packages}
-    before = {k: e for k, e in state.plugins.items() if state.placed(k) and (plugins / k[len("node_modules/"):])
-              .is_dir()}
-    removed, updated, installed = [], [], []
-    for key in _load_order(new, placed):
-        package, old = by_key[key], before.get(key)
-        target = HookTarget(key, package.name, package.version, plugins / package.folder)
-        if old is None:
-            installed.append(target)
-        elif old.get("integrity") != package.integrity:
-            if old.get("version") != package.version:
-                updated.append(replace(target, previous=str(old.get("version"))))
-            else:
-                installed.append(target)
-    for key in sorted(set(before) - placed, key=lambda k: (-k.count("/"), k)):
-        old = before[key]
-        removed.append(HookTarget(key, str(old.get("name")), str(old.get("version")),
-                                  plugins / key[len("node_modules/"):]))
-    return [("Remove", removed), ("Update", updated), ("Install", installed)]

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from eghact_client import PluginManager, SyncPluginManager
 from eghact_client.cli import main
 from eghact_client.errors import CapabilityDenied, HookFailed
 from eghact_client.hooks import HookEvent, HookLimits
-from eghact_client.manager import PluginManager, SyncPluginManager
 
 from ..edge.conftest import Origin, make_origin
 from ..support import escaped, manifest, publish_body, tarball_for, tree_digest
