@@ -427,7 +427,7 @@ def resolve_dedupe(request: ResolveRequest, provider: Provider) -> ResolvedGraph
     """Resolve with one version per name. Raises :class:`~eghact_common.errors.Unresolvable`
     with an explanation when no such installation exists."""
     policy = Policy(request)
-    catalog = Catalog(provider, policy, request.strategy.version)
+    catalog = Catalog(provider, policy, request.strategy.version, request.prefer)
     return _graph(request, catalog, policy, solve(request, catalog))
 
 

@@ -65,7 +65,7 @@ def resolve_isolate(request: ResolveRequest, provider: Provider) -> ResolvedGrap
     """Resolve as ``npm install`` would lay out node_modules. Raises
     :class:`~eghact_common.errors.Unresolvable` when a required dependency has no version."""
     policy = Policy(request)
-    catalog = Catalog(provider, policy, request.strategy.version)
+    catalog = Catalog(provider, policy, request.strategy.version, request.prefer)
     builder = Builder(request, catalog, policy)
     try:
         builder.build()

@@ -12,6 +12,10 @@ Prereleases are in a range only when the range names a prerelease of the same
 that ``*`` takes a prerelease ``latest``, as npm does. ``version=lowest`` takes the lowest
 non-deprecated version in the range, then the lowest deprecated one.
 
+A request's ``prefer`` (a client's locked versions) goes before either order: the preferred
+versions the policy allows, then, when one is excluded, the allowed versions above the lowest
+preferred one, lowest first (the smallest move off an excluded version), then the strategy's order.
+
 Both reduce to one *preference order* per package, computed once; a choice is then the first
 version of that order inside a bit mask (:meth:`Candidates.first`), so the dedupe solver can
 ask it of any intersection of ranges.
@@ -23,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from eghact_common import semver
 from eghact_common.errors import NotFound
 
 from . import explain
@@ -39,11 +44,13 @@ class Candidates:
 
     __slots__ = ("allowed", "info", "order")
 
-    def __init__(self, info: PackageInfo, allowed: int, strategy: str):
+    def __init__(self, info: PackageInfo, allowed: int, strategy: str, prefer: tuple[str, ...] = ()):
         self.info = info
         self.allowed = allowed
         lowest = strategy == "lowest"
-        self.order: tuple[int, ...] = info.memo(("order", allowed, lowest), lambda: _order(info, allowed, lowest))
+        self.order: tuple[int, ...] = info.memo(("order", allowed, lowest, prefer),
+                                                lambda: _preferred(info, allowed, _order(info, allowed, lowest),
+                                                                   prefer))
 
     @property
     def name(self) -> str:
@@ -84,6 +91,18 @@ def _order(info: PackageInfo, allowed: int, lowest: bool) -> tuple[int, ...]:
     return tuple(first + [i for i in reversed(fresh) if i != latest] + stale[::-1])
 
 
+def _preferred(info: PackageInfo, allowed: int, order: tuple[int, ...], prefer: tuple[str, ...]) -> tuple[int, ...]:
+    """``order`` with the preferred versions first (see the module docstring)."""
+    wanted = sorted(i for v in prefer if (i := info.index.get(v)) is not None)
+    if not wanted:
+        return order
+    kept = [i for i in reversed(wanted) if allowed >> i & 1]
+    if len(kept) < len(wanted):
+        kept += [i for i in range(wanted[0] + 1, len(info.ordered))
+                 if allowed >> i & 1 and i not in kept and not info.ordered[i].deprecated]
+    return (*kept, *(i for i in order if i not in kept))
+
+
 class Catalog:
     """The packages one resolution has loaded, each loaded once, lazily, from the provider.
 
@@ -91,10 +110,12 @@ class Catalog:
     names whose publishes can change this resolution.
     """
 
-    def __init__(self, provider: Provider, policy: Policy, strategy: str):
+    def __init__(self, provider: Provider, policy: Policy, strategy: str,
+                 prefer: Mapping[str, tuple[str, ...]] | None = None):
         self.provider = provider
         self.policy = policy
         self.strategy = strategy
+        self.prefer = prefer or {}
         self._loaded: dict[str, Candidates | None] = {}
 
     @property
@@ -110,9 +131,14 @@ class Catalog:
         except NotFound:
             found = None
         else:
-            found = Candidates(info, self.policy.allowed(info), self.strategy)
+            found = Candidates(info, self.policy.allowed(info), self.strategy, self._prefer(info))
         self._loaded[name] = found
         return found
+
+    def _prefer(self, info: PackageInfo) -> tuple[str, ...]:
+        """The package's preferred versions, spelled as ``info.index`` spells them."""
+        found = (semver.valid(v, loose=True) for v in self.prefer.get(info.name, ()))
+        return tuple(sorted({v for v in found if v is not None}))
 
     def excluded(self) -> dict[str, list[explain.Exclusion]]:
         return {name: self.policy.excluded(name) for name in self._loaded if self.policy.excluded(name)}
@@ -127,7 +153,7 @@ class Catalog:
 
 class _PluginsAt(Catalog):
     def __init__(self, base: Catalog, versions: Mapping[str, int]):
-        super().__init__(base.provider, base.policy, base.strategy)
+        super().__init__(base.provider, base.policy, base.strategy, base.prefer)
         self._base, self._versions = base, versions
 
     @property
@@ -139,7 +165,8 @@ class _PluginsAt(Catalog):
             found = self._base.get(name)
             if found is not None and found.info.plugin:
                 index = self._versions.get(name)
-                found = Candidates(found.info, found.allowed & (0 if index is None else 1 << index), self.strategy)
+                found = Candidates(found.info, found.allowed & (0 if index is None else 1 << index), self.strategy,
+                                   self._prefer(found.info))
             self._loaded[name] = found
         return self._loaded[name]
 

@@ -81,7 +81,7 @@ def resolve_plugins(request: ResolveRequest, provider: Provider) -> ResolvedGrap
     :class:`~eghact_common.errors.Unresolvable` with an explanation (naming the plugin and
     its requirers) when the plugins' requirers cannot agree."""
     policy = Policy(request)
-    catalog = Catalog(provider, policy, request.strategy.version)
+    catalog = Catalog(provider, policy, request.strategy.version, request.prefer)
     builder = _layout(request, catalog, policy, _PluginKeys(catalog))
     wanted: frozenset[str] = frozenset()
     for _ in range(1, _MAX_ROUNDS):

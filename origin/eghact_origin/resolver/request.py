@@ -7,9 +7,15 @@
                   "security": "strict"|"audit"|"permissive"},
      "policy": {"capabilities": {"allow": [...]|null, "deny": [...]},
                 "licenses": {"allow": [SPDX ids]}|null, "peer": "warn"|"error"},
-     "framework": VERSION|null}
+     "framework": VERSION|null,
+     "prefer": {NAME: [VERSION]}}
 
 Everything but ``dependencies`` may be left out (defaults: highest, plugins, audit, warn).
+``prefer`` names versions to keep where the ranges and the policy allow them (a client's
+locked versions): a preferred version is chosen before any other, and when the policy excludes
+it (``security=strict`` and an advisory) the lowest allowed version above it comes next, so a
+security update moves a vulnerable package as little as it can and leaves the rest as locked.
+It is part of the canonical form (and hash) only when it names something.
 ``duplicate=dedupe`` is read as ``dedupe-all`` (its name before ``plugins`` became the
 default) and hashed as ``dedupe-all``: one meaning, one hash.
 :meth:`ResolveRequest.from_body` reports every problem at once, as one
@@ -86,6 +92,7 @@ class ResolveRequest(BaseModel):
     strategy: StrategyOptions = StrategyOptions()
     policy: PolicyOptions = PolicyOptions()
     framework: StrictStr | None = None
+    prefer: dict[StrictStr, tuple[StrictStr, ...]] = {}
 
     @classmethod
     def from_body(cls, body: Any, *, max_roots: int | None = None) -> ResolveRequest:
@@ -121,7 +128,7 @@ class ResolveRequest(BaseModel):
         caps = self.policy.capabilities
         licences = self.policy.licenses
         framework = semver.parse(self.framework, loose=True) if self.framework is not None else None
-        return {
+        canonical: dict[str, Any] = {
             "dependencies": {name: _canonical_spec(self.dependencies[name]) for name in sorted(self.dependencies)},
             "eager": sorted(set(self.eager)),
             "framework": framework.version if framework is not None else None,
@@ -137,6 +144,12 @@ class ResolveRequest(BaseModel):
             },
             "strategy": self.strategy.model_dump(),
         }
+        prefer = {name: sorted({semver.valid(v, loose=True) or v for v in versions})
+                  for name, versions in sorted(self.prefer.items()) if versions}
+        if prefer:
+            # only when given: every request written before ``prefer`` keeps its hash
+            canonical["prefer"] = prefer
+        return canonical
 
     @functools.cached_property
     def hash(self) -> str:
@@ -222,6 +235,13 @@ def _semantic_problems(body: Mapping[str, Any]) -> list[str]:
                 parse_expression(entry)
             except InvalidLicense as exc:
                 problems.append(f"policy.licenses.allow: {exc}")
+    prefer = _mapping(body.get("prefer"))
+    for name, versions in prefer.items():
+        if isinstance(name, str) and check_name(name, legacy=True):
+            problems.append(f"prefer[{name!r}]: invalid package name")
+        for version in versions if isinstance(versions, list | tuple) else ():
+            if isinstance(version, str) and semver.valid(version, loose=True) is None:
+                problems.append(f"prefer[{name!r}]: {version!r} is not a version")
     framework = body.get("framework")
     if isinstance(framework, str) and semver.parse(framework, loose=True) is None:
         problems.append(f"framework: {framework!r} is not a version")

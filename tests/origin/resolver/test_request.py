@@ -121,3 +121,20 @@ def test_with_strategy_keeps_the_rest() -> None:
     assert changed.strategy.version == "highest"
     assert changed.policy.peer == "error"
     assert changed.dependencies == request.dependencies
+
+
+def test_prefer_is_hashed_only_when_it_names_something() -> None:
+    plain = ResolveRequest.from_body({"dependencies": {"a": "^1"}})
+    assert "prefer" not in plain.canonical()
+    assert ResolveRequest.from_body({"dependencies": {"a": "^1"}, "prefer": {}}).hash == plain.hash
+    preferring = ResolveRequest.from_body({"dependencies": {"a": "^1"}, "prefer": {"a": ["1.2.0", "v1.0.0"]}})
+    assert preferring.canonical()["prefer"] == {"a": ["1.0.0", "1.2.0"]}
+    assert preferring.hash != plain.hash
+
+
+def test_prefer_names_versions_only() -> None:
+    with pytest.raises(BadRequest) as raised:
+        ResolveRequest.from_body({"dependencies": {"a": "^1"}, "prefer": {"a": ["^1.0.0"], "Bad Name": ["1.0.0"]}})
+    problems = raised.value.detail["problems"]
+    assert any("'^1.0.0' is not a version" in p for p in problems)
+    assert any("prefer['Bad Name']: invalid package name" in p for p in problems)
