@@ -4,7 +4,9 @@ It reaches every node (edges, the origin, mirrors) over HTTP alone, through one 
 (``eghact_client.transport``); nothing of the origin, the edge or the mirror is imported.
 """
 
-from .manager import InstallResult, PluginManager, StateChange
+from .audit import Finding
+from .manager import PluginManager
+from .results import InstallResult, StateChange, UpdateResult
 from .sync import SyncPluginManager
 
-__all__ = ["InstallResult", "PluginManager", "StateChange", "SyncPluginManager"]
+__all__ = ["Finding", "InstallResult", "PluginManager", "StateChange", "SyncPluginManager", "UpdateResult"]

@@ -10,7 +10,9 @@ becomes a path below the plugins folder (``node_modules/a/node_modules/b``: noth
 
 :func:`mismatches` is the frozen check (``npm ci``'s): the lockfile still answers the project's
 requirements when it names the same roots, each root's locked version satisfies the project's
-range, and the strategy, eager roots and framework are those the lockfile was resolved with.
+range, and the strategy, eager roots and framework are those the lockfile was resolved with
+(a stricter ``security`` counts as the same: it is what ``update --security`` asks for; the
+request's ``prefer`` is a preference, not a requirement, and is not compared).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ _SEGMENT = r"(?:@[a-z0-9~][a-z0-9._~-]*/)?[a-z0-9~][a-z0-9._~-]*"
 _KEY = re.compile(rf"^node_modules/{_SEGMENT}(?:/node_modules/{_SEGMENT})*$", re.IGNORECASE)
 # the resolver's defaults (resolver/request.py), filled in before strategies are compared
 _STRATEGY_DEFAULTS = {"version": "highest", "duplicate": "plugins", "security": "audit"}
+# laxest first: a lockfile resolved under a stricter setting still answers a laxer one
+_SECURITY = ("permissive", "audit", "strict")
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,12 @@ def mismatches(lock: Lock, project: Project) -> list[str]:
     strategy = {**_STRATEGY_DEFAULTS, **project.strategy}
     if strategy.get("duplicate") == "dedupe":
         strategy["duplicate"] = "dedupe-all"   # read and hashed so by the resolver
-    if strategy != {**_STRATEGY_DEFAULTS, **(request.get("strategy") or {})}:
+    locked = {**_STRATEGY_DEFAULTS, **(request.get("strategy") or {})}
+    rank = {level: i for i, level in enumerate(_SECURITY)}
+    if rank.get(locked["security"], -1) > rank.get(strategy["security"], len(_SECURITY)):
+        # a security update's strict lockfile installs only what the laxer setting would allow
+        locked["security"] = strategy["security"]
+    if strategy != locked:
         problems.append("the strategy differs from the lockfile's")
     framework = semver.parse(project.framework, loose=True) if project.framework else None
     if (framework.version if framework else None) != request.get("framework"):

@@ -11,6 +11,10 @@
         await pm.activate("@acme/chart-plugin")                 # its lazy chunks fetched, placed, active
         await pm.deactivate("@acme/chart-plugin", reason="...")  # suspended
         await pm.remove("@acme/chart-plugin")
+        await pm.update()                                       # newest versions the requirements allow
+        await pm.update("@acme/chart-plugin")                   # that root (and what only it pulls in)
+        await pm.update(security=True)                          # only what advisories affect, lowest fix
+        await pm.audit()                                        # the lockfile against the advisories
         await pm.list()
         await pm.install("@acme/chart-plugin", capabilities={"network": False})   # recorded as its grants
         await pm.why("@acme/chart-plugin")                      # its chains from the roots, and its grants
@@ -48,14 +52,15 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from eghact_common.blocking import run_blocking
 from eghact_common.durable import write_atomic
-from eghact_common.errors import BadRequest, Conflict
+from eghact_common.errors import BadRequest, Conflict, Unresolvable
 
+from .audit import Finding, audit
 from .cache import TarballCache
 from .capabilities import Rules, check, why
 from .errors import InstallNeeded, IntegrityMismatch, InvalidTarball, InvalidTransition, LockfileOutOfDate, NotFound
@@ -68,49 +73,24 @@ from .lockfile import Lock, mismatches
 from .project import Project
 from .reporter import Reporter
 from .resolve import Resolution, resolve
+from .results import InstallResult, StateChange, UpdateResult
 from .sources import Sources
 from .state import ACTIVE, FAILED, INSTALLED, SUSPENDED, State
 from .transaction import Stage, recover
 from .transport import Transport
+from .update import changes, named_request, no_fix, security_request
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no advisory locks; runs are not serialised
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ACTIVATE_FROM", "InstallResult", "PluginManager", "StateChange"]
+__all__ = ["ACTIVATE_FROM", "InstallResult", "PluginManager", "StateChange", "UpdateResult"]
 
 log = logging.getLogger("eghact.client")
 
 ACTIVATE_FROM = (INSTALLED, SUSPENDED, FAILED)
 DEACTIVATE_FROM = (ACTIVE,)
-
-
-@dataclass(frozen=True)
-class InstallResult:
-    changed: bool       # the plugins folder, lockfile or project file changed
-    packages: int
-    downloaded: int
-    cached: int
-    resolution: str     # lockfile (none was needed) | prebuilt (by hash) | resolved (posted)
-    seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class StateChange:
-    name: str
-    state: str                  # the plugin's state now
-    changed: list[str]          # the keys whose state changed, in load order
-    downloaded: int
-    cached: int
-    x_cache: dict[str, str]     # key -> the edge's X-Cache for each tarball fetched from an edge
-    seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class PluginManager:
@@ -207,6 +187,52 @@ class PluginManager:
             resolution = await resolve(wanted, self.sources(wanted), state=state, lock=lock)
             return await self._apply(project, wanted, lock, resolution.lock, state, resolution.request,
                                      resolution.how, started, False, {})
+
+    async def update(self, name: str | None = None, *, security: bool = False) -> UpdateResult:
+        """Move to the newest versions the requirements allow (``name``: that root and what only it
+        pulls in; the rest stays as locked), or with ``security`` only what known advisories affect,
+        to the lowest versions that fix them (``eghact_client.update``). Installed like an install
+        (capabilities, hooks: ``preUpdate``/``postUpdate``, one atomic commit); ``NoFixAvailable``
+        when no version within the requirements fixes an advisory (nothing changes)."""
+        started = time.monotonic()
+        with self._exclusive():
+            project, lock, state = self._load()
+            if name is not None and name not in project.dependencies:
+                raise NotFound(f"{name} is not one of the project's dependencies", code="not_a_dependency",
+                               detail={"name": name})
+            findings: list[Finding] = []
+            if security:
+                if name is not None:
+                    raise BadRequest("a security update moves every vulnerable package: it takes no name",
+                                     code="usage", detail={"name": name})
+                if lock is None:
+                    raise InstallNeeded("a security update needs the installed lockfile: run eghact install first")
+                findings = await audit(lock, self.sources(project))
+                if not findings:
+                    log.info("no advisory affects %s: nothing to update", project.lockfile.name)
+                    return UpdateResult([], [], InstallResult(False, len(lock.packages), 0, 0, "lockfile",
+                                                              time.monotonic() - started))
+                request = security_request(project, lock)
+            else:
+                request = named_request(project, lock, name) if name is not None else project.resolve_request()
+            try:
+                resolution = await resolve(project, self.sources(project), state=state, lock=lock, request=request)
+            except Unresolvable as exc:
+                raise no_fix(exc, findings, project, lock) if security and lock is not None else exc from None
+            moved = changes(lock, resolution.lock) if lock is not None else []
+            log.info("update: %d packages move (%s)", len(moved), ", ".join(
+                f"{c.name} {c.before}->{c.after}" for c in moved) or "none")
+            installed = await self._apply(project, project, lock, resolution.lock, state, resolution.request,
+                                          resolution.how, started, False, {})
+            return UpdateResult([c.to_json() for c in moved], [f.to_json() for f in findings], installed)
+
+    async def audit(self) -> list[Finding]:
+        """The installed lockfile's packages against the registry's advisories, worst first,
+        each with the lowest later version that fixes it (``fixed_in``)."""
+        project, lock, _ = self._load(recovering=False)
+        if lock is None:
+            raise InstallNeeded("nothing to audit: the project has no lockfile yet (run eghact install)")
+        return await audit(lock, self.sources(project))
 
     async def resolve(self) -> Resolution:
         """Resolve the requirements again and write the lockfile (nothing is installed)."""

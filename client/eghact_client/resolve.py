@@ -12,6 +12,7 @@ then the request is posted as usual.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from .errors import Unresolvable, from_answer
 from .lockfile import Lock
@@ -35,12 +36,15 @@ class Resolution:
         self.source = source
 
 
-async def resolve(project: Project, sources: Sources, *, state: State, lock: Lock | None) -> Resolution:
-    """Resolve ``project``; raises ``Unresolvable`` (with the registry's explanation), the
-    registry's 4xx as its error, or ``NoSourceReachable``."""
-    request = project.resolve_request()
+async def resolve(project: Project, sources: Sources, *, state: State, lock: Lock | None,
+                  request: dict[str, Any] | None = None) -> Resolution:
+    """Resolve ``project`` (or post ``request``, built for it by an update: never the prebuilt
+    resolution, which may be the very build being updated); raises ``Unresolvable`` (with the
+    registry's explanation), the registry's 4xx as its error, or ``NoSourceReachable``."""
+    posting = request is not None
+    request = request if request is not None else project.resolve_request()
     digest = request_digest(request)
-    if lock is not None and state.request == digest and state.hash == lock.hash:
+    if not posting and lock is not None and state.request == digest and state.hash == lock.hash:
         source, response = await sources.request("GET", f"/-/v1/resolutions/{lock.hash}")
         if response.status == 200:
             log.info("the request is unchanged: the built resolution %s from %s", lock.hash[:12], source.url)

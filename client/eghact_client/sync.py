@@ -6,8 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from .manager import InstallResult, PluginManager, StateChange
+from .audit import Finding
+from .manager import PluginManager
 from .resolve import Resolution
+from .results import InstallResult, StateChange, UpdateResult
 
 __all__ = ["SyncPluginManager"]
 
@@ -45,6 +47,14 @@ class SyncPluginManager:
 
     def remove(self, name: str) -> InstallResult:
         result: InstallResult = self._run("remove", name)
+        return result
+
+    def update(self, name: str | None = None, *, security: bool = False) -> UpdateResult:
+        result: UpdateResult = self._run("update", name, security=security)
+        return result
+
+    def audit(self) -> list[Finding]:
+        result: list[Finding] = self._run("audit")
         return result
 
     def resolve(self) -> Resolution:
