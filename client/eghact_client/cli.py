@@ -7,6 +7,9 @@
     eghact activate NAME                       fetch and place its lazy chunks if needed; make it active
     eghact deactivate NAME [--reason TEXT]     suspend it (and what only it needed)
     eghact remove NAME
+    eghact update [NAME] [--security]          newest versions the ranges allow (NAME: that root only), or
+                                               --security: only what advisories affect, to the lowest fix
+    eghact audit [--level LEVEL]               the installed packages' advisories (exit 12 at or above LEVEL)
     eghact ls                                  every package with its state
     eghact resolve                             resolve again and write eghact-lock.json only
     eghact why NAME                            the chains that pull NAME in, and its capabilities' grants
@@ -32,6 +35,8 @@ Exit codes:
         active), or activate/deactivate before the changed lockfile is installed
     10  a required capability is denied (the plugin, the capability and the chain are printed)
     11  a lifecycle hook failed, hung or ran out of memory: the operation was rolled back
+    12  audit: an advisory at or above --level (default low) affects an installed package
+    13  update --security: no version within the requirements fixes an advisory (nothing changed)
     130 interrupted (Ctrl-C): nothing was changed
 """
 
@@ -58,19 +63,24 @@ from eghact_common.errors import (
     UpstreamUnavailable,
 )
 
+from .audit import SEVERITIES, at_or_above
 from .errors import CapabilityDenied, HookFailed, InstallNeeded, InvalidTransition, LockfileOutOfDate
 from .manager import PluginManager
 from .reporter import Reporter
+from .update import NoFixAvailable
 
 __all__ = ["main"]
 
 # most specific first: the first class an error is an instance of gives its exit code
 EXIT_CODES: tuple[tuple[type[EghactError], int], ...] = (
-    (CapabilityDenied, 10), (HookFailed, 11),
+    (CapabilityDenied, 10), (HookFailed, 11), (NoFixAvailable, 13),
     (LockfileOutOfDate, 5), (IntegrityMismatch, 6), (InvalidTarball, 6), (Unresolvable, 3), (NotFound, 7),
     (UpstreamUnavailable, 4), (BadRequest, 2), (PayloadTooLarge, 2), (InvalidTransition, 9), (InstallNeeded, 9),
     (Conflict, 8),
 )
+
+
+AUDIT_FOUND = 12
 
 
 def exit_code(error: EghactError) -> int:
@@ -111,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     deactivate.add_argument("--reason", default="deactivated", help="recorded with the state (default: deactivated)")
     remove = commands.add_parser("remove", help="stop requiring a plugin")
     remove.add_argument("name")
+    update = commands.add_parser("update", help="move to the newest allowed versions, or fix advisories")
+    update.add_argument("name", nargs="?", help="only this root (and what only it pulls in)")
+    update.add_argument("--security", action="store_true",
+                        help="only what advisories affect, to the lowest versions that fix them")
+    audit = commands.add_parser("audit", help="the installed packages against the registry's advisories")
+    audit.add_argument("--level", choices=SEVERITIES, default="low",
+                       help=f"exit {AUDIT_FOUND} when an advisory at or above this severity is found (default low)")
     commands.add_parser("ls", help="list the installed packages")
     commands.add_parser("resolve", help="resolve again and write eghact-lock.json")
     why = commands.add_parser("why", help="the chains that pull a package in, and its capabilities")
@@ -164,6 +181,10 @@ async def _run(args: argparse.Namespace, reporter: Reporter) -> Any:
             return await manager.remove(args.name)
         if args.command == "ls":
             return await manager.list()
+        if args.command == "update":
+            return await manager.update(args.name, security=args.security)
+        if args.command == "audit":
+            return await manager.audit()
         if args.command == "why":
             return await manager.why(args.name)
         resolution = await manager.resolve()
@@ -188,6 +209,17 @@ def _print(args: argparse.Namespace, result: Any) -> None:
             for capability, grant in copy["capabilities"].items():
                 by = f" by {grant['by']}" if grant.get("by") else ""
                 print(f"  {capability}: {grant['grant']}{by}")
+    elif args.command == "audit":
+        for finding in document:
+            fix = f", fixed in {finding['fixed_in']}" if finding["fixed_in"] else ", no fixed version"
+            print(f"{finding['severity']:<8} {finding['name']}@{finding['version']}  {finding['id']} "
+                  f"{finding['title']} (vulnerable {finding['vulnerable_versions']}{fix})")
+        print(f"{len(document)} advisories" if document else "no known advisories")
+    elif args.command == "update":
+        for change in document["changes"]:
+            print(f"{change['name']}: {change['from'] or '-'} -> {change['to'] or '-'}")
+        print(f"updated: {len(document['changes'])} packages moved ({document['seconds']:.2f} s)"
+              if document["changes"] else "up to date: nothing to update")
     elif args.command in ("activate", "deactivate"):
         fetched = f": {document['downloaded']} downloaded, {document['cached']} from the cache" \
             if document["downloaded"] or document["cached"] else ""
@@ -208,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO, stream=sys.stderr,
                             format="eghact: %(message)s")
-    interactive = sys.stderr.isatty() and not args.json and args.command in ("install", "ci", "remove", "activate")
+    interactive = sys.stderr.isatty() and not args.json and args.command in ("install", "ci", "remove", "activate",
+                                                                             "update")
     try:
         if interactive:
             with _Progress() as progress:
@@ -225,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("eghact: interrupted; the project is as it was (or, past the commit point, as the install left it)",
               file=sys.stderr)
         return 130
+    if args.command == "audit":
+        _print(args, [f.to_json() for f in result])
+        return AUDIT_FOUND if at_or_above(result, args.level) else 0
     _print(args, result)
     return 0
 

@@ -79,7 +79,7 @@ class HookTarget:
 @dataclass(frozen=True)
 class HookEvent:
     hook: str
-    operation: str                  # install | remove | activate
+    operation: str                  # install | update | activate
     project: str
     plugins: list[dict[str, Any]] = field(default_factory=list)   # {key, name, version[, previous]}
 

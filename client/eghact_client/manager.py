@@ -223,7 +223,7 @@ class PluginManager:
             log.info("update: %d packages move (%s)", len(moved), ", ".join(
                 f"{c.name} {c.before}->{c.after}" for c in moved) or "none")
             installed = await self._apply(project, project, lock, resolution.lock, state, resolution.request,
-                                          resolution.how, started, False, {})
+                                          resolution.how, started, False, {}, "update")
             return UpdateResult([c.to_json() for c in moved], [f.to_json() for f in findings], installed)
 
     async def audit(self) -> list[Finding]:
@@ -371,7 +371,7 @@ class PluginManager:
 
     async def _apply(self, before: Project, after: Project, old: Lock | None, new: Lock, state: State,
                      digest: str | None, how: str, started: float, all_chunks: bool,
-                     run: dict[str, bool]) -> InstallResult:
+                     run: dict[str, bool], operation: str = "install") -> InstallResult:
         files: dict[Path, bytes] = {}
         if old is None or new.data != old.data:
             files[after.lockfile] = new.data
@@ -400,10 +400,10 @@ class PluginManager:
             for hook, targets in changes:
                 if hook != "Remove":
                     targets = [replace(t, folder=staged / t.folder.relative_to(after.plugins_path)) for t in targets]
-                await self.hooks.run(f"pre{hook}", "install", self.root, targets)
+                await self.hooks.run(f"pre{hook}", operation, self.root, targets)
 
         installed = await self._held(
-            "install", after.state_dir,
+            operation, after.state_dir,
             place(new, [p for p in new.packages if p.key in placed], plugins=after.plugins_path,
                   state_dir=after.state_dir, files=files, cache=self.cache, sources=self.sources(after),
                   reporter=self.reporter, concurrency=self._concurrency, before_commit=pre, hold=True),
