@@ -23,6 +23,7 @@ from eghact_common import semver
 from eghact_common.wire import ACCEPT_ABBREVIATED
 
 from .errors import from_answer
+from .levels import SEVERITIES
 from .lockfile import Lock
 from .sources import Sources
 
@@ -30,7 +31,6 @@ __all__ = ["SEVERITIES", "Finding", "at_or_above", "audit", "covers", "fixed_in"
 
 log = logging.getLogger("eghact.client")
 
-SEVERITIES = ("info", "low", "moderate", "high", "critical")
 _AUDIT_PATH = "/-/npm/v1/security/advisories/bulk"
 # packuments fetched at once for the hints: a handful of vulnerable packages is the usual case
 _PACKUMENTS_AT_ONCE = 8

@@ -43,10 +43,10 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,11 +63,10 @@ from eghact_common.errors import (
     UpstreamUnavailable,
 )
 
-from .audit import SEVERITIES, at_or_above
-from .errors import CapabilityDenied, HookFailed, InstallNeeded, InvalidTransition, LockfileOutOfDate
-from .manager import PluginManager
+from .errors import CapabilityDenied, HookFailed, InstallNeeded, InvalidTransition, LockfileOutOfDate, NoFixAvailable
+from .levels import SEVERITIES
 from .reporter import Reporter
-from .update import NoFixAvailable
+from .uptodate import up_to_date
 
 __all__ = ["main"]
 
@@ -164,6 +163,8 @@ class _Progress(Reporter):
 
 
 async def _run(args: argparse.Namespace, reporter: Reporter) -> Any:
+    from .manager import PluginManager
+
     async with PluginManager(args.project, cache_dir=args.cache, reporter=reporter,
                              hints=not args.no_hints) as manager:
         if args.command == "install":
@@ -235,11 +236,33 @@ def _print(args: argparse.Namespace, result: Any) -> None:
               f"{document['cached']} from the cache ({document['resolution']}, {document['seconds']:.2f} s)")
 
 
+def _unchanged(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The result of a plain ``install`` or ``ci`` in a project stamped up to date, decided
+    without importing the manager (eghact_client.uptodate), or None: decide in full."""
+    started = time.monotonic()
+    plain = args.command == "ci" or (args.command == "install" and not args.spec and not args.frozen
+                                     and not args.grant and not args.deny)
+    if not plain or args.all:
+        return None
+    stamped = up_to_date(args.project.resolve())
+    if stamped is None:
+        return None
+    logging.getLogger("eghact.client").info("nothing to do: the project is byte for byte as last proven up to date")
+    # the full path's InstallResult, field for field
+    return {"changed": False, "packages": stamped["packages"], "downloaded": 0, "cached": 0,
+            "resolution": "lockfile", "seconds": time.monotonic() - started}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO, stream=sys.stderr,
                             format="eghact: %(message)s")
+    unchanged = _unchanged(args)
+    if unchanged is not None:
+        _print(args, unchanged)
+        return 0
+    import asyncio  # here: an unchanged project's install (above) never needs it
     interactive = sys.stderr.isatty() and not args.json and args.command in ("install", "ci", "remove", "activate",
                                                                              "update")
     try:
@@ -260,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     if args.command == "audit":
         _print(args, [f.to_json() for f in result])
+        from .audit import at_or_above
+
         return AUDIT_FOUND if at_or_above(result, args.level) else 0
     _print(args, result)
     return 0

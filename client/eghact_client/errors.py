@@ -52,6 +52,7 @@ __all__ = [
     "InvalidTarball",
     "InvalidTransition",
     "LockfileOutOfDate",
+    "NoFixAvailable",
     "NoSourceReachable",
     "NotFound",
     "Unresolvable",
@@ -142,3 +143,11 @@ def from_answer(status: int, body: bytes, *, what: str) -> EghactError:
         return cls(parsed["message"], code=code, detail={**(detail if isinstance(detail, dict) else {}),
                                                         "status": status})
     return cls(f"{what}: the registry answered {status}", detail={"status": status})
+
+
+class NoFixAvailable(Unresolvable):
+    """A security update for which no version inside the requirements fixes an advisory;
+    ``detail``: package, advisories (id, severity, vulnerable range), the required ranges and
+    the resolver's explanation."""
+
+    code = "no_fix_available"

@@ -79,6 +79,7 @@ from .state import ACTIVE, FAILED, INSTALLED, SUSPENDED, State
 from .transaction import Stage, recover
 from .transport import Transport
 from .update import changes, named_request, no_fix, security_request
+from .uptodate import fingerprint, stamp
 
 try:
     import fcntl
@@ -143,6 +144,8 @@ class PluginManager:
         in the project; without, for this run only."""
         started = time.monotonic()
         with self._exclusive():
+            # the inputs as they are before the check: a no-work answer stamps these (eghact_client.uptodate)
+            seen = fingerprint(self.root) if name is None and not all_chunks and not capabilities else None
             project, lock, state = self._load()
             # with a name, the grants are the project's (written with the install); else this run's
             run = dict(capabilities or {}) if name is None else {}
@@ -157,7 +160,7 @@ class PluginManager:
                                             + "; ".join(problems), detail={"problems": problems})
                 digest = state.request if state.hash == lock.hash else None
                 return await self._apply(project, project, lock, lock, state, digest, "lockfile", started,
-                                         all_chunks, run)
+                                         all_chunks, run, seen=seen)
             wanted = project.with_dependency(name, version or "latest") if name is not None else project
             if name is not None and capabilities:
                 wanted = wanted.with_grants(name, capabilities)
@@ -165,7 +168,7 @@ class PluginManager:
                 log.info("%s still answers the requirements: no resolution needed", project.lockfile.name)
                 digest = state.request if state.hash == lock.hash else None
                 return await self._apply(project, project, lock, lock, state, digest, "lockfile", started,
-                                         all_chunks, run)
+                                         all_chunks, run, seen=seen)
             resolution = await resolve(wanted, self.sources(wanted), state=state, lock=lock)
             if name is not None and version is None:
                 # npm's habit: a package added without a range is required from its version up
@@ -371,7 +374,7 @@ class PluginManager:
 
     async def _apply(self, before: Project, after: Project, old: Lock | None, new: Lock, state: State,
                      digest: str | None, how: str, started: float, all_chunks: bool,
-                     run: dict[str, bool], operation: str = "install") -> InstallResult:
+                     run: dict[str, bool], operation: str = "install", *, seen: str | None = None) -> InstallResult:
         files: dict[Path, bytes] = {}
         if old is None or new.data != old.data:
             files[after.lockfile] = new.data
@@ -392,6 +395,7 @@ class PluginManager:
         state_path = after.state_dir / "state.json"
         if not files and new_state.to_bytes() == state.to_bytes() and after.plugins_path.is_dir():
             log.info("nothing to do: the plugins folder is the lockfile's")
+            await run_blocking(stamp, self.root, seen, after.plugins_path, len(new.packages))
             return InstallResult(False, len(new.packages), 0, 0, how, time.monotonic() - started)
         files[state_path] = new_state.to_bytes()
         changes = folder_changes(new, placed, state, after.plugins_path)

@@ -14,9 +14,12 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
+if TYPE_CHECKING:
+    # Imported on first request: aiohttp costs 0.15 s to import, and an install with nothing to
+    # do (or served from the cache) never makes one; that start-up is most of a no-work run.
+    import aiohttp
 
 __all__ = ["Response", "Transport", "TransportError"]
 
@@ -62,6 +65,8 @@ class Transport:
     def _open(self) -> aiohttp.ClientSession:
         # Opened on first use: an install served from the cache never opens a connection.
         if self._session is None:
+            import aiohttp
+
             connector = aiohttp.TCPConnector(limit=self._connections, limit_per_host=self._connections)
             self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT},
                                                   auto_decompress=True)
@@ -76,6 +81,8 @@ class Transport:
                       timeout: float, max_bytes: int) -> Response:
         """``method url`` (``body`` sent as JSON), read whole within ``max_bytes``; raises
         :class:`TransportError`, never an aiohttp or OS exception."""
+        import aiohttp
+
         started = time.monotonic()
         sent = dict(headers or {})
         data = None

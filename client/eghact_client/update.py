@@ -28,18 +28,11 @@ from eghact_common.errors import Unresolvable
 
 from .audit import Finding
 from .capabilities import dependency_graph
+from .errors import NoFixAvailable
 from .lockfile import Lock
 from .project import Project
 
 __all__ = ["Change", "NoFixAvailable", "changes", "named_request", "no_fix", "security_request"]
-
-
-class NoFixAvailable(Unresolvable):
-    """A security update for which no version inside the requirements fixes an advisory;
-    ``detail``: package, advisories (id, severity, vulnerable range), the required ranges and
-    the resolver's explanation."""
-
-    code = "no_fix_available"
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,13 @@ import re
 from json import loads
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-from aiohttp.http_exceptions import HttpProcessingError
-
 from .errors import BadRequest, InvalidJson, PayloadTooLarge
 
 if TYPE_CHECKING:
-    # Only a type here: aiohttp's server costs 50 ms of CPU to import, which a client of
-    # read_limited and parse_json (eghact-mirror, every run) does not otherwise need.
+    # Only types here: aiohttp costs 0.15 s of CPU to import (its server 50 ms more), which a
+    # caller of parse_json alone (the eghact CLI's no-work install, eghact-mirror verify) does
+    # not otherwise need; read_body imports what it catches when it runs.
+    import aiohttp
     from aiohttp import web
 
 MAX_JSON_DEPTH = 64
@@ -57,6 +56,9 @@ async def read_body(request: web.BaseRequest, limit: int, what: str = "a request
     too_large = PayloadTooLarge(f"{what} is limited to {limit} bytes", detail={"limit_bytes": limit})
     if request.content_length is not None and request.content_length > limit:
         raise too_large
+    import aiohttp
+    from aiohttp.http_exceptions import HttpProcessingError
+
     try:
         body = await read_limited(request.content, limit)
     except (aiohttp.ClientPayloadError, HttpProcessingError, ConnectionResetError) as exc:
