@@ -16,6 +16,7 @@ header, before a byte of its body is read (the reader never reads more than ``le
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,12 @@ MEDIA_TYPE = "application/x-eghact-batch"
 MAX_ITEMS = 500  # per request (the origin takes up to 1000): a few MB of small tarballs
 _READ = 1 << 20
 _MAX_HEADER = 64 * 1024
+# A frame header exactly as the origin writes it (batch.py there: no spaces, the fields in
+# this order, header values without escapes). Matched, it needs no JSON parse: a full export
+# reads ~150,000 frames, and json.loads with the checks after it was a fifth of its CPU.
+# Anything else is parsed as JSON, with the same checks.
+_HEAD = re.compile(rb'\{"path":"([^"\\]*)","status":([0-9]{3}),"length":([0-9]{1,15}),"headers":\{'
+                   rb'(?:"Content-Type":"([^"\\]*)"(?:,"Eghact-Seq":"([0-9]{1,20})")?|"Eghact-Seq":"([0-9]{1,20})")?\}\}')
 
 
 class FrameError(Exception):
@@ -72,7 +79,8 @@ class _Buffer:
     async def take(self, n: int) -> bytes:
         while len(self._buf) - self._pos < n:
             await self._fill()
-        data = bytes(self._buf[self._pos:self._pos + n])
+        with memoryview(self._buf) as view:  # one copy (a slice of the bytearray would be a second)
+            data = bytes(view[self._pos:self._pos + n])
         self._pos += n
         return data
 
@@ -90,6 +98,9 @@ class _Buffer:
 
 
 def _header(line: bytes, path: str) -> tuple[int, int, dict[str, str]]:
+    fast = _fast_header(line, path)
+    if fast is not None:
+        return fast
     try:
         head: Any = json.loads(line)
     except ValueError as exc:
@@ -101,6 +112,21 @@ def _header(line: bytes, path: str) -> tuple[int, int, dict[str, str]]:
     if head.get("path") != path:
         raise FrameError(f"the batch answered {head.get('path')!r} where {path!r} was asked for: out of step")
     return status, length, {str(name).lower(): str(value) for name, value in headers.items()}
+
+
+def _fast_header(line: bytes, path: str) -> tuple[int, int, dict[str, str]] | None:
+    """The header of the origin's own spelling, or None (then it is parsed as JSON)."""
+    match = _HEAD.fullmatch(line)
+    if match is None:
+        return None
+    got, status, length, content_type, seq, only_seq = match.groups()
+    if got != path.encode():
+        raise FrameError(f"the batch answered {got.decode(errors='replace')!r} where {path!r} was asked for: "
+                         "out of step")
+    headers = {} if content_type is None else {"content-type": content_type.decode()}
+    if seq is not None or only_seq is not None:
+        headers["eghact-seq"] = (seq or only_seq).decode()
+    return int(status), int(length), headers
 
 
 async def read_frames(content: aiohttp.StreamReader, paths: list[str], caps: list[Cap]) -> list[Frame]:
