@@ -122,6 +122,11 @@ class Index:
         }
         out = io.BytesIO()
         out.write(json.dumps(head, separators=(",", ":"), ensure_ascii=False).encode()[:-1] + b',"files":[')
+        encoded = getattr(self.files, "json_entries", None)  # the exporter's file log writes its own
+        if encoded is not None:
+            out.writelines(encoded())
+            out.write(b"]}")
+            return out.getvalue()
         separator = b""
         for f in self.files:
             out.write(b'%s{"path":%s,"size":%d,"sha512":"%s"}' % (separator, json.dumps(f.path).encode(), f.size,
