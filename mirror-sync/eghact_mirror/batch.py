@@ -51,50 +51,66 @@ class Frame:
 
 
 class _Buffer:
-    """The unread part of the body: a bytearray cut from the front only when refilled."""
+    """The unread part of the body: the chunk last read, and where in it reading is.
+
+    A body that lies inside one chunk is handed out as a view of it, not copied (a full
+    export takes ~110,000 bodies, 400 MB: the copies were a tenth of the exporter's CPU). The
+    chunk is ``bytes``, so a view of it never changes; it lives as long as a body taken from
+    it is in flight — a batch answer's worth, as copies would be. Only a body or header line
+    that spans chunks is joined."""
 
     def __init__(self, content: aiohttp.StreamReader):
         self._content = content
-        self._buf = bytearray()
+        self._chunk = b""
         self._pos = 0
 
-    async def _fill(self) -> None:
+    async def _next(self) -> bytes:
         chunk = await self._content.read(_READ)
         if not chunk:
             raise FrameError("the batch answer ends inside a frame")
-        if self._pos:
-            del self._buf[:self._pos]
-            self._pos = 0
-        self._buf += chunk
+        return chunk
 
     async def line(self) -> bytes:
-        while (end := self._buf.find(b"\n", self._pos)) < 0:
-            if len(self._buf) - self._pos > _MAX_HEADER:
+        end = self._chunk.find(b"\n", self._pos)
+        if end >= 0:
+            line = self._chunk[self._pos:end]
+            self._pos = end + 1
+            return line
+        parts = [self._chunk[self._pos:]]
+        length = len(parts[0])
+        while True:
+            if length > _MAX_HEADER:
                 raise FrameError("a frame header runs past 64 KiB")
-            await self._fill()
-        line = bytes(self._buf[self._pos:end])
-        self._pos = end + 1
-        return line
+            chunk = await self._next()
+            end = chunk.find(b"\n")
+            if end >= 0:
+                parts.append(chunk[:end])
+                self._chunk, self._pos = chunk, end + 1
+                return b"".join(parts)
+            parts.append(chunk)
+            length += len(chunk)
 
-    async def take(self, n: int) -> bytes:
-        while len(self._buf) - self._pos < n:
-            await self._fill()
-        with memoryview(self._buf) as view:  # one copy (a slice of the bytearray would be a second)
-            data = bytes(view[self._pos:self._pos + n])
-        self._pos += n
-        return data
+    async def take(self, n: int) -> bytes | memoryview:
+        if len(self._chunk) - self._pos >= n:
+            view = memoryview(self._chunk)[self._pos:self._pos + n]
+            self._pos += n
+            return view
+        parts = []
+        async for part in self.chunks(n):
+            parts.append(part)
+        return b"".join(parts)
 
-    async def chunks(self, n: int) -> AsyncIterator[bytes]:
+    async def chunks(self, n: int) -> AsyncIterator[memoryview]:
         while n:
-            if self._pos == len(self._buf):
-                await self._fill()
-            take = min(n, len(self._buf) - self._pos)
-            yield bytes(self._buf[self._pos:self._pos + take])
+            if self._pos == len(self._chunk):
+                self._chunk, self._pos = await self._next(), 0
+            take = min(n, len(self._chunk) - self._pos)
+            yield memoryview(self._chunk)[self._pos:self._pos + take]
             self._pos += take
             n -= take
 
     async def at_end(self) -> bool:
-        return self._pos == len(self._buf) and not await self._content.read(1)
+        return self._pos == len(self._chunk) and not await self._content.read(1)
 
 
 def _header(line: bytes, path: str) -> tuple[int, int, dict[str, str]]:
@@ -144,7 +160,7 @@ async def read_frames(content: aiohttp.StreamReader, paths: list[str], caps: lis
             else:
                 payload = Payload(length, data=await buffer.take(length))
             frames.append(Frame(path, status, headers, payload))
-            if await buffer.take(1) != b"\n":
+            if bytes(await buffer.take(1)) != b"\n":
                 raise FrameError(f"the body of {path} is not followed by a newline: out of step")
         if not await buffer.at_end():
             raise FrameError("the batch answer goes on after its last frame")

@@ -60,7 +60,7 @@ PACKAGE_EVENTS = frozenset({wire.PUBLISH, wire.DEPRECATE, wire.UNPUBLISH, wire.D
 
 
 class ContentSink(Protocol):
-    def add(self, path: str, source: bytes | BinaryIO, size: int) -> None:
+    def add(self, path: str, source: bytes | memoryview | BinaryIO, size: int) -> None:
         """Store one file of ``size`` bytes read from ``source``. Blocking: called on a worker thread."""
 
 

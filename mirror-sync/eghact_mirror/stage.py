@@ -154,8 +154,9 @@ class StageSink:
         self._packed: dict[str, tuple[int, int]] = {}  # packument path -> (offset, length) in the pack
         self._files = _FileWriter(root)
 
-    def add(self, path: str, source: bytes | BinaryIO, size: int) -> None:
-        self(path, [memoryview(source)] if isinstance(source, bytes | bytearray) else _read(source, size), size)
+    def add(self, path: str, source: bytes | memoryview | BinaryIO, size: int) -> None:
+        self(path, [memoryview(source)] if isinstance(source, bytes | bytearray | memoryview) else _read(source, size),
+             size)
 
     def __call__(self, path: str, chunks: Iterable[memoryview], size: int) -> None:
         if path.startswith("packuments/"):
