@@ -28,6 +28,18 @@ too) are printed beside wall times, as the steadier figure on a shared machine: 
 operations of tar and of staging (mostly system calls) slow several times over when the
 machine's disk is busy, the rest far less.
 
+What each side runs, and what the figures mean. Ours: ``eghact-mirror export`` (one process:
+the event loop reading the origin's batch answers, a thread hashing and framing members, a
+thread running zstd level 1 on one core) with the origin serving it (a second process, its CPU
+printed as ``origin_cpu_s``); ``eghact-mirror import`` (one process reading the bundle twice, a
+child creating the staged files, then the ``mirror-apply`` child). Baseline: see
+``mirror_baseline`` (two processes at most per step; ``tar --zstd`` compresses on one thread,
+so the ``zstd -T0`` figure is information). A ratio under 1.0x means ours took longer than the
+same work done by those tools in the same round; on this shared 2-core machine the rounds swing
+with the other load (tar's extraction of ~60,000 one-file directories is the most sensitive
+step, its system time rising several times over when the disk is busy), so whole-process pairs
+run alternately (A B A B, after a warm-up) are the figure to set beside them.
+
 Peak RSS is measured for a quarter export (``--filter '[a-e]*'``) and its import, and for the
 full ones: the target is under 300 MB at both sizes, and not growing with the bundle.
 
