@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -24,8 +25,10 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o666, fsync: bool = True, sync_dir: bool = False) -> None:
-    """Replace ``path`` with ``data`` atomically.
+def write_atomic(path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o666, fsync: bool = True,
+                 sync_dir: bool = False) -> None:
+    """Replace ``path`` with ``data`` atomically; ``data`` may be pieces, written as they come
+    (a big file need not be whole in memory).
 
     ``mode`` applies from the first byte (O_EXCL on a fresh name, so a private file is never
     readable by others, not even between create and chmod); like ``open``, it is masked by the
@@ -39,7 +42,10 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o666, fsync: bool = Tr
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            if isinstance(data, bytes | bytearray | memoryview):
+                out.write(data)
+            else:
+                out.writelines(data)
             if fsync:
                 out.flush()
                 os.fsync(out.fileno())

@@ -16,6 +16,7 @@ header, before a byte of its body is read (the reader never reads more than ``le
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,12 @@ MEDIA_TYPE = "application/x-eghact-batch"
 MAX_ITEMS = 500  # per request (the origin takes up to 1000): a few MB of small tarballs
 _READ = 1 << 20
 _MAX_HEADER = 64 * 1024
+# A frame header exactly as the origin writes it (batch.py there: no spaces, the fields in
+# this order, header values without escapes). Matched, it needs no JSON parse: a full export
+# reads ~150,000 frames, and json.loads with the checks after it was a fifth of its CPU.
+# Anything else is parsed as JSON, with the same checks.
+_HEAD = re.compile(rb'\{"path":"([^"\\]*)","status":([0-9]{3}),"length":([0-9]{1,15}),"headers":\{'
+                   rb'(?:"Content-Type":"([^"\\]*)"(?:,"Eghact-Seq":"([0-9]{1,20})")?|"Eghact-Seq":"([0-9]{1,20})")?\}\}')
 
 
 class FrameError(Exception):
@@ -44,52 +51,72 @@ class Frame:
 
 
 class _Buffer:
-    """The unread part of the body: a bytearray cut from the front only when refilled."""
+    """The unread part of the body: the chunk last read, and where in it reading is.
+
+    A body that lies inside one chunk is handed out as a view of it, not copied (a full
+    export takes ~110,000 bodies, 400 MB: the copies were a tenth of the exporter's CPU). The
+    chunk is ``bytes``, so a view of it never changes; it lives as long as a body taken from
+    it is in flight — a batch answer's worth, as copies would be. Only a body or header line
+    that spans chunks is joined."""
 
     def __init__(self, content: aiohttp.StreamReader):
         self._content = content
-        self._buf = bytearray()
+        self._chunk = b""
         self._pos = 0
 
-    async def _fill(self) -> None:
+    async def _next(self) -> bytes:
         chunk = await self._content.read(_READ)
         if not chunk:
             raise FrameError("the batch answer ends inside a frame")
-        if self._pos:
-            del self._buf[:self._pos]
-            self._pos = 0
-        self._buf += chunk
+        return chunk
 
     async def line(self) -> bytes:
-        while (end := self._buf.find(b"\n", self._pos)) < 0:
-            if len(self._buf) - self._pos > _MAX_HEADER:
+        end = self._chunk.find(b"\n", self._pos)
+        if end >= 0:
+            line = self._chunk[self._pos:end]
+            self._pos = end + 1
+            return line
+        parts = [self._chunk[self._pos:]]
+        length = len(parts[0])
+        while True:
+            if length > _MAX_HEADER:
                 raise FrameError("a frame header runs past 64 KiB")
-            await self._fill()
-        line = bytes(self._buf[self._pos:end])
-        self._pos = end + 1
-        return line
+            chunk = await self._next()
+            end = chunk.find(b"\n")
+            if end >= 0:
+                parts.append(chunk[:end])
+                self._chunk, self._pos = chunk, end + 1
+                return b"".join(parts)
+            parts.append(chunk)
+            length += len(chunk)
 
-    async def take(self, n: int) -> bytes:
-        while len(self._buf) - self._pos < n:
-            await self._fill()
-        data = bytes(self._buf[self._pos:self._pos + n])
-        self._pos += n
-        return data
+    async def take(self, n: int) -> bytes | memoryview:
+        if len(self._chunk) - self._pos >= n:
+            view = memoryview(self._chunk)[self._pos:self._pos + n]
+            self._pos += n
+            return view
+        parts = []
+        async for part in self.chunks(n):
+            parts.append(part)
+        return b"".join(parts)
 
-    async def chunks(self, n: int) -> AsyncIterator[bytes]:
+    async def chunks(self, n: int) -> AsyncIterator[memoryview]:
         while n:
-            if self._pos == len(self._buf):
-                await self._fill()
-            take = min(n, len(self._buf) - self._pos)
-            yield bytes(self._buf[self._pos:self._pos + take])
+            if self._pos == len(self._chunk):
+                self._chunk, self._pos = await self._next(), 0
+            take = min(n, len(self._chunk) - self._pos)
+            yield memoryview(self._chunk)[self._pos:self._pos + take]
             self._pos += take
             n -= take
 
     async def at_end(self) -> bool:
-        return self._pos == len(self._buf) and not await self._content.read(1)
+        return self._pos == len(self._chunk) and not await self._content.read(1)
 
 
 def _header(line: bytes, path: str) -> tuple[int, int, dict[str, str]]:
+    fast = _fast_header(line, path)
+    if fast is not None:
+        return fast
     try:
         head: Any = json.loads(line)
     except ValueError as exc:
@@ -101,6 +128,21 @@ def _header(line: bytes, path: str) -> tuple[int, int, dict[str, str]]:
     if head.get("path") != path:
         raise FrameError(f"the batch answered {head.get('path')!r} where {path!r} was asked for: out of step")
     return status, length, {str(name).lower(): str(value) for name, value in headers.items()}
+
+
+def _fast_header(line: bytes, path: str) -> tuple[int, int, dict[str, str]] | None:
+    """The header of the origin's own spelling, or None (then it is parsed as JSON)."""
+    match = _HEAD.fullmatch(line)
+    if match is None:
+        return None
+    got, status, length, content_type, seq, only_seq = match.groups()
+    if got != path.encode():
+        raise FrameError(f"the batch answered {got.decode(errors='replace')!r} where {path!r} was asked for: "
+                         "out of step")
+    headers = {} if content_type is None else {"content-type": content_type.decode()}
+    if seq is not None or only_seq is not None:
+        headers["eghact-seq"] = (seq or only_seq).decode()
+    return int(status), int(length), headers
 
 
 async def read_frames(content: aiohttp.StreamReader, paths: list[str], caps: list[Cap]) -> list[Frame]:
@@ -118,7 +160,7 @@ async def read_frames(content: aiohttp.StreamReader, paths: list[str], caps: lis
             else:
                 payload = Payload(length, data=await buffer.take(length))
             frames.append(Frame(path, status, headers, payload))
-            if await buffer.take(1) != b"\n":
+            if bytes(await buffer.take(1)) != b"\n":
                 raise FrameError(f"the body of {path} is not followed by a newline: out of step")
         if not await buffer.at_end():
             raise FrameError("the batch answer goes on after its last frame")

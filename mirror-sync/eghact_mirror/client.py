@@ -129,7 +129,7 @@ def _path(name: str) -> str:
 
 async def _bytes(payload: Payload) -> bytes:
     if payload.data is not None:
-        return payload.data
+        return bytes(payload.data)  # a document is parsed, and kept: not a view of a whole chunk
     return await asyncio.to_thread(payload.file.read)  # a giant packument, spooled
 
 

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import re
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,7 +60,7 @@ PACKAGE_EVENTS = frozenset({wire.PUBLISH, wire.DEPRECATE, wire.UNPUBLISH, wire.D
 
 
 class ContentSink(Protocol):
-    def add(self, path: str, source: bytes | BinaryIO, size: int) -> None:
+    def add(self, path: str, source: bytes | memoryview | BinaryIO, size: int) -> None:
         """Store one file of ``size`` bytes read from ``source``. Blocking: called on a worker thread."""
 
 
@@ -85,9 +87,17 @@ class RangePlan:
     held: dict[str, frozenset[str]] | None = None
 
 
+# One spooled entry: exactly as Index.encode lists a file, and a comma.
+_ENTRY = re.compile(rb'\{"path":("(?:[^"\\]|\\.)*"),"size":([0-9]+),"sha512":"([0-9a-f]{128})"\},')
+_PLAIN = re.compile(r"[a-z0-9./]+")
+
+
 class FileLog:
     """The (path, size, sha512) of every file written, spooled to a temp file: the index is
-    the one thing that grows with the number of files, and it need not sit in memory twice."""
+    the one thing that grows with the number of files, and it need not sit in memory twice.
+    Each entry is spooled as the index's JSON lists it, so that encoding the index is copying
+    the spool (``json_entries``): building ~80,000 entries from parsed lines took ~0.2 s at
+    the end of a full export, when nothing else runs."""
 
     def __init__(self) -> None:
         self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
@@ -96,17 +106,31 @@ class FileLog:
         self.tarballs = 0
 
     def append(self, entry: fmt.FileEntry) -> None:
-        self._spool.write(f"{entry.path}\t{entry.size}\t{entry.sha512}\n".encode())
+        path = f'"{entry.path}"' if _PLAIN.fullmatch(entry.path) else json.dumps(entry.path)
+        self._spool.write(f'{{"path":{path},"size":{entry.size},"sha512":"{entry.sha512}"}},'.encode())
         self.count += 1
         self.total_bytes += entry.size
         self.tarballs += entry.path.startswith("tarballs/")
 
+    def json_entries(self) -> Iterator[bytes]:
+        """The entries as the index's JSON file list (without its brackets), a block at a time."""
+        self._spool.seek(0)
+        size = self._spool.seek(0, 2)
+        self._spool.seek(0)
+        left = size - 1 if size else 0  # all but the last comma
+        while left > 0:
+            block = self._spool.read(min(left, 1 << 20))
+            left -= len(block)
+            yield block
+        self._spool.seek(0, 2)
+
     def __iter__(self) -> Iterator[fmt.FileEntry]:
         self._spool.seek(0)
-        for line in self._spool:
-            path, size, sha = line.decode().rstrip("\n").split("\t")
-            yield fmt.FileEntry(path, int(size), sha)
+        data = self._spool.read()
         self._spool.seek(0, 2)
+        for match in _ENTRY.finditer(data):
+            path, size, sha = match.groups()
+            yield fmt.FileEntry(json.loads(path), int(size), sha.decode())
 
     def __len__(self) -> int:
         return self.count

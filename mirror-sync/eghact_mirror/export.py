@@ -77,12 +77,23 @@ class _Range:
         return len(self.names)
 
     def add(self, event: dict[str, Any]) -> None:
-        self.lines.write(_ENCODE(event).encode() + b"\n")
-        self.names.append(sys.intern(event["name"]))
-        if event.get("type") in PACKAGE_EVENTS:
-            self.changed.add(event["name"])
-        if self.track_published and event.get("type") == "publish" and event.get("version"):
-            self.published.setdefault(event["name"], set()).add(event["version"])
+        self.add_page([event])
+
+    def add_page(self, events: list[dict[str, Any]]) -> None:
+        """A page of the feed at once: one write, one encode to bytes (a full export reads
+        ~60,000 events, and a write and an encode each cost more than the event's JSON)."""
+        if not events:
+            return
+        self.lines.write(("\n".join([_ENCODE(event) for event in events]) + "\n").encode())
+        intern, changed = sys.intern, self.changed
+        for event in events:
+            name = intern(event["name"])
+            self.names.append(name)
+            kind = event.get("type")
+            if kind in PACKAGE_EVENTS:
+                changed.add(name)
+                if self.track_published and kind == "publish" and event.get("version"):
+                    self.published.setdefault(name, set()).add(event["version"])
 
     def filtered(self, keep: Any) -> tuple[Payload, int]:
         """events.jsonl of the events whose name ``keep`` accepts, spooled to a temp file."""
@@ -103,9 +114,7 @@ class _Range:
 async def read_range(client: OriginClient, since: int, until: int) -> _Range:
     seen = _Range(track_published=since > 0)
     async for events in feed.pages(client, since, until):
-        for event in events:
-            if event["seq"] <= until:
-                seen.add(event)
+        seen.add_page([event for event in events if event["seq"] <= until])
     return seen
 
 
@@ -114,16 +123,12 @@ async def jobs_as_read(client: OriginClient, seen: _Range, until: int, spec: Sel
     """The feed of (0, until] read into ``seen``, yielding after each page the packages it
     names for the first time (those ``spec`` matches): a full bundle's jobs, in feed order."""
     async for events in feed.pages(client, 0, until):
-        batch: list[Job] = []
-        for event in events:
-            if event["seq"] > until:
-                continue
-            name = event["name"]
-            new = name not in seen.changed
-            seen.add(event)
-            if new and name in seen.changed and spec.matches(name):
-                batch.append(Job(name, False))
-        yield batch
+        kept = [event for event in events if event["seq"] <= until]
+        # Each package new to the range once, in the order of its first event that changes it.
+        changed = seen.changed
+        fresh = dict.fromkeys(e["name"] for e in kept if e.get("type") in PACKAGE_EVENTS and e["name"] not in changed)
+        seen.add_page(kept)
+        yield [Job(name, False) for name in fresh if spec.matches(name)]
 
 
 @dataclass

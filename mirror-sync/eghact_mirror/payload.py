@@ -28,7 +28,7 @@ SPOOL_BYTES = 256 * 1024  # bodies above this wait for the writer on disk, not i
 class Payload:
     size: int
     sha512: str | None = None  # None until hashed
-    data: bytes | None = None
+    data: bytes | memoryview | None = None  # a view of a batch answer's chunk (``batch``), read-only
     file: Any = None  # a temp file positioned at 0
     expected: str | None = None  # the sha512 it must have (a tarball's integrity)
     label: str = ""  # where it came from, for an error message
@@ -49,8 +49,8 @@ class Payload:
             self.file.close()
 
 
-async def spool(chunks: AsyncIterator[bytes], *, cap: Cap | None = None, expected: str | None = None,
-                label: str = "") -> Payload:
+async def spool(chunks: AsyncIterator[bytes] | AsyncIterator[memoryview], *, cap: Cap | None = None,
+                expected: str | None = None, label: str = "") -> Payload:
     """A payload from a body's chunks, hashed on the way; a temp file past SPOOL_BYTES.
     ``cap`` refuses the body at the first chunk that would take it past its limit, before
     that chunk is kept (a chunk is at most what the transport hands over at once)."""

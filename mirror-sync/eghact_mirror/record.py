@@ -16,6 +16,7 @@ refused bundle gets its record printed, never kept in the mirror: a refusal chan
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,12 @@ def _sizes(location: Any) -> list[int]:
 
 def text(record: dict[str, Any], verified: Verified | None = None, *, files: bool = True) -> str:
     """The human record; ``files`` adds one line per file checked."""
+    return "".join(text_lines(record, verified, files=files))
+
+
+def text_lines(record: dict[str, Any], verified: Verified | None = None, *, files: bool = True) -> Iterator[str]:
+    """:func:`text` a line at a time (its file list is one line per file: ~80,000 for a full
+    bundle, not to be held at once)."""
     counts = record["counts"]
     lines = [
         f"eghact-mirror verification record — {record['result'].upper()}",
@@ -89,10 +96,12 @@ def text(record: dict[str, Any], verified: Verified | None = None, *, files: boo
         lines.append("  applied          " + ("yes" if applied.get("applied") else
                                               "no: this bundle was already the mirror's last (a no-op)"))
     lines += [f"  warning          {w}" for w in record["warnings"]]
+    for line in lines:
+        yield line + "\n"
     if files and verified is not None:
-        lines.append("")
-        lines += [f"OK  {f.sha512}  {f.size:>10}  {f.path}" for f in verified.index.files]
-    return "\n".join(lines) + "\n"
+        yield "\n"
+        for f in verified.index.files:
+            yield f"OK  {f.sha512}  {f.size:>10}  {f.path}\n"
 
 
 def keep(mirror: Path, verified: Verified, record: dict[str, Any], signature: bytes) -> Path:
@@ -102,12 +111,21 @@ def keep(mirror: Path, verified: Verified, record: dict[str, Any], signature: by
     base = verified.digest
     _atomic(folder / f"{base}.index.json", verified.index_bytes)
     _atomic(folder / f"{base}.index.sig", signature)
-    _atomic(folder / f"{base}.json", json.dumps(
-        {**record, "files": [[f.path, f.size, f.sha512] for f in verified.index.files]}).encode())
+    _atomic(folder / f"{base}.json", _json_pieces(record, verified))
     path = folder / f"{base}.txt"
-    _atomic(path, text(record, verified).encode())
+    _atomic(path, (line.encode() for line in text_lines(record, verified)))
     return path
 
 
-def _atomic(path: Path, data: bytes) -> None:
+def _json_pieces(record: dict[str, Any], verified: Verified) -> Iterator[bytes]:
+    """``{**record, "files": [[path, size, sha512], ...]}`` as JSON, a file at a time."""
+    yield json.dumps(record).encode()[:-1] + (b', "files": [' if record else b'"files": [')
+    separator = b""
+    for f in verified.index.files:
+        yield separator + json.dumps([f.path, f.size, f.sha512]).encode()
+        separator = b", "
+    yield b"]}"
+
+
+def _atomic(path: Path, data: bytes | Iterator[bytes]) -> None:
     write_atomic(path, data, mode=0o644)

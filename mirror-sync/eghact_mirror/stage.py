@@ -154,8 +154,9 @@ class StageSink:
         self._packed: dict[str, tuple[int, int]] = {}  # packument path -> (offset, length) in the pack
         self._files = _FileWriter(root)
 
-    def add(self, path: str, source: bytes | BinaryIO, size: int) -> None:
-        self(path, [memoryview(source)] if isinstance(source, bytes | bytearray) else _read(source, size), size)
+    def add(self, path: str, source: bytes | memoryview | BinaryIO, size: int) -> None:
+        self(path, [memoryview(source)] if isinstance(source, bytes | bytearray | memoryview) else _read(source, size),
+             size)
 
     def __call__(self, path: str, chunks: Iterable[memoryview], size: int) -> None:
         if path.startswith("packuments/"):
@@ -183,11 +184,16 @@ class StageSink:
                               "abbreviated": self._packed[p["abbreviated"]],
                               **({"versions": p["versions"]} if "versions" in p else {})} for p in index.packages],
                 "removed": list(index.removed),
-                "tarballs": {f.path[9:].replace("/", ""): f.size for f in index.files
-                             if f.path.startswith("tarballs/")},
                 "events": fmt.EVENTS_PATH, "event_count": index.event_count}
+        # The tarballs' map last, written an entry at a time: ~60,000 of them in a full bundle.
         with open(self.root / "stage.json", "wb") as out:
-            out.write(json.dumps(head, separators=(",", ":")).encode())
+            out.write(json.dumps(head, separators=(",", ":")).encode()[:-1] + b',"tarballs":{')
+            separator = b""
+            for f in index.files:
+                if f.path.startswith("tarballs/"):
+                    out.write(b'%s"%s":%d' % (separator, f.path[9:].replace("/", "").encode(), f.size))
+                    separator = b","
+            out.write(b"}}")
 
     def close(self) -> None:
         """Stop writing, at once: after :meth:`finish` a no-op; before it, a failure (what it

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,8 +141,9 @@ def verify_bundle(path: Path, trusted: TrustedKey, *, on_bytes: Callable[[int], 
     started = time.perf_counter()
     location = locate(path, trusted)
     stream = read_stream(list(location.parts), hash_only, on_bytes)
-    head = _signed(path, location, stream, trusted, started)
-    _check_files(head.index, stream, digests=True)
+    with closing(stream.seen):
+        head = _signed(path, location, stream, trusted, started)
+        _check_files(head.index, stream, digests=True)
     return _verified(head, stream)
 
 
@@ -153,8 +155,9 @@ def read_signed(path: Path, trusted: TrustedKey, *,
     started = time.perf_counter()
     location = locate(path, trusted)
     stream = read_stream(list(location.parts), None, on_bytes)
-    head = _signed(path, location, stream, trusted, started)
-    _check_files(head.index, stream, digests=False)
+    with closing(stream.seen):
+        head = _signed(path, location, stream, trusted, started)
+        _check_files(head.index, stream, digests=False)
     return head
 
 
@@ -163,12 +166,14 @@ def verify_into(head: SignedBundle, sink: Sink, *, on_bytes: Callable[[int], Non
     the verified index lists it and only at the size it says (refused at its header otherwise),
     hashed and checked against its digest as it ends. Raises :class:`MirrorError` — the bytes
     may have changed since the first pass, and nothing is taken on trust from it."""
-    signed = Signed({f.path: f for f in head.index.files}, head.digest, head.signature)
+    files = head.index.files
+    signed = Signed(files if isinstance(files, fmt.FileTable) else fmt.FileTable(files), head.digest, head.signature)
     stream = read_stream(list(head.location.parts), sink, on_bytes, signed=signed)
-    if stream.signature is None:
-        raise MirrorError("missing_file", f"{fmt.SIGNATURE_PATH} was not there on the second read of the bundle "
-                          "(is it being written to?)", detail={"missing": [fmt.SIGNATURE_PATH]})
-    _check_files(head.index, stream, digests=True)
+    with closing(stream.seen):
+        if stream.signature is None:
+            raise MirrorError("missing_file", f"{fmt.SIGNATURE_PATH} was not there on the second read of the "
+                              "bundle (is it being written to?)", detail={"missing": [fmt.SIGNATURE_PATH]})
+        _check_files(head.index, stream, digests=True)
     return _verified(head, stream)
 
 
@@ -189,20 +194,34 @@ def _signed(path: Path, location: Location, stream: StreamResult, trusted: Trust
 
 
 def _check_files(index: fmt.Index, stream: StreamResult, *, digests: bool) -> None:
-    """The members seen against the index: extra, missing, then differing files (by size and
-    sha512, or by size alone when the stream was only scanned)."""
-    listed = {f.path: f for f in index.files}
-    unlisted = sorted(set(stream.seen) - set(listed))
-    extras = stream.extras + unlisted
+    """The members seen against the index: a member twice, then extra, missing, then
+    differing files (by size and sha512, or by size alone when the stream was only scanned)."""
+    table = index.files if isinstance(index.files, fmt.FileTable) else fmt.FileTable(index.files)
+    found = bytearray(len(table))
+    extras = list(stream.extras)
+    extra_count = stream.extra_count
+    unlisted: list[str] = []
+    bad: list[str] = []
+    for path, size, sha in stream.seen:
+        i = table.position(path)
+        if i is None:
+            extra_count += 1
+            if len(unlisted) < MAX_LISTED:
+                unlisted.append(path)
+            continue
+        if found[i]:
+            raise MirrorError("not_a_bundle", f"member {path!r} appears twice")
+        found[i] = 1
+        if size != table.size(i) or (digests and sha != table.sha512(i)):
+            bad.append(path)
+    extras += sorted(unlisted)
     if extras:
-        count = stream.extra_count + len(unlisted)
-        raise MirrorError("extra_file", f"the bundle holds {count} file(s) its signed index does not list: "
-                          f"{', '.join(extras[:5])}", detail={"extra": extras[:MAX_LISTED], "count": count})
-    missing = sorted(set(listed) - set(stream.seen))
+        raise MirrorError("extra_file", f"the bundle holds {extra_count} file(s) its signed index does not list: "
+                          f"{', '.join(extras[:5])}", detail={"extra": extras[:MAX_LISTED], "count": extra_count})
+    missing = sorted(table.entry(i).path for i, hit in enumerate(found) if not hit)
     if missing:
         raise MirrorError("missing_file", f"the signed index lists {len(missing)} file(s) the bundle lacks: "
                           f"{', '.join(missing[:5])}", detail={"missing": missing})
-    bad = [p for p, f in listed.items() if stream.seen[p] != ((f.size, f.sha512) if digests else (f.size, ""))]
     if bad:
         raise MirrorError("digest_mismatch", f"{len(bad)} file(s) differ from their signed digest: "
                           f"{', '.join(bad[:5])}", detail={"files": bad})

@@ -173,7 +173,7 @@ class BundleWriter:
         self._tar = UstarWriter(self._zstd, mtime=mtime)
         self._closed = False
 
-    def add(self, path: str, source: bytes | BinaryIO, size: int) -> None:
+    def add(self, path: str, source: bytes | memoryview | BinaryIO, size: int) -> None:
         """One member; ``source`` is read for exactly ``size`` bytes (a file is read from its position)."""
         self._tar.add(path, source, size)
 
